@@ -1,0 +1,84 @@
+//! The edge's admin HTTP port: `/up` for load balancers, `/stats` for people.
+//!
+//! `/up` tells the truth (R-OPS-2): 200 only while the edge is linked to a hub and not draining;
+//! otherwise 503, so a deaf or departing edge leaves the load balancer. It is plain HTTP on its
+//! own port because ALB health checks cannot speak WebSocket.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use herald_shared::ids::EdgeId;
+use serde_json::json;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::index::IndexHandle;
+use crate::link::LinkState;
+use crate::stats::EdgeStats;
+
+/// What the admin handlers read.
+#[derive(Clone)]
+pub struct AdminState {
+    /// This edge's id.
+    pub edge_id: EdgeId,
+    /// The link state.
+    pub link: watch::Receiver<LinkState>,
+    /// Cancelled once the edge drains.
+    pub drain: CancellationToken,
+    /// Counters.
+    pub stats: Arc<EdgeStats>,
+    /// For channel and subscription counts.
+    pub index: IndexHandle,
+}
+
+/// The admin routes.
+pub fn router(state: AdminState) -> Router {
+    Router::new()
+        .route("/up", get(up))
+        .route("/stats", get(stats))
+        .with_state(state)
+}
+
+async fn up(State(state): State<AdminState>) -> Response {
+    let link = *state.link.borrow();
+    if state.drain.is_cancelled() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"health": "unavailable", "reason": "draining"})),
+        )
+            .into_response();
+    }
+    match link {
+        LinkState::Up(_) => Json(json!({"health": "OK"})).into_response(),
+        LinkState::Down => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"health": "unavailable", "reason": "no hub link"})),
+        )
+            .into_response(),
+    }
+}
+
+async fn stats(State(state): State<AdminState>) -> Response {
+    let (channels, subscriptions) = state.index.count().await;
+    let link = match *state.link.borrow() {
+        LinkState::Up(hub) => json!({"state": "up", "hub_id": hub.to_string()}),
+        LinkState::Down => json!({"state": "down"}),
+    };
+    let counters = state.stats.snapshot();
+    Json(json!({
+        "role": "edge",
+        // Top-level, for the deployment's connection-count scaling metric.
+        "connections": counters.connections,
+        "edge_id": state.edge_id.to_string(),
+        "draining": state.drain.is_cancelled(),
+        "link": link,
+        "channels": channels,
+        "subscriptions": subscriptions,
+        "counters": counters,
+    }))
+    .into_response()
+}

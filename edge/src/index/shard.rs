@@ -1,0 +1,669 @@
+//! One shard of the local index: owns its channels, decides transitions, fans out.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use herald_shared::channel::{ChannelKey, SERVER_TO_USER_PREFIX};
+use herald_shared::event::{EventData, EventName, TERMINATE_CONNECTIONS};
+use herald_shared::ids::SocketId;
+use herald_shared::link::{CachedEvent, ClientEvent, Event, PresenceAnswer, PresenceOutcome};
+use herald_shared::protocol::{ErrorCode, Outgoing};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+use super::{Command, Mode};
+use crate::link::Board;
+use crate::socket::{CloseOrder, Outbox, Pushed};
+use crate::stats::EdgeStats;
+
+#[derive(Debug)]
+struct Subscriber {
+    outbox: Outbox,
+    /// Receives the channel's events (after its `subscription_succeeded`).
+    active: bool,
+    /// Gets `subscription_succeeded` when it becomes active (or now, if it already is).
+    announce: bool,
+    /// The pending or accepted presence join.
+    join_id: Option<u64>,
+    /// Events held for a pending presence join, with their sequences: once the hub answers
+    /// with the member list as of sequence S, those after S are delivered.
+    held: Vec<(u64, Utf8Bytes)>,
+}
+
+/// Events held for one pending presence join before the socket counts as too slow.
+const HELD_LIMIT: usize = 256;
+
+impl Subscriber {
+    fn new(outbox: Outbox, active: bool, announce: bool, join_id: Option<u64>) -> Self {
+        Self {
+            outbox,
+            active,
+            announce,
+            join_id,
+            held: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Cached {
+    name: EventName,
+    data: EventData,
+    expires: Instant,
+}
+
+/// One channel's local subscribers.
+#[derive(Debug)]
+struct LocalChannel {
+    subscribers: HashMap<SocketId, Subscriber>,
+    /// This channel's interest generation (set when it went from 0 to 1 subscriber).
+    generation: u32,
+    /// Whether the hub has confirmed `generation`.
+    confirmed: bool,
+    /// A cache channel's last event and how long events stay cached.
+    cached: Option<Cached>,
+    cache_ttl: Duration,
+    /// A user channel's watchlist, as reported to the hub.
+    watchlist: Option<Vec<String>>,
+}
+
+/// The shard's state. Every method is synchronous: decide, mutate, push to outboxes and the
+/// board — nothing here awaits.
+#[derive(Debug)]
+struct Shard {
+    channels: HashMap<ChannelKey, LocalChannel>,
+    board: Arc<Board>,
+    stats: Arc<EdgeStats>,
+    next_generation: u32,
+    next_join: u64,
+}
+
+/// Runs a shard until every handle is dropped.
+pub async fn run(mut commands: mpsc::Receiver<Command>, board: Arc<Board>, stats: Arc<EdgeStats>) {
+    let mut shard = Shard::new(board, stats);
+    while let Some(command) = commands.recv().await {
+        shard.apply(command, Instant::now());
+    }
+}
+
+fn frame(outgoing: &Outgoing) -> Utf8Bytes {
+    Utf8Bytes::from(outgoing.encode())
+}
+
+impl LocalChannel {
+    /// Makes a subscriber active: its `subscription_succeeded` (with `data`), then, on a cache
+    /// channel, the cached event or `pusher:cache_miss`.
+    fn activate(&mut self, key: &ChannelKey, socket: SocketId, data: String, now: Instant) {
+        let Some(subscriber) = self.subscribers.get_mut(&socket) else {
+            return;
+        };
+        subscriber.active = true;
+        if !subscriber.announce {
+            return;
+        }
+        subscriber
+            .outbox
+            .push(frame(&Outgoing::SubscriptionSucceeded {
+                channel: key.channel.clone(),
+                data,
+            }));
+        if key.channel.is_cache() {
+            let replay = match self.cached.as_ref().filter(|c| c.expires > now) {
+                Some(cached) => Outgoing::Event {
+                    channel: key.channel.clone(),
+                    event: cached.name.clone(),
+                    data: cached.data.clone(),
+                    user_id: None,
+                },
+                None => Outgoing::CacheMiss {
+                    channel: key.channel.clone(),
+                },
+            };
+            subscriber.outbox.push(frame(&replay));
+        }
+    }
+}
+
+impl Shard {
+    fn new(board: Arc<Board>, stats: Arc<EdgeStats>) -> Self {
+        Self {
+            channels: HashMap::new(),
+            board,
+            stats,
+            next_generation: 0,
+            next_join: 0,
+        }
+    }
+
+    fn apply(&mut self, command: Command, now: Instant) {
+        match command {
+            Command::Subscribe {
+                key,
+                socket,
+                outbox,
+                mode,
+            } => self.subscribe(key, socket, outbox, mode, now),
+            Command::Unsubscribe { key, socket } => self.unsubscribe(key, socket),
+            Command::Confirmed {
+                key,
+                generation,
+                cached,
+                cache_ttl,
+            } => self.confirmed(&key, generation, cached, cache_ttl, now),
+            Command::Presence(PresenceAnswer {
+                key,
+                socket,
+                join_id,
+                outcome: PresenceOutcome::Joined { snapshot, seq },
+            }) => {
+                if let Some(channel) = self.channels.get_mut(&key)
+                    && channel
+                        .subscribers
+                        .get(&socket)
+                        .is_some_and(|s| s.join_id == Some(join_id) && !s.active)
+                {
+                    channel.activate(&key, socket, snapshot, now);
+                    if let Some(subscriber) = channel.subscribers.get_mut(&socket) {
+                        for (_, frame) in std::mem::take(&mut subscriber.held)
+                            .into_iter()
+                            .filter(|(held_seq, _)| *held_seq > seq)
+                        {
+                            subscriber.outbox.push(frame);
+                        }
+                    }
+                }
+            }
+            Command::Presence(PresenceAnswer {
+                key,
+                socket,
+                join_id,
+                outcome: PresenceOutcome::Refused { reason },
+            }) => self.refused(key, socket, join_id, reason),
+            Command::Deliver(event) => self.deliver(event, now),
+            Command::ClientEvent { event, outbox } => self.client_event(event, &outbox),
+            Command::Count(reply) => {
+                let subscriptions = self.channels.values().map(|c| c.subscribers.len()).sum();
+                let _ = reply.send((self.channels.len(), subscriptions));
+            }
+        }
+    }
+
+    fn subscribe(
+        &mut self,
+        key: ChannelKey,
+        socket: SocketId,
+        outbox: Outbox,
+        mode: Mode,
+        now: Instant,
+    ) {
+        let channel = match self.channels.entry(key.clone()) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(entry) => {
+                self.next_generation = self.next_generation.wrapping_add(1);
+                entry.insert(LocalChannel {
+                    subscribers: HashMap::new(),
+                    generation: self.next_generation,
+                    confirmed: false,
+                    cached: None,
+                    cache_ttl: Duration::ZERO,
+                    watchlist: None,
+                })
+            }
+        };
+        match mode {
+            Mode::Announced => match channel.subscribers.get_mut(&socket) {
+                Some(existing) => {
+                    // Subscribing again (or asking for a channel already held since sign-in).
+                    existing.announce = true;
+                    if existing.active {
+                        channel.activate(&key, socket, "{}".into(), now);
+                    }
+                }
+                None => {
+                    channel
+                        .subscribers
+                        .insert(socket, Subscriber::new(outbox, false, true, None));
+                    if channel.confirmed {
+                        channel.activate(&key, socket, "{}".into(), now);
+                    }
+                }
+            },
+            Mode::Presence(member) => {
+                self.next_join += 1;
+                let join_id = self.next_join;
+                channel
+                    .subscribers
+                    .insert(socket, Subscriber::new(outbox, false, true, Some(join_id)));
+                self.board.join(key.clone(), socket, join_id, member);
+            }
+            Mode::SignedIn { watchlist } => {
+                channel
+                    .subscribers
+                    .entry(socket)
+                    .or_insert_with(|| Subscriber::new(outbox, channel.confirmed, false, None));
+                if channel.watchlist.is_none() && !watchlist.is_empty() {
+                    channel.watchlist = Some(watchlist.clone());
+                    let user_id = key
+                        .channel
+                        .as_str()
+                        .trim_start_matches(SERVER_TO_USER_PREFIX);
+                    self.board
+                        .watchlist(key.app.clone(), user_id.to_string(), watchlist);
+                }
+            }
+        }
+        self.board
+            .set(key, channel.subscribers.len() as u32, channel.generation);
+    }
+
+    fn unsubscribe(&mut self, key: ChannelKey, socket: SocketId) {
+        let Entry::Occupied(mut entry) = self.channels.entry(key.clone()) else {
+            return;
+        };
+        let channel = entry.get_mut();
+        let Some(subscriber) = channel.subscribers.remove(&socket) else {
+            return;
+        };
+        if subscriber.join_id.is_some() {
+            self.board.leave(key.clone(), socket);
+        }
+        let (remaining, generation) = (channel.subscribers.len() as u32, channel.generation);
+        if remaining == 0 {
+            if channel.watchlist.is_some() {
+                let user_id = key
+                    .channel
+                    .as_str()
+                    .trim_start_matches(SERVER_TO_USER_PREFIX);
+                self.board
+                    .watchlist(key.app.clone(), user_id.to_string(), Vec::new());
+            }
+            entry.remove();
+        }
+        self.board.set(key, remaining, generation);
+    }
+
+    fn confirmed(
+        &mut self,
+        key: &ChannelKey,
+        generation: u32,
+        cached: Option<CachedEvent>,
+        cache_ttl: Duration,
+        now: Instant,
+    ) {
+        let Some(channel) = self.channels.get_mut(key) else {
+            return;
+        };
+        if channel.generation != generation || channel.confirmed {
+            return;
+        }
+        channel.confirmed = true;
+        channel.cache_ttl = cache_ttl;
+        channel.cached = cached.map(|cached| Cached {
+            name: cached.name,
+            data: cached.data,
+            expires: now + Duration::from_millis(cached.ttl_ms),
+        });
+        let waiting: Vec<SocketId> = channel
+            .subscribers
+            .iter()
+            .filter(|(_, s)| !s.active && s.join_id.is_none())
+            .map(|(socket, _)| *socket)
+            .collect();
+        for socket in waiting {
+            channel.activate(key, socket, "{}".into(), now);
+        }
+    }
+
+    fn refused(&mut self, key: ChannelKey, socket: SocketId, join_id: u64, reason: String) {
+        let Some(channel) = self.channels.get(&key) else {
+            return;
+        };
+        let Some(subscriber) = channel
+            .subscribers
+            .get(&socket)
+            .filter(|s| s.join_id == Some(join_id))
+        else {
+            return;
+        };
+        subscriber.outbox.push(frame(&Outgoing::SubscriptionError {
+            channel: key.channel.to_string(),
+            kind: "LimitReached",
+            error: reason,
+            status: 403,
+        }));
+        self.unsubscribe(key, socket);
+    }
+
+    fn deliver(&mut self, event: Event, now: Instant) {
+        let Some(channel) = self.channels.get_mut(&event.key) else {
+            return;
+        };
+        if event.name.as_str() == TERMINATE_CONNECTIONS {
+            for subscriber in channel.subscribers.values() {
+                subscriber.outbox.close(CloseOrder::Terminated);
+            }
+            return;
+        }
+        if event.key.channel.is_cache() && !event.name.is_reserved() {
+            channel.cached = Some(Cached {
+                name: event.name.clone(),
+                data: event.data.clone(),
+                expires: now + channel.cache_ttl,
+            });
+        }
+        // Encode once; every subscriber's outbox gets a clone of the same bytes.
+        let encoded = frame(&Outgoing::Event {
+            channel: event.key.channel.clone(),
+            event: event.name,
+            data: event.data,
+            user_id: event.user_id,
+        });
+        let mut delivered = 0;
+        for (socket, subscriber) in &mut channel.subscribers {
+            if Some(*socket) == event.exclude {
+                continue;
+            }
+            if !subscriber.active {
+                if subscriber.join_id.is_some() {
+                    if subscriber.held.len() < HELD_LIMIT {
+                        subscriber.held.push((event.seq, encoded.clone()));
+                    } else {
+                        subscriber.outbox.close(CloseOrder::SlowConsumer);
+                    }
+                }
+                continue;
+            }
+            match subscriber.outbox.push(encoded.clone()) {
+                Pushed::Queued => delivered += 1,
+                Pushed::Overflowed | Pushed::Dropped => {}
+            }
+        }
+        self.stats
+            .frames_queued
+            .fetch_add(delivered, Ordering::Relaxed);
+    }
+
+    fn client_event(&mut self, event: ClientEvent, outbox: &Outbox) {
+        let active = self
+            .channels
+            .get(&event.key)
+            .and_then(|channel| channel.subscribers.get(&event.socket))
+            .is_some_and(|subscriber| subscriber.active);
+        let refusal = if !active {
+            format!(
+                "No subscription to {} yet, or it is still in progress",
+                event.key.channel
+            )
+        } else if !self.board.client_event(event) {
+            "Too many client events queued on this server; retry".to_string()
+        } else {
+            return;
+        };
+        outbox.push(frame(&ErrorCode::ClientEventRejected.reply(refusal)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::socket::{Next, OutboxLimits, OutboxReceiver, outbox};
+    use herald_shared::channel::ChannelName;
+    use herald_shared::ids::AppId;
+    use herald_shared::presence::Member;
+
+    fn key(name: &str) -> ChannelKey {
+        ChannelKey::new(AppId::new("1"), ChannelName::parse(name).unwrap())
+    }
+
+    fn shard() -> Shard {
+        Shard::new(Arc::new(Board::default()), Arc::new(EdgeStats::default()))
+    }
+
+    fn socket(low: u64) -> SocketId {
+        SocketId { high: 1, low }
+    }
+
+    fn event(name: &str, event_name: &str, exclude: Option<SocketId>) -> Event {
+        Event {
+            key: key(name),
+            seq: 1,
+            name: EventName::parse(event_name).unwrap(),
+            data: EventData::from_string("x"),
+            exclude,
+            user_id: None,
+        }
+    }
+
+    fn new_outbox() -> (Outbox, OutboxReceiver) {
+        outbox(OutboxLimits {
+            frames: 16,
+            bytes: 4096,
+        })
+    }
+
+    fn next_text(rx: &mut OutboxReceiver) -> Option<String> {
+        match rx.try_next() {
+            Some(Next::Frame(frame)) => Some(frame.to_string()),
+            Some(Next::Close(order)) => Some(format!("close {order:?}")),
+            None => None,
+        }
+    }
+
+    fn confirm(shard: &mut Shard, name: &str, generation: u32) {
+        shard.confirmed(
+            &key(name),
+            generation,
+            None,
+            Duration::from_secs(60),
+            Instant::now(),
+        );
+    }
+
+    #[test]
+    fn first_subscriber_waits_for_confirmation_later_ones_do_not() {
+        let mut shard = shard();
+        let now = Instant::now();
+        let (tx1, mut rx1) = new_outbox();
+        shard.subscribe(key("a"), socket(1), tx1, Mode::Announced, now);
+        assert_eq!(
+            next_text(&mut rx1),
+            None,
+            "no success before the hub confirms"
+        );
+        assert_eq!(shard.board.take().interests.len(), 1);
+        confirm(&mut shard, "a", 1);
+        assert!(
+            next_text(&mut rx1)
+                .unwrap()
+                .contains("subscription_succeeded")
+        );
+        let (tx2, mut rx2) = new_outbox();
+        shard.subscribe(key("a"), socket(2), tx2, Mode::Announced, now);
+        assert!(
+            next_text(&mut rx2)
+                .unwrap()
+                .contains("subscription_succeeded")
+        );
+    }
+
+    #[test]
+    fn stale_confirmations_are_ignored() {
+        let mut shard = shard();
+        let now = Instant::now();
+        let (tx, mut rx) = new_outbox();
+        shard.subscribe(key("a"), socket(1), tx.clone(), Mode::Announced, now);
+        shard.unsubscribe(key("a"), socket(1));
+        shard.subscribe(key("a"), socket(1), tx, Mode::Announced, now);
+        confirm(&mut shard, "a", 1);
+        assert_eq!(next_text(&mut rx), None, "generation 1 no longer exists");
+        confirm(&mut shard, "a", 2);
+        assert!(next_text(&mut rx).is_some());
+    }
+
+    #[test]
+    fn delivery_skips_the_excluded_and_the_inactive() {
+        let mut shard = shard();
+        let now = Instant::now();
+        let (tx1, mut rx1) = new_outbox();
+        let (tx2, mut rx2) = new_outbox();
+        let (tx3, mut rx3) = new_outbox();
+        shard.subscribe(key("a"), socket(1), tx1, Mode::Announced, now);
+        shard.subscribe(key("a"), socket(2), tx2, Mode::Announced, now);
+        confirm(&mut shard, "a", 1);
+        let member = Member::parse(Some(r#"{"user_id":"u"}"#), 100).unwrap();
+        shard.subscribe(key("a"), socket(3), tx3, Mode::Presence(member), now);
+        let _ = (next_text(&mut rx1), next_text(&mut rx2));
+        shard.deliver(event("a", "e", Some(socket(1))), now);
+        assert_eq!(next_text(&mut rx1), None);
+        assert_eq!(
+            next_text(&mut rx2).as_deref(),
+            Some(r#"{"event":"e","channel":"a","data":"x"}"#)
+        );
+        assert_eq!(
+            next_text(&mut rx3),
+            None,
+            "a pending join receives nothing yet"
+        );
+    }
+
+    #[test]
+    fn presence_joins_answer_with_the_snapshot_and_refusals_unsubscribe() {
+        let mut shard = shard();
+        let now = Instant::now();
+        let member = Member::parse(Some(r#"{"user_id":"u"}"#), 100).unwrap();
+        let (tx, mut rx) = new_outbox();
+        shard.subscribe(
+            key("presence-a"),
+            socket(1),
+            tx.clone(),
+            Mode::Presence(member.clone()),
+            now,
+        );
+        confirm(&mut shard, "presence-a", 1);
+        assert_eq!(
+            next_text(&mut rx),
+            None,
+            "confirmation alone does not answer a join"
+        );
+        // Events racing the answer are held, and only those after the snapshot's sequence pass.
+        let mut early = event("presence-a", "before", None);
+        early.seq = 5;
+        shard.deliver(early, now);
+        let mut late = event("presence-a", "after", None);
+        late.seq = 6;
+        shard.deliver(late, now);
+        assert_eq!(next_text(&mut rx), None);
+        shard.apply(
+            Command::Presence(PresenceAnswer {
+                key: key("presence-a"),
+                socket: socket(1),
+                join_id: 1,
+                outcome: PresenceOutcome::Joined {
+                    snapshot: "{\"presence\":{}}".into(),
+                    seq: 5,
+                },
+            }),
+            now,
+        );
+        assert!(
+            next_text(&mut rx)
+                .unwrap()
+                .contains(r#""data":"{\"presence\":{}}""#)
+        );
+        assert!(next_text(&mut rx).unwrap().contains(r#""event":"after""#));
+
+        shard.subscribe(
+            key("presence-a"),
+            socket(2),
+            tx,
+            Mode::Presence(member),
+            now,
+        );
+        shard.board.take();
+        shard.apply(
+            Command::Presence(PresenceAnswer {
+                key: key("presence-a"),
+                socket: socket(2),
+                join_id: 2,
+                outcome: PresenceOutcome::Refused {
+                    reason: "full".into(),
+                },
+            }),
+            now,
+        );
+        assert!(
+            next_text(&mut rx)
+                .unwrap()
+                .contains("pusher:subscription_error")
+        );
+        assert_eq!(shard.channels[&key("presence-a")].subscribers.len(), 1);
+    }
+
+    #[test]
+    fn cache_channels_replay_the_last_event_or_report_a_miss() {
+        let mut shard = shard();
+        let now = Instant::now();
+        let (tx1, mut rx1) = new_outbox();
+        shard.subscribe(key("cache-a"), socket(1), tx1, Mode::Announced, now);
+        confirm(&mut shard, "cache-a", 1);
+        assert!(
+            next_text(&mut rx1)
+                .unwrap()
+                .contains("subscription_succeeded")
+        );
+        assert_eq!(
+            next_text(&mut rx1).as_deref(),
+            Some(r#"{"event":"pusher:cache_miss","channel":"cache-a","data":"{}"}"#)
+        );
+        shard.deliver(event("cache-a", "price", None), now);
+        let (tx2, mut rx2) = new_outbox();
+        shard.subscribe(key("cache-a"), socket(2), tx2, Mode::Announced, now);
+        assert!(
+            next_text(&mut rx2)
+                .unwrap()
+                .contains("subscription_succeeded")
+        );
+        assert_eq!(
+            next_text(&mut rx2).as_deref(),
+            Some(r#"{"event":"price","channel":"cache-a","data":"x"}"#)
+        );
+    }
+
+    #[test]
+    fn termination_closes_the_users_sockets() {
+        let mut shard = shard();
+        let now = Instant::now();
+        let (tx, mut rx) = new_outbox();
+        shard.subscribe(
+            key("#server-to-user-7"),
+            socket(1),
+            tx,
+            Mode::SignedIn {
+                watchlist: vec!["8".into()],
+            },
+            now,
+        );
+        confirm(&mut shard, "#server-to-user-7", 1);
+        assert_eq!(next_text(&mut rx), None, "sign-in subscriptions are silent");
+        assert_eq!(shard.board.take().watchlists.len(), 1);
+        shard.deliver(event("#server-to-user-7", TERMINATE_CONNECTIONS, None), now);
+        assert_eq!(next_text(&mut rx).as_deref(), Some("close Terminated"));
+    }
+
+    #[test]
+    fn last_unsubscribe_withdraws_interest() {
+        let mut shard = shard();
+        let (tx, _rx) = new_outbox();
+        shard.subscribe(key("a"), socket(1), tx, Mode::Announced, Instant::now());
+        shard.board.take();
+        shard.unsubscribe(key("a"), socket(1));
+        assert!(shard.channels.is_empty());
+        let interests = shard.board.take().interests;
+        assert_eq!(interests.len(), 1);
+        assert_eq!(interests[0].1.subscribers, 0);
+    }
+}

@@ -1,0 +1,37 @@
+//! `herald-edge`: terminates Pusher WebSocket connections, fans events out to local sockets, and
+//! links to a hub over QUIC.
+//!
+//! An edge is stateless: it learns its apps from the hub, keeps only which of its own sockets are
+//! subscribed to what, and tells the hub only interest transitions. Events from the hub are
+//! encoded once per edge and the same bytes are queued to every local subscriber.
+//!
+//! # Layout
+//! - [`config`] — the typed configuration.
+//! - [`server`] — start, serve, drain.
+//! - [`socket`] — one task per client connection (handshake, admission, heartbeat, outbox).
+//! - [`index`] — the sharded local channel index and fan-out.
+//! - [`link`] — the QUIC link to the hub (interest board, sequence tracker, sessions, TLS).
+//! - [`admin`] — `/up` and `/stats`.
+//! - [`stats`] — counters.
+//!
+//! # Invariants
+//! - Never depends on `herald-hub`: the link protocol in `herald-shared` is the only contract.
+//! - Reads no environment, file, flag or signal: `herald` passes a typed [`EdgeConfig`] and
+//!   bound listeners.
+//! - Fan-out never waits on a client: outboxes are bounded and overflow closes that socket with
+//!   4200.
+//! - Closes client connections only with codes below 4300 (pusher-js never reconnects after
+//!   those).
+
+pub mod admin;
+pub mod config;
+pub mod index;
+pub mod link;
+pub mod server;
+pub mod socket;
+pub mod stats;
+
+pub use config::EdgeConfig;
+pub use link::{HubAddress, HubTrust, LinkConfig};
+pub use server::{EdgeListeners, RunningEdge, start};
+pub use socket::{OutboxLimits, SocketLimits};

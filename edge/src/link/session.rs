@@ -1,0 +1,377 @@
+//! One link session: connect, introduce, resume, then relay until the connection ends.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use futures_util::stream::SelectAll;
+use herald_shared::app::{AppTable, AppTableError};
+use herald_shared::link::{
+    self, CLOSE_PROTOCOL_ERROR, CLOSE_SHUTDOWN, EdgeToHub, Hello, HubToEdge, LINK_VERSION,
+    LinkCodecError, MAX_FRAME_BYTES, claims,
+};
+use quinn::crypto::rustls::QuicClientConfig;
+use quinn::{Connection, Endpoint, RecvStream, SendStream, TransportConfig};
+use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
+use tokio_util::sync::CancellationToken;
+
+use herald_shared::channel::ChannelKey;
+use herald_shared::link::Interest;
+
+use super::board::{Changes, Desired};
+use super::tracker::{Tracker, Verdict};
+use super::{LinkState, LinkTask};
+use crate::index::Command;
+
+/// How long the hub has to answer `Hello`.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+type Frames = FramedRead<RecvStream, LengthDelimitedCodec>;
+
+/// How a session ended.
+#[derive(Debug)]
+pub enum SessionEnd {
+    /// The edge is shutting down.
+    Shutdown,
+    /// The session was established, then broke.
+    Lasted(LinkError),
+    /// The session could not be established.
+    Failed(LinkError),
+}
+
+/// Why a link session failed or ended.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    /// The hub address did not resolve.
+    #[error("cannot resolve {0}: {1}")]
+    Resolve(String, std::io::Error),
+    /// The local UDP endpoint could not be opened.
+    #[error("cannot open a UDP endpoint: {0}")]
+    Endpoint(std::io::Error),
+    /// The connection could not be started.
+    #[error("cannot connect: {0}")]
+    Connect(#[from] quinn::ConnectError),
+    /// The QUIC connection failed or closed.
+    #[error("connection: {0}")]
+    Connection(#[from] quinn::ConnectionError),
+    /// A write failed.
+    #[error("write: {0}")]
+    Write(#[from] quinn::WriteError),
+    /// A read failed.
+    #[error("read: {0}")]
+    Read(#[from] std::io::Error),
+    /// A frame could not be decoded.
+    #[error(transparent)]
+    Codec(#[from] LinkCodecError),
+    /// The hub refused the edge.
+    #[error("refused by the hub: {0}")]
+    Refused(String),
+    /// A step took too long.
+    #[error("timed out waiting for {0}")]
+    Timeout(&'static str),
+    /// The hub closed the control stream.
+    #[error("the hub closed the control stream")]
+    ControlClosed,
+    /// The hub sent a frame that does not belong where it came.
+    #[error("unexpected {0} frame")]
+    Unexpected(&'static str),
+    /// The hub speaks another link version.
+    #[error("the hub speaks link version {0}, this edge speaks {LINK_VERSION}")]
+    Version(u16),
+    /// The hub's app table is inconsistent.
+    #[error("the hub's app table is invalid: {0}")]
+    Apps(#[from] AppTableError),
+}
+
+fn frames(stream: RecvStream) -> Frames {
+    FramedRead::new(
+        stream,
+        LengthDelimitedCodec::builder()
+            .max_frame_length(MAX_FRAME_BYTES)
+            .new_codec(),
+    )
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}
+
+/// Runs one session with `hub`.
+pub async fn run(
+    task: &LinkTask,
+    hub: &str,
+    crypto: Arc<QuicClientConfig>,
+    tracker: &mut Tracker,
+    shutdown: &CancellationToken,
+) -> SessionEnd {
+    let established = tokio::select! {
+        _ = shutdown.cancelled() => return SessionEnd::Shutdown,
+        established = establish(task, hub, crypto) => established,
+    };
+    let mut session = match established {
+        Ok(session) => session,
+        Err(LinkError::Refused(reason)) => {
+            tracing::error!(message = "Hub refused the link.", hub = %hub, reason = %reason);
+            return SessionEnd::Failed(LinkError::Refused(reason));
+        }
+        Err(error) => return SessionEnd::Failed(error),
+    };
+    tracker.begin_session();
+    task.stats.link_sessions.fetch_add(1, Ordering::Relaxed);
+    tracing::info!(message = "Link established.", hub = %hub, hub_id = %session.hub_id);
+    task.state.send_replace(LinkState::Up(session.hub_id));
+    let end = session.relay(task, tracker, shutdown).await;
+    let code = match &end {
+        SessionEnd::Shutdown => CLOSE_SHUTDOWN,
+        _ => CLOSE_PROTOCOL_ERROR,
+    };
+    session.connection.close(code.into(), b"edge closing");
+    end
+}
+
+struct Session {
+    _endpoint: Endpoint,
+    connection: Connection,
+    control_send: SendStream,
+    control: Frames,
+    channels: SelectAll<Frames>,
+    hub_id: herald_shared::ids::HubId,
+    cache_ttl: Duration,
+}
+
+/// The frames for a set of board changes, in the board's order; `interest` turns each channel's
+/// desired state into its `Interest` frame (fresh or resuming).
+fn frames_for(
+    changes: Changes,
+    mut interest: impl FnMut(ChannelKey, Desired) -> Interest,
+) -> Vec<EdgeToHub> {
+    let Changes {
+        interests,
+        presence,
+        watchlists,
+        client_events,
+    } = changes;
+    let interests = interests
+        .into_iter()
+        .map(|(key, desired)| EdgeToHub::Interest(interest(key, desired)));
+    let presence = presence.into_iter().map(EdgeToHub::Presence);
+    let watchlists = watchlists
+        .into_iter()
+        .map(|(app, user_id, watchlist)| EdgeToHub::Watchlist {
+            app,
+            user_id,
+            watchlist,
+        });
+    let client_events = client_events.into_iter().map(EdgeToHub::ClientEvent);
+    interests
+        .chain(presence)
+        .chain(watchlists)
+        .chain(client_events)
+        .collect()
+}
+
+/// Connects to the first address of `hub` that answers (a DNS name may stand for several).
+async fn connect(
+    task: &LinkTask,
+    hub: &str,
+    crypto: Arc<QuicClientConfig>,
+) -> Result<(Endpoint, Connection), LinkError> {
+    let addresses: Vec<_> = tokio::net::lookup_host(hub)
+        .await
+        .map_err(|e| LinkError::Resolve(hub.to_string(), e))?
+        .collect();
+    let mut last_error = LinkError::Resolve(hub.to_string(), std::io::ErrorKind::NotFound.into());
+    let idle = task.config.idle_timeout;
+    // A dead hub answers nothing: give up on an address after the idle timeout, not later.
+    let handshake_timeout = idle.clamp(Duration::from_secs(1), HANDSHAKE_TIMEOUT);
+    for address in addresses {
+        let bind = if address.is_ipv4() {
+            "0.0.0.0:0"
+        } else {
+            "[::]:0"
+        };
+        let endpoint = Endpoint::client(bind.parse().expect("a literal socket address"))
+            .map_err(LinkError::Endpoint)?;
+        let mut client = quinn::ClientConfig::new(crypto.clone());
+        let mut transport = TransportConfig::default();
+        transport.max_idle_timeout(idle.try_into().ok());
+        transport.keep_alive_interval(Some(idle / 3));
+        client.transport_config(Arc::new(transport));
+        let connecting = endpoint.connect_with(client, address, &task.config.server_name)?;
+        match tokio::time::timeout(handshake_timeout, connecting).await {
+            Ok(Ok(connection)) => return Ok((endpoint, connection)),
+            Ok(Err(error)) => last_error = error.into(),
+            Err(_) => last_error = LinkError::Timeout("the QUIC handshake"),
+        }
+    }
+    Err(last_error)
+}
+
+async fn establish(
+    task: &LinkTask,
+    hub: &str,
+    crypto: Arc<QuicClientConfig>,
+) -> Result<Session, LinkError> {
+    let (endpoint, connection) = connect(task, hub, crypto).await?;
+    let (mut control_send, control_recv) = connection.open_bi().await?;
+    let hello = EdgeToHub::Hello(Hello {
+        version: LINK_VERSION,
+        edge_id: task.edge_id,
+        token: claims::mint(&task.config.cluster_key, task.edge_id, unix_now()),
+    });
+    control_send.write_all(&link::encode(&hello)).await?;
+    let mut control = frames(control_recv);
+    let first = tokio::time::timeout(HANDSHAKE_TIMEOUT, control.next())
+        .await
+        .map_err(|_| LinkError::Timeout("the hub's welcome"))?
+        .ok_or(LinkError::ControlClosed)??;
+    let welcome = match link::decode::<HubToEdge>(&first)? {
+        HubToEdge::Welcome(welcome) => welcome,
+        HubToEdge::Refused { reason } => return Err(LinkError::Refused(reason)),
+        _ => return Err(LinkError::Unexpected("non-welcome first")),
+    };
+    if welcome.version != LINK_VERSION {
+        return Err(LinkError::Version(welcome.version));
+    }
+    task.apps
+        .send_replace(Some(Arc::new(AppTable::new(welcome.apps)?)));
+    Ok(Session {
+        _endpoint: endpoint,
+        connection,
+        control_send,
+        control,
+        channels: SelectAll::new(),
+        hub_id: welcome.hub_id,
+        cache_ttl: Duration::from_millis(welcome.cache_ttl_ms),
+    })
+}
+
+impl Session {
+    async fn relay(
+        &mut self,
+        task: &LinkTask,
+        tracker: &mut Tracker,
+        shutdown: &CancellationToken,
+    ) -> SessionEnd {
+        let everything = frames_for(task.board.snapshot(), |key, desired| {
+            tracker.resume(key, desired)
+        });
+        if let Err(error) = self.send(&everything).await {
+            return SessionEnd::Lasted(error);
+        }
+        loop {
+            let step = tokio::select! {
+                _ = shutdown.cancelled() => return SessionEnd::Shutdown,
+                frame = self.control.next() => self.on_control(task, frame),
+                stream = self.connection.accept_uni() => match stream {
+                    Ok(stream) => {
+                        self.channels.push(frames(stream));
+                        Ok(())
+                    }
+                    Err(error) => Err(error.into()),
+                },
+                Some(frame) = self.channels.next(), if !self.channels.is_empty() => {
+                    self.on_channel(task, tracker, frame).await
+                }
+                () = task.board.changed() => {
+                    let changes = frames_for(task.board.take(), |key, desired| {
+                        tracker.interest(key, desired)
+                    });
+                    self.send(&changes).await
+                }
+            };
+            if let Err(error) = step {
+                return SessionEnd::Lasted(error);
+            }
+        }
+    }
+
+    async fn send(&mut self, frames: &[EdgeToHub]) -> Result<(), LinkError> {
+        if frames.is_empty() {
+            return Ok(());
+        }
+        let mut buf = BytesMut::new();
+        for frame in frames {
+            buf.extend_from_slice(&link::encode(frame));
+        }
+        self.control_send.write_all(&buf).await?;
+        Ok(())
+    }
+
+    fn on_control(
+        &mut self,
+        task: &LinkTask,
+        frame: Option<Result<BytesMut, std::io::Error>>,
+    ) -> Result<(), LinkError> {
+        let frame = frame.ok_or(LinkError::ControlClosed)??;
+        match link::decode::<HubToEdge>(&frame)? {
+            HubToEdge::Apps(apps) => {
+                task.apps.send_replace(Some(Arc::new(AppTable::new(apps)?)));
+                Ok(())
+            }
+            HubToEdge::Refused { reason } => Err(LinkError::Refused(reason)),
+            _ => Err(LinkError::Unexpected("channel frame on the control stream")),
+        }
+    }
+
+    async fn on_channel(
+        &mut self,
+        task: &LinkTask,
+        tracker: &mut Tracker,
+        frame: Result<BytesMut, std::io::Error>,
+    ) -> Result<(), LinkError> {
+        let frame: Bytes = frame?.freeze();
+        match link::decode::<HubToEdge>(&frame)? {
+            HubToEdge::Subscribed {
+                key,
+                generation,
+                seq,
+                cached,
+            } => {
+                if tracker.subscribed(&key, generation, seq) {
+                    let confirmed = Command::Confirmed {
+                        key,
+                        generation,
+                        cached,
+                        cache_ttl: self.cache_ttl,
+                    };
+                    task.index.send(confirmed).await;
+                }
+            }
+            HubToEdge::Presence(answer) => task.index.send(Command::Presence(answer)).await,
+            HubToEdge::Event(event) => {
+                task.stats.events_received.fetch_add(1, Ordering::Relaxed);
+                match tracker.event(&event.key, event.seq) {
+                    Verdict::Deliver => task.index.send(Command::Deliver(event)).await,
+                    Verdict::Duplicate => {
+                        task.stats.duplicate_events.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Verdict::Gap(request) => {
+                        task.stats.gap_events.fetch_add(1, Ordering::Relaxed);
+                        if let Some(after) = request {
+                            let backfill = EdgeToHub::Backfill {
+                                key: event.key,
+                                after,
+                            };
+                            self.send(&[backfill]).await?;
+                        }
+                    }
+                    Verdict::Unwanted => {}
+                }
+            }
+            HubToEdge::Truncated { key, resume_after } => {
+                let lost = tracker.truncated(&key, resume_after);
+                task.stats.events_lost.fetch_add(lost, Ordering::Relaxed);
+                tracing::warn!(message = "History did not cover a gap; events lost.", channel = %key.channel, lost);
+            }
+            HubToEdge::Welcome(_) | HubToEdge::Refused { .. } | HubToEdge::Apps(_) => {
+                return Err(LinkError::Unexpected("control frame on a channel stream"));
+            }
+        }
+        Ok(())
+    }
+}

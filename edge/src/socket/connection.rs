@@ -1,0 +1,296 @@
+//! The task that owns one client socket.
+//!
+//! It selects over the outbox (frames fanned out to it), the client's frames, its single timer
+//! (heartbeat, drain, or the sign-in deadline of authorized connections) and the drain signal.
+//! Its [`Session`] owns the socket's subscriptions, and on the way out walks its own list to
+//! leave every channel: there is no reverse index elsewhere.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use herald_shared::app::App;
+use herald_shared::ids::SocketId;
+use herald_shared::protocol::{CloseCode, Incoming, Outgoing, ProtocolError};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+
+use super::SocketContext;
+use super::heartbeat::{Beat, Heartbeat};
+use super::outbox::{CloseOrder, Next, OutboxReceiver, outbox};
+use super::session::Session;
+
+type Socket = WebSocketStream<TcpStream>;
+
+/// Most frames written between two flushes.
+const WRITE_BATCH: usize = 64;
+/// How long a closing handshake may take.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What the loop does next.
+#[derive(Debug)]
+enum Flow {
+    Continue,
+    /// Close with this code and reason.
+    Close(u16, &'static str),
+    /// The client is gone (closed, or the connection failed).
+    Gone,
+}
+
+/// One client connection.
+pub struct Connection {
+    ctx: Arc<SocketContext>,
+    socket_id: SocketId,
+    session: Session,
+    inbox: OutboxReceiver,
+    heartbeat: Heartbeat,
+    drain_at: Option<Instant>,
+    /// Authorized connections: the socket must sign in before this.
+    signin_by: Option<Instant>,
+}
+
+fn text(frame: &Outgoing) -> Message {
+    Message::Text(Utf8Bytes::from(frame.encode()))
+}
+
+/// Sends `pusher:error` with a close code, then closes with it (Pusher's way of refusing a
+/// connection: pusher-js reads the code from either).
+pub async fn refuse(mut ws: Socket, code: CloseCode) {
+    let error = Outgoing::Error {
+        code: Some(code.code()),
+        message: code.reason().to_string(),
+    };
+    if ws.send(text(&error)).await.is_ok() {
+        close(&mut ws, code.code(), code.reason()).await;
+    }
+}
+
+async fn close(ws: &mut Socket, code: u16, reason: &str) {
+    let frame = CloseFrame {
+        code: WsCloseCode::from(code),
+        reason: reason.into(),
+    };
+    let closing = async {
+        if ws.close(Some(frame)).await.is_ok() {
+            // Wait for the client's close frame so it sees a clean close with our code.
+            while let Some(Ok(_)) = ws.next().await {}
+        }
+    };
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, closing).await;
+}
+
+impl Connection {
+    /// Prepares a connection for an admitted socket.
+    pub fn new(ctx: Arc<SocketContext>, app: Arc<App>, socket_id: SocketId) -> Self {
+        let (outbox, inbox) = outbox(ctx.limits.outbox);
+        let now = Instant::now();
+        let heartbeat = Heartbeat::new(now, ctx.limits.activity_timeout, ctx.limits.pong_timeout);
+        let signin_by = app
+            .settings
+            .user_authentication_timeout_secs
+            .map(|secs| now + Duration::from_secs(u64::from(secs)));
+        Self {
+            session: Session::new(ctx.clone(), app, socket_id, outbox),
+            ctx,
+            socket_id,
+            inbox,
+            heartbeat,
+            drain_at: None,
+            signin_by,
+        }
+    }
+
+    /// Runs the connection to its end, then leaves every channel.
+    pub async fn run(mut self, mut ws: Socket) {
+        let stats = self.ctx.stats.clone();
+        stats.connections.fetch_add(1, Ordering::Relaxed);
+        stats.connections_total.fetch_add(1, Ordering::Relaxed);
+        let established = Outgoing::ConnectionEstablished {
+            socket_id: self.socket_id,
+            activity_timeout_secs: self.ctx.limits.activity_timeout.as_secs(),
+        };
+        let flow = match ws.send(text(&established)).await {
+            Ok(()) => self.serve(&mut ws).await,
+            Err(_) => Flow::Gone,
+        };
+        if let Flow::Close(code, reason) = flow {
+            close(&mut ws, code, reason).await;
+        }
+        self.session.leave_all().await;
+        stats.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    fn signin_deadline(&self) -> Option<Instant> {
+        self.signin_by.filter(|_| !self.session.authorized())
+    }
+
+    fn deadline(&self) -> Instant {
+        [self.drain_at, self.signin_deadline()]
+            .into_iter()
+            .flatten()
+            .fold(self.heartbeat.deadline(), Instant::min)
+    }
+
+    async fn serve(&mut self, ws: &mut Socket) -> Flow {
+        let ctx = self.ctx.clone();
+        let timer = tokio::time::sleep_until(self.deadline());
+        tokio::pin!(timer);
+        loop {
+            let flow = tokio::select! {
+                next = self.inbox.next() => self.write(ws, next).await,
+                message = ws.next() => self.on_message(ws, message).await,
+                () = &mut timer => self.on_timer(ws).await,
+                () = ctx.drain.cancelled(), if self.drain_at.is_none() => {
+                    let spread = ctx.limits.drain_window.mul_f64(fastrand::f64());
+                    self.drain_at = Some(Instant::now() + spread);
+                    Flow::Continue
+                }
+            };
+            match flow {
+                Flow::Continue => {
+                    if timer.deadline() != self.deadline() {
+                        timer.as_mut().reset(self.deadline());
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Writes the frame taken from the outbox and whatever else is queued, then flushes once.
+    async fn write(&mut self, ws: &mut Socket, first: Next) -> Flow {
+        let mut next = Some(first);
+        let write = async {
+            let mut written = 0;
+            while let Some(item) = next.take() {
+                match item {
+                    Next::Frame(frame) => ws.feed(Message::Text(frame)).await?,
+                    Next::Close(order) => return Ok(Some(order)),
+                }
+                written += 1;
+                if written < WRITE_BATCH {
+                    next = self.inbox.try_next();
+                }
+            }
+            ws.flush().await?;
+            Ok::<_, WsError>(None)
+        };
+        match tokio::time::timeout(self.ctx.limits.write_timeout, write).await {
+            Ok(Ok(None)) => Flow::Continue,
+            Ok(Ok(Some(CloseOrder::SlowConsumer))) => {
+                self.ctx
+                    .stats
+                    .slow_consumer_closes
+                    .fetch_add(1, Ordering::Relaxed);
+                let code = CloseCode::ReconnectNow;
+                let error = Outgoing::Error {
+                    code: Some(code.code()),
+                    message: "Too many messages queued for this connection; reconnect".into(),
+                };
+                let _ = ws.send(text(&error)).await;
+                Flow::Close(code.code(), "slow consumer")
+            }
+            Ok(Ok(Some(CloseOrder::Terminated))) => {
+                let code = CloseCode::Unauthorized;
+                let error = Outgoing::Error {
+                    code: Some(code.code()),
+                    message: "The server terminated this user's connections".into(),
+                };
+                let _ = ws.send(text(&error)).await;
+                Flow::Close(code.code(), "connection terminated")
+            }
+            Ok(Err(_)) | Err(_) => Flow::Gone,
+        }
+    }
+
+    async fn reply(&mut self, ws: &mut Socket, frame: &Outgoing) -> Flow {
+        match ws.send(text(frame)).await {
+            Ok(()) => Flow::Continue,
+            Err(_) => Flow::Gone,
+        }
+    }
+
+    async fn on_message(
+        &mut self,
+        ws: &mut Socket,
+        message: Option<Result<Message, WsError>>,
+    ) -> Flow {
+        let message = match message {
+            None => return Flow::Gone,
+            Some(Ok(message)) => message,
+            Some(Err(WsError::Capacity(CapacityError::MessageTooLong { size, max_size }))) => {
+                let error = ProtocolError::TooLarge {
+                    len: size,
+                    limit: max_size,
+                };
+                let _ = ws.send(text(&error.reply())).await;
+                return Flow::Close(1009, "message too big");
+            }
+            Some(Err(WsError::Utf8(_))) => return Flow::Close(1007, "invalid UTF-8"),
+            Some(Err(_)) => return Flow::Gone,
+        };
+        self.heartbeat.on_activity(Instant::now());
+        match message {
+            Message::Text(frame) => {
+                let limit = self.ctx.limits.max_message_bytes;
+                if frame.len() > limit {
+                    let error = ProtocolError::TooLarge {
+                        len: frame.len(),
+                        limit,
+                    };
+                    return self.reply(ws, &error.reply()).await;
+                }
+                let reply = match Incoming::parse(&frame) {
+                    Ok(incoming) => self.session.handle(incoming).await,
+                    Err(error) => Some(error.reply()),
+                };
+                match reply {
+                    Some(reply) => self.reply(ws, &reply).await,
+                    None => Flow::Continue,
+                }
+            }
+            Message::Binary(_) => self.reply(ws, &ProtocolError::BinaryFrame.reply()).await,
+            // tungstenite queues the pong; flushing sends it.
+            Message::Ping(_) => match ws.flush().await {
+                Ok(()) => Flow::Continue,
+                Err(_) => Flow::Gone,
+            },
+            Message::Pong(_) | Message::Frame(_) => Flow::Continue,
+            Message::Close(_) => Flow::Gone,
+        }
+    }
+
+    async fn on_timer(&mut self, ws: &mut Socket) -> Flow {
+        let now = Instant::now();
+        if self.drain_at.is_some_and(|at| at <= now) {
+            let error = Outgoing::Error {
+                code: Some(CloseCode::ReconnectNow.code()),
+                message: "Server is restarting; reconnect".into(),
+            };
+            let _ = ws.send(text(&error)).await;
+            return Flow::Close(CloseCode::ReconnectNow.code(), "server draining");
+        }
+        if self.signin_deadline().is_some_and(|at| at <= now) {
+            let code = CloseCode::Unauthorized;
+            let error = Outgoing::Error {
+                code: Some(code.code()),
+                message: "Connection not authorized within timeout".into(),
+            };
+            let _ = ws.send(text(&error)).await;
+            return Flow::Close(code.code(), "not signed in");
+        }
+        if now < self.heartbeat.deadline() {
+            return Flow::Continue;
+        }
+        match self.heartbeat.on_deadline(now) {
+            Beat::Ping => self.reply(ws, &Outgoing::Ping).await,
+            Beat::TimedOut => Flow::Close(CloseCode::PongTimeout.code(), "pong not received"),
+        }
+    }
+}

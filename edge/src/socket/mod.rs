@@ -1,0 +1,157 @@
+//! Client sockets: one task per WebSocket connection.
+//!
+//! # Layout
+//! - [`handshake`] — the HTTP/1.1 upgrade (or a plain HTTP answer to anything else).
+//! - [`admission`] — app key, protocol version and app state checks after the upgrade.
+//! - [`connection`] — the task that owns the socket: frames in, outbox out, heartbeat, drain.
+//! - [`session`] — the socket's subscriptions, sign-in and client events.
+//! - [`limiter`] — the client-event token bucket.
+//! - [`heartbeat`] — the single idle → ping → pong deadline.
+//! - [`outbox`] — the bounded, never-waiting queue fan-out pushes into.
+
+mod admission;
+mod connection;
+mod handshake;
+mod heartbeat;
+mod limiter;
+mod outbox;
+mod session;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use herald_shared::app::AppTable;
+use herald_shared::ids::{EdgeId, SocketId};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_util::sync::CancellationToken;
+
+pub use outbox::{CloseOrder, Next, Outbox, OutboxLimits, OutboxReceiver, Pushed, outbox};
+
+use crate::index::IndexHandle;
+use crate::stats::EdgeStats;
+
+/// Per-socket limits and timings.
+#[derive(Debug, Clone, Copy)]
+pub struct SocketLimits {
+    /// Announced in `connection_established`; silence this long triggers a server ping.
+    pub activity_timeout: Duration,
+    /// How long the server waits for an answer to its ping before closing with 4201.
+    pub pong_timeout: Duration,
+    /// How long a client has to send its HTTP upgrade request.
+    pub handshake_timeout: Duration,
+    /// Largest client message handled; larger ones (up to 4× this) get a `pusher:error`, and
+    /// beyond that the connection closes with 1009.
+    pub max_message_bytes: usize,
+    /// The WebSocket read buffer per socket (tungstenite allocates it eagerly).
+    pub read_buffer_bytes: usize,
+    /// Bounds of each socket's outbox.
+    pub outbox: OutboxLimits,
+    /// How long writing a batch of frames to a client may take before it is dropped.
+    pub write_timeout: Duration,
+    /// On drain, each socket closes with 4200 after a random delay within this window.
+    pub drain_window: Duration,
+}
+
+impl SocketLimits {
+    /// The largest frame tungstenite reads at all.
+    fn hard_message_limit(&self) -> usize {
+        self.max_message_bytes.saturating_mul(4)
+    }
+
+    fn websocket_config(&self) -> WebSocketConfig {
+        WebSocketConfig::default()
+            .read_buffer_size(self.read_buffer_bytes)
+            .write_buffer_size(4096)
+            .max_write_buffer_size(self.outbox.bytes.saturating_mul(2).max(64 * 1024))
+            .max_message_size(Some(self.hard_message_limit()))
+            .max_frame_size(Some(self.hard_message_limit()))
+    }
+}
+
+/// Everything a socket task needs, shared by all of them.
+#[derive(Debug)]
+pub struct SocketContext {
+    /// The app table, once the hub has sent it.
+    pub apps: watch::Receiver<Option<Arc<AppTable>>>,
+    /// The local channel index.
+    pub index: IndexHandle,
+    /// Limits and timings.
+    pub limits: SocketLimits,
+    /// This edge's id (the high half of socket ids).
+    pub edge_id: EdgeId,
+    /// The next socket id's low half.
+    pub next_socket: AtomicU64,
+    /// Cancelled when the edge drains.
+    pub drain: CancellationToken,
+    /// Counters.
+    pub stats: Arc<EdgeStats>,
+}
+
+/// Serves one accepted TCP connection until it closes.
+pub async fn serve(mut stream: TcpStream, ctx: Arc<SocketContext>) {
+    // Small frames must not wait for Nagle.
+    let _ = stream.set_nodelay(true);
+    let upgrade = match handshake::read_upgrade(&mut stream, ctx.limits.handshake_timeout).await {
+        Ok(upgrade) => upgrade,
+        Err(handshake::ReadError::Rejected(rejection)) => {
+            handshake::reject(&mut stream, &rejection).await;
+            return;
+        }
+        Err(handshake::ReadError::Io | handshake::ReadError::Timeout) => return,
+    };
+    let apps = ctx.apps.borrow().clone();
+    let apps = match (apps, ctx.drain.is_cancelled()) {
+        (Some(apps), false) => apps,
+        (_, true) => {
+            return unavailable(
+                &mut stream,
+                "This edge is draining; reconnect to another one.",
+            )
+            .await;
+        }
+        (None, false) => {
+            return unavailable(
+                &mut stream,
+                "This edge is not linked to a hub yet; retry shortly.",
+            )
+            .await;
+        }
+    };
+    if handshake::accept(&mut stream, &upgrade).await.is_err() {
+        return;
+    }
+    let ws = WebSocketStream::from_partially_read(
+        stream,
+        upgrade.leftover.clone(),
+        Role::Server,
+        Some(ctx.limits.websocket_config()),
+    )
+    .await;
+    let app = match admission::admit(&apps, &upgrade) {
+        Ok(app) => app.clone(),
+        Err(code) => {
+            connection::refuse(ws, code).await;
+            return;
+        }
+    };
+    let socket_id = SocketId {
+        high: ctx.edge_id.0,
+        low: ctx.next_socket.fetch_add(1, Ordering::Relaxed),
+    };
+    connection::Connection::new(ctx, app, socket_id)
+        .run(ws)
+        .await;
+}
+
+/// Answers 503: the edge cannot serve this connection now, another edge (or a retry) can.
+async fn unavailable(stream: &mut TcpStream, body: &str) {
+    let rejection = handshake::Rejection {
+        status: (503, "Service Unavailable"),
+        body: body.to_string(),
+    };
+    handshake::reject(stream, &rejection).await;
+}

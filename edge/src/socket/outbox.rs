@@ -1,0 +1,265 @@
+//! A socket's outbox: the bounded queue of encoded frames waiting to be written to it.
+//!
+//! Fan-out pushes into it without ever waiting; the socket's own task drains it. It is bounded by
+//! frame count and by bytes. When a push would exceed either bound the outbox *overflows*: it
+//! stops accepting frames and wakes the socket task, which closes the connection with 4200 (the
+//! client reconnects and resubscribes) and counts a slow-consumer close. One slow client never
+//! slows the others, and never grows memory without bound. The index can also order a close
+//! (terminating a user's connections) through the same outbox.
+//!
+//! It is a `Mutex<VecDeque>` plus a waker rather than a tokio `mpsc` channel because an idle
+//! socket's outbox then costs a few dozen bytes (a tokio channel allocates a 32-slot block up
+//! front), and because overflow must be observable by the consumer.
+
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
+
+use futures_util::task::AtomicWaker;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+/// The bounds of one outbox.
+#[derive(Debug, Clone, Copy)]
+pub struct OutboxLimits {
+    /// Most frames queued.
+    pub frames: usize,
+    /// Most bytes queued.
+    pub bytes: usize,
+}
+
+/// Why the socket must close.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseOrder {
+    /// The outbox overflowed: the client reads too slowly.
+    SlowConsumer,
+    /// The server terminated the user's connections.
+    Terminated,
+}
+
+/// What happened to a pushed frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pushed {
+    /// Queued.
+    Queued,
+    /// This push overflowed the outbox; the socket will close. Reported once.
+    Overflowed,
+    /// Dropped: the outbox had already overflowed or its socket is gone.
+    Dropped,
+}
+
+/// What the socket task takes out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Next {
+    /// A frame to write.
+    Frame(Utf8Bytes),
+    /// Close the socket.
+    Close(CloseOrder),
+}
+
+#[derive(Debug, Default)]
+struct State {
+    frames: VecDeque<Utf8Bytes>,
+    bytes: usize,
+    close: Option<CloseOrder>,
+    closed: bool,
+}
+
+#[derive(Debug)]
+struct Shared {
+    state: Mutex<State>,
+    waker: AtomicWaker,
+    limits: OutboxLimits,
+}
+
+/// The producer side: cheap to clone, held by the channel index for each subscription.
+#[derive(Debug, Clone)]
+pub struct Outbox {
+    shared: Arc<Shared>,
+}
+
+/// The consumer side, owned by the socket task.
+#[derive(Debug)]
+pub struct OutboxReceiver {
+    shared: Arc<Shared>,
+}
+
+/// Creates an empty outbox.
+pub fn outbox(limits: OutboxLimits) -> (Outbox, OutboxReceiver) {
+    let shared = Arc::new(Shared {
+        state: Mutex::new(State::default()),
+        waker: AtomicWaker::new(),
+        limits,
+    });
+    (
+        Outbox {
+            shared: shared.clone(),
+        },
+        OutboxReceiver { shared },
+    )
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A poisoned lock only means another holder panicked mid-push; the queue is still a
+        // valid queue, so keep using it.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Outbox {
+    /// Queues a frame without waiting.
+    pub fn push(&self, frame: Utf8Bytes) -> Pushed {
+        let limits = self.shared.limits;
+        let mut state = self.shared.lock();
+        if state.closed || state.close.is_some() {
+            return Pushed::Dropped;
+        }
+        if state.frames.len() >= limits.frames || state.bytes + frame.len() > limits.bytes {
+            drop(state);
+            self.close(CloseOrder::SlowConsumer);
+            return Pushed::Overflowed;
+        }
+        state.bytes += frame.len();
+        state.frames.push_back(frame);
+        drop(state);
+        self.shared.waker.wake();
+        Pushed::Queued
+    }
+}
+
+impl Outbox {
+    /// Orders the socket closed; frames still queued are dropped.
+    pub fn close(&self, order: CloseOrder) {
+        let mut state = self.shared.lock();
+        if state.close.is_none() {
+            state.close = Some(order);
+            state.frames.clear();
+            state.bytes = 0;
+        }
+        drop(state);
+        self.shared.waker.wake();
+    }
+}
+
+impl OutboxReceiver {
+    /// Waits for the next frame (or the overflow). Cancel-safe: nothing is taken unless returned.
+    pub async fn next(&mut self) -> Next {
+        poll_fn(|cx| {
+            if let Some(next) = self.try_next() {
+                return Poll::Ready(next);
+            }
+            self.shared.waker.register(cx.waker());
+            match self.try_next() {
+                Some(next) => Poll::Ready(next),
+                None => Poll::Pending,
+            }
+        })
+        .await
+    }
+
+    /// Takes the next frame if one is queued.
+    pub fn try_next(&mut self) -> Option<Next> {
+        let mut state = self.shared.lock();
+        if let Some(order) = state.close {
+            return Some(Next::Close(order));
+        }
+        let frame = state.frames.pop_front()?;
+        state.bytes -= frame.len();
+        if state.frames.is_empty() && state.frames.capacity() > 8 {
+            // Give back what a burst grew, so an idle socket stays small.
+            state.frames.shrink_to(0);
+        }
+        Some(Next::Frame(frame))
+    }
+}
+
+impl Drop for OutboxReceiver {
+    fn drop(&mut self) {
+        let mut state = self.shared.lock();
+        state.closed = true;
+        state.frames.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(text: &str) -> Utf8Bytes {
+        Utf8Bytes::from(text.to_string())
+    }
+
+    #[tokio::test]
+    async fn delivers_in_order() {
+        let (tx, mut rx) = outbox(OutboxLimits {
+            frames: 4,
+            bytes: 100,
+        });
+        assert_eq!(tx.push(frame("a")), Pushed::Queued);
+        assert_eq!(tx.push(frame("b")), Pushed::Queued);
+        assert_eq!(rx.next().await, Next::Frame(frame("a")));
+        assert_eq!(rx.next().await, Next::Frame(frame("b")));
+        assert_eq!(rx.try_next(), None);
+    }
+
+    #[tokio::test]
+    async fn overflows_on_count_then_drops() {
+        let (tx, mut rx) = outbox(OutboxLimits {
+            frames: 2,
+            bytes: 100,
+        });
+        assert_eq!(tx.push(frame("a")), Pushed::Queued);
+        assert_eq!(tx.push(frame("b")), Pushed::Queued);
+        assert_eq!(tx.push(frame("c")), Pushed::Overflowed);
+        assert_eq!(tx.push(frame("d")), Pushed::Dropped);
+        assert_eq!(rx.next().await, Next::Close(CloseOrder::SlowConsumer));
+    }
+
+    #[tokio::test]
+    async fn overflows_on_bytes() {
+        let (tx, mut rx) = outbox(OutboxLimits {
+            frames: 100,
+            bytes: 5,
+        });
+        assert_eq!(tx.push(frame("abc")), Pushed::Queued);
+        assert_eq!(tx.push(frame("def")), Pushed::Overflowed);
+        assert_eq!(rx.next().await, Next::Close(CloseOrder::SlowConsumer));
+    }
+
+    #[tokio::test]
+    async fn wakes_a_waiting_receiver() {
+        let (tx, mut rx) = outbox(OutboxLimits {
+            frames: 4,
+            bytes: 100,
+        });
+        let waiter = tokio::spawn(async move { rx.next().await });
+        tokio::task::yield_now().await;
+        tx.push(frame("x"));
+        assert_eq!(waiter.await.unwrap(), Next::Frame(frame("x")));
+    }
+
+    #[tokio::test]
+    async fn a_close_order_drops_queued_frames() {
+        let (tx, mut rx) = outbox(OutboxLimits {
+            frames: 4,
+            bytes: 100,
+        });
+        tx.push(frame("a"));
+        tx.close(CloseOrder::Terminated);
+        assert_eq!(tx.push(frame("b")), Pushed::Dropped);
+        assert_eq!(rx.next().await, Next::Close(CloseOrder::Terminated));
+    }
+
+    #[test]
+    fn pushes_after_the_socket_is_gone_are_dropped() {
+        let (tx, rx) = outbox(OutboxLimits {
+            frames: 4,
+            bytes: 100,
+        });
+        drop(rx);
+        assert_eq!(tx.push(frame("x")), Pushed::Dropped);
+    }
+}

@@ -1,0 +1,322 @@
+//! A socket's Pusher session: what it is subscribed to, who it signed in as, and what each
+//! client message does. The transport (frames, timers, closing) is [`super::connection`]'s job;
+//! this type decides, and returns the direct reply, if any.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use herald_shared::app::App;
+use herald_shared::auth::channel::{self as channel_auth, AuthError};
+use herald_shared::channel::{ChannelKey, ChannelKind, ChannelName, SERVER_TO_USER_PREFIX};
+use herald_shared::event::{EventData, EventName};
+use herald_shared::ids::SocketId;
+use herald_shared::limits::MAX_WATCHLIST;
+use herald_shared::link::ClientEvent;
+use herald_shared::presence::Member;
+use herald_shared::protocol::{ErrorCode, Incoming, Outgoing, Subscribe};
+use herald_shared::user::SignedInUser;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+use super::SocketContext;
+use super::limiter::TokenBucket;
+use super::outbox::Outbox;
+use crate::index::{Command, Mode};
+
+/// One socket's protocol state.
+pub struct Session {
+    ctx: Arc<SocketContext>,
+    app: Arc<App>,
+    socket_id: SocketId,
+    outbox: Outbox,
+    /// Subscribed channels, with the presence user id on presence channels.
+    subscriptions: HashMap<ChannelName, Option<String>>,
+    user: Option<SignedInUser>,
+    client_events: TokenBucket,
+}
+
+fn user_channel(user_id: &str) -> Option<ChannelName> {
+    ChannelName::parse(&format!("{SERVER_TO_USER_PREFIX}{user_id}")).ok()
+}
+
+fn subscription_error(
+    channel: &ChannelName,
+    kind: &'static str,
+    error: String,
+    status: u16,
+) -> Option<Outgoing> {
+    Some(Outgoing::SubscriptionError {
+        channel: channel.to_string(),
+        kind,
+        error,
+        status,
+    })
+}
+
+impl Session {
+    /// A fresh session for an admitted socket.
+    pub fn new(
+        ctx: Arc<SocketContext>,
+        app: Arc<App>,
+        socket_id: SocketId,
+        outbox: Outbox,
+    ) -> Self {
+        let rate = app.settings.client_events_per_second;
+        Self {
+            ctx,
+            app,
+            socket_id,
+            outbox,
+            subscriptions: HashMap::new(),
+            user: None,
+            client_events: TokenBucket::new(rate, Instant::now()),
+        }
+    }
+
+    /// Whether the connection counts as authorized (Pusher's "authorized connections"): it
+    /// signed in, or subscribed to a private or presence channel.
+    pub fn authorized(&self) -> bool {
+        self.user.is_some()
+            || self.subscriptions.keys().any(|channel| {
+                matches!(
+                    channel.kind(),
+                    ChannelKind::Private | ChannelKind::PrivateEncrypted | ChannelKind::Presence
+                )
+            })
+    }
+
+    fn key(&self, channel: ChannelName) -> ChannelKey {
+        ChannelKey::new(self.app.id.clone(), channel)
+    }
+
+    /// Handles one client message; returns the direct reply.
+    pub async fn handle(&mut self, incoming: Incoming) -> Option<Outgoing> {
+        match incoming {
+            Incoming::Ping => Some(Outgoing::Pong),
+            Incoming::Pong => None,
+            Incoming::Subscribe(subscribe) => self.subscribe(subscribe).await,
+            Incoming::Unsubscribe { channel } => {
+                if self.subscriptions.remove(&channel).is_some() {
+                    self.leave(self.key(channel)).await;
+                }
+                None
+            }
+            Incoming::Signin { auth, user_data } => self.signin(auth, user_data).await,
+            Incoming::ClientEvent {
+                event,
+                channel,
+                data,
+            } => self.client_event(event, channel, data).await,
+        }
+    }
+
+    fn authorize(&self, signed: &str, auth: Option<&str>) -> Result<(), AuthError> {
+        channel_auth::verify(
+            self.app.key.as_str(),
+            self.app.secret.expose(),
+            signed,
+            auth,
+        )
+    }
+
+    async fn subscribe(&mut self, subscribe: Subscribe) -> Option<Outgoing> {
+        let Subscribe {
+            channel,
+            auth,
+            channel_data,
+        } = subscribe;
+        let socket_id = self.socket_id.to_string();
+        let (mode, presence_user) = match channel.kind() {
+            ChannelKind::Public => (Mode::Announced, None),
+            ChannelKind::Private | ChannelKind::PrivateEncrypted => {
+                let signed =
+                    channel_auth::channel_string_to_sign(&socket_id, channel.as_str(), None);
+                if let Err(error) = self.authorize(&signed, auth.as_deref()) {
+                    return subscription_error(&channel, "AuthError", error.to_string(), 401);
+                }
+                (Mode::Announced, None)
+            }
+            ChannelKind::Presence => {
+                let signed = channel_auth::channel_string_to_sign(
+                    &socket_id,
+                    channel.as_str(),
+                    channel_data.as_deref(),
+                );
+                if let Err(error) = self.authorize(&signed, auth.as_deref()) {
+                    return subscription_error(&channel, "AuthError", error.to_string(), 401);
+                }
+                let limit = self.app.settings.max_user_info_bytes as usize;
+                let member = match (&channel_data, &self.user) {
+                    // pusher-js 7.4+ joins as its signed-in user, without channel_data (the
+                    // signature then covers only socket and channel), as Pusher allows.
+                    (None, Some(user)) => match user.as_member(limit) {
+                        Ok(member) => member,
+                        Err(error) => {
+                            return subscription_error(
+                                &channel,
+                                "InvalidChannelData",
+                                error.to_string(),
+                                400,
+                            );
+                        }
+                    },
+                    _ => match Member::parse(channel_data.as_deref(), limit) {
+                        Ok(member) => member,
+                        Err(error) => {
+                            return subscription_error(
+                                &channel,
+                                "InvalidChannelData",
+                                error.to_string(),
+                                400,
+                            );
+                        }
+                    },
+                };
+                let user_id = member.user_id.clone();
+                (Mode::Presence(member), Some(user_id))
+            }
+            ChannelKind::ServerToUser => {
+                let own = self.user.as_ref().and_then(|user| user_channel(&user.id));
+                if own.as_ref() != Some(&channel) {
+                    let error = "Only the user signed in on this connection can subscribe to its #server-to-user- channel".to_string();
+                    return subscription_error(&channel, "AuthError", error, 403);
+                }
+                // Held since sign-in; this only asks for the announcement.
+                let key = self.key(channel);
+                let command = Command::Subscribe {
+                    key,
+                    socket: self.socket_id,
+                    outbox: self.outbox.clone(),
+                    mode: Mode::Announced,
+                };
+                self.ctx.index.send(command).await;
+                return None;
+            }
+        };
+        self.subscriptions.insert(channel.clone(), presence_user);
+        let key = self.key(channel);
+        let command = Command::Subscribe {
+            key,
+            socket: self.socket_id,
+            outbox: self.outbox.clone(),
+            mode,
+        };
+        self.ctx.index.send(command).await;
+        None
+    }
+
+    async fn signin(&mut self, auth: Option<String>, user_data: String) -> Option<Outgoing> {
+        let refuse = |message: String| Some(ErrorCode::Unauthorized.reply(message));
+        let signed = channel_auth::user_string_to_sign(&self.socket_id.to_string(), &user_data);
+        if let Err(error) = self.authorize(&signed, auth.as_deref()) {
+            return refuse(format!("Sign-in refused: {error}"));
+        }
+        let user = match SignedInUser::parse(&user_data) {
+            Ok(user) => user,
+            Err(error) => return refuse(format!("Sign-in refused: {error}")),
+        };
+        if let Some(current) = &self.user {
+            if current.id != user.id {
+                return refuse(format!("Already signed in as user {}", current.id));
+            }
+            return Some(Outgoing::SigninSuccess { user_data });
+        }
+        let Some(channel) = user_channel(&user.id) else {
+            return refuse(format!(
+                "User id {:?} cannot name a #server-to-user- channel",
+                user.id
+            ));
+        };
+        let mut watchlist = if self.app.settings.watchlist_events {
+            user.watchlist.clone()
+        } else {
+            Vec::new()
+        };
+        if watchlist.len() > MAX_WATCHLIST {
+            watchlist.truncate(MAX_WATCHLIST);
+            // Queued behind the sign-in success, as Pusher orders them.
+            let warning = ErrorCode::WatchlistLimit.reply(format!(
+                "Watchlist limit exceeded. Only the first {MAX_WATCHLIST} user IDs are accepted."
+            ));
+            self.outbox.push(Utf8Bytes::from(warning.encode()));
+        }
+        let key = self.key(channel);
+        let command = Command::Subscribe {
+            key,
+            socket: self.socket_id,
+            outbox: self.outbox.clone(),
+            mode: Mode::SignedIn { watchlist },
+        };
+        self.ctx.index.send(command).await;
+        self.user = Some(user);
+        Some(Outgoing::SigninSuccess { user_data })
+    }
+
+    async fn client_event(
+        &mut self,
+        name: EventName,
+        channel: ChannelName,
+        data: EventData,
+    ) -> Option<Outgoing> {
+        let reject = |message: String| Some(ErrorCode::ClientEventRejected.reply(message));
+        if !self.app.settings.client_events {
+            return reject("Client events are not enabled for this app".into());
+        }
+        match channel.kind() {
+            ChannelKind::Private | ChannelKind::Presence => {}
+            ChannelKind::PrivateEncrypted => {
+                return reject("Client events are not allowed on encrypted channels".into());
+            }
+            ChannelKind::Public | ChannelKind::ServerToUser => {
+                return reject(
+                    "Client events are only allowed on private and presence channels".into(),
+                );
+            }
+        }
+        let Some(user_id) = self.subscriptions.get(&channel).cloned() else {
+            return reject(format!("Not subscribed to {channel}"));
+        };
+        if !self.client_events.try_take(Instant::now()) {
+            return Some(
+                ErrorCode::ClientEventRateLimit.reply("Client event rejected due to rate limit"),
+            );
+        }
+        let event = ClientEvent {
+            key: self.key(channel),
+            name,
+            data,
+            socket: self.socket_id,
+            user_id,
+        };
+        let command = Command::ClientEvent {
+            event,
+            outbox: self.outbox.clone(),
+        };
+        self.ctx.index.send(command).await;
+        None
+    }
+
+    /// Leaves every channel, the user channel included.
+    pub async fn leave_all(&mut self) {
+        let mut keys: Vec<ChannelKey> = self
+            .subscriptions
+            .drain()
+            .map(|(channel, _)| ChannelKey::new(self.app.id.clone(), channel))
+            .collect();
+        if let Some(channel) = self.user.take().and_then(|user| user_channel(&user.id)) {
+            keys.push(self.key(channel));
+        }
+        for key in keys {
+            self.leave(key).await;
+        }
+    }
+
+    /// Takes the socket off a channel in the index.
+    async fn leave(&self, key: ChannelKey) {
+        let socket = self.socket_id;
+        self.ctx
+            .index
+            .send(Command::Unsubscribe { key, socket })
+            .await;
+    }
+}

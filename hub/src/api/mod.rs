@@ -1,0 +1,138 @@
+//! The Pusher HTTP API that Laravel's broadcaster and the server SDKs call, plus `/up` and
+//! `/stats`. Thin handlers over the [`Region`]; one error type ([`ApiError`]); tower layers for
+//! the body limit, the request timeout and tracing.
+//!
+//! # Layout
+//! - [`signed`] — the signature-checking extractor.
+//! - [`events`] — triggers and batch triggers.
+//! - [`channels`] — channel queries.
+//! - [`users`] — terminating a user's connections.
+//! - [`info`] — the `info` attribute list.
+//! - [`error`] — the error type and its HTTP mapping.
+
+mod channels;
+mod error;
+mod events;
+mod info;
+mod signed;
+mod users;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use herald_shared::app::AppTable;
+use herald_shared::ids::HubId;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+pub use error::ApiError;
+
+use crate::region::Region;
+use crate::stats::HubStats;
+
+/// HTTP limits.
+#[derive(Debug, Clone, Copy)]
+pub struct ApiSettings {
+    /// Largest request body, in bytes.
+    pub body_limit_bytes: usize,
+    /// Longest a request may take before it is answered 408.
+    pub request_timeout: Duration,
+}
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct ApiState {
+    /// This hub.
+    pub hub_id: HubId,
+    /// The apps.
+    pub apps: Arc<AppTable>,
+    /// Where events go and queries are answered.
+    pub region: Region,
+    /// Counters.
+    pub stats: Arc<HubStats>,
+    /// Cancelled when the hub drains.
+    pub draining: CancellationToken,
+}
+
+/// The hub's HTTP routes with their layers.
+pub fn router(state: ApiState, settings: ApiSettings) -> Router {
+    Router::new()
+        .route("/apps/{app_id}/events", post(events::trigger))
+        .route("/apps/{app_id}/batch_events", post(events::batch))
+        .route("/apps/{app_id}/channels", get(channels::list))
+        .route(
+            "/apps/{app_id}/channels/{channel_name}",
+            get(channels::show),
+        )
+        .route(
+            "/apps/{app_id}/channels/{channel_name}/users",
+            get(channels::users),
+        )
+        .route(
+            "/apps/{app_id}/users/{user_id}/terminate_connections",
+            post(users::terminate),
+        )
+        // The Python SDK (pusher 3.3) posts here without the /apps/{id} prefix; the app is
+        // the one whose key signed the request.
+        .route(
+            "/users/{user_id}/terminate_connections",
+            post(users::terminate),
+        )
+        .route("/up", get(up))
+        .route("/stats", get(stats))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(settings.body_limit_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            settings.request_timeout,
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn not_found(uri: Uri) -> ApiError {
+    ApiError::NotFound(uri.path().to_string())
+}
+
+/// `/up`: 200 while serving, 503 once draining.
+/// `/up`: 200 while serving; 503 once draining, or while a clustered hub does not hear Redis
+/// (a deaf hub must leave the load balancer).
+async fn up(State(state): State<ApiState>) -> Response {
+    let reason = if state.draining.is_cancelled() {
+        Some("draining")
+    } else if !state.region.ready() {
+        Some("not connected to Redis")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"health": "unavailable", "reason": reason})),
+        )
+            .into_response(),
+        None => Json(json!({"health": "OK"})).into_response(),
+    }
+}
+
+async fn stats(State(state): State<ApiState>) -> Response {
+    Json(json!({
+        "role": "hub",
+        "hub_id": state.hub_id.to_string(),
+        "draining": state.draining.is_cancelled(),
+        "redis": match &state.region {
+            Region::Alone(_) => "none",
+            Region::Redis(cluster) if cluster.hears() => "connected",
+            Region::Redis(_) => "disconnected",
+        },
+        "counters": &*state.stats,
+    }))
+    .into_response()
+}

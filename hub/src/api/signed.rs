@@ -1,0 +1,94 @@
+//! The extractor every Pusher API handler starts with: finds the app from the path, reads the
+//! body (within the body limit), and checks the request signature (R-API-2).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::http::StatusCode;
+use bytes::Bytes;
+use herald_shared::app::App;
+use herald_shared::auth::api;
+
+use super::ApiState;
+use super::error::ApiError;
+
+/// A request whose signature checked out.
+#[derive(Debug)]
+pub struct Signed {
+    /// The app named in the path.
+    pub app: Arc<App>,
+    /// The decoded query parameters.
+    pub params: Vec<(String, String)>,
+    /// The raw body.
+    pub body: Bytes,
+}
+
+impl Signed {
+    /// A query parameter's value.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+impl FromRequest<ApiState> for Signed {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &ApiState) -> Result<Self, ApiError> {
+        let (mut parts, body) = request.into_parts();
+        let Path(path) = Path::<HashMap<String, String>>::from_request_parts(&mut parts, state)
+            .await
+            .map_err(|rejection| ApiError::NotFound(rejection.body_text()))?;
+        let params: Vec<(String, String)> =
+            form_urlencoded::parse(parts.uri.query().unwrap_or_default().as_bytes())
+                .into_owned()
+                .collect();
+        let app = match path.get("app_id") {
+            Some(app_id) => state.apps.by_id(app_id),
+            // Routes without an app id (see `router`) name the app by its signing key.
+            None => params
+                .iter()
+                .find(|(name, _)| name == "auth_key")
+                .and_then(|(_, key)| state.apps.by_key(key)),
+        };
+        let app = app
+            .cloned()
+            .ok_or_else(|| ApiError::UnknownApp(path.get("app_id").cloned().unwrap_or_default()))?;
+        let method = parts.method.clone();
+        let path = parts.uri.path().to_string();
+        let body = Bytes::from_request(Request::from_parts(parts, body), state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::BodyTooLarge
+                } else {
+                    ApiError::BodyUnreadable(rejection.body_text())
+                }
+            })?;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_secs());
+        let verified = api::verify(
+            app.key.as_str(),
+            app.secret.expose(),
+            method.as_str(),
+            &path,
+            &params,
+            &body,
+            now,
+        );
+        if let Err(error) = verified {
+            state.stats.api_unauthorized.fetch_add(1, Ordering::Relaxed);
+            return Err(error.into());
+        }
+        if !app.settings.enabled {
+            return Err(ApiError::AppDisabled(app.id.to_string()));
+        }
+        Ok(Self { app, params, body })
+    }
+}

@@ -1,0 +1,165 @@
+//! Who is online across the region, for watchlist events.
+//!
+//! Each hub records the signed-in users it has (`user_online`); Redis counts, per user, the hubs
+//! that have them and announces a user's first and last hub on the app's watchlist channel as a
+//! numbered [`OnlineChange`]. Every hub hears every change, and for each of its watchers one
+//! hub — whoever claims the change first — tells the watcher, so a watcher whose sockets sit on
+//! several hubs hears each change once. The reaper takes a dead hub's users offline.
+
+use herald_shared::ids::{AppId, HubId};
+use redis::AsyncCommands;
+
+use super::{Cluster, ClusterError};
+
+/// How long a claim on telling a watcher of a change is kept (long past any bus delay).
+const CLAIM_TTL_MS: u64 = 60_000;
+
+/// A user's first hub came (online) or last hub went (offline).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OnlineChange {
+    /// Whether the user is now online.
+    pub online: bool,
+    /// The number of this change among the app's changes.
+    pub number: u64,
+    /// The user.
+    pub user_id: String,
+}
+
+impl OnlineChange {
+    /// Decodes a watchlist channel message: `{online|offline}\n{number}\n{user}`.
+    pub fn decode(payload: &str) -> Option<Self> {
+        let mut parts = payload.splitn(3, '\n');
+        let online = match parts.next()? {
+            "online" => true,
+            "offline" => false,
+            _ => return None,
+        };
+        let number = parts.next()?.parse().ok()?;
+        let user_id = parts.next()?.to_string();
+        Some(Self {
+            online,
+            number,
+            user_id,
+        })
+    }
+}
+
+impl Cluster {
+    /// Records whether a user is online on this hub.
+    pub async fn user_online(
+        &self,
+        app: &AppId,
+        user: &str,
+        online: bool,
+    ) -> Result<(), ClusterError> {
+        self.user_online_on(self.hub_id(), app, user, online).await
+    }
+
+    /// Records whether a user is online on `hub` (the reaper takes users off dead hubs).
+    pub async fn user_online_on(
+        &self,
+        hub: HubId,
+        app: &AppId,
+        user: &str,
+        online: bool,
+    ) -> Result<(), ClusterError> {
+        let mut invocation = self.scripts().user_online.prepare_invoke();
+        invocation
+            .arg(self.keys().prefix())
+            .arg(app.as_str())
+            .arg(user)
+            .arg(hub.to_string())
+            .arg(if online { "1" } else { "0" });
+        let _: i64 = invocation.invoke_async(&mut self.connection()).await?;
+        Ok(())
+    }
+
+    /// The users Redis has online on `hub`.
+    pub async fn online_on(&self, hub: HubId) -> Result<Vec<(AppId, String)>, ClusterError> {
+        let members: Vec<String> = self
+            .connection()
+            .smembers(self.keys().hub_online(hub))
+            .await?;
+        Ok(members
+            .iter()
+            .filter_map(|member| member.split_once('\n'))
+            .map(|(app, user)| (AppId::new(app), user.to_string()))
+            .collect())
+    }
+
+    /// Takes every user of a dead hub offline there, then forgets the hub's list.
+    pub async fn forget_online_on(&self, hub: HubId) -> Result<usize, ClusterError> {
+        let users = self.online_on(hub).await?;
+        for (app, user) in &users {
+            self.user_online_on(hub, app, user, false).await?;
+        }
+        let () = self.connection().del(self.keys().hub_online(hub)).await?;
+        Ok(users.len())
+    }
+
+    /// Which of `users` are online anywhere in the region, as of the app's change number
+    /// returned with them (changes up to it are reflected).
+    pub async fn online_among(
+        &self,
+        app: &AppId,
+        users: &[String],
+    ) -> Result<(Vec<bool>, u64), ClusterError> {
+        if users.is_empty() {
+            return Ok((Vec::new(), 0));
+        }
+        let (number, counts): (Option<u64>, Vec<Option<u64>>) = redis::pipe()
+            .atomic()
+            .get(self.keys().watchlist_changes(app))
+            .cmd("HMGET")
+            .arg(self.keys().online(app))
+            .arg(users)
+            .query_async(&mut self.connection())
+            .await?;
+        let online = counts.into_iter().map(|count| count.unwrap_or(0) > 0);
+        Ok((online.collect(), number.unwrap_or(0)))
+    }
+
+    /// Claims telling each of `watchers` of change `number`; `true` where this hub won.
+    pub async fn claim_change(
+        &self,
+        app: &AppId,
+        number: u64,
+        watchers: &[String],
+    ) -> Result<Vec<bool>, ClusterError> {
+        let mut pipe = redis::pipe();
+        for watcher in watchers {
+            pipe.cmd("SET")
+                .arg(self.keys().watchlist_claim(app, number, watcher))
+                .arg(self.hub_id().to_string())
+                .arg("NX")
+                .arg("PX")
+                .arg(CLAIM_TTL_MS);
+        }
+        let won: Vec<Option<String>> = pipe.query_async(&mut self.connection()).await?;
+        Ok(won.into_iter().map(|claim| claim.is_some()).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_decode_and_reject_garbage() {
+        assert_eq!(
+            OnlineChange::decode("online\n7\nuser\nwith newline"),
+            Some(OnlineChange {
+                online: true,
+                number: 7,
+                user_id: "user\nwith newline".into()
+            })
+        );
+        assert_eq!(
+            OnlineChange::decode("offline\n8\nu").map(|c| c.online),
+            Some(false)
+        );
+        assert_eq!(OnlineChange::decode("online\nx\nu"), None);
+        assert_eq!(OnlineChange::decode("away\n1\nu"), None);
+        assert_eq!(OnlineChange::decode("online\n1"), None);
+    }
+}

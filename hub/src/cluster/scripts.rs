@@ -1,0 +1,219 @@
+//! The Lua scripts that make each cluster-wide decision atomic in Redis.
+//!
+//! Every script takes the key prefix, the app id and the channel name as its first three
+//! arguments and derives its keys from them (Herald requires a Redis without cluster mode, as
+//! ElastiCache recommends for pub/sub, so scripts may name keys themselves).
+//!
+//! - **Sequences** are `INCR`ed; a channel's first sequence is seeded from the server clock in
+//!   microseconds, so sequences never go backwards, even after Redis lost its data.
+//! - **History** is a stream per channel whose entry ids are the sequences (`{seq}-0`), trimmed
+//!   by count and expired by age, so "everything after N" is one `XRANGE (N-0 +`.
+//! - **Presence** keeps sockets (socket → `{hub}\n{user}`), users' socket counts and infos, and per
+//!   hub the sockets it holds, so joins, leaves and the reaping of a dead hub's sockets decide
+//!   `member_added`/`member_removed` exactly once for the whole region, and publish them with
+//!   their sequence in the same step.
+
+use redis::Script;
+
+/// Helpers every script starts with.
+const PRELUDE: &str = r#"
+local P, A, C = ARGV[1], ARGV[2], ARGV[3]
+local function key(kind) return P .. ':' .. kind .. ':' .. A .. ':' .. C end
+local function hub_sockets(hub) return P .. ':phs:' .. hub .. ':' .. A .. ':' .. C end
+local function hub_channels(hub) return P .. ':hp:' .. hub end
+local SEQ_TTL_MS = 7 * 24 * 3600 * 1000
+
+local function now_us()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+
+local function current_seq()
+  local seq = redis.call('GET', key('seq'))
+  if not seq then
+    seq = string.format('%.0f', now_us())
+    redis.call('SET', key('seq'), seq, 'PX', SEQ_TTL_MS)
+  end
+  return seq
+end
+
+local function field(text) return #text .. ':' .. text end
+
+-- Publishes a body; returns its sequence. cache_ttl_ms > 0 also caches it.
+local function publish(body, maxlen, history_ttl_ms, cache_ttl_ms)
+  current_seq()
+  local seq = string.format('%.0f', redis.call('INCR', key('seq')))
+  redis.call('PEXPIRE', key('seq'), SEQ_TTL_MS)
+  local at = string.format('%.0f', math.floor(now_us() / 1000))
+  redis.call('XADD', key('hist'), 'MAXLEN', '~', maxlen, seq .. '-0', 't', at, 'b', body)
+  redis.call('PEXPIRE', key('hist'), history_ttl_ms)
+  if tonumber(cache_ttl_ms) > 0 then
+    redis.call('SET', key('cache'), seq .. ':' .. body, 'PX', cache_ttl_ms)
+  end
+  redis.call('PUBLISH', key('ev'), seq .. ':' .. body)
+  return seq
+end
+
+local function members()
+  return redis.call('HGETALL', key('pu'))
+end
+
+-- Removes one socket; publishes member_removed when it was its user's last.
+local function leave(socket, announce, maxlen, history_ttl_ms)
+  local entry = redis.call('HGET', key('ps'), socket)
+  if not entry then return end
+  local owner, user = string.match(entry, '^(.-)\n(.*)$')
+  redis.call('HDEL', key('ps'), socket)
+  redis.call('SREM', hub_sockets(owner), socket)
+  local left = redis.call('HINCRBY', key('pn'), user, -1)
+  if left <= 0 then
+    redis.call('HDEL', key('pn'), user)
+    redis.call('HDEL', key('pu'), user)
+    if announce == '1' then
+      local data = cjson.encode('{"user_id":' .. cjson.encode(user) .. '}')
+      local body = field('pusher_internal:member_removed') .. field('') .. field('') .. data
+      publish(body, maxlen, history_ttl_ms, 0)
+    end
+  end
+end
+"#;
+
+/// `publish(P, A, C, body, maxlen, history_ttl_ms, cache_ttl_ms)` → sequence.
+const PUBLISH: &str = r#"
+return publish(ARGV[4], ARGV[5], ARGV[6], ARGV[7])
+"#;
+
+/// `fetch(P, A, C, after or '', oldest_ms)` → `{seq, {"seq:body", …}, cached "seq:body" or ''}`:
+/// the current sequence, the history after `after` no older than `oldest_ms`, the cached event.
+const FETCH: &str = r#"
+local seq = current_seq()
+local events = {}
+if ARGV[4] ~= '' then
+  for _, entry in ipairs(redis.call('XRANGE', key('hist'), '(' .. ARGV[4] .. '-0', '+')) do
+    local at, body = nil, nil
+    local fields = entry[2]
+    for i = 1, #fields, 2 do
+      if fields[i] == 't' then at = fields[i + 1] elseif fields[i] == 'b' then body = fields[i + 1] end
+    end
+    if body and tonumber(at) >= tonumber(ARGV[5]) then
+      table.insert(events, string.sub(entry[1], 1, -3) .. ':' .. body)
+    end
+  end
+end
+return {seq, events, redis.call('GET', key('cache')) or ''}
+"#;
+
+/// `join(P, A, C, hub, socket, user, info, limit, announce, added_body, maxlen, history_ttl_ms)`
+/// → `{'joined' | 'existing' | 'full', seq, {user, info, …}}`.
+const JOIN: &str = r#"
+local hub, socket, user, info, limit = ARGV[4], ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8])
+local announce, added, maxlen, history_ttl_ms = ARGV[9], ARGV[10], ARGV[11], ARGV[12]
+local entry = redis.call('HGET', key('ps'), socket)
+if entry then
+  local owner, previous = string.match(entry, '^(.-)\n(.*)$')
+  if previous == user then
+    if owner ~= hub then
+      -- The socket's edge moved to this hub: it takes the socket over, nobody is told.
+      redis.call('SREM', hub_sockets(owner), socket)
+      redis.call('SADD', hub_sockets(hub), socket)
+      redis.call('SADD', hub_channels(hub), A .. '\n' .. C)
+      redis.call('HSET', key('ps'), socket, hub .. '\n' .. user)
+    end
+    return {'existing', current_seq(), members()}
+  end
+  leave(socket, announce, maxlen, history_ttl_ms)
+end
+local sockets = tonumber(redis.call('HGET', key('pn'), user) or '0')
+if sockets == 0 and redis.call('HLEN', key('pu')) >= limit then
+  return {'full', current_seq(), {}}
+end
+redis.call('HSET', key('ps'), socket, hub .. '\n' .. user)
+redis.call('SADD', hub_sockets(hub), socket)
+redis.call('SADD', hub_channels(hub), A .. '\n' .. C)
+redis.call('HINCRBY', key('pn'), user, 1)
+redis.call('HSET', key('pu'), user, info)
+if sockets == 0 and announce == '1' then
+  publish(added, maxlen, history_ttl_ms, 0)
+end
+return {'joined', current_seq(), members()}
+"#;
+
+/// `leave(P, A, C, socket, maxlen, history_ttl_ms)`.
+const LEAVE: &str = r#"
+leave(ARGV[4], '1', ARGV[5], ARGV[6])
+return 1
+"#;
+
+/// `reap(P, A, C, dead_hub, maxlen, history_ttl_ms)` → sockets removed: removes the dead hub's
+/// sockets that no live hub took over.
+const REAP: &str = r#"
+local dead = ARGV[4]
+local removed = 0
+for _, socket in ipairs(redis.call('SMEMBERS', hub_sockets(dead))) do
+  local entry = redis.call('HGET', key('ps'), socket)
+  if entry and string.match(entry, '^(.-)\n') == dead then
+    leave(socket, '1', ARGV[5], ARGV[6])
+    removed = removed + 1
+  end
+end
+redis.call('DEL', hub_sockets(dead))
+return removed
+"#;
+
+/// `user_online(P, app, user, hub, '1' | '0')`: records that a user is (not) online on a hub;
+/// when the region's count of hubs with the user goes from 0 to 1 (or back) it publishes
+/// `online\n{n}\n{user}` (or `offline\n…`) on the app's watchlist channel, `n` numbering the
+/// app's changes so that hubs can agree on who tells each watcher. Idempotent per hub.
+const USER_ONLINE: &str = r#"
+local P, A, U, H = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local member = A .. '\n' .. U
+local online = P .. ':online:' .. A
+local function announce(status)
+  local n = redis.call('INCR', P .. ':wln:' .. A)
+  redis.call('PUBLISH', P .. ':wl:' .. A, status .. '\n' .. n .. '\n' .. U)
+end
+if ARGV[5] == '1' then
+  if redis.call('SADD', P .. ':onlh:' .. H, member) == 1 then
+    if redis.call('HINCRBY', online, U, 1) == 1 then
+      announce('online')
+    end
+  end
+elseif redis.call('SREM', P .. ':onlh:' .. H, member) == 1 then
+  if redis.call('HINCRBY', online, U, -1) <= 0 then
+    redis.call('HDEL', online, U)
+    announce('offline')
+  end
+end
+return 1
+"#;
+
+/// The scripts, loaded once.
+pub struct Scripts {
+    /// See [`PUBLISH`].
+    pub publish: Script,
+    /// See [`FETCH`].
+    pub fetch: Script,
+    /// See [`JOIN`].
+    pub join: Script,
+    /// See [`LEAVE`].
+    pub leave: Script,
+    /// See [`REAP`].
+    pub reap: Script,
+    /// See [`USER_ONLINE`].
+    pub user_online: Script,
+}
+
+impl Default for Scripts {
+    /// Compiles the script texts (hashing them for `EVALSHA`).
+    fn default() -> Self {
+        let script = |body: &str| Script::new(&format!("{PRELUDE}{body}"));
+        Self {
+            publish: script(PUBLISH),
+            fetch: script(FETCH),
+            join: script(JOIN),
+            leave: script(LEAVE),
+            reap: script(REAP),
+            user_online: Script::new(USER_ONLINE),
+        }
+    }
+}

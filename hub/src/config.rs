@@ -1,0 +1,33 @@
+//! The hub's typed configuration. `herald` (infra) builds it from files, env and flags.
+
+use std::sync::Arc;
+
+use herald_shared::app::AppTable;
+use herald_shared::ids::HubId;
+use herald_shared::secret::Secret;
+
+use crate::api::ApiSettings;
+use crate::cluster::ClusterSettings;
+use crate::link::{HubTls, LinkSettings};
+use crate::registry::RegistrySettings;
+
+/// Everything a hub needs to run.
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    /// This hub's id; random per process.
+    pub hub_id: HubId,
+    /// The apps it serves (and hands to edges).
+    pub apps: Arc<AppTable>,
+    /// The key edges' link tokens are signed with.
+    pub cluster_key: Secret,
+    /// The link's TLS certificate.
+    pub tls: HubTls,
+    /// Link settings.
+    pub link: LinkSettings,
+    /// HTTP API limits.
+    pub api: ApiSettings,
+    /// Registry sharding, history and cache lifetimes, timers.
+    pub registry: RegistrySettings,
+    /// Redis, for a hub in a region of hubs; `None` runs alone, in memory.
+    pub cluster: Option<ClusterSettings>,
+}

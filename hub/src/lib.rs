@@ -1,0 +1,35 @@
+//! `herald-hub`: owns channel state and history, serves the Pusher HTTP API, and accepts edges
+//! over QUIC.
+//!
+//! # Layout
+//! - [`config`] — the typed configuration.
+//! - [`server`] — start and stop.
+//! - [`cluster`] — hubs linked through Redis: events, history, presence, counts, liveness.
+//! - [`region`] — the region's shared state: this hub alone, or Redis.
+//! - [`registry`] — the sharded channel registry: interest per edge, sequences, fan-out to edges.
+//! - [`watchlist`] — online/offline events for signed-in users' watchlists.
+//! - [`history`] — per-channel history for resume and backfill.
+//! - [`link`] — the QUIC endpoint and one session per edge.
+//! - [`api`] — the Pusher HTTP API, `/up`, `/stats`.
+//! - [`stats`] — counters.
+//!
+//! # Invariants
+//! - Never depends on `herald-edge`: the link protocol in `herald-shared` is the only contract.
+//! - Reads no environment, file, flag or signal: `herald` passes a typed [`HubConfig`] and bound
+//!   sockets.
+//! - A trigger is acknowledged only after every interested edge's queue has it; an edge whose
+//!   queue is full is disconnected (it resumes from history), never silently skipped.
+
+pub mod api;
+pub mod cluster;
+pub mod config;
+pub mod history;
+pub mod link;
+pub mod region;
+pub mod registry;
+pub mod server;
+pub mod stats;
+pub mod watchlist;
+
+pub use config::HubConfig;
+pub use server::{HubListeners, RunningHub, StartError, start};

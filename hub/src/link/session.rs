@@ -1,0 +1,259 @@
+//! One edge connection, from `Hello` to `EdgeGone`.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use herald_shared::link::{
+    self, CLOSE_LAGGING, CLOSE_PROTOCOL_ERROR, CLOSE_REFUSED, CLOSE_SHUTDOWN, EdgeToHub, Hello,
+    HubToEdge, LINK_VERSION, MAX_FRAME_BYTES, Welcome, claims,
+};
+use quinn::{Connection, Incoming, RecvStream, SendStream};
+use tokio::sync::mpsc;
+use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::{EdgeLink, LinkContext, LinkId};
+use crate::registry::Publication;
+
+/// Frames written to a stream in one go.
+const WRITE_BATCH: usize = 64;
+/// How long a refused edge has to read the refusal before the connection is closed.
+const REFUSAL_GRACE: Duration = Duration::from_secs(2);
+
+type Frames = FramedRead<RecvStream, LengthDelimitedCodec>;
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}
+
+/// Serves one incoming connection.
+pub async fn serve(incoming: Incoming, context: Arc<LinkContext>, shutdown: CancellationToken) {
+    let remote = incoming.remote_address();
+    let connection = match tokio::time::timeout(context.settings.hello_timeout, incoming).await {
+        Ok(Ok(connection)) => connection,
+        Ok(Err(error)) => {
+            tracing::debug!(message = "Link handshake failed.", %remote, %error);
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(message = "Link handshake timed out.", %remote);
+            return;
+        }
+    };
+    let Some((control_send, control, hello)) = read_hello(&connection, &context).await else {
+        return;
+    };
+    let (control_send, control) = match admit(&context, &hello) {
+        Ok(()) => (control_send, control),
+        Err(reason) => {
+            context.stats.links_refused.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(message = "Edge refused.", %remote, edge_id = %hello.edge_id, reason = %reason);
+            refuse(&connection, control_send, &reason).await;
+            return;
+        }
+    };
+    let link_id = LinkId::next();
+    let span = tracing::info_span!("link", edge_id = %hello.edge_id, link_id = link_id.0);
+    let relayed = relay(
+        &connection,
+        &context,
+        &hello,
+        link_id,
+        control_send,
+        control,
+        &shutdown,
+    )
+    .instrument(span)
+    .await;
+    match relayed {
+        Ok(code) => connection.close(code.into(), b"hub closing"),
+        Err(reason) => {
+            tracing::info!(message = "Edge link ended.", reason = %reason);
+            connection.close(CLOSE_PROTOCOL_ERROR.into(), reason.as_bytes());
+        }
+    }
+}
+
+async fn read_hello(
+    connection: &Connection,
+    context: &LinkContext,
+) -> Option<(SendStream, Frames, Hello)> {
+    let first = async {
+        let (send, recv) = connection.accept_bi().await.ok()?;
+        let mut control = FramedRead::new(
+            recv,
+            LengthDelimitedCodec::builder()
+                .max_frame_length(MAX_FRAME_BYTES)
+                .new_codec(),
+        );
+        let frame = control.next().await?.ok()?;
+        Some((send, control, frame))
+    };
+    let (send, control, frame) =
+        match tokio::time::timeout(context.settings.hello_timeout, first).await {
+            Ok(Some(first)) => first,
+            Ok(None) | Err(_) => {
+                connection.close(CLOSE_PROTOCOL_ERROR.into(), b"expected Hello");
+                return None;
+            }
+        };
+    match link::decode::<EdgeToHub>(&frame) {
+        Ok(EdgeToHub::Hello(hello)) => Some((send, control, hello)),
+        Ok(_) | Err(_) => {
+            context.stats.links_refused.fetch_add(1, Ordering::Relaxed);
+            refuse(connection, send, "the first frame must be a valid Hello").await;
+            None
+        }
+    }
+}
+
+/// Checks the link version and the edge's token.
+fn admit(context: &LinkContext, hello: &Hello) -> Result<(), String> {
+    if hello.version != LINK_VERSION {
+        return Err(format!(
+            "link version {} is not supported; this hub speaks {LINK_VERSION}",
+            hello.version
+        ));
+    }
+    claims::verify(
+        &context.cluster_key,
+        &hello.token,
+        hello.edge_id,
+        unix_now(),
+    )
+    .map(|_| ())
+    .map_err(|error| error.to_string())
+}
+
+async fn refuse(connection: &Connection, mut send: SendStream, reason: &str) {
+    let refusal = HubToEdge::Refused {
+        reason: reason.to_string(),
+    };
+    if send.write_all(&link::encode(&refusal)).await.is_ok() {
+        let _ = send.finish();
+        // Give the edge the chance to read the reason and close first.
+        let _ = tokio::time::timeout(REFUSAL_GRACE, connection.closed()).await;
+    }
+    connection.close(CLOSE_REFUSED.into(), reason.as_bytes());
+}
+
+async fn relay(
+    connection: &Connection,
+    context: &LinkContext,
+    hello: &Hello,
+    link_id: LinkId,
+    mut control_send: SendStream,
+    mut control: Frames,
+    shutdown: &CancellationToken,
+) -> Result<u32, String> {
+    let welcome = HubToEdge::Welcome(Welcome {
+        version: LINK_VERSION,
+        hub_id: context.hub_id,
+        channel_streams: context.settings.channel_streams,
+        cache_ttl_ms: context.cache_ttl.as_millis() as u64,
+        apps: context.apps.apps().cloned().collect(),
+    });
+    control_send
+        .write_all(&link::encode(&welcome))
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut queues = Vec::new();
+    for _ in 0..context.settings.channel_streams.max(1) {
+        let stream = connection.open_uni().await.map_err(|e| e.to_string())?;
+        let (tx, rx) = mpsc::channel(context.settings.stream_queue);
+        tokio::spawn(write_stream(stream, rx));
+        queues.push(tx);
+    }
+    let lagging = CancellationToken::new();
+    let edge = Arc::new(EdgeLink::new(
+        link_id,
+        hello.edge_id,
+        queues,
+        lagging.clone(),
+    ));
+    context.stats.edges.fetch_add(1, Ordering::Relaxed);
+    tracing::info!(message = "Edge linked.");
+    let ended = loop {
+        let frame = tokio::select! {
+            _ = shutdown.cancelled() => break Ok(CLOSE_SHUTDOWN),
+            _ = lagging.cancelled() => {
+                context.stats.lagging_edges.fetch_add(1, Ordering::Relaxed);
+                break Ok(CLOSE_LAGGING);
+            }
+            frame = control.next() => frame,
+        };
+        let frame = match frame {
+            Some(Ok(frame)) => frame,
+            Some(Err(error)) => break Err(error.to_string()),
+            None => break Err("control stream closed".to_string()),
+        };
+        match link::decode::<EdgeToHub>(&frame) {
+            Ok(EdgeToHub::Interest(interest)) => {
+                context.registry.interest(edge.clone(), interest).await;
+            }
+            Ok(EdgeToHub::Backfill { key, after }) => {
+                context.registry.backfill(edge.clone(), key, after).await;
+            }
+            Ok(EdgeToHub::Presence(change)) => {
+                context.registry.presence(edge.clone(), change).await;
+            }
+            Ok(EdgeToHub::ClientEvent(event)) => {
+                let allowed = context
+                    .apps
+                    .by_id(event.key.app.as_str())
+                    .is_some_and(|app| app.settings.client_events);
+                if allowed {
+                    context.stats.client_events.fetch_add(1, Ordering::Relaxed);
+                    let publication = Publication {
+                        key: event.key,
+                        name: event.name,
+                        data: event.data,
+                        exclude: Some(event.socket),
+                        user_id: event.user_id,
+                    };
+                    if let Err(error) = context.region.publish(publication).await {
+                        tracing::warn!(message = "A client event could not be published.", %error);
+                    }
+                }
+            }
+            Ok(EdgeToHub::Watchlist {
+                app,
+                user_id,
+                watchlist,
+            }) => {
+                context
+                    .watchlist
+                    .set(link_id, app, user_id, watchlist)
+                    .await;
+            }
+            Ok(EdgeToHub::Hello(_)) => break Err("a second Hello".to_string()),
+            Err(error) => break Err(error.to_string()),
+        }
+    };
+    // A hub that stops leaves its edges' presence in place: they re-link to another hub and
+    // re-assert it there (or the region reaps it). Only a lost edge is cleaned up here.
+    if !matches!(ended, Ok(CLOSE_SHUTDOWN)) {
+        context.registry.edge_gone(link_id).await;
+        context.watchlist.edge_gone(link_id).await;
+    }
+    context.stats.edges.fetch_sub(1, Ordering::Relaxed);
+    ended
+}
+
+/// Writes one channel stream's queue, in batches, until the queue or the stream closes.
+async fn write_stream(mut stream: SendStream, mut queue: mpsc::Receiver<Bytes>) {
+    let mut batch = Vec::with_capacity(WRITE_BATCH);
+    while queue.recv_many(&mut batch, WRITE_BATCH).await > 0 {
+        if stream.write_all_chunks(&mut batch).await.is_err() {
+            return;
+        }
+        batch.clear();
+    }
+    let _ = stream.finish();
+}

@@ -1,0 +1,176 @@
+//! Starting and stopping a hub: the registry, the link endpoint and the HTTP API, on listeners
+//! the caller bound.
+
+use std::sync::Arc;
+
+use quinn::{Endpoint, EndpointConfig, TokioRuntime, TransportConfig};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::api::{self, ApiState};
+use crate::cluster::{Cluster, bus, counts, liveness};
+use crate::config::HubConfig;
+use crate::link::{self, LinkContext, TlsConfigError};
+use crate::region::Region;
+use crate::registry::Registry;
+use crate::stats::HubStats;
+use crate::watchlist;
+
+/// The sockets a hub serves; bound by the caller.
+#[derive(Debug)]
+pub struct HubListeners {
+    /// The HTTP API (and `/up`, `/stats`).
+    pub http: TcpListener,
+    /// The QUIC link endpoint's UDP socket.
+    pub link: std::net::UdpSocket,
+}
+
+/// Why a hub could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The link certificate is unusable.
+    #[error(transparent)]
+    Tls(#[from] TlsConfigError),
+    /// The Redis settings are unusable.
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
+    /// A socket could not be used.
+    #[error("cannot use the listening sockets: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A running hub.
+#[derive(Debug)]
+pub struct RunningHub {
+    /// Where the HTTP API listens.
+    pub http_addr: std::net::SocketAddr,
+    /// Where edges link (UDP).
+    pub link_addr: std::net::SocketAddr,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+}
+
+/// Starts a hub; it stops when `shutdown` is cancelled (await [`RunningHub::stopped`]).
+pub fn start(
+    config: HubConfig,
+    listeners: HubListeners,
+    shutdown: CancellationToken,
+) -> Result<RunningHub, StartError> {
+    let http_addr = listeners.http.local_addr()?;
+    let link_addr = listeners.link.local_addr()?;
+    let stats = Arc::new(HubStats::default());
+    let tasks = TaskTracker::new();
+    let (watchlist, watchlist_queue) = watchlist::channel();
+    let (bus, bus_task) = bus::bus();
+    let cluster = config
+        .cluster
+        .as_ref()
+        .map(|settings| Cluster::new(settings, config.hub_id, config.registry.lifetimes, bus))
+        .transpose()?;
+    let registry = Registry::start(
+        config.registry,
+        config.apps.clone(),
+        stats.clone(),
+        watchlist.clone(),
+        cluster.clone(),
+        shutdown.clone(),
+        &tasks,
+    );
+    let region = match (&cluster, &config.cluster) {
+        (Some(cluster), Some(settings)) => {
+            tasks.spawn(bus::run(
+                bus_task,
+                settings.redis.clone(),
+                cluster.keys().clone(),
+                bus::Listeners {
+                    registry: registry.clone(),
+                    watchlist: watchlist.clone(),
+                },
+                settings.max_backoff,
+                shutdown.clone(),
+            ));
+            tasks.spawn(liveness::run(cluster.clone(), shutdown.clone()));
+            tasks.spawn(counts::run(
+                cluster.clone(),
+                config.apps.clone(),
+                config.registry.intervals.subscription_count,
+                shutdown.clone(),
+            ));
+            Region::Redis(cluster.clone())
+        }
+        _ => Region::Alone(registry.clone()),
+    };
+    tasks.spawn(watchlist::run(
+        watchlist_queue,
+        region.clone(),
+        registry.clone(),
+        config.apps.clone(),
+        shutdown.clone(),
+    ));
+
+    let mut server = quinn::ServerConfig::with_crypto(Arc::new(link::server_config(&config.tls)?));
+    let mut transport = TransportConfig::default();
+    transport.max_idle_timeout(config.link.idle_timeout.try_into().ok());
+    transport.keep_alive_interval(Some(config.link.idle_timeout / 3));
+    transport.max_concurrent_uni_streams(0u8.into());
+    transport.max_concurrent_bidi_streams(1u8.into());
+    server.transport_config(Arc::new(transport));
+    let endpoint = Endpoint::new(
+        EndpointConfig::default(),
+        Some(server),
+        listeners.link,
+        Arc::new(TokioRuntime),
+    )?;
+    let context = Arc::new(LinkContext {
+        hub_id: config.hub_id,
+        apps: config.apps.clone(),
+        cache_ttl: config.registry.lifetimes.cache_ttl,
+        cluster_key: config.cluster_key.clone(),
+        settings: config.link,
+        registry: registry.clone(),
+        region: region.clone(),
+        watchlist,
+        stats: stats.clone(),
+    });
+    tasks.spawn(link::accept(
+        endpoint,
+        context,
+        TaskTracker::new(),
+        shutdown.clone(),
+    ));
+
+    let state = ApiState {
+        hub_id: config.hub_id,
+        apps: config.apps,
+        region,
+        stats,
+        draining: shutdown.clone(),
+    };
+    let router = api::router(state, config.api);
+    let stop_http = shutdown.clone();
+    tasks.spawn(async move {
+        let served = axum::serve(listeners.http, router)
+            .with_graceful_shutdown(stop_http.cancelled_owned())
+            .await;
+        if let Err(error) = served {
+            tracing::error!(message = "HTTP API server failed.", %error);
+        }
+    });
+    tasks.close();
+    Ok(RunningHub {
+        http_addr,
+        link_addr,
+        shutdown,
+        tasks,
+    })
+}
+
+impl RunningHub {
+    /// Waits for shutdown and for the API and the link to stop.
+    pub async fn stopped(self) {
+        self.shutdown.cancelled().await;
+        self.tasks.wait().await;
+        tracing::info!(message = "Hub stopped.");
+    }
+}

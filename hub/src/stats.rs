@@ -1,0 +1,24 @@
+//! The hub's counters, shared by its tasks and read by `/stats`.
+
+use std::sync::atomic::AtomicU64;
+
+use serde::Serialize;
+
+/// Counters updated with relaxed atomics.
+#[derive(Debug, Default, Serialize)]
+pub struct HubStats {
+    /// Edges currently linked.
+    pub edges: AtomicU64,
+    /// Links refused (bad token, wrong version, malformed hello).
+    pub links_refused: AtomicU64,
+    /// Links closed because the edge could not keep up.
+    pub lagging_edges: AtomicU64,
+    /// Events published (one per channel).
+    pub events_published: AtomicU64,
+    /// HTTP API requests refused for their signature.
+    pub api_unauthorized: AtomicU64,
+    /// Client events relayed.
+    pub client_events: AtomicU64,
+    /// Watchlist occupancy changes dropped because the watchlist queue was full.
+    pub watchlist_dropped: AtomicU64,
+}

@@ -1,0 +1,247 @@
+//! What every benchmark mode shares: checking the plan, opening the subscribers into receive
+//! groups, sampling the processes, and turning the groups' results into a [`DeliveryReport`].
+
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use super::clients::{self, ConnectPlan, ConnectReport};
+use super::procstat::{self, ProcError, Sample};
+use super::receive::{Group, GroupResult};
+use super::report::{DeliveryReport, MachineReport, ProcessReport};
+use super::sequence::SeqSet;
+use super::stats::{self, Summary};
+use super::trigger::ApiUrlError;
+use super::wire::WireError;
+
+/// Why a benchmark could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// A WebSocket URL is unusable.
+    #[error("--ws {0}")]
+    WsUrl(WireError),
+    /// An API URL is unusable.
+    #[error("--api {0}")]
+    ApiUrl(ApiUrlError),
+    /// A number flag is out of range.
+    #[error("{flag} must be {expected}")]
+    Flag {
+        /// The flag.
+        flag: &'static str,
+        /// What it must be.
+        expected: &'static str,
+    },
+    /// A server process cannot be read.
+    #[error("--server-pid: {0}")]
+    Proc(ProcError),
+    /// This process may not open enough sockets.
+    #[error(
+        "this process may open {limit} files but {needed} subscribers need more; raise the hard limit (ulimit -Hn) or split the subscribers over several herald bench processes"
+    )]
+    OpenFiles {
+        /// The effective limit.
+        limit: u64,
+        /// Subscribers asked for.
+        needed: u64,
+    },
+    /// The HTTP client cannot be built.
+    #[error("cannot build the HTTP client: {0}")]
+    HttpClient(reqwest::Error),
+    /// A trial trigger failed.
+    #[error("a trial trigger failed, so the API URL, app id, key or secret is wrong: {0}")]
+    Preflight(String),
+    /// Not one subscriber connected.
+    #[error("no subscriber could connect: {0}")]
+    NoSubscriber(String),
+}
+
+impl BenchError {
+    /// The exit code: 64 for bad flags, 69 when the servers are unreachable or refuse.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::WsUrl(_) | Self::ApiUrl(_) | Self::Flag { .. } | Self::Proc(_) => 64,
+            Self::OpenFiles { .. } | Self::HttpClient(_) => 71,
+            Self::Preflight(_) | Self::NoSubscriber(_) => 69,
+        }
+    }
+}
+
+/// How to open and watch the subscribers.
+#[derive(Debug, Clone)]
+pub struct SessionPlan {
+    /// Where and how to connect.
+    pub connect: ConnectPlan,
+    /// Server processes to sample.
+    pub server_pids: Vec<u32>,
+    /// Pause after connecting before memory is sampled.
+    pub settle: Duration,
+}
+
+/// Connected subscribers in their receive groups, and the samples taken so far.
+pub struct Session {
+    groups: Vec<Group>,
+    stop: CancellationToken,
+    /// What connecting showed.
+    pub connect: ConnectReport,
+    pids: Vec<String>,
+    before: Vec<Sample>,
+    connected: Vec<Sample>,
+    machine_connected: Option<(Instant, f64)>,
+}
+
+fn sample_all(pids: &[String]) -> Result<Vec<Sample>, BenchError> {
+    pids.iter()
+        .map(|pid| procstat::sample(pid).map_err(BenchError::Proc))
+        .collect()
+}
+
+/// Raises the open-files limit and checks it leaves room for `subscribers` sockets.
+pub fn ensure_open_files(subscribers: u64) -> Result<(), BenchError> {
+    // Room for the trigger's HTTP connections, the runtime and stdio.
+    const SPARE: u64 = 300;
+    match crate::rlimit::raise_open_files() {
+        Some(limit) if limit < subscribers + SPARE => Err(BenchError::OpenFiles {
+            limit,
+            needed: subscribers,
+        }),
+        _ => Ok(()),
+    }
+}
+
+impl Session {
+    /// Samples the processes, connects every subscriber, lets the servers settle, samples
+    /// again. `planned` events named `event` will be triggered on the plan's channel.
+    pub async fn open(plan: SessionPlan, event: &str, planned: u64) -> Result<Self, BenchError> {
+        let mut pids = vec!["self".to_string()];
+        pids.extend(plan.server_pids.iter().map(u32::to_string));
+        let before = sample_all(&pids)?;
+        let stop = CancellationToken::new();
+        let workers = std::thread::available_parallelism().map_or(2, usize::from);
+        let groups: Vec<Group> = (0..(workers * 2).min(plan.connect.count.max(1)))
+            .map(|_| {
+                Group::start(
+                    plan.connect.channel.clone(),
+                    event.to_string(),
+                    planned,
+                    stop.clone(),
+                )
+            })
+            .collect();
+        let connect = clients::connect_all(plan.connect, &groups).await;
+        if connect.connected == 0 {
+            stop.cancel();
+            let reasons = connect
+                .failure_examples
+                .values()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; ");
+            return Err(BenchError::NoSubscriber(reasons));
+        }
+        tokio::time::sleep(plan.settle).await;
+        let connected = sample_all(&pids)?;
+        let machine_connected = procstat::machine_busy_seconds().map(|busy| (Instant::now(), busy));
+        Ok(Self {
+            groups,
+            stop,
+            connect,
+            pids,
+            before,
+            connected,
+            machine_connected,
+        })
+    }
+
+    /// Subscribers connected.
+    pub fn subscribers(&self) -> u64 {
+        self.connect.connected
+    }
+
+    /// First arrivals so far, over every group.
+    pub fn delivered(&self) -> u64 {
+        self.groups
+            .iter()
+            .map(|g| g.delivered.load(std::sync::atomic::Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Waits until `target` first arrivals were counted or `deadline` passed.
+    pub async fn wait_for(&self, target: u64, deadline: tokio::time::Instant) {
+        while self.delivered() < target && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Stops the groups and accounts every subscriber against `accepted`; returns the delivery
+    /// report and the process reports (this process first). `per_delivery` asks for CPU per
+    /// million deliveries (fan-out runs).
+    pub async fn close(
+        self,
+        accepted: &SeqSet,
+        elapsed: Duration,
+        per_delivery: bool,
+    ) -> Result<(DeliveryReport, Vec<ProcessReport>, MachineReport), BenchError> {
+        let after = sample_all(&self.pids)?;
+        let machine_after = procstat::machine_busy_seconds();
+        self.stop.cancel();
+        let mut latency = stats::histogram();
+        let mut orders = std::collections::HashSet::new();
+        let mut report = DeliveryReport {
+            elapsed_seconds: elapsed.as_secs_f64(),
+            ..DeliveryReport::default()
+        };
+        for group in self.groups {
+            let result: GroupResult = group.finish().await;
+            latency
+                .add(&result.latency)
+                .expect("every group histogram has the same bounds");
+            for tracker in &result.trackers {
+                let unconfirmed = tracker.unconfirmed(accepted);
+                report.expected += accepted.len();
+                report.received += tracker.unique() - unconfirmed;
+                let lost = tracker.lost(accepted);
+                report.lost += lost;
+                report.duplicates += tracker.duplicates;
+                report.out_of_order += tracker.out_of_order;
+                report.unconfirmed += unconfirmed;
+                if lost == 0 {
+                    orders.insert(tracker.order);
+                }
+            }
+            for (code, count) in result.ended {
+                let code = code.map_or_else(|| "no close frame".to_string(), |c| c.to_string());
+                *report.disconnected.entry(code).or_default() += count;
+            }
+            report.other_frames += result.other_frames;
+            report.pusher_errors += result.pusher_errors;
+        }
+        report.latency_ms = Summary::of(&latency);
+        report.arrival_orders = orders.len() as u64;
+        report.per_second = report.received as f64 / report.elapsed_seconds.max(1e-9);
+        let subscribers = self.connect.connected;
+        let deliveries = per_delivery.then_some(report.received);
+        let measured: f64 = (self.connected.iter().zip(&after))
+            .map(|(connected, after)| after.cpu_seconds - connected.cpu_seconds)
+            .sum();
+        let machine = match (self.machine_connected, machine_after) {
+            (Some((since, busy_then)), Some(busy_now)) => {
+                let seconds = since.elapsed().as_secs_f64().max(1e-9);
+                MachineReport {
+                    cores: std::thread::available_parallelism().map_or(0, usize::from),
+                    busy_cores: (busy_now - busy_then) / seconds,
+                    measured_cores: measured / seconds,
+                }
+            }
+            _ => MachineReport::default(),
+        };
+        let processes = self
+            .pids
+            .into_iter()
+            .zip(self.before.into_iter().zip(self.connected).zip(after))
+            .map(|(pid, ((before, connected), after))| {
+                ProcessReport::new(pid, [before, connected, after], subscribers, deliveries)
+            })
+            .collect();
+        Ok((report, processes, machine))
+    }
+}

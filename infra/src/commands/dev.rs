@@ -1,0 +1,216 @@
+//! `herald dev`: a hub and an edge in one process, linked by QUIC over loopback, with a default
+//! app — the one-command start. Prints the app's credentials and ready-to-paste Laravel `.env`
+//! and Echo snippets.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use herald_edge::{HubAddress, HubTrust, LinkConfig};
+use herald_shared::app::{App, AppSettings};
+use herald_shared::ids::{AppId, AppKey};
+use herald_shared::secret::Secret;
+use serde_json::json;
+
+use super::{edge, hub, local_region};
+use crate::cli::DevArgs;
+use crate::config::env::ProcessEnv;
+use crate::config::raw::{Origin, RawConfig, Setting};
+use crate::config::resolve::{self, Resolver};
+use crate::config::{self, keys};
+use crate::process::{EXIT_CONFIG, EXIT_OS, fail, print_ready, shutdown_on_signal};
+use crate::{rlimit, tls};
+
+/// The app `herald dev` serves when none is configured.
+pub const DEV_APP_ID: &str = "herald-dev";
+/// Its key.
+pub const DEV_APP_KEY: &str = "herald-dev-key";
+/// Its secret (for local development only).
+pub const DEV_APP_SECRET: &str = "herald-dev-secret";
+
+/// Loopback defaults: a dev server is not reachable from the network unless asked.
+const DEV_DEFAULTS: &[(&str, &str)] = &[
+    ("edge.listen", "127.0.0.1:8080"),
+    ("edge.admin_listen", "127.0.0.1:9080"),
+    ("hub.http_listen", "127.0.0.1:8081"),
+    ("hub.link_listen", "127.0.0.1:0"),
+];
+
+fn dev_app() -> App {
+    App {
+        id: AppId::new(DEV_APP_ID),
+        key: AppKey::new(DEV_APP_KEY),
+        secret: Secret::new(DEV_APP_SECRET),
+        settings: AppSettings::default(),
+    }
+}
+
+fn apply_dev_defaults(raw: &mut RawConfig) {
+    for (path, value) in DEV_DEFAULTS {
+        let slot = keys::key(path)
+            .expect("dev defaults name known keys")
+            .slot(raw);
+        if slot.is_none() {
+            *slot = Some(Setting::new(*value, Origin::CommandDefault("herald dev")));
+        }
+    }
+    if raw.cluster.key.is_none() {
+        let mut bytes = [0u8; 16];
+        // With no OS randomness the in-process link key is merely predictable; it never leaves
+        // this process.
+        let _ = getrandom::fill(&mut bytes);
+        raw.cluster.key = Some(Setting::new(
+            hex::encode(bytes),
+            Origin::CommandDefault("herald dev"),
+        ));
+    }
+}
+
+/// Runs `herald dev` until a signal.
+pub async fn run(args: DevArgs) -> ExitCode {
+    let mut raw = match config::load(
+        args.common.app.config.as_deref(),
+        &ProcessEnv,
+        &args.overrides(),
+    ) {
+        Ok(raw) => raw,
+        Err(errors) => return fail(EXIT_CONFIG, errors),
+    };
+    apply_dev_defaults(&mut raw);
+    let hub_plan = match hub::plan(&raw, Some(dev_app())) {
+        Ok(plan) => plan,
+        Err(code) => return code,
+    };
+    let mut r = Resolver::default();
+    let edge_plan = resolve::edge(&raw, &mut r);
+    let edge_plan = match r.finish(edge_plan) {
+        Ok(plan) => plan,
+        Err(errors) => return fail(EXIT_CONFIG, errors),
+    };
+    let app = hub_plan
+        .config
+        .apps
+        .apps()
+        .next()
+        .cloned()
+        .unwrap_or_else(dev_app);
+    let cluster_key = hub_plan.config.cluster_key.clone();
+    // A local region's hubs count from port 8090 unless --http-listen says otherwise.
+    let hub_http = match args.http_listen {
+        Some(address) => address,
+        None => "127.0.0.1:8090".parse().expect("a literal socket address"),
+    };
+    rlimit::raise_open_files();
+    let shutdown = match shutdown_on_signal() {
+        Ok(token) => token,
+        Err(error) => return fail(EXIT_OS, format!("cannot handle signals: {error}")),
+    };
+    if args.hubs > 1 || args.edges > 1 || args.redis.is_some() {
+        let layout = local_region::Layout {
+            hubs: args.hubs.max(1),
+            edges: args.edges.max(1),
+            redis: args.redis,
+            http: hub_http,
+            websocket: edge_plan.websocket,
+            admin: edge_plan.admin,
+        };
+        let ready_json = args.common.ready_json;
+        return local_region::run(layout, &app, &cluster_key, ready_json, shutdown).await;
+    }
+    let started = match hub::start(hub_plan, shutdown.clone()).await {
+        Ok(started) => started,
+        Err(code) => return code,
+    };
+    let pins = resolve::pins(&started.cert_sha256).unwrap_or_default();
+    let link = LinkConfig {
+        hubs: vec![HubAddress {
+            address: started.running.link_addr.to_string(),
+            zone: None,
+        }],
+        zone: None,
+        server_name: tls::HUB_SERVER_NAME.to_string(),
+        trust: HubTrust::Pinned(pins),
+        cluster_key,
+        idle_timeout: edge_plan.link_idle_timeout,
+        max_backoff: Duration::from_secs(1),
+    };
+    let mut running = match edge::start(&edge_plan, edge::new_edge_id(), link, shutdown.clone()) {
+        Ok(running) => running,
+        Err(code) => return code,
+    };
+    tokio::select! {
+        () = running.linked() => {}
+        () = shutdown.cancelled() => {}
+    }
+    if !shutdown.is_cancelled() {
+        let websocket = running.websocket_addr;
+        let http = started.running.http_addr;
+        let banner = banner(&app, websocket, http, running.admin_addr);
+        if args.common.ready_json {
+            eprintln!("{banner}");
+            print_ready(json!({
+                "role": "dev",
+                "websocket": websocket.to_string(),
+                "admin": running.admin_addr.to_string(),
+                "http": http.to_string(),
+                "link": started.running.link_addr.to_string(),
+                "app": {"id": app.id.as_str(), "key": app.key.as_str(), "secret": app.secret.expose()},
+            }));
+        } else {
+            #[allow(clippy::print_stdout, reason = "the banner is what a developer reads")]
+            {
+                println!("{banner}");
+            }
+        }
+    }
+    running.stopped().await;
+    started.running.stopped().await;
+    ExitCode::SUCCESS
+}
+
+fn banner(
+    app: &App,
+    websocket: std::net::SocketAddr,
+    http: std::net::SocketAddr,
+    admin: std::net::SocketAddr,
+) -> String {
+    let (id, key, secret) = (app.id.as_str(), app.key.as_str(), app.secret.expose());
+    let (ws_host, ws_port) = (websocket.ip(), websocket.port());
+    let (api_host, api_port) = (http.ip(), http.port());
+    format!(
+        r#"Herald dev server is ready (hub and edge in one process, linked over QUIC).
+
+  WebSocket (pusher-js, Laravel Echo)  ws://{websocket}/app/{key}
+  Pusher HTTP API (Laravel, SDKs)      http://{http}
+  Health                               http://{admin}/up
+
+  app id {id}   key {key}   secret {secret}
+
+Laravel .env (Reverb broadcaster; the Pusher one works too):
+  BROADCAST_CONNECTION=reverb
+  REVERB_APP_ID={id}
+  REVERB_APP_KEY={key}
+  REVERB_APP_SECRET={secret}
+  REVERB_HOST={api_host}
+  REVERB_PORT={api_port}
+  REVERB_SCHEME=http
+  VITE_REVERB_APP_KEY="${{REVERB_APP_KEY}}"
+  VITE_REVERB_HOST={ws_host}
+  VITE_REVERB_PORT={ws_port}
+  VITE_REVERB_SCHEME=http
+
+Echo (resources/js/echo.js):
+  window.Echo = new Echo({{
+    broadcaster: 'reverb',
+    key: import.meta.env.VITE_REVERB_APP_KEY,
+    wsHost: import.meta.env.VITE_REVERB_HOST,
+    wsPort: import.meta.env.VITE_REVERB_PORT,
+    forceTLS: false,
+    enabledTransports: ['ws'],
+  }});
+
+Trigger an event:
+  herald sign --url http://{http} --app-id {id} --app-key {key} --app-secret {secret} \
+    POST events '{{"name":"hello","channel":"test","data":"{{\"message\":\"hi\"}}"}}' | sh
+"#
+    )
+}

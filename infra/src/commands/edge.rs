@@ -1,0 +1,97 @@
+//! `herald edge`.
+
+use std::process::ExitCode;
+
+use herald_edge::{EdgeListeners, LinkConfig, RunningEdge};
+use herald_shared::ids::EdgeId;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::EdgeArgs;
+use crate::config::env::ProcessEnv;
+use crate::config::resolve::{self, EdgePlan, Resolver};
+use crate::config::{self};
+use crate::process::{EXIT_CONFIG, EXIT_OS, fail, print_ready, shutdown_on_signal};
+use crate::{net, rlimit};
+
+/// A fresh edge id: random, in the range of the first half of Pusher socket ids.
+pub fn new_edge_id() -> EdgeId {
+    EdgeId(fastrand::u64(100_000..u64::from(u32::MAX)))
+}
+
+/// Binds the edge's sockets and starts it.
+pub fn start(
+    plan: &EdgePlan,
+    edge_id: EdgeId,
+    link: LinkConfig,
+    shutdown: CancellationToken,
+) -> Result<RunningEdge, ExitCode> {
+    let websocket = net::tcp(plan.websocket)
+        .map_err(|e| fail(EXIT_OS, format!("edge.listen {}: {e}", plan.websocket)))?;
+    let admin = net::tcp(plan.admin)
+        .map_err(|e| fail(EXIT_OS, format!("edge.admin_listen {}: {e}", plan.admin)))?;
+    let running = herald_edge::start(
+        plan.config(edge_id, link),
+        EdgeListeners { websocket, admin },
+        shutdown,
+    )
+    .map_err(|e| fail(EXIT_OS, e))?;
+    tracing::info!(
+        message = "Edge listening.",
+        %edge_id,
+        websocket = %running.websocket_addr,
+        admin = %running.admin_addr,
+    );
+    Ok(running)
+}
+
+/// Runs `herald edge` until a signal, then drains.
+pub async fn run(args: EdgeArgs) -> ExitCode {
+    let raw = match config::load(
+        args.common.app.config.as_deref(),
+        &ProcessEnv,
+        &args.overrides(),
+    ) {
+        Ok(raw) => raw,
+        Err(errors) => return fail(EXIT_CONFIG, errors),
+    };
+    let mut r = Resolver::default();
+    let cluster_key = resolve::cluster_key(&raw, &mut r);
+    let plan = resolve::edge(&raw, &mut r);
+    let link = resolve::edge_link(&raw, &mut r, &plan, cluster_key);
+    let (plan, link) = match r.finish((plan, link)) {
+        Ok(resolved) => resolved,
+        Err(errors) => return fail(EXIT_CONFIG, errors),
+    };
+    if let Some(limit) = rlimit::raise_open_files()
+        && limit < 1024
+    {
+        tracing::warn!(
+            message = "The open-files limit caps this edge's connections.",
+            limit
+        );
+    }
+    let shutdown = match shutdown_on_signal() {
+        Ok(token) => token,
+        Err(error) => return fail(EXIT_OS, format!("cannot handle signals: {error}")),
+    };
+    let edge_id = new_edge_id();
+    let mut running = match start(&plan, edge_id, link, shutdown.clone()) {
+        Ok(running) => running,
+        Err(code) => return code,
+    };
+    tokio::select! {
+        () = running.linked() => {}
+        () = shutdown.cancelled() => {}
+    }
+    if args.common.ready_json && !shutdown.is_cancelled() {
+        print_ready(json!({
+            "role": "edge",
+            "edge_id": edge_id.to_string(),
+            "websocket": running.websocket_addr.to_string(),
+            "admin": running.admin_addr.to_string(),
+        }));
+    }
+    running.stopped().await;
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,166 @@
+//! `herald hub`.
+
+use std::process::ExitCode;
+
+use herald_hub::{HubListeners, RunningHub};
+use herald_shared::ids::HubId;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::HubArgs;
+use crate::config::env::ProcessEnv;
+use std::time::Duration;
+
+use herald_hub::cluster::ClusterSettings;
+
+use crate::config::resolve::{self, HubPlan, RedisPlan, RedisSource, Resolver, redis_url};
+use crate::config::{self, raw::RawConfig};
+use crate::discovery::elasticache::{self, ClientOptions};
+use crate::process::{EXIT_CONFIG, EXIT_OS, fail, print_ready, shutdown_on_signal};
+use crate::{net, rlimit, tls};
+
+/// Resolves a hub plan, or the exit code of the configuration failure.
+pub fn plan(
+    raw: &RawConfig,
+    fallback_app: Option<herald_shared::app::App>,
+) -> Result<HubPlan, ExitCode> {
+    let mut r = Resolver::default();
+    let apps = resolve::apps(raw, &mut r, fallback_app);
+    let cluster_key = resolve::cluster_key(raw, &mut r);
+    let plan = resolve::hub(raw, &mut r, HubId(fastrand::u64(..)), apps, cluster_key);
+    r.finish(plan).map_err(|errors| fail(EXIT_CONFIG, errors))
+}
+
+/// The Redis settings of a region, discovering an ElastiCache primary endpoint when asked
+/// (transient discovery failures are retried for a minute).
+pub async fn cluster_settings(plan: &RedisPlan) -> Result<ClusterSettings, ExitCode> {
+    let url = match &plan.source {
+        RedisSource::Url(url) => url.clone(),
+        RedisSource::ElastiCache {
+            group,
+            username,
+            password,
+            db,
+        } => {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+            let endpoint = loop {
+                let attempt = async {
+                    let client = elasticache::connect(&ClientOptions::default()).await?;
+                    elasticache::resolve(&client, group).await
+                };
+                match attempt.await {
+                    Ok(endpoint) => break endpoint,
+                    Err(error)
+                        if error.is_transient() && tokio::time::Instant::now() < deadline =>
+                    {
+                        tracing::warn!(message = "ElastiCache discovery failed; retrying.", %error);
+                        tokio::time::sleep(Duration::from_secs(2)).await;
+                    }
+                    Err(error) => {
+                        return Err(fail(
+                            EXIT_CONFIG,
+                            format!("redis.elasticache_replication_group {group:?}: {error}"),
+                        ));
+                    }
+                }
+            };
+            tracing::info!(message = "ElastiCache primary endpoint discovered.", host = %endpoint.primary.host, port = endpoint.primary.port, tls = endpoint.tls);
+            redis_url(
+                endpoint.tls,
+                &endpoint.primary.host,
+                endpoint.primary.port,
+                username.as_deref(),
+                password.as_deref(),
+                *db,
+            )
+        }
+    };
+    let redis =
+        redis::Client::open(url.as_str()).map_err(|e| fail(EXIT_CONFIG, format!("redis: {e}")))?;
+    Ok(ClusterSettings {
+        redis,
+        prefix: plan.prefix.clone(),
+        hub_ttl: plan.hub_ttl,
+        linger: plan.linger,
+        max_backoff: Duration::from_secs(5),
+    })
+}
+
+/// A started hub and the fingerprint of its link certificate.
+pub struct StartedHub {
+    /// The hub.
+    pub running: RunningHub,
+    /// SHA-256 of its link certificate, for edges to pin.
+    pub cert_sha256: String,
+}
+
+/// Binds the hub's sockets and starts it (joining its region through Redis when configured).
+pub async fn start(mut plan: HubPlan, shutdown: CancellationToken) -> Result<StartedHub, ExitCode> {
+    if let Some(redis) = &plan.redis {
+        plan.config.cluster = Some(cluster_settings(redis).await?);
+    }
+    let http = net::tcp(plan.http_listen).map_err(|e| {
+        fail(
+            EXIT_OS,
+            format!("hub.http_listen {}: {e}", plan.http_listen),
+        )
+    })?;
+    let link = net::udp(plan.link_listen).map_err(|e| {
+        fail(
+            EXIT_OS,
+            format!("hub.link_listen {}: {e}", plan.link_listen),
+        )
+    })?;
+    let cert_sha256 = tls::fingerprint(&plan.config.tls);
+    let hub_id = plan.config.hub_id;
+    let running = herald_hub::start(plan.config, HubListeners { http, link }, shutdown)
+        .map_err(|e| fail(EXIT_CONFIG, e))?;
+    tracing::info!(
+        message = "Hub serving.",
+        %hub_id,
+        http = %running.http_addr,
+        link = %running.link_addr,
+        cert_sha256 = %cert_sha256,
+    );
+    Ok(StartedHub {
+        running,
+        cert_sha256,
+    })
+}
+
+/// Runs `herald hub` until a signal.
+pub async fn run(args: HubArgs) -> ExitCode {
+    let raw = match config::load(
+        args.common.app.config.as_deref(),
+        &ProcessEnv,
+        &args.overrides(),
+    ) {
+        Ok(raw) => raw,
+        Err(errors) => return fail(EXIT_CONFIG, errors),
+    };
+    let plan = match plan(&raw, None) {
+        Ok(plan) => plan,
+        Err(code) => return code,
+    };
+    rlimit::raise_open_files();
+    let shutdown = match shutdown_on_signal() {
+        Ok(token) => token,
+        Err(error) => return fail(EXIT_OS, format!("cannot handle signals: {error}")),
+    };
+    let hub_id = plan.config.hub_id;
+    let started = match start(plan, shutdown).await {
+        Ok(started) => started,
+        Err(code) => return code,
+    };
+    if args.common.ready_json {
+        print_ready(json!({
+            "role": "hub",
+            "hub_id": hub_id.to_string(),
+            "http": started.running.http_addr.to_string(),
+            "link": started.running.link_addr.to_string(),
+            "cert_sha256": started.cert_sha256,
+        }));
+    }
+    started.running.stopped().await;
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,158 @@
+//! `herald sign`: prints a curl command for a signed Pusher HTTP API request.
+
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use clap::Args;
+use herald_shared::auth::api;
+
+use crate::cli::AppArgs;
+use crate::config;
+use crate::config::env::ProcessEnv;
+use crate::config::raw::RawConfig;
+use crate::config::resolve::{self, Resolver};
+use crate::process::{EXIT_CONFIG, fail};
+
+/// Arguments of `herald sign`.
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// The hub's HTTP API base URL (default: from hub.http_listen, else http://127.0.0.1:8081).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// The app to sign for.
+    #[command(flatten)]
+    pub app: AppArgs,
+    /// HTTP method.
+    pub method: String,
+    /// Path below the app, e.g. `events` or `channels/presence-room/users`; a path starting
+    /// with `/` is used as it is.
+    pub path: String,
+    /// Request body (JSON), for POST.
+    pub body: Option<String>,
+    /// Extra query parameters as `key=value` (e.g. `info=subscription_count`).
+    #[arg(long = "query", short = 'q')]
+    pub query: Vec<String>,
+}
+
+/// The base URL of the hub this configuration describes.
+fn default_url(raw: &RawConfig) -> String {
+    let listen = raw
+        .hub
+        .http_listen
+        .as_ref()
+        .and_then(|setting| setting.text.parse::<std::net::SocketAddr>().ok());
+    match listen {
+        Some(addr) if addr.ip().is_unspecified() => format!("http://127.0.0.1:{}", addr.port()),
+        Some(addr) => format!("http://{addr}"),
+        None => "http://127.0.0.1:8081".to_string(),
+    }
+}
+
+/// Prints the curl command.
+pub fn run(args: SignArgs) -> ExitCode {
+    let raw = match config::load(
+        args.app.config.as_deref(),
+        &ProcessEnv,
+        &args.app.overrides(),
+    ) {
+        Ok(raw) => raw,
+        Err(errors) => return fail(EXIT_CONFIG, errors),
+    };
+    let mut r = Resolver::default();
+    let apps = resolve::apps(&raw, &mut r, None);
+    let apps = match r.finish(apps) {
+        Ok(apps) => apps,
+        Err(errors) => return fail(EXIT_CONFIG, errors),
+    };
+    let Some(app) = apps.apps().next() else {
+        return fail(EXIT_CONFIG, "no app configured");
+    };
+    let base = args.url.clone().unwrap_or_else(|| default_url(&raw));
+    let method = args.method.to_ascii_uppercase();
+    let path = if args.path.starts_with('/') {
+        args.path.clone()
+    } else {
+        format!("/apps/{}/{}", app.id, args.path)
+    };
+    let mut extra = Vec::new();
+    for pair in &args.query {
+        let Some((key, value)) = pair.split_once('=') else {
+            return fail(EXIT_CONFIG, format!("--query {pair:?} is not key=value"));
+        };
+        extra.push((key.to_string(), value.to_string()));
+    }
+    let body = args.body.unwrap_or_default();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs())
+        .unwrap_or_default();
+    let params = api::sign(
+        app.key.as_str(),
+        app.secret.expose(),
+        &method,
+        &path,
+        &extra,
+        body.as_bytes(),
+        now,
+    );
+    let query = query_string(&params);
+    let url = format!("{}{}?{}", base.trim_end_matches('/'), path, query);
+    let mut command = format!("curl -sS -X {method}");
+    if !body.is_empty() {
+        command.push_str(" -H 'Content-Type: application/json' --data-raw ");
+        command.push_str(&shell_quote(&body));
+    }
+    command.push(' ');
+    command.push_str(&shell_quote(&url));
+    #[allow(
+        clippy::print_stdout,
+        reason = "printing the command is this subcommand's job"
+    )]
+    {
+        println!("{command}");
+    }
+    ExitCode::SUCCESS
+}
+
+/// The query string of signed parameters, each key and value percent-encoded.
+pub fn query_string(params: &[(String, String)]) -> String {
+    params
+        .iter()
+        .map(|(key, value)| format!("{}={}", percent_encode(key), percent_encode(value)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// Percent-encodes a query component (RFC 3986 unreserved characters stay as they are).
+pub fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// Quotes a string for a POSIX shell.
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_encoding_keeps_unreserved() {
+        assert_eq!(percent_encode("a-b_c.d~"), "a-b_c.d~");
+        assert_eq!(percent_encode("a b,c"), "a%20b%2Cc");
+    }
+
+    #[test]
+    fn shell_quoting_survives_single_quotes() {
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+    }
+}

@@ -1,0 +1,72 @@
+//! `herald`: the command-line program that runs Herald's hub and edge and operates them.
+//!
+//! # Layout
+//! - [`cli`] — the command-line grammar (clap).
+//! - [`commands`] — one module per subcommand.
+//! - [`config`] — files, environment and flags resolved into typed configs.
+//! - [`process`] — logging, signals, the ready line, exit codes.
+//! - [`net`] — listeners with a large backlog.
+//! - [`tls`] — hub link certificates.
+//! - [`rlimit`] — the open-files limit.
+//! - [`discovery`] — finding Redis through the ElastiCache API.
+//! - [`bench`] — `herald bench` and the wire client `herald probe` shares.
+//!
+//! # Invariants
+//! - This crate is the only one that reads the environment, files, flags, signals, rlimits or
+//!   AWS; `herald-hub` and `herald-edge` are libraries that take typed configuration.
+
+mod bench;
+mod cli;
+mod commands;
+mod config;
+mod discovery;
+mod net;
+mod process;
+mod rlimit;
+mod tls;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::Command;
+use config::env::ProcessEnv;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    // Links and Redis use rustls with ring; other crates may bring aws-lc too, so say which.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    match cli.command {
+        Command::Sign(args) => commands::sign::run(args),
+        Command::RedisEndpoint(args) => commands::redis_endpoint::run(args),
+        Command::Config(args) => commands::config::run(args),
+        server => {
+            process::init_logging(&ProcessEnv);
+            process::stop_with_parent(&ProcessEnv);
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(error) => {
+                    return process::fail(
+                        process::EXIT_OS,
+                        format!("cannot start the runtime: {error}"),
+                    );
+                }
+            };
+            runtime.block_on(async move {
+                match server {
+                    Command::Hub(args) => commands::hub::run(args).await,
+                    Command::Edge(args) => commands::edge::run(args).await,
+                    Command::Dev(args) => commands::dev::run(args).await,
+                    Command::Bench(args) => commands::bench::run(args).await,
+                    Command::Probe(args) => commands::probe::run(args).await,
+                    Command::Sign(_) | Command::Config(_) | Command::RedisEndpoint(_) => {
+                        unreachable!("handled above")
+                    }
+                }
+            })
+        }
+    }
+}

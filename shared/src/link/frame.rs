@@ -1,0 +1,215 @@
+//! The typed frames of the link.
+
+use serde::{Deserialize, Serialize};
+
+use crate::app::App;
+use crate::channel::ChannelKey;
+use crate::event::{EventData, EventName};
+use crate::ids::{AppId, EdgeId, HubId, SocketId};
+use crate::presence::Member;
+
+/// Edge → hub.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum EdgeToHub {
+    /// The first frame on the control stream.
+    Hello(Hello),
+    /// The edge's interest in one channel changed (see [`Interest`]).
+    Interest(Interest),
+    /// A gap was seen: send the channel's events after `after` from history.
+    Backfill {
+        /// The channel.
+        key: ChannelKey,
+        /// The last sequence the edge delivered.
+        after: u64,
+    },
+    /// A socket joined or left a presence channel.
+    Presence(PresenceChange),
+    /// A client sent a `client-*` event on a channel it is subscribed to.
+    ClientEvent(ClientEvent),
+    /// The watchlist of a user signed in on this edge (empty: the user's last socket left).
+    Watchlist {
+        /// The app.
+        app: AppId,
+        /// The watching user.
+        user_id: String,
+        /// The users watched.
+        watchlist: Vec<String>,
+    },
+}
+
+/// A presence membership change of one socket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum PresenceChange {
+    /// The socket joins as `member`; the hub answers with a [`PresenceAnswer`].
+    Join {
+        /// The channel.
+        key: ChannelKey,
+        /// The socket.
+        socket: SocketId,
+        /// Echoed in the answer, so a stale answer is never taken for a fresh one.
+        join_id: u64,
+        /// Who joins.
+        member: Member,
+    },
+    /// The socket left (unsubscribed or disconnected).
+    Leave {
+        /// The channel.
+        key: ChannelKey,
+        /// The socket.
+        socket: SocketId,
+    },
+}
+
+/// A client event to publish on a channel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClientEvent {
+    /// The channel.
+    pub key: ChannelKey,
+    /// The event name (`client-…`).
+    pub name: EventName,
+    /// The data, as the client sent it.
+    pub data: EventData,
+    /// The sender, who does not get it back.
+    pub socket: SocketId,
+    /// The sender's presence user id, on presence channels.
+    pub user_id: Option<String>,
+}
+
+/// The edge introduces itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hello {
+    /// The link protocol version the edge speaks.
+    pub version: u16,
+    /// The edge's id.
+    pub edge_id: EdgeId,
+    /// A JWT signed with the cluster key (see [`crate::link::claims`]).
+    pub token: String,
+}
+
+/// The current state of the edge's interest in a channel. Interest is state, not an event: the
+/// edge may coalesce several changes into the latest one, and re-sends all of it on reconnect.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Interest {
+    /// The channel.
+    pub key: ChannelKey,
+    /// Local subscribers on the edge; 0 means the edge no longer wants the channel.
+    pub subscribers: u32,
+    /// Bumped by the edge each time the channel goes from 0 to some subscribers; echoed in
+    /// [`HubToEdge::Subscribed`] so a stale confirmation is never taken for a fresh one.
+    pub generation: u32,
+    /// The last sequence the edge delivered before a reconnect, to receive what follows.
+    pub resume_after: Option<u64>,
+}
+
+/// One event for one channel, as the hub sends it to every interested edge.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// The channel.
+    pub key: ChannelKey,
+    /// Its place in the channel's history.
+    pub seq: u64,
+    /// The event name.
+    pub name: EventName,
+    /// The event data.
+    pub data: EventData,
+    /// A socket that must not receive it (the HTTP API's `socket_id`, a client event's sender).
+    pub exclude: Option<SocketId>,
+    /// The sender's user id, on client events in presence channels.
+    pub user_id: Option<String>,
+}
+
+/// A cache channel's last event, handed to new subscribers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CachedEvent {
+    /// The event name.
+    pub name: EventName,
+    /// The data.
+    pub data: EventData,
+    /// How much longer it stays cached, in milliseconds.
+    pub ttl_ms: u64,
+}
+
+/// The hub accepts the edge.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Welcome {
+    /// The link protocol version the hub speaks.
+    pub version: u16,
+    /// The hub's id.
+    pub hub_id: HubId,
+    /// How many channel streams the hub opens after this frame.
+    pub channel_streams: u16,
+    /// How long cache channels keep their last event, in milliseconds.
+    pub cache_ttl_ms: u64,
+    /// The apps the edge serves.
+    pub apps: Vec<App>,
+}
+
+/// The hub's answer to one presence join.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PresenceAnswer {
+    /// The channel.
+    pub key: ChannelKey,
+    /// The socket.
+    pub socket: SocketId,
+    /// The join this answers.
+    pub join_id: u64,
+    /// Accepted or refused.
+    pub outcome: PresenceOutcome,
+}
+
+/// Whether a presence join was accepted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum PresenceOutcome {
+    /// Accepted; `snapshot` is the `subscription_succeeded` data
+    /// (`{"presence":{"ids":…,"hash":…,"count":…}}`).
+    Joined {
+        /// The member list, as JSON text.
+        snapshot: String,
+        /// The channel's sequence the member list is as of: the socket receives the channel's
+        /// events after it.
+        seq: u64,
+    },
+    /// Refused (e.g. the channel is full).
+    Refused {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Hub → edge.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum HubToEdge {
+    /// Control stream: the edge is accepted.
+    Welcome(Welcome),
+    /// Control stream: the edge is refused; the hub closes the connection.
+    Refused {
+        /// Why.
+        reason: String,
+    },
+    /// Control stream: the app table changed.
+    Apps(Vec<App>),
+    /// Channel stream: the hub now sends this channel's events to the edge; the events that
+    /// follow on the stream have sequences above `seq` (or are history after `resume_after`).
+    Subscribed {
+        /// The channel.
+        key: ChannelKey,
+        /// The interest generation this confirms.
+        generation: u32,
+        /// The channel's last sequence when the interest was registered.
+        seq: u64,
+        /// For cache channels: the last event, if still cached.
+        cached: Option<CachedEvent>,
+    },
+    /// Channel stream: the answer to a socket's presence join.
+    Presence(PresenceAnswer),
+    /// Channel stream: an event.
+    Event(Event),
+    /// Channel stream: history no longer holds the events after the requested sequence; the
+    /// edge continues after `resume_after` and counts the loss.
+    Truncated {
+        /// The channel.
+        key: ChannelKey,
+        /// The oldest sequence history still holds, minus one.
+        resume_after: u64,
+    },
+}

@@ -1,0 +1,162 @@
+# Herald on AWS: one region, an ALB in front of an edge Auto Scaling group (/app/*) and hubs
+# (/apps/*), hubs sharing an ElastiCache Redis 7 replication group. Local modules only.
+
+locals {
+  metrics_namespace = "Herald"
+  # Named here because both the group (modules/edge) and the policy that lets edges complete
+  # its lifecycle hook (modules/iam) need it.
+  edge_asg_name   = "${var.name}-edge"
+  hub_server_name = "herald-hub"
+}
+
+data "aws_ssm_parameter" "ami" {
+  name = var.ami_ssm_parameter
+}
+
+module "security_groups" {
+  source = "./modules/security_groups"
+
+  name           = var.name
+  vpc_id         = var.vpc_id
+  client_cidrs   = var.client_cidrs
+  laravel_cidrs  = var.laravel_cidrs
+  enable_hub_nlb = var.enable_hub_nlb
+  tags           = var.tags
+}
+
+module "secrets" {
+  source = "./modules/secrets"
+
+  name             = var.name
+  apps             = var.apps
+  redis_auth_token = var.redis_auth_token
+  hub_server_name  = local.hub_server_name
+  tags             = var.tags
+}
+
+module "alb" {
+  source = "./modules/alb"
+
+  name                = var.name
+  vpc_id              = var.vpc_id
+  public_subnet_ids   = var.public_subnet_ids
+  security_group_id   = module.security_groups.alb_id
+  certificate_arn     = var.certificate_arn
+  access_logs_bucket  = var.alb_access_logs_bucket
+  deletion_protection = var.alb_deletion_protection
+  tags                = var.tags
+}
+
+module "redis" {
+  source = "./modules/redis"
+
+  name               = var.name
+  private_subnet_ids = var.private_subnet_ids
+  security_group_id  = module.security_groups.redis_id
+  node_type          = var.redis_node_type
+  num_cache_clusters = var.redis_num_cache_clusters
+  engine_version     = var.redis_engine_version
+  auth_token         = module.secrets.redis_auth_token
+  kms_key_arn        = module.secrets.kms_key_arn
+  tags               = var.tags
+}
+
+module "iam" {
+  source = "./modules/iam"
+
+  name                        = var.name
+  region                      = var.region
+  herald_artifact_url         = var.herald_artifact_url
+  kms_key_arn                 = module.secrets.kms_key_arn
+  edge_parameter_arns         = module.secrets.edge_parameter_arns
+  hub_parameter_arns          = module.secrets.hub_parameter_arns
+  edge_asg_name               = local.edge_asg_name
+  redis_replication_group_arn = module.redis.arn
+  metrics_namespace           = local.metrics_namespace
+  enable_ssm_session_manager  = var.enable_ssm_session_manager
+  tags                        = var.tags
+}
+
+locals {
+  apps = [
+    for app in var.apps : {
+      id               = app.id
+      key              = app.key
+      secret_parameter = module.secrets.app_secret_parameter_names[app.id]
+    }
+  ]
+}
+
+module "hub" {
+  source = "./modules/hub"
+
+  name                       = var.name
+  region                     = var.region
+  vpc_id                     = var.vpc_id
+  private_subnet_ids         = var.private_subnet_ids
+  ami_id                     = data.aws_ssm_parameter.ami.insecure_value
+  instance_type              = var.hub_instance_type
+  hub_count                  = var.hub_count
+  security_group_id          = module.security_groups.hub_id
+  instance_profile_name      = module.iam.hub_instance_profile_name
+  hub_target_group_arn       = module.alb.hub_target_group_arn
+  internal_zone_name         = var.internal_zone_name
+  enable_nlb                 = var.enable_hub_nlb
+  nlb_security_group_id      = module.security_groups.nlb_id
+  herald_artifact_url        = var.herald_artifact_url
+  herald_artifact_sha256     = var.herald_artifact_sha256
+  apps                       = local.apps
+  redis_replication_group_id = module.redis.replication_group_id
+  tags                       = var.tags
+
+  parameters = {
+    cluster_key      = module.secrets.parameter_names.cluster_key
+    hub_tls_cert     = module.secrets.parameter_names.hub_tls_cert
+    hub_tls_key      = module.secrets.parameter_names.hub_tls_key
+    redis_auth_token = module.secrets.parameter_names.redis_auth_token
+  }
+}
+
+module "edge" {
+  source = "./modules/edge"
+
+  name                            = var.name
+  region                          = var.region
+  asg_name                        = local.edge_asg_name
+  private_subnet_ids              = var.private_subnet_ids
+  ami_id                          = data.aws_ssm_parameter.ami.insecure_value
+  instance_type                   = var.edge_instance_type
+  min_size                        = var.edge_min_size
+  max_size                        = var.edge_max_size
+  target_connections_per_instance = var.edge_target_connections_per_instance
+  security_group_id               = module.security_groups.edge_id
+  instance_profile_name           = module.iam.edge_instance_profile_name
+  edge_target_group_arn           = module.alb.edge_target_group_arn
+  hubs                            = module.hub.link_endpoints
+  herald_artifact_url             = var.herald_artifact_url
+  herald_artifact_sha256          = var.herald_artifact_sha256
+  apps                            = local.apps
+  metrics_namespace               = local.metrics_namespace
+  tags                            = var.tags
+
+  parameters = {
+    cluster_key = module.secrets.parameter_names.cluster_key
+    hub_ca_cert = module.secrets.parameter_names.hub_ca_cert
+  }
+}
+
+module "alarms" {
+  source = "./modules/alarms"
+
+  name                                 = var.name
+  alarm_topic_arn                      = var.alarm_topic_arn
+  kms_key_arn                          = module.secrets.kms_key_arn
+  alb_arn_suffix                       = module.alb.arn_suffix
+  edge_target_group_arn_suffix         = module.alb.edge_target_group_arn_suffix
+  hub_target_group_arn_suffix          = module.alb.hub_target_group_arn_suffix
+  redis_member_ids                     = module.redis.member_cluster_ids
+  edge_asg_name                        = module.edge.asg_name
+  metrics_namespace                    = local.metrics_namespace
+  edge_target_connections_per_instance = var.edge_target_connections_per_instance
+  tags                                 = var.tags
+}

@@ -1,0 +1,60 @@
+variable "name" {
+  description = "Name prefix; the replication group is <name>-redis."
+  type        = string
+}
+
+variable "private_subnet_ids" {
+  description = "Private subnets for the cache nodes, in at least two zones."
+  type        = list(string)
+}
+
+variable "security_group_id" {
+  description = "Security group of the replication group."
+  type        = string
+}
+
+variable "node_type" {
+  description = "Cache node type."
+  type        = string
+}
+
+variable "num_cache_clusters" {
+  description = "Nodes in the group: one primary plus replicas, spread over zones (2-6)."
+  type        = number
+
+  validation {
+    condition     = var.num_cache_clusters >= 2 && var.num_cache_clusters <= 6
+    error_message = "num_cache_clusters must be 2-6: multi-AZ with automatic failover needs a replica."
+  }
+}
+
+variable "engine_version" {
+  description = "Redis OSS engine version, major.minor (7.x)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^7\\.[0-9]+$", var.engine_version))
+    error_message = "engine_version must be a Redis 7 major.minor such as 7.1."
+  }
+}
+
+variable "auth_token" {
+  description = "AUTH token (16-128 of A-Z a-z 0-9 ! & # $ ^ < > -)."
+  type        = string
+  sensitive   = true
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9!&#$^<>-]{16,128}$", var.auth_token))
+    error_message = "auth_token must be 16-128 characters of A-Z a-z 0-9 ! & # $ ^ < > -."
+  }
+}
+
+variable "kms_key_arn" {
+  description = "KMS key for encryption at rest."
+  type        = string
+}
+
+variable "tags" {
+  description = "Tags for every resource."
+  type        = map(string)
+}

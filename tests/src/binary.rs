@@ -1,0 +1,81 @@
+//! The `herald` binary, built once per test process.
+//!
+//! `CARGO_BIN_EXE_herald` exists only for tests of the package that defines the binary, so this
+//! crate runs `cargo build -p herald` itself and takes the executable's path from cargo's JSON
+//! messages (which follows `CARGO_TARGET_DIR` and the profile wherever they point).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The workspace root (the parent of this crate).
+pub fn workspace_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the tests crate lives inside the workspace")
+}
+
+/// The target directory cargo builds into.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+/// The path of a freshly built `herald` (debug profile). Panics with cargo's output if the build
+/// fails: no test can run without the binary.
+pub fn herald_binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(build).as_path()
+}
+
+/// Variables cargo sets for the test process that describe the tests crate. Passed on to the
+/// inner `cargo build`, they reach build scripts that watch them (ring's watches
+/// `CARGO_MANIFEST_DIR`) and make every run rebuild half the dependency graph.
+const TEST_PROCESS_VARIABLES: [&str; 9] = [
+    "CARGO_MANIFEST_DIR",
+    "CARGO_MANIFEST_PATH",
+    "CARGO_CRATE_NAME",
+    "CARGO_BIN_NAME",
+    "CARGO_PRIMARY_PACKAGE",
+    "CARGO_TARGET_TMPDIR",
+    "CARGO_RUSTC_CURRENT_DIR",
+    "CARGO_MANIFEST_LINKS",
+    "OUT_DIR",
+];
+
+fn build() -> PathBuf {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = Command::new(cargo);
+    command
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "herald",
+            "--bin",
+            "herald",
+            "--message-format=json",
+        ])
+        .current_dir(workspace_root());
+    for (name, _) in std::env::vars_os() {
+        let text = name.to_string_lossy();
+        if text.starts_with("CARGO_PKG_") || TEST_PROCESS_VARIABLES.contains(&text.as_ref()) {
+            command.env_remove(&name);
+        }
+    }
+    let output = command.output().expect("cargo can be run to build herald");
+    assert!(
+        output.status.success(),
+        "cargo build -p herald failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|message| {
+            message["reason"] == "compiler-artifact" && message["target"]["name"] == "herald"
+        })
+        .find_map(|message| message["executable"].as_str().map(PathBuf::from))
+        .expect("cargo reported the herald executable")
+}

@@ -1,0 +1,200 @@
+//! A wire-level Pusher client: raw WebSocket frames as JSON, no Herald types.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long a test waits for any single frame.
+pub const FRAME_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The socket type.
+pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// What the next frame was.
+#[derive(Debug)]
+pub enum Frame {
+    /// A text frame, parsed.
+    Json(Value),
+    /// A close frame (code, reason), or `None` code when the stream ended without one.
+    Closed(Option<u16>, String),
+    /// A WebSocket pong.
+    Pong,
+}
+
+/// A connected Pusher client.
+pub struct PusherClient {
+    /// The socket.
+    pub ws: Socket,
+    /// The socket id from `connection_established`.
+    pub socket_id: String,
+}
+
+/// Opens a WebSocket to `url`, without reading anything.
+pub async fn open(url: &str) -> Socket {
+    let (ws, _) = tokio::time::timeout(FRAME_TIMEOUT, tokio_tungstenite::connect_async(url))
+        .await
+        .unwrap_or_else(|_| panic!("connecting to {url} timed out"))
+        .unwrap_or_else(|e| panic!("connecting to {url} failed: {e}"));
+    ws
+}
+
+/// Reads the next frame (pings are answered by tungstenite and skipped).
+pub async fn next_frame(ws: &mut Socket) -> Frame {
+    loop {
+        let message = tokio::time::timeout(FRAME_TIMEOUT, ws.next())
+            .await
+            .unwrap_or_else(|_| panic!("no frame within {FRAME_TIMEOUT:?}"));
+        match message {
+            Some(Ok(Message::Text(text))) => {
+                let value = serde_json::from_str(&text)
+                    .unwrap_or_else(|e| panic!("server sent invalid JSON {text:?}: {e}"));
+                return Frame::Json(value);
+            }
+            Some(Ok(Message::Close(frame))) => {
+                let (code, reason) = frame
+                    .map(|CloseFrame { code, reason }| (Some(u16::from(code)), reason.to_string()))
+                    .unwrap_or((None, String::new()));
+                return Frame::Closed(code, reason);
+            }
+            Some(Ok(Message::Pong(_))) => return Frame::Pong,
+            Some(Ok(Message::Ping(_) | Message::Frame(_))) => {}
+            Some(Ok(Message::Binary(bytes))) => panic!("server sent a binary frame: {bytes:?}"),
+            Some(Err(_)) | None => return Frame::Closed(None, String::new()),
+        }
+    }
+}
+
+/// Reads the next JSON frame; panics on anything else.
+pub async fn next_json(ws: &mut Socket) -> Value {
+    match next_frame(ws).await {
+        Frame::Json(value) => value,
+        other => panic!("expected a JSON frame, got {other:?}"),
+    }
+}
+
+/// Reads until the connection closes; returns the close code.
+pub async fn expect_close(ws: &mut Socket) -> Option<u16> {
+    loop {
+        match next_frame(ws).await {
+            Frame::Closed(code, _) => return code,
+            Frame::Json(_) | Frame::Pong => {}
+        }
+    }
+}
+
+/// Sends a JSON text frame.
+pub async fn send_json(ws: &mut Socket, value: Value) {
+    ws.send(Message::text(value.to_string()))
+        .await
+        .expect("the socket accepts a frame");
+}
+
+impl PusherClient {
+    /// Connects and waits for `pusher:connection_established`.
+    pub async fn connect(url: &str) -> Self {
+        let mut ws = open(url).await;
+        let established = next_json(&mut ws).await;
+        assert_eq!(
+            established["event"], "pusher:connection_established",
+            "{established}"
+        );
+        let data: Value =
+            serde_json::from_str(established["data"].as_str().expect("data is a string"))
+                .expect("connection_established data is JSON");
+        let socket_id = data["socket_id"].as_str().expect("a socket_id").to_string();
+        Self { ws, socket_id }
+    }
+
+    /// Sends a frame.
+    pub async fn send(&mut self, value: Value) {
+        send_json(&mut self.ws, value).await;
+    }
+
+    /// The next JSON frame.
+    pub async fn next(&mut self) -> Value {
+        next_json(&mut self.ws).await
+    }
+
+    /// The next frame that is not a server `pusher:ping`.
+    pub async fn next_event(&mut self) -> Value {
+        loop {
+            let frame = self.next().await;
+            if frame["event"] != "pusher:ping" {
+                return frame;
+            }
+        }
+    }
+
+    /// Subscribes to a public channel and waits for the confirmation.
+    pub async fn subscribe(&mut self, channel: &str) {
+        self.send(json!({"event": "pusher:subscribe", "data": {"channel": channel}}))
+            .await;
+        let reply = self.next_event().await;
+        assert_eq!(
+            reply,
+            json!({"event": "pusher_internal:subscription_succeeded", "channel": channel, "data": "{}"})
+        );
+    }
+
+    /// Sends `pusher:subscribe` for a private or encrypted channel, signed with the test app's
+    /// secret; returns the server's answer.
+    pub async fn subscribe_private(&mut self, channel: &str) -> Value {
+        let auth = crate::auth::channel(&self.socket_id, channel, None);
+        self.send(json!({"event": "pusher:subscribe", "data": {"channel": channel, "auth": auth}}))
+            .await;
+        self.next_event().await
+    }
+
+    /// Joins a presence channel as `channel_data`; returns the server's answer.
+    pub async fn subscribe_presence(&mut self, channel: &str, channel_data: &Value) -> Value {
+        let data = channel_data.to_string();
+        let auth = crate::auth::channel(&self.socket_id, channel, Some(&data));
+        let subscribe = json!({"event": "pusher:subscribe", "data": {"channel": channel, "auth": auth, "channel_data": data}});
+        self.send(subscribe).await;
+        self.next_event().await
+    }
+
+    /// Signs in with `user_data`; returns the server's answer.
+    pub async fn signin(&mut self, user_data: &Value) -> Value {
+        let data = user_data.to_string();
+        let auth = crate::auth::user(&self.socket_id, &data);
+        self.send(json!({"event": "pusher:signin", "data": {"auth": auth, "user_data": data}}))
+            .await;
+        self.next_event().await
+    }
+
+    /// Signs in with `user_data` and checks that it succeeded.
+    pub async fn sign_in(&mut self, user_data: &Value) {
+        let reply = self.signin(user_data).await;
+        assert_eq!(reply["event"], "pusher:signin_success", "{reply}");
+        assert_eq!(reply["data"]["user_data"], user_data.to_string(), "{reply}");
+    }
+
+    /// The `events` of the next event, which must be a watchlist event.
+    pub async fn next_watchlist_events(&mut self) -> Value {
+        let frame = self.next_event().await;
+        assert_eq!(
+            frame["event"], "pusher_internal:watchlist_events",
+            "{frame}"
+        );
+        frame["data"]["events"].clone()
+    }
+
+    /// A ping round trip: proves the server has processed everything sent before.
+    pub async fn sync(&mut self) {
+        self.send(json!({"event": "pusher:ping", "data": {}})).await;
+        let pong = self.next_event().await;
+        assert_eq!(pong["event"], "pusher:pong", "{pong}");
+    }
+
+    /// Unsubscribes (Pusher sends no reply).
+    pub async fn unsubscribe(&mut self, channel: &str) {
+        self.send(json!({"event": "pusher:unsubscribe", "data": {"channel": channel}}))
+            .await;
+    }
+}

@@ -1,0 +1,27 @@
+//! Black-box test harness: real `herald` processes on loopback, a wire-level Pusher client, and
+//! an HTTP API client that signs like the SDKs. Tests assert wire JSON, not Herald's own types.
+//!
+//! # Layout
+//! - [`binary`] — building and locating `herald`.
+//! - [`dev`] — `herald dev` or the floor server for bench and probe tests, and one-shot runs.
+//! - [`process`] — spawning processes, ready lines, logs, kills.
+//! - [`redis`] — a real redis-server per test.
+//! - [`topology`] — hubs and edges with port 0 everywhere.
+//! - [`client`] — the Pusher WebSocket client.
+//! - [`compat`] — real Pusher clients and SDKs (pusher-js, npm and PyPI `pusher`) as scripts.
+//! - [`api`] — the signed HTTP API client.
+//! - [`auth`] — channel and user signatures, as an app's auth endpoint makes them.
+//! - [`moto`] — a local ElastiCache API (moto), for discovery tests.
+//! - [`terraform`] — the `terraform/` tree parsed with hcl-rs, for offline invariant checks.
+
+pub mod api;
+pub mod auth;
+pub mod binary;
+pub mod client;
+pub mod compat;
+pub mod dev;
+pub mod moto;
+pub mod process;
+pub mod redis;
+pub mod terraform;
+pub mod topology;

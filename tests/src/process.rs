@@ -1,0 +1,207 @@
+//! Running `herald` processes: spawn, wait for the ready line, watch stderr, kill.
+//!
+//! Each process's stderr goes to `target/test-logs/<test>/<name>.log` and is printed when a test
+//! fails while the process is alive.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::Notify;
+
+use crate::binary::{herald_binary, target_dir};
+
+/// How long a process may take to print its ready line.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Default)]
+struct Log {
+    lines: Mutex<Vec<String>>,
+    changed: Notify,
+}
+
+/// A running `herald` process.
+pub struct HeraldProcess {
+    name: String,
+    child: Child,
+    log: Arc<Log>,
+    log_path: PathBuf,
+    stderr_reader: Option<tokio::task::JoinHandle<()>>,
+    /// The ready line, when the process printed one.
+    pub ready: Value,
+}
+
+impl HeraldProcess {
+    /// Starts `herald ARGS` and waits for its ready line (`--ready-json` must be among the args).
+    pub async fn start(test: &str, name: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut process = Self::spawn(test, name, args, env);
+        let stdout = process.child.stdout.take().expect("stdout is piped");
+        let mut lines = BufReader::new(stdout).lines();
+        let read_ready = async {
+            while let Some(line) = lines.next_line().await.ok().flatten() {
+                if let Ok(value) = serde_json::from_str::<Value>(&line)
+                    && value["event"] == "ready"
+                {
+                    return Some(value);
+                }
+            }
+            None
+        };
+        match tokio::time::timeout(READY_TIMEOUT, read_ready).await {
+            Ok(Some(ready)) => process.ready = ready,
+            outcome => {
+                let status = process.child.try_wait().ok().flatten();
+                panic!(
+                    "{name} did not print its ready line ({}; exit status {status:?}); stderr:\n{}",
+                    if outcome.is_err() {
+                        "timed out"
+                    } else {
+                        "stdout closed"
+                    },
+                    process.stderr()
+                );
+            }
+        }
+        // Keep draining stdout so the process never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        process
+    }
+
+    /// Starts `herald ARGS` without waiting for anything.
+    pub fn spawn(test: &str, name: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let log_dir = target_dir().join("test-logs").join(test);
+        std::fs::create_dir_all(&log_dir).expect("the log directory can be created");
+        let log_path = log_dir.join(format!("{name}.log"));
+        let mut command = Command::new(herald_binary());
+        command
+            .args(args)
+            .env("HERALD_LOG", "info,herald_edge=debug,herald_hub=debug")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = command.spawn().expect("herald can be started");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let log = Arc::new(Log::default());
+        let sink = log.clone();
+        let path = log_path.clone();
+        let stderr_reader = tokio::spawn(async move {
+            let mut file = tokio::fs::File::create(&path).await.ok();
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(file) = file.as_mut() {
+                    let _ = file.write_all(format!("{line}\n").as_bytes()).await;
+                }
+                sink.lines.lock().expect("log lock").push(line);
+                sink.changed.notify_waiters();
+            }
+        });
+        Self {
+            name: name.to_string(),
+            child,
+            log,
+            log_path,
+            stderr_reader: Some(stderr_reader),
+            ready: Value::Null,
+        }
+    }
+
+    /// A field of the ready line, as a string.
+    pub fn ready_field(&self, field: &str) -> String {
+        self.ready[field]
+            .as_str()
+            .unwrap_or_else(|| panic!("{} ready line has no {field}: {}", self.name, self.ready))
+            .to_string()
+    }
+
+    /// Everything the process wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        self.log.lines.lock().expect("log lock").join("\n")
+    }
+
+    /// Waits until a stderr line contains `needle`.
+    pub async fn wait_for_log(&self, needle: &str, timeout: Duration) {
+        let found = async {
+            loop {
+                let changed = self.log.changed.notified();
+                if self
+                    .log
+                    .lines
+                    .lock()
+                    .expect("log lock")
+                    .iter()
+                    .any(|l| l.contains(needle))
+                {
+                    return;
+                }
+                changed.await;
+            }
+        };
+        if tokio::time::timeout(timeout, found).await.is_err() {
+            panic!(
+                "{} never logged {needle:?} within {timeout:?}; stderr ({}):\n{}",
+                self.name,
+                self.log_path.display(),
+                self.stderr()
+            );
+        }
+    }
+
+    /// Kills the process at once (SIGKILL) and waits for it.
+    pub async fn kill(&mut self) {
+        let _ = self.child.kill().await;
+    }
+
+    /// Sends SIGTERM (the graceful stop).
+    pub fn terminate(&self) {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .expect("kill can be run");
+        assert!(
+            status.success(),
+            "SIGTERM could not be sent to {}",
+            self.name
+        );
+    }
+
+    /// Waits for the process to exit on its own; returns its exit code.
+    pub async fn exit_code(&mut self, timeout: Duration) -> Option<i32> {
+        let status = match tokio::time::timeout(timeout, self.child.wait()).await {
+            Ok(Ok(status)) => status,
+            _ => panic!(
+                "{} did not exit within {timeout:?}:\n{}",
+                self.name,
+                self.stderr()
+            ),
+        };
+        // Everything the process wrote is read before anyone looks at it.
+        if let Some(reader) = self.stderr_reader.take() {
+            let _ = tokio::time::timeout(timeout, reader).await;
+        }
+        status.code()
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("the process is running")
+    }
+}
+
+impl Drop for HeraldProcess {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "----- {} stderr ({}) -----\n{}\n-----",
+                self.name,
+                self.log_path.display(),
+                self.stderr()
+            );
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! `herald bench` against a real `herald dev` and the floor server: a small fan-out accounts
+//! every delivery exactly, and unreachable servers, wrong credentials or bad flags fail clearly
+//! before any load is sent.
+
+use std::time::Duration;
+
+use herald_tests::dev::{Dev, herald};
+use serde_json::Value;
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+#[tokio::test]
+async fn a_small_fanout_delivers_every_event_once() {
+    check_small_fanout(Dev::start("a_small_fanout_delivers_every_event_once").await).await;
+}
+
+#[tokio::test]
+async fn the_floor_server_passes_the_same_fanout() {
+    check_small_fanout(Dev::floor("the_floor_server_passes_the_same_fanout").await).await;
+}
+
+async fn check_small_fanout(dev: Dev) {
+    let (ws, api) = (
+        format!("ws://{}", dev.websocket),
+        format!("http://{}", dev.http),
+    );
+    let output = herald(
+        &[
+            "bench",
+            "fanout",
+            "--ws",
+            &ws,
+            "--api",
+            &api,
+            "--subscribers",
+            "20",
+            "--messages",
+            "25",
+            "--rate",
+            "200",
+            "--settle",
+            "0",
+            "--json",
+        ],
+        LIMIT,
+    )
+    .await;
+    assert!(output.status.success(), "{output:?}");
+    let report: Value = serde_json::from_slice(&output.stdout).expect("--json prints JSON");
+    assert_eq!(report["connect"]["connected"], 20, "{report}");
+    assert_eq!(report["trigger"]["accepted"], 25, "{report}");
+    let delivery = &report["delivery"];
+    assert_eq!(delivery["expected"], 500, "{report}");
+    assert_eq!(delivery["received"], 500, "{report}");
+    for field in ["lost", "duplicates", "unconfirmed"] {
+        assert_eq!(delivery[field], 0, "{field}: {report}");
+    }
+    assert_eq!(delivery["latency_ms"]["count"], 500, "{report}");
+}
+
+#[tokio::test]
+async fn wrong_credentials_fail_before_connecting() {
+    let dev = Dev::start("wrong_credentials_fail_before_connecting").await;
+    let (ws, api) = (
+        format!("ws://{}", dev.websocket),
+        format!("http://{}", dev.http),
+    );
+    let output = herald(
+        &[
+            "bench",
+            "fanout",
+            "--ws",
+            &ws,
+            "--api",
+            &api,
+            "--app-secret",
+            "wrong",
+            "-n",
+            "5",
+        ],
+        LIMIT,
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(69), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("a trial trigger failed"), "{stderr}");
+    assert!(stderr.contains("HTTP 401"), "{stderr}");
+}
+
+#[tokio::test]
+async fn an_unreachable_server_or_a_bad_url_fails_clearly() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let closed = format!("ws://{}", listener.local_addr().expect("an address"));
+    drop(listener);
+    let output = herald(
+        &["bench", "idle", "--ws", &closed, "-n", "3", "--hold", "0"],
+        LIMIT,
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(69), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("no subscriber could connect"), "{stderr}");
+    assert!(stderr.contains("cannot connect"), "{stderr}");
+
+    let output = herald(
+        &["bench", "fanout", "--ws", &closed, "--api", "https://x"],
+        LIMIT,
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(64), "{output:?}");
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("--api"),
+        "{output:?}"
+    );
+
+    let output = herald(&["bench", "fanout", "--ws", &closed, "--rate", "0"], LIMIT).await;
+    assert_eq!(output.status.code(), Some(64), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--rate must be positive"), "{stderr}");
+}
+
+#[tokio::test]
+async fn more_subscribers_than_open_files_fail_before_connecting() {
+    // Linux caps open files per process at 2^30 (fs.nr_open), below this.
+    let output = herald(&["bench", "idle", "-n", "2000000000", "--hold", "0"], LIMIT).await;
+    assert_eq!(output.status.code(), Some(71), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("subscribers need more"), "{stderr}");
+}

@@ -1,0 +1,290 @@
+//! Real Pusher software against real `herald` processes: pusher-js 8 (Node build) as the client,
+//! the official `pusher` server SDKs from npm and PyPI as the trigger side. The scripts live in
+//! `tests/compat/`; their dependencies install on first use (see `herald_tests::compat`).
+//!
+//! What pusher-js hands the app is compared exactly: pusher-js parses a JSON `data` string into a
+//! value, and the script prints that value back.
+
+use std::collections::BTreeMap;
+
+use herald_tests::compat::{JsClient, node_sdk, python_sdk, server};
+use herald_tests::topology::Cluster;
+use serde_json::{Value, json};
+
+/// A payload that exercises JSON encoding on the way through: non-ASCII text (the Python SDK
+/// sends it as `\u` escapes, surrogate pairs included), quotes, HTML, numbers, null, nesting.
+fn payload() -> Value {
+    json!({
+        "id": 42,
+        "note": "ünïcode \"quoted\" </script> ✓ 🦀",
+        "nested": {"list": [1, 2.5, null, true, "x"], "empty": {}},
+    })
+}
+
+/// Reads events from `client` until every channel in `fences` has delivered its `fence` event;
+/// returns the events per channel, fences included. Events of one channel keep their order; events
+/// of different channels may interleave in any order.
+async fn events_until_fences(
+    client: &mut JsClient,
+    fences: &[&str],
+) -> BTreeMap<String, Vec<Value>> {
+    let mut per_channel: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    let mut pending: Vec<&str> = fences.to_vec();
+    while !pending.is_empty() {
+        let event = client.next_event().await;
+        let channel = event["channel"]
+            .as_str()
+            .expect("an event names its channel")
+            .to_string();
+        if event["event"] == "fence" {
+            pending.retain(|fenced| *fenced != channel);
+        }
+        per_channel
+            .entry(channel)
+            .or_default()
+            .push(json!({"event": event["event"], "data": event["data"]}));
+    }
+    per_channel
+}
+
+#[tokio::test]
+async fn pusher_js_on_two_edges_receives_what_the_npm_sdk_triggers() {
+    const TEST: &str = "pusher_js_on_two_edges_receives_what_the_npm_sdk_triggers";
+    let cluster = Cluster::start(TEST, 2, &[]).await;
+    let mut first = JsClient::connect(TEST, "pusher-js-0", &cluster.edges[0]).await;
+    let mut second = JsClient::connect(TEST, "pusher-js-1", &cluster.edges[1]).await;
+    assert_ne!(first.socket_id, second.socket_id);
+    first.subscribe("orders").await;
+    second.subscribe("orders").await;
+
+    let results = node_sdk(
+        TEST,
+        &server(&cluster),
+        json!([
+            {"op": "trigger", "channels": "orders", "event": "order.created", "data": payload(),
+             "params": {"info": "subscription_count"}},
+            {"op": "trigger", "channels": "orders", "event": "order.note", "data": "plain text, not JSON"},
+        ]),
+    )
+    .await;
+    // One subscriber per edge, each its edge's first: the hub counted both before confirming.
+    assert_eq!(
+        results,
+        vec![
+            json!({"op": "trigger", "status": 200,
+                   "body": {"channels": {"orders": {"subscription_count": 2}}}}),
+            json!({"op": "trigger", "status": 200, "body": {}}),
+        ]
+    );
+
+    for client in [&mut first, &mut second] {
+        assert_eq!(
+            client.next_event().await,
+            json!({"channel": "orders", "event": "order.created", "data": payload()})
+        );
+        assert_eq!(
+            client.next_event().await,
+            json!({"channel": "orders", "event": "order.note", "data": "plain text, not JSON"})
+        );
+    }
+    first.close().await;
+    second.close().await;
+}
+
+#[tokio::test]
+async fn pusher_js_on_two_edges_receives_what_the_python_sdk_triggers() {
+    const TEST: &str = "pusher_js_on_two_edges_receives_what_the_python_sdk_triggers";
+    let cluster = Cluster::start(TEST, 2, &[]).await;
+    let mut first = JsClient::connect(TEST, "pusher-js-0", &cluster.edges[0]).await;
+    let mut second = JsClient::connect(TEST, "pusher-js-1", &cluster.edges[1]).await;
+    first.subscribe("orders").await;
+    second.subscribe("orders").await;
+
+    let results = python_sdk(
+        TEST,
+        &server(&cluster),
+        json!([
+            {"op": "trigger", "channels": "orders", "event": "order.created", "data": payload()},
+            {"op": "trigger_batch", "batch": [
+                {"channel": "orders", "name": "order.shipped", "data": {"id": 42, "by": "ünïcode"}},
+                {"channel": "orders", "name": "fence", "data": "end"},
+            ]},
+        ]),
+    )
+    .await;
+    assert_eq!(
+        results,
+        vec![
+            json!({"op": "trigger", "result": {}}),
+            json!({"op": "trigger_batch", "result": {}}),
+        ]
+    );
+
+    for client in [&mut first, &mut second] {
+        assert_eq!(
+            client.next_event().await,
+            json!({"channel": "orders", "event": "order.created", "data": payload()})
+        );
+        assert_eq!(
+            client.next_event().await,
+            json!({"channel": "orders", "event": "order.shipped", "data": {"id": 42, "by": "ünïcode"}})
+        );
+        assert_eq!(
+            client.next_event().await,
+            json!({"channel": "orders", "event": "fence", "data": "end"})
+        );
+    }
+    first.close().await;
+    second.close().await;
+}
+
+#[tokio::test]
+async fn npm_sdk_multi_channel_batch_and_socket_id_exclusion_reach_pusher_js() {
+    const TEST: &str = "npm_sdk_multi_channel_batch_and_socket_id_exclusion_reach_pusher_js";
+    let cluster = Cluster::start(TEST, 2, &[]).await;
+    let mut near = JsClient::connect(TEST, "pusher-js-near", &cluster.edges[0]).await;
+    let mut far = JsClient::connect(TEST, "pusher-js-far", &cluster.edges[1]).await;
+    // The socket that "sent" the events: the SDKs pass its socket_id so it does not get them.
+    let mut sender = JsClient::connect(TEST, "pusher-js-sender", &cluster.edges[0]).await;
+    for client in [&mut near, &mut far] {
+        client.subscribe("ch-a").await;
+        client.subscribe("ch-b").await;
+    }
+    sender.subscribe("ch-a").await;
+    let excluded = sender.socket_id.clone();
+
+    let results = node_sdk(
+        TEST,
+        &server(&cluster),
+        json!([
+            {"op": "trigger", "channels": ["ch-a", "ch-b"], "event": "multi", "data": {"n": 1}},
+            {"op": "triggerBatch", "batch": [
+                {"channel": "ch-a", "name": "batch-a", "data": {"n": 2}},
+                {"channel": "ch-b", "name": "batch-b", "data": "two"},
+                {"channel": "ch-a", "name": "batch-hidden", "data": {"n": 3}, "socket_id": excluded},
+            ]},
+            {"op": "trigger", "channels": "ch-a", "event": "hidden", "data": {"n": 4},
+             "params": {"socket_id": excluded}},
+            {"op": "trigger", "channels": ["ch-a", "ch-b"], "event": "fence", "data": {"n": 5}},
+        ]),
+    )
+    .await;
+    let trigger_ok = json!({"op": "trigger", "status": 200, "body": {}});
+    assert_eq!(
+        results,
+        vec![
+            trigger_ok.clone(),
+            json!({"op": "triggerBatch", "status": 200, "body": {}}),
+            trigger_ok.clone(),
+            trigger_ok,
+        ]
+    );
+
+    let everything = BTreeMap::from([
+        (
+            "ch-a".to_string(),
+            vec![
+                json!({"event": "multi", "data": {"n": 1}}),
+                json!({"event": "batch-a", "data": {"n": 2}}),
+                json!({"event": "batch-hidden", "data": {"n": 3}}),
+                json!({"event": "hidden", "data": {"n": 4}}),
+                json!({"event": "fence", "data": {"n": 5}}),
+            ],
+        ),
+        (
+            "ch-b".to_string(),
+            vec![
+                json!({"event": "multi", "data": {"n": 1}}),
+                json!({"event": "batch-b", "data": "two"}),
+                json!({"event": "fence", "data": {"n": 5}}),
+            ],
+        ),
+    ]);
+    assert_eq!(
+        events_until_fences(&mut near, &["ch-a", "ch-b"]).await,
+        everything
+    );
+    assert_eq!(
+        events_until_fences(&mut far, &["ch-a", "ch-b"]).await,
+        everything
+    );
+    // The fence proves the excluded events were not merely late.
+    assert_eq!(
+        events_until_fences(&mut sender, &["ch-a"]).await,
+        BTreeMap::from([(
+            "ch-a".to_string(),
+            vec![
+                json!({"event": "multi", "data": {"n": 1}}),
+                json!({"event": "batch-a", "data": {"n": 2}}),
+                json!({"event": "fence", "data": {"n": 5}}),
+            ],
+        )])
+    );
+    for client in [near, far, sender] {
+        client.close().await;
+    }
+}
+
+#[tokio::test]
+async fn python_sdk_channel_queries_match_pusher_js_subscribers() {
+    const TEST: &str = "python_sdk_channel_queries_match_pusher_js_subscribers";
+    // Every punctuation mark Pusher allows in a channel name. The Python SDK puts names into the
+    // request path and the prefix filter into the query string without percent-encoding them,
+    // and signs them that way.
+    const ODD: &str = "room-a=b@c,d.e;f_g";
+    let cluster = Cluster::start(TEST, 2, &[]).await;
+    let mut first = JsClient::connect(TEST, "pusher-js-0", &cluster.edges[0]).await;
+    let mut second = JsClient::connect(TEST, "pusher-js-1", &cluster.edges[1]).await;
+    // Each subscription is the first of its channel on its edge, so the hub registered it before
+    // the subscription was confirmed, and the counts below are exact at once.
+    first.subscribe("room-1").await;
+    second.subscribe("room-1").await;
+    first.subscribe("room-2").await;
+    second.subscribe("lobby").await;
+    second.subscribe(ODD).await;
+
+    let results = python_sdk(
+        TEST,
+        &server(&cluster),
+        json!([
+            {"op": "channels_info", "prefix_filter": "room-"},
+            {"op": "channels_info"},
+            {"op": "channels_info", "prefix_filter": "room-a=b@c,d.e;"},
+            {"op": "channel_info", "channel": "room-1", "attributes": ["subscription_count"]},
+            {"op": "channel_info", "channel": "room-2", "attributes": ["subscription_count"]},
+            {"op": "channel_info", "channel": ODD, "attributes": ["subscription_count"]},
+            {"op": "channel_info", "channel": "room-1"},
+            {"op": "channel_info", "channel": "nobody-here"},
+            {"op": "trigger", "channels": ODD, "event": "odd", "data": {"ok": true}},
+        ]),
+    )
+    .await;
+    let listed = |names: &[&str]| {
+        let channels: serde_json::Map<String, Value> = names
+            .iter()
+            .map(|name| (name.to_string(), json!({})))
+            .collect();
+        json!({"op": "channels_info", "result": {"channels": channels}})
+    };
+    let info = |result: Value| json!({"op": "channel_info", "result": result});
+    assert_eq!(
+        results,
+        vec![
+            listed(&["room-1", "room-2", ODD]),
+            listed(&["room-1", "room-2", "lobby", ODD]),
+            listed(&[ODD]),
+            info(json!({"occupied": true, "subscription_count": 2})),
+            info(json!({"occupied": true, "subscription_count": 1})),
+            info(json!({"occupied": true, "subscription_count": 1})),
+            info(json!({"occupied": true})),
+            info(json!({"occupied": false})),
+            json!({"op": "trigger", "result": {}}),
+        ]
+    );
+    assert_eq!(
+        second.next_event().await,
+        json!({"channel": ODD, "event": "odd", "data": {"ok": true}})
+    );
+    first.close().await;
+    second.close().await;
+}

@@ -1,0 +1,96 @@
+//! Invalid configuration fails at start, exit code 64, naming every bad key and its source.
+
+use std::time::Duration;
+
+use herald_tests::process::HeraldProcess;
+
+async fn fails_with(test: &str, args: &[&str], env: &[(&str, &str)], needles: &[&str]) {
+    let mut process = HeraldProcess::spawn(test, "herald", args, env);
+    assert_eq!(
+        process.exit_code(Duration::from_secs(20)).await,
+        Some(64),
+        "{}",
+        process.stderr()
+    );
+    let stderr = process.stderr();
+    for needle in needles {
+        assert!(
+            stderr.contains(needle),
+            "stderr does not mention {needle:?}:\n{stderr}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn bad_edge_settings_are_all_reported() {
+    fails_with(
+        "bad_edge_settings_are_all_reported",
+        &["edge"],
+        &[
+            ("HERALD_EDGE__LISTEN", "not-an-address"),
+            ("HERALD_EDGE__HUBS", "hub-without-port"),
+            ("HERALD_EDGE__OUTBOX_FRAMES", "0"),
+            ("HERALD_CLUSTER__KEY", "short"),
+        ],
+        &[
+            "edge.listen (from HERALD_EDGE__LISTEN): \"not-an-address\" is not a socket address",
+            "edge.hubs (from HERALD_EDGE__HUBS): \"hub-without-port\" is not host:port",
+            "edge.outbox_frames (from HERALD_EDGE__OUTBOX_FRAMES)",
+            "cluster.key (from HERALD_CLUSTER__KEY): is 5 characters long",
+            "edge.hub_ca: the edge must trust its hubs",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_hub_without_an_app_or_cluster_key_refuses_to_start() {
+    fails_with(
+        "a_hub_without_an_app_or_cluster_key_refuses_to_start",
+        &["hub"],
+        &[],
+        &[
+            "cluster.key: is required",
+            "HERALD_CLUSTER__KEY",
+            "app: no app configured",
+            "REVERB_APP_ID",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn config_file_mistakes_are_named() {
+    let dir = herald_tests::binary::target_dir()
+        .join("test-logs")
+        .join("config_file_mistakes_are_named");
+    std::fs::create_dir_all(&dir).unwrap();
+    let typo = dir.join("typo.toml");
+    std::fs::write(&typo, "[hub]\nhttp_listn = \"127.0.0.1:1\"\n").unwrap();
+    let typo = typo.display().to_string();
+    fails_with(
+        "config_file_mistakes_are_named",
+        &["hub", "--config", &typo],
+        &[],
+        &["http_listn", &typo],
+    )
+    .await;
+
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[cluster]\nkey = \"0123456789abcdef0123\"\n[[apps]]\nid = \"1\"\nkey = \"k\"\n[hub]\nhistory_max_events = \"many\"\n",
+    )
+    .unwrap();
+    let bad = bad.display().to_string();
+    fails_with(
+        "config_file_mistakes_are_named",
+        &["hub", "--config", &bad],
+        &[],
+        &[
+            "apps[0].secret: is required",
+            "hub.history_max_events (in the config file): \"many\"",
+        ],
+    )
+    .await;
+}

@@ -1,0 +1,87 @@
+//! `herald dev`, the README's first command: one process, a default app, ready for clients.
+
+use herald_tests::api::Api;
+use herald_tests::client::PusherClient;
+use herald_tests::process::HeraldProcess;
+use serde_json::json;
+
+#[tokio::test]
+async fn herald_dev_serves_its_default_app() {
+    let args = [
+        "dev",
+        "--ready-json",
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+        "--http-listen",
+        "127.0.0.1:0",
+    ];
+    let dev = HeraldProcess::start("herald_dev_serves_its_default_app", "dev", &args, &[]).await;
+    let app = &dev.ready["app"];
+    let (id, key, secret) = (
+        app["id"].as_str().unwrap(),
+        app["key"].as_str().unwrap(),
+        app["secret"].as_str().unwrap(),
+    );
+    dev.wait_for_log(
+        "BROADCAST_CONNECTION=reverb",
+        std::time::Duration::from_secs(5),
+    )
+    .await;
+
+    let url = format!("ws://{}/app/{key}?protocol=7", dev.ready_field("websocket"));
+    let mut client = PusherClient::connect(&url).await;
+    client.subscribe("test").await;
+    let api = Api::for_app(&dev.ready_field("http"), id, key, secret);
+    let reply = api
+        .trigger(json!({"name": "hello", "channel": "test", "data": "{\"message\":\"hi\"}"}))
+        .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    assert_eq!(
+        client.next_event().await,
+        json!({"event": "hello", "channel": "test", "data": "{\"message\":\"hi\"}"})
+    );
+    let health = Api::new(&dev.ready_field("admin"))
+        .raw("GET", "/up", "")
+        .await;
+    assert_eq!((health.status, health.body), (200, json!({"health": "OK"})));
+}
+
+#[tokio::test]
+async fn reverb_environment_names_configure_the_app() {
+    let args = [
+        "dev",
+        "--ready-json",
+        "--admin-listen",
+        "127.0.0.1:0",
+        "--http-listen",
+        "127.0.0.1:0",
+    ];
+    let env = [
+        ("REVERB_APP_ID", "reverb-id"),
+        ("REVERB_APP_KEY", "reverb-key"),
+        ("REVERB_APP_SECRET", "reverb-secret"),
+        ("REVERB_SERVER_HOST", "127.0.0.1"),
+        ("REVERB_SERVER_PORT", "0"),
+    ];
+    let dev = HeraldProcess::start(
+        "reverb_environment_names_configure_the_app",
+        "dev",
+        &args,
+        &env,
+    )
+    .await;
+    assert_eq!(
+        dev.ready["app"],
+        json!({"id": "reverb-id", "key": "reverb-key", "secret": "reverb-secret"})
+    );
+    let url = format!(
+        "ws://{}/app/reverb-key?protocol=7",
+        dev.ready_field("websocket")
+    );
+    PusherClient::connect(&url)
+        .await
+        .subscribe("from-env")
+        .await;
+}

@@ -1,0 +1,216 @@
+//! Every bad client input gets its documented answer (docs/protocol-errors.md), and the server
+//! keeps serving: after each mistake the same socket (or a new one) still works.
+
+use futures_util::SinkExt;
+use herald_tests::client::{
+    self, Frame, PusherClient, Socket, expect_close, next_frame, next_json, send_json,
+};
+use herald_tests::topology::{APP_KEY, Cluster, Edge};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::Message;
+
+fn url(edge: &Edge, key: &str, query: &str) -> String {
+    format!("ws://{}/app/{key}{query}", edge.websocket)
+}
+
+/// The socket is still usable: a ping gets a pong.
+async fn still_usable(ws: &mut Socket) {
+    send_json(ws, json!({"event": "pusher:ping", "data": {}})).await;
+    assert_eq!(
+        next_json(ws).await,
+        json!({"event": "pusher:pong", "data": {}})
+    );
+}
+
+async fn expect_error(ws: &mut Socket, code: u16) -> Value {
+    let frame = next_json(ws).await;
+    assert_eq!(frame["event"], "pusher:error", "{frame}");
+    assert_eq!(frame["data"]["code"], code, "{frame}");
+    assert!(
+        frame["data"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{frame}"
+    );
+    frame
+}
+
+async fn refused_with(edge: &Edge, key: &str, query: &str, code: u16) {
+    let mut ws = client::open(&url(edge, key, query)).await;
+    expect_error(&mut ws, code).await;
+    assert_eq!(expect_close(&mut ws).await, Some(code));
+}
+
+#[tokio::test]
+async fn connection_refusals_carry_pusher_codes() {
+    let cluster = Cluster::start("connection_refusals_carry_pusher_codes", 1, &[]).await;
+    let edge = &cluster.edges[0];
+    refused_with(edge, "no-such-key", "?protocol=7", 4001).await;
+    refused_with(edge, APP_KEY, "", 4008).await;
+    refused_with(edge, APP_KEY, "?protocol=seven", 4006).await;
+    refused_with(edge, APP_KEY, "?protocol=3", 4007).await;
+    refused_with(edge, APP_KEY, "?protocol=8", 4007).await;
+    // And the edge still serves a good connection.
+    let mut good = PusherClient::connect(&edge.url()).await;
+    good.subscribe("after-refusals").await;
+}
+
+#[tokio::test]
+async fn malformed_frames_get_errors_and_the_socket_stays_usable() {
+    let cluster = Cluster::start(
+        "malformed_frames_get_errors_and_the_socket_stays_usable",
+        1,
+        &[],
+    )
+    .await;
+    let mut client = PusherClient::connect(&cluster.edges[0].url()).await;
+    let ws = &mut client.ws;
+
+    ws.send(Message::text("{not json")).await.unwrap();
+    expect_error(ws, 4300).await;
+    still_usable(ws).await;
+
+    ws.send(Message::text("[1,2,3]")).await.unwrap();
+    expect_error(ws, 4300).await;
+    ws.send(Message::text(r#"{"data":{}}"#)).await.unwrap();
+    expect_error(ws, 4300).await;
+    send_json(
+        ws,
+        json!({"event": "pusher:subscribe", "data": {"auth": "x"}}),
+    )
+    .await;
+    expect_error(ws, 4300).await;
+    still_usable(ws).await;
+
+    send_json(ws, json!({"event": "pusher:teleport", "data": {}})).await;
+    expect_error(ws, 4307).await;
+    send_json(ws, json!({"event": "hello"})).await;
+    expect_error(ws, 4307).await;
+    still_usable(ws).await;
+
+    ws.send(Message::binary(vec![1u8, 2, 3])).await.unwrap();
+    expect_error(ws, 4303).await;
+    still_usable(ws).await;
+
+    let oversized = json!({"event": "pusher:ping", "data": {"pad": "x".repeat(11 * 1024)}});
+    send_json(ws, oversized).await;
+    expect_error(ws, 4304).await;
+    still_usable(ws).await;
+
+    client.subscribe("still-works").await;
+}
+
+#[tokio::test]
+async fn invalid_channel_names_fail_the_subscription_only() {
+    let cluster = Cluster::start("invalid_channel_names_fail_the_subscription_only", 1, &[]).await;
+    let mut client = PusherClient::connect(&cluster.edges[0].url()).await;
+    for name in ["has space", "emoji-✨", &"x".repeat(165), ""] {
+        client
+            .send(json!({"event": "pusher:subscribe", "data": {"channel": name}}))
+            .await;
+        let reply = client.next_event().await;
+        assert_eq!(reply["event"], "pusher:subscription_error", "{reply}");
+        assert_eq!(reply["channel"], name);
+        assert_eq!(reply["data"]["status"], 400, "{reply}");
+        assert_eq!(reply["data"]["type"], "InvalidChannelName", "{reply}");
+    }
+    client
+        .subscribe("valid_name-with=all@the,punctuation.;")
+        .await;
+}
+
+#[tokio::test]
+async fn a_frame_far_over_the_limit_closes_with_1009() {
+    let cluster = Cluster::start("a_frame_far_over_the_limit_closes_with_1009", 1, &[]).await;
+    let edge = &cluster.edges[0];
+    let mut client = PusherClient::connect(&edge.url()).await;
+    let huge = "y".repeat(64 * 1024);
+    let _ = client.ws.send(Message::text(huge)).await;
+    expect_error(&mut client.ws, 4304).await;
+    assert_eq!(expect_close(&mut client.ws).await, Some(1009));
+    // Other connections are unaffected.
+    let mut next = PusherClient::connect(&edge.url()).await;
+    next.subscribe("fine").await;
+}
+
+#[tokio::test]
+async fn plain_http_on_the_websocket_port_gets_an_http_answer() {
+    let cluster = Cluster::start(
+        "plain_http_on_the_websocket_port_gets_an_http_answer",
+        1,
+        &[],
+    )
+    .await;
+    let edge = &cluster.edges[0];
+    for (request, status) in [
+        ("GET / HTTP/1.1\r\nHost: x\r\n\r\n", "404"),
+        (
+            &format!("GET /app/{APP_KEY} HTTP/1.1\r\nHost: x\r\n\r\n") as &str,
+            "426",
+        ),
+        ("\x16\x03\x01 not http at all\r\n\r\n", "400"),
+    ] {
+        let mut stream = tokio::net::TcpStream::connect(&edge.websocket)
+            .await
+            .unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        tokio::time::timeout(client::FRAME_TIMEOUT, stream.read_to_string(&mut answer))
+            .await
+            .expect("the edge answers and closes")
+            .unwrap();
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{request:?} → {answer:?}"
+        );
+    }
+    let mut good = PusherClient::connect(&edge.url()).await;
+    good.subscribe("after-http").await;
+}
+
+#[tokio::test]
+async fn heartbeats_ping_idle_clients_and_close_silent_ones_with_4201() {
+    let env = [
+        ("HERALD_EDGE__ACTIVITY_TIMEOUT_SECS", "1"),
+        ("HERALD_EDGE__PONG_TIMEOUT_SECS", "1"),
+    ];
+    let cluster = Cluster::start(
+        "heartbeats_ping_idle_clients_and_close_silent_ones_with_4201",
+        1,
+        &env,
+    )
+    .await;
+    let edge = &cluster.edges[0];
+
+    let mut client = PusherClient::connect(&edge.url()).await;
+    // A client ping is answered, and WebSocket-level pings too.
+    client
+        .send(json!({"event": "pusher:ping", "data": {}}))
+        .await;
+    assert_eq!(
+        client.next().await,
+        json!({"event": "pusher:pong", "data": {}})
+    );
+    client
+        .ws
+        .send(Message::Ping(b"hi".to_vec().into()))
+        .await
+        .unwrap();
+    assert!(matches!(next_frame(&mut client.ws).await, Frame::Pong));
+
+    // Idle: the server pings; answering keeps the connection.
+    assert_eq!(
+        client.next().await,
+        json!({"event": "pusher:ping", "data": {}})
+    );
+    client
+        .send(json!({"event": "pusher:pong", "data": {}}))
+        .await;
+    assert_eq!(
+        client.next().await,
+        json!({"event": "pusher:ping", "data": {}})
+    );
+    // Silence after the ping: closed with 4201, which pusher-js answers by reconnecting.
+    assert_eq!(expect_close(&mut client.ws).await, Some(4201));
+}

@@ -137,16 +137,17 @@ pub async fn run(
     let mut wanted: HashSet<ChannelKey> = HashSet::new();
     let mut failures = 0u32;
     while !shutdown.is_cancelled() {
-        let connected = tokio::time::timeout(CONNECT_TIMEOUT, client.get_async_pubsub()).await;
+        let connected =
+            tokio::time::timeout(CONNECT_TIMEOUT, connect(&client, &keys, &wanted)).await;
         let (mut sink, mut stream) = match connected {
-            Ok(Ok(pubsub)) => pubsub.split(),
+            Ok(Ok(pubsub)) => pubsub,
             outcome => {
                 failures = failures.saturating_add(1);
                 let reason = match outcome {
                     Ok(Err(error)) => error.to_string(),
                     _ => "timed out".to_string(),
                 };
-                tracing::warn!(message = "Cannot connect to Redis pub/sub.", reason = %reason, attempt = failures);
+                tracing::warn!(message = "Cannot connect and subscribe to Redis pub/sub.", reason = %reason, attempt = failures);
                 let pause = tokio::time::sleep(backoff(failures, max_backoff));
                 tokio::pin!(pause);
                 // Keep answering while waiting: subscriptions are recorded and refused for now.
@@ -163,16 +164,6 @@ pub async fn run(
                 continue;
             }
         };
-        let names: Vec<String> = wanted.iter().map(|key| keys.events(key)).collect();
-        let subscribed = match sink.psubscribe(keys.watchlist_pattern()).await {
-            Ok(()) if names.is_empty() => Ok(()),
-            Ok(()) => sink.subscribe(names).await,
-            Err(error) => Err(error),
-        };
-        if let Err(error) = subscribed {
-            tracing::warn!(message = "Cannot resubscribe to Redis channels.", %error);
-            continue;
-        }
         failures = 0;
         state.send_replace(BusState::Up);
         tracing::info!(
@@ -200,6 +191,22 @@ pub async fn run(
             None => return,
         }
     }
+}
+
+/// Opens a pub/sub connection subscribed to the watchlist pattern and every wanted channel. A
+/// failure here is a failed connection: the caller backs off before the next attempt.
+async fn connect(
+    client: &redis::Client,
+    keys: &Keys,
+    wanted: &HashSet<ChannelKey>,
+) -> redis::RedisResult<(PubSubSink, PubSubStream)> {
+    let (mut sink, stream) = client.get_async_pubsub().await?.split();
+    sink.psubscribe(keys.watchlist_pattern()).await?;
+    if !wanted.is_empty() {
+        let names: Vec<String> = wanted.iter().map(|key| keys.events(key)).collect();
+        sink.subscribe(names).await?;
+    }
+    Ok((sink, stream))
 }
 
 fn refuse(command: Command, wanted: &mut HashSet<ChannelKey>) {

@@ -11,7 +11,7 @@
 #      a written reason
 #
 # The terraform binary cannot be installed from the registries this project reaches, so steps
-# 1-4 are skipped without it; tests/tests/terraform_invariants.rs (hcl-rs, run by cargo test)
+# 1-4 are skipped without it; tests/tests/black_box/terraform_invariants.rs (hcl-rs, run by cargo test)
 # checks the same invariants on the HCL everywhere. Exits non-zero if any step failed.
 set -euo pipefail
 

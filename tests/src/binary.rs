@@ -1,8 +1,10 @@
 //! The `herald` binary, built once per test process.
 //!
 //! `CARGO_BIN_EXE_herald` exists only for tests of the package that defines the binary, so this
-//! crate runs `cargo build -p herald` itself and takes the executable's path from cargo's JSON
-//! messages (which follows `CARGO_TARGET_DIR` and the profile wherever they point).
+//! crate runs `cargo build` itself and takes the executable's path from cargo's JSON messages
+//! (which follows `CARGO_TARGET_DIR` and the profile wherever they point). It builds with
+//! `--workspace` so features unify as they do for `cargo test --workspace`: the binary reuses the
+//! dependencies the tests were built with instead of compiling a second set.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -51,8 +53,7 @@ fn build() -> PathBuf {
         .args([
             "build",
             "--quiet",
-            "-p",
-            "herald",
+            "--workspace",
             "--bin",
             "herald",
             "--message-format=json",
@@ -67,7 +68,7 @@ fn build() -> PathBuf {
     let output = command.output().expect("cargo can be run to build herald");
     assert!(
         output.status.success(),
-        "cargo build -p herald failed:\n{}",
+        "cargo build --workspace --bin herald failed:\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8_lossy(&output.stdout)

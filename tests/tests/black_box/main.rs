@@ -1,0 +1,30 @@
+//! Herald's black-box tests, in one test binary: real `herald` processes, a real redis-server
+//! per test, real Pusher clients and SDKs. One binary links once and builds `herald` once per
+//! run; each module is one area, and `cargo test -p herald-tests --test black_box <module>::`
+//! runs one of them.
+
+mod api_errors;
+mod apps;
+mod bench;
+mod cache_channels;
+mod client_events;
+mod compat;
+mod compat_echo;
+mod compat_features;
+mod config_errors;
+mod dev;
+mod drain;
+mod elasticache_discovery;
+mod failover;
+mod fanout;
+mod invariants;
+mod link_auth;
+mod presence;
+mod private_channels;
+mod probe;
+mod region;
+mod region_failures;
+mod slow_consumer;
+mod terraform_invariants;
+mod users;
+mod websocket_errors;

@@ -1,11 +1,13 @@
 //! What a region survives: a dead edge (its members leave within the bound, once per user), a
 //! dead hub (what only it held is reaped; members whose edges moved see no flapping), a Redis
-//! restart (not ready and 503 meanwhile, no gap afterwards), and two deployments sharing Redis.
+//! restart (not ready and 503 meanwhile, no gap afterwards), a Redis that refuses the hub's
+//! subscriptions (retried with back-off), and two deployments sharing Redis.
 
 use std::time::{Duration, Instant};
 
 use herald_tests::api::Api;
 use herald_tests::client::PusherClient;
+use herald_tests::redis::RedisServer;
 use herald_tests::topology::{Edge, Hub, Region};
 use serde_json::{Value, json};
 
@@ -304,4 +306,57 @@ async fn two_deployments_sharing_a_redis_never_hear_each_other() {
         "fence",
         "staging never saw production's event"
     );
+}
+
+/// Connections Redis has accepted since it started (`INFO stats`).
+fn connections_received(redis: &RedisServer) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("stats")
+        .query(&mut redis.connection())
+        .expect("INFO answers");
+    info.lines()
+        .find_map(|line| line.strip_prefix("total_connections_received:"))
+        .and_then(|count| count.trim().parse().ok())
+        .expect("INFO stats reports total_connections_received")
+}
+
+#[tokio::test]
+async fn a_redis_that_refuses_subscribe_is_retried_with_back_off() {
+    // The hub's user may run commands but not SUBSCRIBE/PSUBSCRIBE: every pub/sub connection
+    // opens, then fails. Each failure must count as one and wait before the next attempt.
+    let redis = RedisServer::start().await;
+    let _: () = redis::cmd("ACL")
+        .arg(&[
+            "SETUSER",
+            "hub",
+            "on",
+            ">pw",
+            "~*",
+            "&*",
+            "+@all",
+            "-subscribe",
+            "-psubscribe",
+        ])
+        .query(&mut redis.connection())
+        .expect("ACL SETUSER answers");
+    let url = format!("redis://hub:pw@127.0.0.1:{}/0", redis.port);
+    let hub = Hub::start(
+        "a_redis_that_refuses_subscribe_is_retried_with_back_off",
+        "hub",
+        &[("HERALD_REDIS__URL", url.as_str())],
+    )
+    .await;
+    until_health(&hub.api(), 503).await;
+
+    let before = connections_received(&redis);
+    let window = Duration::from_secs(3);
+    tokio::time::sleep(window).await;
+    // Back-off from 100 ms doubling: a handful of attempts in the window. Reconnecting at once
+    // after each refusal made hundreds.
+    let attempts = connections_received(&redis) - before;
+    assert!(
+        attempts <= 10,
+        "{attempts} pub/sub connections in {window:?}: no back-off"
+    );
+    assert_eq!(health(&hub.api()).await, 503);
 }

@@ -149,28 +149,19 @@ impl Session {
                 let member = match (&channel_data, &self.user) {
                     // pusher-js 7.4+ joins as its signed-in user, without channel_data (the
                     // signature then covers only socket and channel), as Pusher allows.
-                    (None, Some(user)) => match user.as_member(limit) {
-                        Ok(member) => member,
-                        Err(error) => {
-                            return subscription_error(
-                                &channel,
-                                "InvalidChannelData",
-                                error.to_string(),
-                                400,
-                            );
-                        }
-                    },
-                    _ => match Member::parse(channel_data.as_deref(), limit) {
-                        Ok(member) => member,
-                        Err(error) => {
-                            return subscription_error(
-                                &channel,
-                                "InvalidChannelData",
-                                error.to_string(),
-                                400,
-                            );
-                        }
-                    },
+                    (None, Some(user)) => user.as_member(limit),
+                    _ => Member::parse(channel_data.as_deref(), limit),
+                };
+                let member = match member {
+                    Ok(member) => member,
+                    Err(error) => {
+                        return subscription_error(
+                            &channel,
+                            "InvalidChannelData",
+                            error.to_string(),
+                            400,
+                        );
+                    }
                 };
                 let user_id = member.user_id.clone();
                 (Mode::Presence(member), Some(user_id))

@@ -13,10 +13,9 @@ use serde_json::json;
 
 use super::{edge, hub, local_region};
 use crate::cli::DevArgs;
-use crate::config::env::ProcessEnv;
+use crate::config::keys;
 use crate::config::raw::{Origin, RawConfig, Setting};
 use crate::config::resolve::{self, Resolver};
-use crate::config::{self, keys};
 use crate::process::{EXIT_CONFIG, EXIT_OS, fail, print_ready, shutdown_on_signal};
 use crate::{rlimit, tls};
 
@@ -67,13 +66,9 @@ fn apply_dev_defaults(raw: &mut RawConfig) {
 
 /// Runs `herald dev` until a signal.
 pub async fn run(args: DevArgs) -> ExitCode {
-    let mut raw = match config::load(
-        args.common.app.config.as_deref(),
-        &ProcessEnv,
-        &args.overrides(),
-    ) {
+    let mut raw = match super::load_config(args.common.app.config.as_deref(), &args.overrides()) {
         Ok(raw) => raw,
-        Err(errors) => return fail(EXIT_CONFIG, errors),
+        Err(code) => return code,
     };
     apply_dev_defaults(&mut raw);
     let hub_plan = match hub::plan(&raw, Some(dev_app())) {

@@ -8,9 +8,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::EdgeArgs;
-use crate::config::env::ProcessEnv;
 use crate::config::resolve::{self, EdgePlan, Resolver};
-use crate::config::{self};
 use crate::process::{EXIT_CONFIG, EXIT_OS, fail, print_ready, shutdown_on_signal};
 use crate::{net, rlimit};
 
@@ -47,13 +45,9 @@ pub fn start(
 
 /// Runs `herald edge` until a signal, then drains.
 pub async fn run(args: EdgeArgs) -> ExitCode {
-    let raw = match config::load(
-        args.common.app.config.as_deref(),
-        &ProcessEnv,
-        &args.overrides(),
-    ) {
+    let raw = match super::load_config(args.common.app.config.as_deref(), &args.overrides()) {
         Ok(raw) => raw,
-        Err(errors) => return fail(EXIT_CONFIG, errors),
+        Err(code) => return code,
     };
     let mut r = Resolver::default();
     let cluster_key = resolve::cluster_key(&raw, &mut r);

@@ -8,13 +8,12 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::HubArgs;
-use crate::config::env::ProcessEnv;
 use std::time::Duration;
 
 use herald_hub::cluster::ClusterSettings;
 
+use crate::config::raw::RawConfig;
 use crate::config::resolve::{self, HubPlan, RedisPlan, RedisSource, Resolver, redis_url};
-use crate::config::{self, raw::RawConfig};
 use crate::discovery::elasticache::{self, ClientOptions};
 use crate::process::{EXIT_CONFIG, EXIT_OS, fail, print_ready, shutdown_on_signal};
 use crate::{net, rlimit, tls};
@@ -130,13 +129,9 @@ pub async fn start(mut plan: HubPlan, shutdown: CancellationToken) -> Result<Sta
 
 /// Runs `herald hub` until a signal.
 pub async fn run(args: HubArgs) -> ExitCode {
-    let raw = match config::load(
-        args.common.app.config.as_deref(),
-        &ProcessEnv,
-        &args.overrides(),
-    ) {
+    let raw = match super::load_config(args.common.app.config.as_deref(), &args.overrides()) {
         Ok(raw) => raw,
-        Err(errors) => return fail(EXIT_CONFIG, errors),
+        Err(code) => return code,
     };
     let plan = match plan(&raw, None) {
         Ok(plan) => plan,

@@ -7,8 +7,6 @@ use clap::Args;
 use herald_shared::auth::api;
 
 use crate::cli::AppArgs;
-use crate::config;
-use crate::config::env::ProcessEnv;
 use crate::config::raw::RawConfig;
 use crate::config::resolve::{self, Resolver};
 use crate::process::{EXIT_CONFIG, fail};
@@ -50,13 +48,9 @@ fn default_url(raw: &RawConfig) -> String {
 
 /// Prints the curl command.
 pub fn run(args: SignArgs) -> ExitCode {
-    let raw = match config::load(
-        args.app.config.as_deref(),
-        &ProcessEnv,
-        &args.app.overrides(),
-    ) {
+    let raw = match super::load_config(args.app.config.as_deref(), &args.app.overrides()) {
         Ok(raw) => raw,
-        Err(errors) => return fail(EXIT_CONFIG, errors),
+        Err(code) => return code,
     };
     let mut r = Resolver::default();
     let apps = resolve::apps(&raw, &mut r, None);

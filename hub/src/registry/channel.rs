@@ -187,6 +187,17 @@ impl ChannelState {
         self.deliver(event, now, lifetimes);
     }
 
+    /// Tells the channel's members that a user's last socket left.
+    fn announce_removed(&mut self, user_id: &str, now: Instant, lifetimes: Lifetimes) {
+        self.publish_internal(
+            MEMBER_REMOVED,
+            Member::removed_data(user_id),
+            None,
+            now,
+            lifetimes,
+        );
+    }
+
     fn publish_internal(
         &mut self,
         name: &'static str,
@@ -539,13 +550,7 @@ impl ChannelState {
             Presence::None => false,
             Presence::Local(members) => {
                 if let Some(user_id) = members.leave(socket) {
-                    self.publish_internal(
-                        MEMBER_REMOVED,
-                        Member::removed_data(&user_id),
-                        None,
-                        now,
-                        lifetimes,
-                    );
+                    self.announce_removed(&user_id, now, lifetimes);
                 }
                 false
             }
@@ -579,13 +584,7 @@ impl ChannelState {
             Presence::None => Vec::new(),
             Presence::Local(members) => {
                 for user_id in members.link_gone(link) {
-                    self.publish_internal(
-                        MEMBER_REMOVED,
-                        Member::removed_data(&user_id),
-                        None,
-                        now,
-                        lifetimes,
-                    );
+                    self.announce_removed(&user_id, now, lifetimes);
                 }
                 Vec::new()
             }

@@ -29,13 +29,7 @@ pub struct Hub {
 impl Hub {
     /// Starts `herald hub` with the test app.
     pub async fn start(test: &str, name: &str, env: &[(&str, &str)]) -> Self {
-        let args = [
-            "hub",
-            "--ready-json",
-            "--http-listen",
-            "127.0.0.1:0",
-            "--link-listen",
-            "127.0.0.1:0",
+        let app = [
             "--app-id",
             APP_ID,
             "--app-key",
@@ -45,27 +39,27 @@ impl Hub {
             "--cluster-key",
             CLUSTER_KEY,
         ];
-        Self::run(test, name, &args, env).await
+        Self::run(test, name, &app, env).await
     }
 
     /// Starts `herald hub` with its apps and cluster key from a TOML file only.
     pub async fn start_with_config(test: &str, name: &str, config: &std::path::Path) -> Self {
         let config = config.to_str().expect("a UTF-8 path");
-        let args = [
+        Self::run(test, name, &["--config", config], &[]).await
+    }
+
+    /// Starts `herald hub` on free loopback ports with `settings` added to its arguments.
+    async fn run(test: &str, name: &str, settings: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut args = vec![
             "hub",
             "--ready-json",
             "--http-listen",
             "127.0.0.1:0",
             "--link-listen",
             "127.0.0.1:0",
-            "--config",
-            config,
         ];
-        Self::run(test, name, &args, &[]).await
-    }
-
-    async fn run(test: &str, name: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
-        let process = HeraldProcess::start(test, name, args, env).await;
+        args.extend_from_slice(settings);
+        let process = HeraldProcess::start(test, name, &args, env).await;
         Self {
             http: process.ready_field("http"),
             link: process.ready_field("link"),
@@ -260,5 +254,16 @@ impl Region {
             hubs: started,
             edges: edge_list,
         }
+    }
+
+    /// One client per edge, each subscribed to `channel`.
+    pub async fn subscribers(&self, channel: &str) -> Vec<crate::client::PusherClient> {
+        let mut clients = Vec::new();
+        for edge in &self.edges {
+            let mut client = crate::client::PusherClient::connect(&edge.url()).await;
+            client.subscribe(channel).await;
+            clients.push(client);
+        }
+        clients
     }
 }

@@ -15,12 +15,7 @@ async fn triggers_on_either_hub_reach_every_edge_of_both_hubs() {
         &[],
     )
     .await;
-    let mut clients = Vec::new();
-    for edge in &region.edges {
-        let mut client = PusherClient::connect(&edge.url()).await;
-        client.subscribe("news").await;
-        clients.push(client);
-    }
+    let mut clients = region.subscribers("news").await;
     for (index, hub) in region.hubs.iter().enumerate() {
         let data = format!("from hub {index}");
         let reply = hub

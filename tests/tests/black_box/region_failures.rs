@@ -194,12 +194,7 @@ async fn a_redis_restart_makes_hubs_unready_then_recovers_without_gaps() {
         &[],
     )
     .await;
-    let mut clients = Vec::new();
-    for edge in &region.edges {
-        let mut client = PusherClient::connect(&edge.url()).await;
-        client.subscribe("ticks").await;
-        clients.push(client);
-    }
+    let mut clients = region.subscribers("ticks").await;
     let api = region.hubs[0].api();
     let trigger = |n: u32| json!({"name": "t", "channel": "ticks", "data": n.to_string()});
     for n in 0..5 {

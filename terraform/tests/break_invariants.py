@@ -2,7 +2,7 @@
 """Proves the deployment checks bite: breaks each invariant in turn and runs the checks.
 
 For every mutation below, the named checks must fail (and the tree is restored afterwards):
-  hcl-rs     cargo test -p herald-tests --test black_box terraform_invariants::
+  hcl-rs     cargo test --test black_box terraform_invariants::
   checkov    checkov with terraform/policies (venv from .ci/deploy-checks.sh)
   tftest     terraform test in terraform/modules/user_data (needs a terraform binary)
 
@@ -76,7 +76,7 @@ def main():
     if have_terraform:
         run(["terraform", "init", "-backend=false", "-input=false"], cwd=user_data, env=env)
     print("building the hcl-rs test ...", flush=True)
-    run(["cargo", "test", "-q", "-p", "herald-tests", "--test", "black_box", "--no-run"])
+    run(["cargo", "test", "-q", "--test", "black_box", "--no-run"])
     passed = failed = 0
     for name, path, old, new, expected in MUTATIONS:
         if wanted and not any(part in name for part in wanted):
@@ -90,7 +90,7 @@ def main():
         open(file, "w").write(original.replace(old, new))
         try:
             caught = {}
-            hcl = run(["cargo", "test", "-q", "-p", "herald-tests", "--test", "black_box", "terraform_invariants::"])
+            hcl = run(["cargo", "test", "-q", "--test", "black_box", "terraform_invariants::"])
             caught["hcl-rs"] = [m.group(1)[:140] for m in re.finditer(r"panicked at [^\n]*\n([^\n]*)", hcl.stdout)] if hcl.returncode else []
             scan = run([checkov, "-d", "terraform", "--framework", "terraform", "--skip-download",
                         "--external-checks-dir", "terraform/policies", "--compact", "--quiet"])

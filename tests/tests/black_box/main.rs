@@ -1,6 +1,6 @@
 //! Herald's black-box tests, in one test binary: real `herald` processes, a real redis-server
 //! per test, real Pusher clients and SDKs. One binary links once and builds `herald` once per
-//! run; each module is one area, and `cargo test -p herald-tests --test black_box <module>::`
+//! run; each module is one area, and `cargo test --test black_box <module>::`
 //! runs one of them.
 
 mod api_errors;

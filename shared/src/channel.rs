@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::hash::fnv1a;
 use crate::ids::AppId;
 use crate::limits::MAX_CHANNEL_NAME_LEN;
 
@@ -170,18 +171,13 @@ impl ChannelKey {
     /// A stable hash (FNV-1a), the same in every process and build, used to pick shards and
     /// link streams.
     pub fn stable_hash(&self) -> u64 {
-        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        let bytes = self
-            .app
-            .as_str()
-            .bytes()
-            .chain([0])
-            .chain(self.channel.as_str().bytes());
-        for byte in bytes {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-        hash
+        fnv1a(
+            self.app
+                .as_str()
+                .bytes()
+                .chain([0])
+                .chain(self.channel.as_str().bytes()),
+        )
     }
 
     /// The index among `n` shards or streams this channel belongs to (0 when `n` is 0).

@@ -84,6 +84,17 @@ impl ChannelName {
         Ok(Self(text.into()))
     }
 
+    /// The user's own `#server-to-user-{user_id}` channel; fails when the id cannot be part of a
+    /// channel name.
+    pub fn server_to_user(user_id: &str) -> Result<Self, ChannelNameError> {
+        Self::parse(&format!("{SERVER_TO_USER_PREFIX}{user_id}"))
+    }
+
+    /// The user id of a `#server-to-user-` channel; `None` for every other kind.
+    pub fn server_to_user_id(&self) -> Option<&str> {
+        self.as_str().strip_prefix(SERVER_TO_USER_PREFIX)
+    }
+
     /// The name as text.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -226,6 +237,21 @@ mod tests {
         assert_eq!(key.slot(0), 0);
         let other = ChannelKey::new(AppId::new("1o"), ChannelName::parse("rders").unwrap());
         assert_ne!(key.stable_hash(), other.stable_hash());
+    }
+
+    #[test]
+    fn server_to_user_channels_name_their_user() {
+        let channel = ChannelName::server_to_user("42").unwrap();
+        assert_eq!(channel.as_str(), "#server-to-user-42");
+        assert_eq!(channel.server_to_user_id(), Some("42"));
+        assert_eq!(
+            ChannelName::parse("orders").unwrap().server_to_user_id(),
+            None
+        );
+        assert_eq!(
+            ChannelName::server_to_user(""),
+            Err(ChannelNameError::MissingUserId)
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use herald_shared::channel::{ChannelKey, SERVER_TO_USER_PREFIX};
+use herald_shared::channel::ChannelKey;
 use herald_shared::event::{EventData, EventName, TERMINATE_CONNECTIONS};
 use herald_shared::ids::SocketId;
 use herald_shared::link::{CachedEvent, ClientEvent, Event, PresenceAnswer, PresenceOutcome};
@@ -92,6 +92,13 @@ pub async fn run(mut commands: mpsc::Receiver<Command>, board: Arc<Board>, stats
 
 fn frame(outgoing: &Outgoing) -> Utf8Bytes {
     Utf8Bytes::from(outgoing.encode())
+}
+
+/// Records the watchlist of a user channel's user on the board (empty: their last socket left).
+fn report_watchlist(board: &Board, key: &ChannelKey, watchlist: Vec<String>) {
+    if let Some(user_id) = key.channel.server_to_user_id() {
+        board.watchlist(key.app.clone(), user_id.to_string(), watchlist);
+    }
 }
 
 impl LocalChannel {
@@ -247,12 +254,7 @@ impl Shard {
                     .or_insert_with(|| Subscriber::new(outbox, channel.confirmed, false, None));
                 if channel.watchlist.is_none() && !watchlist.is_empty() {
                     channel.watchlist = Some(watchlist.clone());
-                    let user_id = key
-                        .channel
-                        .as_str()
-                        .trim_start_matches(SERVER_TO_USER_PREFIX);
-                    self.board
-                        .watchlist(key.app.clone(), user_id.to_string(), watchlist);
+                    report_watchlist(&self.board, &key, watchlist);
                 }
             }
         }
@@ -274,12 +276,7 @@ impl Shard {
         let (remaining, generation) = (channel.subscribers.len() as u32, channel.generation);
         if remaining == 0 {
             if channel.watchlist.is_some() {
-                let user_id = key
-                    .channel
-                    .as_str()
-                    .trim_start_matches(SERVER_TO_USER_PREFIX);
-                self.board
-                    .watchlist(key.app.clone(), user_id.to_string(), Vec::new());
+                report_watchlist(&self.board, &key, Vec::new());
             }
             entry.remove();
         }

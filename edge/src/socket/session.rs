@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use herald_shared::app::App;
 use herald_shared::auth::channel::{self as channel_auth, AuthError};
-use herald_shared::channel::{ChannelKey, ChannelKind, ChannelName, SERVER_TO_USER_PREFIX};
+use herald_shared::channel::{ChannelKey, ChannelKind, ChannelName};
 use herald_shared::event::{EventData, EventName};
 use herald_shared::ids::SocketId;
 use herald_shared::limits::MAX_WATCHLIST;
@@ -33,10 +33,6 @@ pub struct Session {
     subscriptions: HashMap<ChannelName, Option<String>>,
     user: Option<SignedInUser>,
     client_events: TokenBucket,
-}
-
-fn user_channel(user_id: &str) -> Option<ChannelName> {
-    ChannelName::parse(&format!("{SERVER_TO_USER_PREFIX}{user_id}")).ok()
 }
 
 fn subscription_error(
@@ -167,7 +163,10 @@ impl Session {
                 (Mode::Presence(member), Some(user_id))
             }
             ChannelKind::ServerToUser => {
-                let own = self.user.as_ref().and_then(|user| user_channel(&user.id));
+                let own = self
+                    .user
+                    .as_ref()
+                    .and_then(|user| ChannelName::server_to_user(&user.id).ok());
                 if own.as_ref() != Some(&channel) {
                     let error = "Only the user signed in on this connection can subscribe to its #server-to-user- channel".to_string();
                     return subscription_error(&channel, "AuthError", error, 403);
@@ -212,7 +211,7 @@ impl Session {
             }
             return Some(Outgoing::SigninSuccess { user_data });
         }
-        let Some(channel) = user_channel(&user.id) else {
+        let Ok(channel) = ChannelName::server_to_user(&user.id) else {
             return refuse(format!(
                 "User id {:?} cannot name a #server-to-user- channel",
                 user.id
@@ -294,7 +293,11 @@ impl Session {
             .drain()
             .map(|(channel, _)| ChannelKey::new(self.app.id.clone(), channel))
             .collect();
-        if let Some(channel) = self.user.take().and_then(|user| user_channel(&user.id)) {
+        if let Some(channel) = self
+            .user
+            .take()
+            .and_then(|user| ChannelName::server_to_user(&user.id).ok())
+        {
             keys.push(self.key(channel));
         }
         for key in keys {

@@ -72,13 +72,7 @@ impl Session {
     /// Whether the connection counts as authorized (Pusher's "authorized connections"): it
     /// signed in, or subscribed to a private or presence channel.
     pub fn authorized(&self) -> bool {
-        self.user.is_some()
-            || self.subscriptions.keys().any(|channel| {
-                matches!(
-                    channel.kind(),
-                    ChannelKind::Private | ChannelKind::PrivateEncrypted | ChannelKind::Presence
-                )
-            })
+        self.user.is_some() || self.subscriptions.keys().any(ChannelName::requires_auth)
     }
 
     fn key(&self, channel: ChannelName) -> ChannelKey {

@@ -17,7 +17,7 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::{Command, Mode};
 use crate::link::Board;
-use crate::socket::{CloseOrder, Outbox, Pushed};
+use crate::socket::{CloseOrder, Outbox, Pushed, encode};
 use crate::stats::EdgeStats;
 
 #[derive(Debug)]
@@ -90,10 +90,6 @@ pub async fn run(mut commands: mpsc::Receiver<Command>, board: Arc<Board>, stats
     }
 }
 
-fn frame(outgoing: &Outgoing) -> Utf8Bytes {
-    Utf8Bytes::from(outgoing.encode())
-}
-
 /// Records the watchlist of a user channel's user on the board (empty: their last socket left).
 fn report_watchlist(board: &Board, key: &ChannelKey, watchlist: Vec<String>) {
     if let Some(user_id) = key.channel.server_to_user_id() {
@@ -114,7 +110,7 @@ impl LocalChannel {
         }
         subscriber
             .outbox
-            .push(frame(&Outgoing::SubscriptionSucceeded {
+            .push(encode(&Outgoing::SubscriptionSucceeded {
                 channel: key.channel.clone(),
                 data,
             }));
@@ -130,7 +126,7 @@ impl LocalChannel {
                     channel: key.channel.clone(),
                 },
             };
-            subscriber.outbox.push(frame(&replay));
+            subscriber.outbox.push(encode(&replay));
         }
     }
 }
@@ -326,7 +322,7 @@ impl Shard {
         else {
             return;
         };
-        subscriber.outbox.push(frame(&Outgoing::SubscriptionError {
+        subscriber.outbox.push(encode(&Outgoing::SubscriptionError {
             channel: key.channel.to_string(),
             kind: "LimitReached",
             error: reason,
@@ -353,7 +349,7 @@ impl Shard {
             });
         }
         // Encode once; every subscriber's outbox gets a clone of the same bytes.
-        let encoded = frame(&Outgoing::Event {
+        let encoded = encode(&Outgoing::Event {
             channel: event.key.channel.clone(),
             event: event.name,
             data: event.data,
@@ -400,7 +396,7 @@ impl Shard {
         } else {
             return;
         };
-        outbox.push(frame(&ErrorCode::ClientEventRejected.reply(refusal)));
+        outbox.push(encode(&ErrorCode::ClientEventRejected.reply(refusal)));
     }
 }
 

@@ -16,11 +16,10 @@ use herald_shared::presence::Member;
 use herald_shared::protocol::{ErrorCode, Incoming, Outgoing, Subscribe};
 use herald_shared::user::SignedInUser;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-use super::SocketContext;
 use super::limiter::TokenBucket;
 use super::outbox::Outbox;
+use super::{SocketContext, encode};
 use crate::index::{Command, Mode};
 
 /// One socket's protocol state.
@@ -166,27 +165,24 @@ impl Session {
                     return subscription_error(&channel, "AuthError", error, 403);
                 }
                 // Held since sign-in; this only asks for the announcement.
-                let key = self.key(channel);
-                let command = Command::Subscribe {
-                    key,
-                    socket: self.socket_id,
-                    outbox: self.outbox.clone(),
-                    mode: Mode::Announced,
-                };
-                self.ctx.index.send(command).await;
+                self.send_subscribe(channel, Mode::Announced).await;
                 return None;
             }
         };
         self.subscriptions.insert(channel.clone(), presence_user);
-        let key = self.key(channel);
+        self.send_subscribe(channel, mode).await;
+        None
+    }
+
+    /// Asks the index to add this socket to `channel`.
+    async fn send_subscribe(&self, channel: ChannelName, mode: Mode) {
         let command = Command::Subscribe {
-            key,
+            key: self.key(channel),
             socket: self.socket_id,
             outbox: self.outbox.clone(),
             mode,
         };
         self.ctx.index.send(command).await;
-        None
     }
 
     async fn signin(&mut self, auth: Option<String>, user_data: String) -> Option<Outgoing> {
@@ -222,16 +218,10 @@ impl Session {
             let warning = ErrorCode::WatchlistLimit.reply(format!(
                 "Watchlist limit exceeded. Only the first {MAX_WATCHLIST} user IDs are accepted."
             ));
-            self.outbox.push(Utf8Bytes::from(warning.encode()));
+            self.outbox.push(encode(&warning));
         }
-        let key = self.key(channel);
-        let command = Command::Subscribe {
-            key,
-            socket: self.socket_id,
-            outbox: self.outbox.clone(),
-            mode: Mode::SignedIn { watchlist },
-        };
-        self.ctx.index.send(command).await;
+        self.send_subscribe(channel, Mode::SignedIn { watchlist })
+            .await;
         self.user = Some(user);
         Some(Outgoing::SigninSuccess { user_data })
     }

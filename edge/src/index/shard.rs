@@ -97,36 +97,56 @@ fn report_watchlist(board: &Board, key: &ChannelKey, watchlist: Vec<String>) {
     }
 }
 
-impl LocalChannel {
-    /// Makes a subscriber active: its `subscription_succeeded` (with `data`), then, on a cache
-    /// channel, the cached event or `pusher:cache_miss`.
-    fn activate(&mut self, key: &ChannelKey, socket: SocketId, data: String, now: Instant) {
-        let Some(subscriber) = self.subscribers.get_mut(&socket) else {
-            return;
-        };
-        subscriber.active = true;
-        if !subscriber.announce {
-            return;
-        }
-        subscriber
-            .outbox
-            .push(encode(&Outgoing::SubscriptionSucceeded {
+/// What an announced subscriber gets when it becomes active: `subscription_succeeded` (with
+/// `data`), then, on a cache channel, the cached event or `pusher:cache_miss`.
+fn welcome(
+    key: &ChannelKey,
+    cached: Option<&Cached>,
+    data: String,
+    now: Instant,
+) -> Vec<Utf8Bytes> {
+    let succeeded = Outgoing::SubscriptionSucceeded {
+        channel: key.channel.clone(),
+        data,
+    };
+    let mut frames = vec![encode(&succeeded)];
+    if key.channel.is_cache() {
+        let replay = match cached.filter(|c| c.expires > now) {
+            Some(cached) => Outgoing::Event {
                 channel: key.channel.clone(),
-                data,
-            }));
-        if key.channel.is_cache() {
-            let replay = match self.cached.as_ref().filter(|c| c.expires > now) {
-                Some(cached) => Outgoing::Event {
-                    channel: key.channel.clone(),
-                    event: cached.name.clone(),
-                    data: cached.data.clone(),
-                    user_id: None,
-                },
-                None => Outgoing::CacheMiss {
-                    channel: key.channel.clone(),
-                },
+                event: cached.name.clone(),
+                data: cached.data.clone(),
+                user_id: None,
+            },
+            None => Outgoing::CacheMiss {
+                channel: key.channel.clone(),
+            },
+        };
+        frames.push(encode(&replay));
+    }
+    frames
+}
+
+impl LocalChannel {
+    /// Makes subscribers active; the announced ones get the [`welcome`] frames, encoded once for
+    /// all of them.
+    fn activate(&mut self, key: &ChannelKey, sockets: &[SocketId], data: String, now: Instant) {
+        let mut data = Some(data);
+        let mut frames = Vec::new();
+        for socket in sockets {
+            let Some(subscriber) = self.subscribers.get_mut(socket) else {
+                continue;
             };
-            subscriber.outbox.push(encode(&replay));
+            subscriber.active = true;
+            if !subscriber.announce {
+                continue;
+            }
+            if let Some(data) = data.take() {
+                frames = welcome(key, self.cached.as_ref(), data, now);
+            }
+            for frame in &frames {
+                subscriber.outbox.push(frame.clone());
+            }
         }
     }
 }
@@ -169,7 +189,7 @@ impl Shard {
                         .get(&socket)
                         .is_some_and(|s| s.join_id == Some(join_id) && !s.active)
                 {
-                    channel.activate(&key, socket, snapshot, now);
+                    channel.activate(&key, &[socket], snapshot, now);
                     if let Some(subscriber) = channel.subscribers.get_mut(&socket) {
                         for (_, frame) in std::mem::take(&mut subscriber.held)
                             .into_iter()
@@ -223,7 +243,7 @@ impl Shard {
                     // Subscribing again (or asking for a channel already held since sign-in).
                     existing.announce = true;
                     if existing.active {
-                        channel.activate(&key, socket, "{}".into(), now);
+                        channel.activate(&key, &[socket], "{}".into(), now);
                     }
                 }
                 None => {
@@ -231,7 +251,7 @@ impl Shard {
                         .subscribers
                         .insert(socket, Subscriber::new(outbox, false, true, None));
                     if channel.confirmed {
-                        channel.activate(&key, socket, "{}".into(), now);
+                        channel.activate(&key, &[socket], "{}".into(), now);
                     }
                 }
             },
@@ -306,9 +326,7 @@ impl Shard {
             .filter(|(_, s)| !s.active && s.join_id.is_none())
             .map(|(socket, _)| *socket)
             .collect();
-        for socket in waiting {
-            channel.activate(key, socket, "{}".into(), now);
-        }
+        channel.activate(key, &waiting, "{}".into(), now);
     }
 
     fn refused(&mut self, key: ChannelKey, socket: SocketId, join_id: u64, reason: String) {

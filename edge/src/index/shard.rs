@@ -67,8 +67,8 @@ struct LocalChannel {
     /// A cache channel's last event and how long events stay cached.
     cached: Option<Cached>,
     cache_ttl: Duration,
-    /// A user channel's watchlist, as reported to the hub.
-    watchlist: Option<Vec<String>>,
+    /// Whether a user channel's watchlist was reported to the hub (the board holds it).
+    watchlist_reported: bool,
 }
 
 /// The shard's state. Every method is synchronous: decide, mutate, push to outboxes and the
@@ -233,7 +233,7 @@ impl Shard {
                     confirmed: false,
                     cached: None,
                     cache_ttl: Duration::ZERO,
-                    watchlist: None,
+                    watchlist_reported: false,
                 })
             }
         };
@@ -268,8 +268,8 @@ impl Shard {
                     .subscribers
                     .entry(socket)
                     .or_insert_with(|| Subscriber::new(outbox, channel.confirmed, false, None));
-                if channel.watchlist.is_none() && !watchlist.is_empty() {
-                    channel.watchlist = Some(watchlist.clone());
+                if !channel.watchlist_reported && !watchlist.is_empty() {
+                    channel.watchlist_reported = true;
                     report_watchlist(&self.board, &key, watchlist);
                 }
             }
@@ -291,7 +291,7 @@ impl Shard {
         }
         let (remaining, generation) = (channel.subscribers.len() as u32, channel.generation);
         if remaining == 0 {
-            if channel.watchlist.is_some() {
+            if channel.watchlist_reported {
                 report_watchlist(&self.board, &key, Vec::new());
             }
             entry.remove();

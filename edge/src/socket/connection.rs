@@ -170,8 +170,9 @@ impl Connection {
             };
             match flow {
                 Flow::Continue => {
-                    if timer.deadline() != self.deadline() {
-                        timer.as_mut().reset(self.deadline());
+                    let deadline = self.deadline();
+                    if timer.deadline() != deadline {
+                        timer.as_mut().reset(deadline);
                     }
                 }
                 other => return other,

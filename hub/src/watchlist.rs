@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use herald_shared::app::AppTable;
-use herald_shared::channel::{ChannelKey, ChannelName, SERVER_TO_USER_PREFIX};
+use herald_shared::channel::{ChannelKey, ChannelName};
 use herald_shared::event::{EventData, EventName, WATCHLIST_EVENTS};
 use herald_shared::ids::AppId;
 use tokio::sync::mpsc;
@@ -392,7 +392,7 @@ impl Actor {
 
 /// A user's own `#server-to-user-{id}` channel.
 fn own_channel(app: &AppId, user: &str) -> Option<ChannelKey> {
-    let channel = ChannelName::parse(&format!("{SERVER_TO_USER_PREFIX}{user}")).ok()?;
+    let channel = ChannelName::server_to_user(user).ok()?;
     Some(ChannelKey::new(app.clone(), channel))
 }
 

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::hash::fnv1a;
 use crate::ids::AppId;
 use crate::limits::MAX_CHANNEL_NAME_LEN;
 
@@ -81,6 +82,17 @@ impl ChannelName {
             return Err(ChannelNameError::InvalidCharacter { found });
         }
         Ok(Self(text.into()))
+    }
+
+    /// The user's own `#server-to-user-{user_id}` channel; fails when the id cannot be part of a
+    /// channel name.
+    pub fn server_to_user(user_id: &str) -> Result<Self, ChannelNameError> {
+        Self::parse(&format!("{SERVER_TO_USER_PREFIX}{user_id}"))
+    }
+
+    /// The user id of a `#server-to-user-` channel; `None` for every other kind.
+    pub fn server_to_user_id(&self) -> Option<&str> {
+        self.as_str().strip_prefix(SERVER_TO_USER_PREFIX)
     }
 
     /// The name as text.
@@ -170,18 +182,13 @@ impl ChannelKey {
     /// A stable hash (FNV-1a), the same in every process and build, used to pick shards and
     /// link streams.
     pub fn stable_hash(&self) -> u64 {
-        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        let bytes = self
-            .app
-            .as_str()
-            .bytes()
-            .chain([0])
-            .chain(self.channel.as_str().bytes());
-        for byte in bytes {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-        hash
+        fnv1a(
+            self.app
+                .as_str()
+                .bytes()
+                .chain([0])
+                .chain(self.channel.as_str().bytes()),
+        )
     }
 
     /// The index among `n` shards or streams this channel belongs to (0 when `n` is 0).
@@ -230,6 +237,21 @@ mod tests {
         assert_eq!(key.slot(0), 0);
         let other = ChannelKey::new(AppId::new("1o"), ChannelName::parse("rders").unwrap());
         assert_ne!(key.stable_hash(), other.stable_hash());
+    }
+
+    #[test]
+    fn server_to_user_channels_name_their_user() {
+        let channel = ChannelName::server_to_user("42").unwrap();
+        assert_eq!(channel.as_str(), "#server-to-user-42");
+        assert_eq!(channel.server_to_user_id(), Some("42"));
+        assert_eq!(
+            ChannelName::parse("orders").unwrap().server_to_user_id(),
+            None
+        );
+        assert_eq!(
+            ChannelName::server_to_user(""),
+            Err(ChannelNameError::MissingUserId)
+        );
     }
 
     #[test]

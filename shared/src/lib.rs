@@ -8,6 +8,7 @@
 //! - [`ids`] — socket, edge, hub and app identifiers.
 //! - [`channel`] — channel names, their kinds and the Pusher naming rules.
 //! - [`event`] — event names and raw JSON event data.
+//! - [`hash`] — FNV-1a, the stable hash every process agrees on.
 //! - [`app`] — an application's credentials and settings, and the app table.
 //! - [`secret`] — a string that never prints.
 //! - [`limits`] — Pusher's documented limits, used as defaults.
@@ -26,6 +27,7 @@ pub mod app;
 pub mod auth;
 pub mod channel;
 pub mod event;
+pub mod hash;
 pub mod ids;
 pub mod limits;
 pub mod link;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use herald_shared::channel::{ChannelKey, SERVER_TO_USER_PREFIX};
+use herald_shared::channel::ChannelKey;
 use herald_shared::event::{EventData, EventName, TERMINATE_CONNECTIONS};
 use herald_shared::ids::SocketId;
 use herald_shared::link::{CachedEvent, ClientEvent, Event, PresenceAnswer, PresenceOutcome};
@@ -17,7 +17,7 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::{Command, Mode};
 use crate::link::Board;
-use crate::socket::{CloseOrder, Outbox, Pushed};
+use crate::socket::{CloseOrder, Outbox, Pushed, encode};
 use crate::stats::EdgeStats;
 
 #[derive(Debug)]
@@ -67,8 +67,8 @@ struct LocalChannel {
     /// A cache channel's last event and how long events stay cached.
     cached: Option<Cached>,
     cache_ttl: Duration,
-    /// A user channel's watchlist, as reported to the hub.
-    watchlist: Option<Vec<String>>,
+    /// Whether a user channel's watchlist was reported to the hub (the board holds it).
+    watchlist_reported: bool,
 }
 
 /// The shard's state. Every method is synchronous: decide, mutate, push to outboxes and the
@@ -90,40 +90,63 @@ pub async fn run(mut commands: mpsc::Receiver<Command>, board: Arc<Board>, stats
     }
 }
 
-fn frame(outgoing: &Outgoing) -> Utf8Bytes {
-    Utf8Bytes::from(outgoing.encode())
+/// Records the watchlist of a user channel's user on the board (empty: their last socket left).
+fn report_watchlist(board: &Board, key: &ChannelKey, watchlist: Vec<String>) {
+    if let Some(user_id) = key.channel.server_to_user_id() {
+        board.watchlist(key.app.clone(), user_id.to_string(), watchlist);
+    }
+}
+
+/// What an announced subscriber gets when it becomes active: `subscription_succeeded` (with
+/// `data`), then, on a cache channel, the cached event or `pusher:cache_miss`.
+fn welcome(
+    key: &ChannelKey,
+    cached: Option<&Cached>,
+    data: String,
+    now: Instant,
+) -> Vec<Utf8Bytes> {
+    let succeeded = Outgoing::SubscriptionSucceeded {
+        channel: key.channel.clone(),
+        data,
+    };
+    let mut frames = vec![encode(&succeeded)];
+    if key.channel.is_cache() {
+        let replay = match cached.filter(|c| c.expires > now) {
+            Some(cached) => Outgoing::Event {
+                channel: key.channel.clone(),
+                event: cached.name.clone(),
+                data: cached.data.clone(),
+                user_id: None,
+            },
+            None => Outgoing::CacheMiss {
+                channel: key.channel.clone(),
+            },
+        };
+        frames.push(encode(&replay));
+    }
+    frames
 }
 
 impl LocalChannel {
-    /// Makes a subscriber active: its `subscription_succeeded` (with `data`), then, on a cache
-    /// channel, the cached event or `pusher:cache_miss`.
-    fn activate(&mut self, key: &ChannelKey, socket: SocketId, data: String, now: Instant) {
-        let Some(subscriber) = self.subscribers.get_mut(&socket) else {
-            return;
-        };
-        subscriber.active = true;
-        if !subscriber.announce {
-            return;
-        }
-        subscriber
-            .outbox
-            .push(frame(&Outgoing::SubscriptionSucceeded {
-                channel: key.channel.clone(),
-                data,
-            }));
-        if key.channel.is_cache() {
-            let replay = match self.cached.as_ref().filter(|c| c.expires > now) {
-                Some(cached) => Outgoing::Event {
-                    channel: key.channel.clone(),
-                    event: cached.name.clone(),
-                    data: cached.data.clone(),
-                    user_id: None,
-                },
-                None => Outgoing::CacheMiss {
-                    channel: key.channel.clone(),
-                },
+    /// Makes subscribers active; the announced ones get the [`welcome`] frames, encoded once for
+    /// all of them.
+    fn activate(&mut self, key: &ChannelKey, sockets: &[SocketId], data: String, now: Instant) {
+        let mut data = Some(data);
+        let mut frames = Vec::new();
+        for socket in sockets {
+            let Some(subscriber) = self.subscribers.get_mut(socket) else {
+                continue;
             };
-            subscriber.outbox.push(frame(&replay));
+            subscriber.active = true;
+            if !subscriber.announce {
+                continue;
+            }
+            if let Some(data) = data.take() {
+                frames = welcome(key, self.cached.as_ref(), data, now);
+            }
+            for frame in &frames {
+                subscriber.outbox.push(frame.clone());
+            }
         }
     }
 }
@@ -166,7 +189,7 @@ impl Shard {
                         .get(&socket)
                         .is_some_and(|s| s.join_id == Some(join_id) && !s.active)
                 {
-                    channel.activate(&key, socket, snapshot, now);
+                    channel.activate(&key, &[socket], snapshot, now);
                     if let Some(subscriber) = channel.subscribers.get_mut(&socket) {
                         for (_, frame) in std::mem::take(&mut subscriber.held)
                             .into_iter()
@@ -210,7 +233,7 @@ impl Shard {
                     confirmed: false,
                     cached: None,
                     cache_ttl: Duration::ZERO,
-                    watchlist: None,
+                    watchlist_reported: false,
                 })
             }
         };
@@ -220,7 +243,7 @@ impl Shard {
                     // Subscribing again (or asking for a channel already held since sign-in).
                     existing.announce = true;
                     if existing.active {
-                        channel.activate(&key, socket, "{}".into(), now);
+                        channel.activate(&key, &[socket], "{}".into(), now);
                     }
                 }
                 None => {
@@ -228,7 +251,7 @@ impl Shard {
                         .subscribers
                         .insert(socket, Subscriber::new(outbox, false, true, None));
                     if channel.confirmed {
-                        channel.activate(&key, socket, "{}".into(), now);
+                        channel.activate(&key, &[socket], "{}".into(), now);
                     }
                 }
             },
@@ -245,14 +268,9 @@ impl Shard {
                     .subscribers
                     .entry(socket)
                     .or_insert_with(|| Subscriber::new(outbox, channel.confirmed, false, None));
-                if channel.watchlist.is_none() && !watchlist.is_empty() {
-                    channel.watchlist = Some(watchlist.clone());
-                    let user_id = key
-                        .channel
-                        .as_str()
-                        .trim_start_matches(SERVER_TO_USER_PREFIX);
-                    self.board
-                        .watchlist(key.app.clone(), user_id.to_string(), watchlist);
+                if !channel.watchlist_reported && !watchlist.is_empty() {
+                    channel.watchlist_reported = true;
+                    report_watchlist(&self.board, &key, watchlist);
                 }
             }
         }
@@ -273,13 +291,8 @@ impl Shard {
         }
         let (remaining, generation) = (channel.subscribers.len() as u32, channel.generation);
         if remaining == 0 {
-            if channel.watchlist.is_some() {
-                let user_id = key
-                    .channel
-                    .as_str()
-                    .trim_start_matches(SERVER_TO_USER_PREFIX);
-                self.board
-                    .watchlist(key.app.clone(), user_id.to_string(), Vec::new());
+            if channel.watchlist_reported {
+                report_watchlist(&self.board, &key, Vec::new());
             }
             entry.remove();
         }
@@ -313,9 +326,7 @@ impl Shard {
             .filter(|(_, s)| !s.active && s.join_id.is_none())
             .map(|(socket, _)| *socket)
             .collect();
-        for socket in waiting {
-            channel.activate(key, socket, "{}".into(), now);
-        }
+        channel.activate(key, &waiting, "{}".into(), now);
     }
 
     fn refused(&mut self, key: ChannelKey, socket: SocketId, join_id: u64, reason: String) {
@@ -329,7 +340,7 @@ impl Shard {
         else {
             return;
         };
-        subscriber.outbox.push(frame(&Outgoing::SubscriptionError {
+        subscriber.outbox.push(encode(&Outgoing::SubscriptionError {
             channel: key.channel.to_string(),
             kind: "LimitReached",
             error: reason,
@@ -356,7 +367,7 @@ impl Shard {
             });
         }
         // Encode once; every subscriber's outbox gets a clone of the same bytes.
-        let encoded = frame(&Outgoing::Event {
+        let encoded = encode(&Outgoing::Event {
             channel: event.key.channel.clone(),
             event: event.name,
             data: event.data,
@@ -403,7 +414,7 @@ impl Shard {
         } else {
             return;
         };
-        outbox.push(frame(&ErrorCode::ClientEventRejected.reply(refusal)));
+        outbox.push(encode(&ErrorCode::ClientEventRejected.reply(refusal)));
     }
 }
 

@@ -125,11 +125,12 @@ impl Board {
 
     /// A socket leaves a presence channel.
     pub fn leave(&self, key: ChannelKey, socket: SocketId) {
+        let member = (key, socket);
         self.update(|state| {
-            if state.members.remove(&(key.clone(), socket)).is_some()
-                || state.members_dirty.contains_key(&(key.clone(), socket))
-            {
-                state.members_dirty.insert((key, socket), None);
+            // `members` holds every join not yet left (pending or sent), so without an entry
+            // there the socket either never joined or its leave is already recorded.
+            if state.members.remove(&member).is_some() {
+                state.members_dirty.insert(member, None);
             }
         });
     }

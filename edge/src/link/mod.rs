@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use herald_shared::app::AppTable;
+use herald_shared::hash::fnv1a;
 use herald_shared::ids::{EdgeId, HubId};
 use herald_shared::secret::Secret;
 use tokio::sync::watch;
@@ -148,11 +149,7 @@ impl LinkTask {
 /// when a hub is added or removed.
 pub fn hub_order(hubs: &[HubAddress], zone: Option<&str>, edge: EdgeId) -> Vec<HubAddress> {
     let score = |hub: &HubAddress| {
-        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        for byte in edge.0.to_be_bytes().into_iter().chain(hub.address.bytes()) {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
+        let mut hash = fnv1a(edge.0.to_be_bytes().into_iter().chain(hub.address.bytes()));
         // FNV alone barely separates ids that differ in a few bits: finish with splitmix64.
         hash = (hash ^ (hash >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         hash = (hash ^ (hash >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);

@@ -16,15 +16,15 @@ use herald_shared::protocol::{CloseCode, Incoming, Outgoing, ProtocolError};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
-use super::SocketContext;
 use super::heartbeat::{Beat, Heartbeat};
 use super::outbox::{CloseOrder, Next, OutboxReceiver, outbox};
 use super::session::Session;
+use super::{SocketContext, encode};
 
 type Socket = WebSocketStream<TcpStream>;
 
@@ -56,19 +56,35 @@ pub struct Connection {
 }
 
 fn text(frame: &Outgoing) -> Message {
-    Message::Text(Utf8Bytes::from(frame.encode()))
+    Message::Text(encode(frame))
+}
+
+/// A `pusher:error` carrying the close code the socket is about to close with.
+fn closing_error(code: CloseCode, message: &str) -> Message {
+    text(&Outgoing::Error {
+        code: Some(code.code()),
+        message: message.to_string(),
+    })
 }
 
 /// Sends `pusher:error` with a close code, then closes with it (Pusher's way of refusing a
 /// connection: pusher-js reads the code from either).
 pub async fn refuse(mut ws: Socket, code: CloseCode) {
-    let error = Outgoing::Error {
-        code: Some(code.code()),
-        message: code.reason().to_string(),
-    };
-    if ws.send(text(&error)).await.is_ok() {
+    if ws.send(closing_error(code, code.reason())).await.is_ok() {
         close(&mut ws, code.code(), code.reason()).await;
     }
+}
+
+/// Sends `pusher:error` with `code` and `message`, then has the loop close with `code` and
+/// `reason`.
+async fn error_then_close(
+    ws: &mut Socket,
+    code: CloseCode,
+    message: &str,
+    reason: &'static str,
+) -> Flow {
+    let _ = ws.send(closing_error(code, message)).await;
+    Flow::Close(code.code(), reason)
 }
 
 async fn close(ws: &mut Socket, code: u16, reason: &str) {
@@ -154,8 +170,9 @@ impl Connection {
             };
             match flow {
                 Flow::Continue => {
-                    if timer.deadline() != self.deadline() {
-                        timer.as_mut().reset(self.deadline());
+                    let deadline = self.deadline();
+                    if timer.deadline() != deadline {
+                        timer.as_mut().reset(deadline);
                     }
                 }
                 other => return other,
@@ -188,22 +205,18 @@ impl Connection {
                     .stats
                     .slow_consumer_closes
                     .fetch_add(1, Ordering::Relaxed);
-                let code = CloseCode::ReconnectNow;
-                let error = Outgoing::Error {
-                    code: Some(code.code()),
-                    message: "Too many messages queued for this connection; reconnect".into(),
-                };
-                let _ = ws.send(text(&error)).await;
-                Flow::Close(code.code(), "slow consumer")
+                let message = "Too many messages queued for this connection; reconnect";
+                error_then_close(ws, CloseCode::ReconnectNow, message, "slow consumer").await
             }
             Ok(Ok(Some(CloseOrder::Terminated))) => {
-                let code = CloseCode::Unauthorized;
-                let error = Outgoing::Error {
-                    code: Some(code.code()),
-                    message: "The server terminated this user's connections".into(),
-                };
-                let _ = ws.send(text(&error)).await;
-                Flow::Close(code.code(), "connection terminated")
+                let message = "The server terminated this user's connections";
+                error_then_close(
+                    ws,
+                    CloseCode::Unauthorized,
+                    message,
+                    "connection terminated",
+                )
+                .await
             }
             Ok(Err(_)) | Err(_) => Flow::Gone,
         }
@@ -269,21 +282,12 @@ impl Connection {
     async fn on_timer(&mut self, ws: &mut Socket) -> Flow {
         let now = Instant::now();
         if self.drain_at.is_some_and(|at| at <= now) {
-            let error = Outgoing::Error {
-                code: Some(CloseCode::ReconnectNow.code()),
-                message: "Server is restarting; reconnect".into(),
-            };
-            let _ = ws.send(text(&error)).await;
-            return Flow::Close(CloseCode::ReconnectNow.code(), "server draining");
+            let message = "Server is restarting; reconnect";
+            return error_then_close(ws, CloseCode::ReconnectNow, message, "server draining").await;
         }
         if self.signin_deadline().is_some_and(|at| at <= now) {
-            let code = CloseCode::Unauthorized;
-            let error = Outgoing::Error {
-                code: Some(code.code()),
-                message: "Connection not authorized within timeout".into(),
-            };
-            let _ = ws.send(text(&error)).await;
-            return Flow::Close(code.code(), "not signed in");
+            let message = "Connection not authorized within timeout";
+            return error_then_close(ws, CloseCode::Unauthorized, message, "not signed in").await;
         }
         if now < self.heartbeat.deadline() {
             return Flow::Continue;

@@ -23,9 +23,11 @@ use std::time::Duration;
 
 use herald_shared::app::AppTable;
 use herald_shared::ids::{EdgeId, SocketId};
+use herald_shared::protocol::Outgoing;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_util::sync::CancellationToken;
 
@@ -33,6 +35,12 @@ pub use outbox::{CloseOrder, Next, Outbox, OutboxLimits, OutboxReceiver, Pushed,
 
 use crate::index::IndexHandle;
 use crate::stats::EdgeStats;
+
+/// Encodes a frame as the text every writer takes: outboxes queue it, the socket task sends it.
+/// Fan-out encodes an event once and gives each subscriber a clone of these bytes.
+pub fn encode(frame: &Outgoing) -> Utf8Bytes {
+    Utf8Bytes::from(frame.encode())
+}
 
 /// Per-socket limits and timings.
 #[derive(Debug, Clone, Copy)]

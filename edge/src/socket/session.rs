@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use herald_shared::app::App;
 use herald_shared::auth::channel::{self as channel_auth, AuthError};
-use herald_shared::channel::{ChannelKey, ChannelKind, ChannelName, SERVER_TO_USER_PREFIX};
+use herald_shared::channel::{ChannelKey, ChannelKind, ChannelName};
 use herald_shared::event::{EventData, EventName};
 use herald_shared::ids::SocketId;
 use herald_shared::limits::MAX_WATCHLIST;
@@ -16,11 +16,10 @@ use herald_shared::presence::Member;
 use herald_shared::protocol::{ErrorCode, Incoming, Outgoing, Subscribe};
 use herald_shared::user::SignedInUser;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-use super::SocketContext;
 use super::limiter::TokenBucket;
 use super::outbox::Outbox;
+use super::{SocketContext, encode};
 use crate::index::{Command, Mode};
 
 /// One socket's protocol state.
@@ -33,10 +32,6 @@ pub struct Session {
     subscriptions: HashMap<ChannelName, Option<String>>,
     user: Option<SignedInUser>,
     client_events: TokenBucket,
-}
-
-fn user_channel(user_id: &str) -> Option<ChannelName> {
-    ChannelName::parse(&format!("{SERVER_TO_USER_PREFIX}{user_id}")).ok()
 }
 
 fn subscription_error(
@@ -76,13 +71,7 @@ impl Session {
     /// Whether the connection counts as authorized (Pusher's "authorized connections"): it
     /// signed in, or subscribed to a private or presence channel.
     pub fn authorized(&self) -> bool {
-        self.user.is_some()
-            || self.subscriptions.keys().any(|channel| {
-                matches!(
-                    channel.kind(),
-                    ChannelKind::Private | ChannelKind::PrivateEncrypted | ChannelKind::Presence
-                )
-            })
+        self.user.is_some() || self.subscriptions.keys().any(ChannelName::requires_auth)
     }
 
     fn key(&self, channel: ChannelName) -> ChannelKey {
@@ -167,33 +156,33 @@ impl Session {
                 (Mode::Presence(member), Some(user_id))
             }
             ChannelKind::ServerToUser => {
-                let own = self.user.as_ref().and_then(|user| user_channel(&user.id));
+                let own = self
+                    .user
+                    .as_ref()
+                    .and_then(|user| ChannelName::server_to_user(&user.id).ok());
                 if own.as_ref() != Some(&channel) {
                     let error = "Only the user signed in on this connection can subscribe to its #server-to-user- channel".to_string();
                     return subscription_error(&channel, "AuthError", error, 403);
                 }
                 // Held since sign-in; this only asks for the announcement.
-                let key = self.key(channel);
-                let command = Command::Subscribe {
-                    key,
-                    socket: self.socket_id,
-                    outbox: self.outbox.clone(),
-                    mode: Mode::Announced,
-                };
-                self.ctx.index.send(command).await;
+                self.send_subscribe(channel, Mode::Announced).await;
                 return None;
             }
         };
         self.subscriptions.insert(channel.clone(), presence_user);
-        let key = self.key(channel);
+        self.send_subscribe(channel, mode).await;
+        None
+    }
+
+    /// Asks the index to add this socket to `channel`.
+    async fn send_subscribe(&self, channel: ChannelName, mode: Mode) {
         let command = Command::Subscribe {
-            key,
+            key: self.key(channel),
             socket: self.socket_id,
             outbox: self.outbox.clone(),
             mode,
         };
         self.ctx.index.send(command).await;
-        None
     }
 
     async fn signin(&mut self, auth: Option<String>, user_data: String) -> Option<Outgoing> {
@@ -212,7 +201,7 @@ impl Session {
             }
             return Some(Outgoing::SigninSuccess { user_data });
         }
-        let Some(channel) = user_channel(&user.id) else {
+        let Ok(channel) = ChannelName::server_to_user(&user.id) else {
             return refuse(format!(
                 "User id {:?} cannot name a #server-to-user- channel",
                 user.id
@@ -229,16 +218,10 @@ impl Session {
             let warning = ErrorCode::WatchlistLimit.reply(format!(
                 "Watchlist limit exceeded. Only the first {MAX_WATCHLIST} user IDs are accepted."
             ));
-            self.outbox.push(Utf8Bytes::from(warning.encode()));
+            self.outbox.push(encode(&warning));
         }
-        let key = self.key(channel);
-        let command = Command::Subscribe {
-            key,
-            socket: self.socket_id,
-            outbox: self.outbox.clone(),
-            mode: Mode::SignedIn { watchlist },
-        };
-        self.ctx.index.send(command).await;
+        self.send_subscribe(channel, Mode::SignedIn { watchlist })
+            .await;
         self.user = Some(user);
         Some(Outgoing::SigninSuccess { user_data })
     }
@@ -294,7 +277,11 @@ impl Session {
             .drain()
             .map(|(channel, _)| ChannelKey::new(self.app.id.clone(), channel))
             .collect();
-        if let Some(channel) = self.user.take().and_then(|user| user_channel(&user.id)) {
+        if let Some(channel) = self
+            .user
+            .take()
+            .and_then(|user| ChannelName::server_to_user(&user.id).ok())
+        {
             keys.push(self.key(channel));
         }
         for key in keys {

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use herald_shared::channel::{ChannelKey, ChannelName, SERVER_TO_USER_PREFIX};
+use herald_shared::channel::{ChannelKey, ChannelName};
 use herald_shared::event::{EventData, EventName, TERMINATE_CONNECTIONS};
 use serde_json::{Value, json};
 
@@ -26,7 +26,7 @@ pub async fn terminate(
     request: Signed,
 ) -> Result<Json<Value>, ApiError> {
     let user_id = path.get("user_id").cloned().unwrap_or_default();
-    let channel = ChannelName::parse(&format!("{SERVER_TO_USER_PREFIX}{user_id}"))
+    let channel = ChannelName::server_to_user(&user_id)
         .map_err(|_| ApiError::InvalidUserId(user_id.clone()))?;
     let publication = Publication {
         key: ChannelKey::new(request.app.id.clone(), channel),

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use herald_shared::ids::HubId;
+use herald_shared::ids::{AppId, HubId};
 use redis::AsyncCommands;
 use tokio_util::sync::CancellationToken;
 
@@ -45,7 +45,7 @@ async fn beat(cluster: &Cluster) -> Result<(), ClusterError> {
         .ignore();
     pipe.pexpire(keys.count_apps(hub), ttl).ignore();
     for app in apps {
-        pipe.pexpire(format!("{}:cnt:{hub}:{app}", keys.prefix()), ttl)
+        pipe.pexpire(keys.counts(hub, &AppId::new(app)), ttl)
             .ignore();
     }
     let () = pipe.query_async(&mut redis).await?;
@@ -59,12 +59,12 @@ async fn reap(cluster: &Cluster) -> Result<(), ClusterError> {
         .zrangebyscore(keys.hubs(), "-inf", Cluster::now_ms())
         .await?;
     for hub in dead {
-        let Ok(id) = u64::from_str_radix(&hub, 16) else {
+        let Ok(id) = hub.parse::<HubId>() else {
             let _: () = redis.zrem(keys.hubs(), &hub).await?;
             continue;
         };
         let lock: Option<String> = redis::cmd("SET")
-            .arg(keys.reap_lock(HubId(id)))
+            .arg(keys.reap_lock(id))
             .arg(cluster.hub_id().to_string())
             .arg("NX")
             .arg("PX")
@@ -74,7 +74,7 @@ async fn reap(cluster: &Cluster) -> Result<(), ClusterError> {
         if lock.is_none() {
             continue;
         }
-        let channels: Vec<String> = redis.smembers(keys.hub_presence(HubId(id))).await?;
+        let channels: Vec<String> = redis.smembers(keys.hub_presence(id)).await?;
         let mut removed = 0;
         for channel in &channels {
             let Some((app, name)) = channel.split_once('\n') else {
@@ -91,9 +91,9 @@ async fn reap(cluster: &Cluster) -> Result<(), ClusterError> {
             let count: i64 = invocation.invoke_async(&mut redis).await?;
             removed += count;
         }
-        let users = cluster.forget_online_on(HubId(id)).await?;
+        let users = cluster.forget_online_on(id).await?;
         let mut pipe = redis::pipe();
-        pipe.del(keys.hub_presence(HubId(id))).ignore();
+        pipe.del(keys.hub_presence(id)).ignore();
         pipe.zrem(keys.hubs(), &hub).ignore();
         let () = pipe.query_async(&mut redis).await?;
         tracing::info!(message = "Reaped a dead hub.", hub = %hub, sockets = removed, channels = channels.len(), users = users);

@@ -30,7 +30,7 @@ pub mod online;
 pub mod scripts;
 pub mod wire;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -350,19 +350,19 @@ impl Cluster {
     }
 
     /// The hubs whose heartbeat is fresh.
-    pub async fn live_hubs(&self) -> Result<Vec<String>, ClusterError> {
+    pub async fn live_hubs(&self) -> Result<HashSet<HubId>, ClusterError> {
         let hubs: Vec<String> = self
             .redis()
             .zrangebyscore(self.inner.keys.hubs(), unix_ms(), "+inf")
             .await?;
-        Ok(hubs)
+        Ok(hubs.iter().filter_map(|hub| hub.parse().ok()).collect())
     }
 
     async fn counts_of(&self, app: &AppId) -> Result<HashMap<String, u64>, ClusterError> {
         let hubs = self.live_hubs().await?;
         let mut pipe = redis::pipe();
         for hub in &hubs {
-            pipe.hgetall(format!("{}:cnt:{hub}:{app}", self.inner.keys.prefix()));
+            pipe.hgetall(self.inner.keys.counts(*hub, app));
         }
         let per_hub: Vec<HashMap<String, u64>> = pipe.query_async(&mut self.redis()).await?;
         let mut total: HashMap<String, u64> = HashMap::new();
@@ -376,7 +376,7 @@ impl Cluster {
 
     /// The users present in a presence channel, sorted; sockets of dead hubs do not count.
     pub async fn users(&self, key: &ChannelKey) -> Result<Vec<String>, ClusterError> {
-        let live: BTreeSet<String> = self.live_hubs().await?.into_iter().collect();
+        let live = self.live_hubs().await?;
         let sockets: HashMap<String, String> = self
             .redis()
             .hgetall(self.inner.keys.presence_sockets(key))
@@ -385,7 +385,7 @@ impl Cluster {
             .into_values()
             .filter_map(|entry| {
                 let (hub, user) = entry.split_once('\n')?;
-                live.contains(hub).then(|| user.to_string())
+                live.contains(&hub.parse().ok()?).then(|| user.to_string())
             })
             .collect();
         Ok(users.into_iter().collect())

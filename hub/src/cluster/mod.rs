@@ -349,8 +349,8 @@ impl Cluster {
         Ok(())
     }
 
-    /// The hubs whose heartbeat is fresh.
-    pub async fn live_hubs(&self) -> Result<HashSet<HubId>, ClusterError> {
+    /// The hubs whose heartbeat is fresh; each query reads them once.
+    async fn live_hubs(&self) -> Result<HashSet<HubId>, ClusterError> {
         let hubs: Vec<String> = self
             .redis()
             .zrangebyscore(self.inner.keys.hubs(), unix_ms(), "+inf")
@@ -358,10 +358,14 @@ impl Cluster {
         Ok(hubs.iter().filter_map(|hub| hub.parse().ok()).collect())
     }
 
-    async fn counts_of(&self, app: &AppId) -> Result<HashMap<String, u64>, ClusterError> {
-        let hubs = self.live_hubs().await?;
+    /// Per channel of an app, its subscription count summed over the `live` hubs.
+    async fn subscription_counts(
+        &self,
+        app: &AppId,
+        live: &HashSet<HubId>,
+    ) -> Result<HashMap<String, u64>, ClusterError> {
         let mut pipe = redis::pipe();
-        for hub in &hubs {
+        for hub in live {
             pipe.hgetall(self.inner.keys.counts(*hub, app));
         }
         let per_hub: Vec<HashMap<String, u64>> = pipe.query_async(&mut self.redis()).await?;
@@ -374,40 +378,82 @@ impl Cluster {
         Ok(total)
     }
 
+    /// Each presence channel's users with a socket on a `live` hub, sorted; one round trip.
+    async fn users_among(
+        &self,
+        keys: &[ChannelKey],
+        live: &HashSet<HubId>,
+    ) -> Result<Vec<Vec<String>>, ClusterError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for key in keys {
+            pipe.hgetall(self.inner.keys.presence_sockets(key));
+        }
+        let per_channel: Vec<HashMap<String, String>> = pipe.query_async(&mut self.redis()).await?;
+        Ok(per_channel
+            .into_iter()
+            .map(|sockets| {
+                let users: BTreeSet<String> = sockets
+                    .into_values()
+                    .filter_map(|entry| {
+                        let (hub, user) = entry.split_once('\n')?;
+                        live.contains(&hub.parse().ok()?).then(|| user.to_string())
+                    })
+                    .collect();
+                users.into_iter().collect()
+            })
+            .collect())
+    }
+
+    /// The counts of an app's channels given their subscription counts: presence channels get
+    /// their user counts.
+    async fn with_user_counts(
+        &self,
+        app: &AppId,
+        channels: Vec<(ChannelName, u64)>,
+        live: &HashSet<HubId>,
+    ) -> Result<Vec<(ChannelName, ChannelCounts)>, ClusterError> {
+        let presence: Vec<ChannelKey> = channels
+            .iter()
+            .filter(|(channel, _)| channel.kind() == ChannelKind::Presence)
+            .map(|(channel, _)| ChannelKey::new(app.clone(), channel.clone()))
+            .collect();
+        let mut users = self.users_among(&presence, live).await?.into_iter();
+        Ok(channels
+            .into_iter()
+            .map(|(channel, subscription_count)| {
+                let user_count = (channel.kind() == ChannelKind::Presence)
+                    .then(|| users.next().map_or(0, |users| users.len() as u64));
+                let counts = ChannelCounts {
+                    subscription_count,
+                    user_count,
+                };
+                (channel, counts)
+            })
+            .collect())
+    }
+
     /// The users present in a presence channel, sorted; sockets of dead hubs do not count.
     pub async fn users(&self, key: &ChannelKey) -> Result<Vec<String>, ClusterError> {
         let live = self.live_hubs().await?;
-        let sockets: HashMap<String, String> = self
-            .redis()
-            .hgetall(self.inner.keys.presence_sockets(key))
-            .await?;
-        let users: BTreeSet<String> = sockets
-            .into_values()
-            .filter_map(|entry| {
-                let (hub, user) = entry.split_once('\n')?;
-                live.contains(&hub.parse().ok()?).then(|| user.to_string())
-            })
-            .collect();
-        Ok(users.into_iter().collect())
+        let mut users = self.users_among(std::slice::from_ref(key), &live).await?;
+        Ok(users.pop().unwrap_or_default())
     }
 
     /// A channel's counts across the region.
     pub async fn counts(&self, key: &ChannelKey) -> Result<ChannelCounts, ClusterError> {
+        let live = self.live_hubs().await?;
         let subscription_count = self
-            .counts_of(&key.app)
+            .subscription_counts(&key.app, &live)
             .await?
             .get(key.channel.as_str())
             .copied()
             .unwrap_or(0);
-        let user_count = if key.channel.kind() == ChannelKind::Presence {
-            Some(self.users(key).await?.len() as u64)
-        } else {
-            None
-        };
-        Ok(ChannelCounts {
-            subscription_count,
-            user_count,
-        })
+        let channels = vec![(key.channel.clone(), subscription_count)];
+        let mut counts = self.with_user_counts(&key.app, channels, &live).await?;
+        Ok(counts.pop().map(|(_, counts)| counts).unwrap_or_default())
     }
 
     /// The occupied channels of an app starting with `prefix`, sorted by name.
@@ -416,30 +462,16 @@ impl Cluster {
         app: &AppId,
         prefix: &str,
     ) -> Result<Vec<(ChannelName, ChannelCounts)>, ClusterError> {
-        let mut channels = Vec::new();
-        for (name, subscription_count) in self.counts_of(app).await? {
-            let Ok(channel) = ChannelName::parse(&name) else {
-                continue;
-            };
-            if subscription_count == 0 || !name.starts_with(prefix) {
-                continue;
-            }
-            let key = ChannelKey::new(app.clone(), channel.clone());
-            let user_count = if channel.kind() == ChannelKind::Presence {
-                Some(self.users(&key).await?.len() as u64)
-            } else {
-                None
-            };
-            channels.push((
-                channel,
-                ChannelCounts {
-                    subscription_count,
-                    user_count,
-                },
-            ));
-        }
+        let live = self.live_hubs().await?;
+        let mut channels: Vec<(ChannelName, u64)> = self
+            .subscription_counts(app, &live)
+            .await?
+            .into_iter()
+            .filter(|(name, count)| *count > 0 && name.starts_with(prefix))
+            .filter_map(|(name, count)| Some((ChannelName::parse(&name).ok()?, count)))
+            .collect();
         channels.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(channels)
+        self.with_user_counts(app, channels, &live).await
     }
 
     /// Records this hub's subscription count of a channel; written to Redis shortly.

@@ -13,7 +13,7 @@ use herald_shared::ids::{AppId, HubId};
 use redis::AsyncCommands;
 use tokio_util::sync::CancellationToken;
 
-use super::{Cluster, ClusterError};
+use super::{Cluster, ClusterError, unix_ms};
 
 /// Beats and reaps until `shutdown`.
 pub async fn run(cluster: Cluster, shutdown: CancellationToken) {
@@ -41,7 +41,7 @@ async fn beat(cluster: &Cluster) -> Result<(), ClusterError> {
     let mut redis = cluster.connection();
     let apps: Vec<String> = redis.smembers(keys.count_apps(hub)).await?;
     let mut pipe = redis::pipe();
-    pipe.zadd(keys.hubs(), hub.to_string(), Cluster::now_ms() + ttl as u64)
+    pipe.zadd(keys.hubs(), hub.to_string(), unix_ms() + ttl as u64)
         .ignore();
     pipe.pexpire(keys.count_apps(hub), ttl).ignore();
     for app in apps {
@@ -55,9 +55,7 @@ async fn beat(cluster: &Cluster) -> Result<(), ClusterError> {
 async fn reap(cluster: &Cluster) -> Result<(), ClusterError> {
     let keys = cluster.keys();
     let mut redis = cluster.connection();
-    let dead: Vec<String> = redis
-        .zrangebyscore(keys.hubs(), "-inf", Cluster::now_ms())
-        .await?;
+    let dead: Vec<String> = redis.zrangebyscore(keys.hubs(), "-inf", unix_ms()).await?;
     for hub in dead {
         let Ok(id) = hub.parse::<HubId>() else {
             let _: () = redis.zrem(keys.hubs(), &hub).await?;

@@ -118,7 +118,7 @@ struct Inner {
     lifetimes: Lifetimes,
     hub_ttl: Duration,
     linger: Duration,
-    counts: Arc<CountBoard>,
+    counts: CountBoard,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -130,6 +130,7 @@ impl std::fmt::Debug for Cluster {
     }
 }
 
+/// Now, in milliseconds since 1970 (the hubs set's scores use it).
 fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -177,7 +178,7 @@ impl Cluster {
                 lifetimes,
                 hub_ttl: settings.hub_ttl,
                 linger: settings.linger,
-                counts: Arc::new(CountBoard::default()),
+                counts: CountBoard::default(),
             }),
         })
     }
@@ -200,15 +201,6 @@ impl Cluster {
     /// Whether the hub hears the region (its pub/sub connection is up).
     pub fn hears(&self) -> bool {
         self.inner.bus.state() == BusState::Up
-    }
-
-    /// The bus.
-    pub fn bus(&self) -> &BusHandle {
-        &self.inner.bus
-    }
-
-    fn redis(&self) -> ConnectionManager {
-        self.inner.redis.clone()
     }
 
     fn channel_args<'a>(&'a self, invocation: &mut redis::ScriptInvocation<'a>, key: &ChannelKey) {
@@ -246,7 +238,7 @@ impl Cluster {
             .arg(maxlen)
             .arg(history_ttl)
             .arg(cache_ttl);
-        let seq: String = invocation.invoke_async(&mut self.redis()).await?;
+        let seq: String = invocation.invoke_async(&mut self.connection()).await?;
         parse_seq(&seq)
     }
 
@@ -279,7 +271,7 @@ impl Cluster {
             .arg(after.map(|a| a.to_string()).unwrap_or_default())
             .arg(oldest);
         let (seq, events, cached): (String, Vec<String>, String) =
-            invocation.invoke_async(&mut self.redis()).await?;
+            invocation.invoke_async(&mut self.connection()).await?;
         let decode = |text: &str| {
             wire::decode(key.clone(), text).map_err(|e| ClusterError::Reply(e.to_string()))
         };
@@ -325,7 +317,7 @@ impl Cluster {
             .arg(maxlen)
             .arg(history_ttl);
         let (outcome, seq, members): (String, String, Vec<String>) =
-            invocation.invoke_async(&mut self.redis()).await?;
+            invocation.invoke_async(&mut self.connection()).await?;
         match outcome.as_str() {
             "joined" | "existing" => Ok(JoinOutcome::Accepted {
                 snapshot: snapshot(&members),
@@ -345,14 +337,14 @@ impl Cluster {
             .arg(socket.to_string())
             .arg(maxlen)
             .arg(history_ttl);
-        let _: i64 = invocation.invoke_async(&mut self.redis()).await?;
+        let _: i64 = invocation.invoke_async(&mut self.connection()).await?;
         Ok(())
     }
 
     /// The hubs whose heartbeat is fresh; each query reads them once.
     async fn live_hubs(&self) -> Result<HashSet<HubId>, ClusterError> {
         let hubs: Vec<String> = self
-            .redis()
+            .connection()
             .zrangebyscore(self.inner.keys.hubs(), unix_ms(), "+inf")
             .await?;
         Ok(hubs.iter().filter_map(|hub| hub.parse().ok()).collect())
@@ -368,7 +360,7 @@ impl Cluster {
         for hub in live {
             pipe.hgetall(self.inner.keys.counts(*hub, app));
         }
-        let per_hub: Vec<HashMap<String, u64>> = pipe.query_async(&mut self.redis()).await?;
+        let per_hub: Vec<HashMap<String, u64>> = pipe.query_async(&mut self.connection()).await?;
         let mut total: HashMap<String, u64> = HashMap::new();
         for counts in per_hub {
             for (channel, count) in counts {
@@ -391,7 +383,8 @@ impl Cluster {
         for key in keys {
             pipe.hgetall(self.inner.keys.presence_sockets(key));
         }
-        let per_channel: Vec<HashMap<String, String>> = pipe.query_async(&mut self.redis()).await?;
+        let per_channel: Vec<HashMap<String, String>> =
+            pipe.query_async(&mut self.connection()).await?;
         Ok(per_channel
             .into_iter()
             .map(|sockets| {
@@ -480,8 +473,8 @@ impl Cluster {
     }
 
     /// The board of counts waiting to be written.
-    pub fn count_board(&self) -> Arc<CountBoard> {
-        self.inner.counts.clone()
+    pub fn count_board(&self) -> &CountBoard {
+        &self.inner.counts
     }
 
     /// How long a hub counts as alive after a heartbeat.
@@ -494,14 +487,9 @@ impl Cluster {
         &self.inner.scripts
     }
 
-    /// A connection for background tasks.
+    /// A connection to Redis: a cheap clone of the hub's one multiplexed connection.
     pub fn connection(&self) -> ConnectionManager {
-        self.redis()
-    }
-
-    /// Now, in milliseconds since 1970 (Redis scores use it).
-    pub fn now_ms() -> u64 {
-        unix_ms()
+        self.inner.redis.clone()
     }
 }
 

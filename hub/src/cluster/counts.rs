@@ -12,11 +12,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use herald_shared::app::AppTable;
-use herald_shared::channel::{ChannelKey, ChannelKind};
+use herald_shared::channel::ChannelKey;
 use tokio_util::sync::CancellationToken;
 
 use super::Cluster;
-use crate::registry::Publication;
+use crate::registry::{Publication, announces_counts};
 
 /// How often changed counts are written.
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(200);
@@ -66,12 +66,11 @@ pub async fn run(
                 }
                 continue;
             }
-            to_announce.extend(changed.into_keys().filter(|key| {
-                key.channel.kind() != ChannelKind::ServerToUser
-                    && apps
-                        .by_id(key.app.as_str())
-                        .is_some_and(|app| app.settings.subscription_count_events)
-            }));
+            to_announce.extend(
+                changed
+                    .into_keys()
+                    .filter(|key| announces_counts(&apps, key)),
+            );
         }
         let mut retry = HashSet::new();
         for key in to_announce.drain() {

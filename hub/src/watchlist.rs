@@ -339,15 +339,18 @@ impl Actor {
                 return;
             }
         };
-        let stale = recorded.iter().filter(|key| !self.local.contains(*key));
-        let asserted = stale
-            .map(|key| (key, false))
-            .chain(self.local.iter().map(|key| (key, true)));
-        for ((app, user), online) in asserted {
-            if let Err(error) = cluster.user_online(app, user, online).await {
-                tracing::warn!(message = "Cannot record a user online in Redis.", %error);
-                return;
-            }
+        let stale = recorded
+            .iter()
+            .filter(|key| !self.local.contains(*key))
+            .map(|key| (key, false));
+        let here = self.local.iter().map(|key| (key, true));
+        let asserted: Vec<_> = stale
+            .chain(here)
+            .map(|((app, user), online)| (app, user.as_str(), online))
+            .collect();
+        if let Err(error) = cluster.users_online_on(cluster.hub_id(), &asserted).await {
+            tracing::warn!(message = "Cannot record a user online in Redis.", %error);
+            return;
         }
         let mut by_app: HashMap<AppId, Vec<String>> = HashMap::new();
         for (app, user) in self.watched_users() {

@@ -105,10 +105,10 @@ async fn write(
         } else {
             pipe.hset(&hash, key.channel.as_str(), *count).ignore();
         }
-        pipe.pexpire(&hash, ttl as i64).ignore();
-        apps.insert(key.app.clone());
+        apps.insert(&key.app);
     }
     for app in apps {
+        pipe.pexpire(keys.counts(hub, app), ttl as i64).ignore();
         pipe.sadd(keys.count_apps(hub), app.as_str()).ignore();
     }
     pipe.pexpire(keys.count_apps(hub), ttl as i64).ignore();

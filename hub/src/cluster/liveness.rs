@@ -2,10 +2,11 @@
 //!
 //! Every hub refreshes its score in the hubs sorted set (the time its heartbeat expires) and the
 //! expiry of its per-hub keys several times per TTL. Every hub also looks for hubs whose score
-//! has passed: one of them (whoever takes the reap lock) removes, channel by channel, the dead
-//! hub's presence sockets that no live hub took over — publishing `member_removed` for users left
-//! with no socket — and takes its signed-in users offline there, then forgets the hub. Edges of a dead hub re-link to other hubs within a few
-//! seconds and re-assert their sockets there, well inside the TTL, so their users never flap.
+//! has passed: one of them (whoever takes the reap lock) removes the dead hub's presence sockets
+//! that no live hub took over — one script per channel, all in one pipeline, publishing
+//! `member_removed` for users left with no socket — and takes its signed-in users offline there,
+//! then forgets the hub. Edges of a dead hub re-link to other hubs within a few seconds and
+//! re-assert their sockets there, well inside the TTL, so their users never flap.
 
 use std::time::Duration;
 
@@ -73,22 +74,23 @@ async fn reap(cluster: &Cluster) -> Result<(), ClusterError> {
             continue;
         }
         let channels: Vec<String> = redis.smembers(keys.hub_presence(id)).await?;
-        let mut removed = 0;
-        for channel in &channels {
-            let Some((app, name)) = channel.split_once('\n') else {
-                continue;
-            };
-            let mut invocation = cluster.scripts().reap.prepare_invoke();
-            invocation
-                .arg(keys.prefix())
-                .arg(app)
-                .arg(name)
-                .arg(&hub)
-                .arg(cluster.history_args().0)
-                .arg(cluster.history_args().1);
-            let count: i64 = invocation.invoke_async(&mut redis).await?;
-            removed += count;
+        let (maxlen, history_ttl) = cluster.history_args();
+        let script = &cluster.scripts().reap;
+        let mut pipe = redis::pipe();
+        pipe.load_script(script).ignore();
+        for (app, name) in channels.iter().filter_map(|c| c.split_once('\n')) {
+            pipe.invoke_script(
+                script
+                    .arg(keys.prefix())
+                    .arg(app)
+                    .arg(name)
+                    .arg(&hub)
+                    .arg(maxlen)
+                    .arg(history_ttl),
+            );
         }
+        let removed: Vec<i64> = pipe.query_async(&mut redis).await?;
+        let removed: i64 = removed.iter().sum();
         let users = cluster.forget_online_on(id).await?;
         let mut pipe = redis::pipe();
         pipe.del(keys.hub_presence(id)).ignore();

@@ -135,7 +135,7 @@ async fn announce(
     if locked.is_none() {
         return Ok(false);
     }
-    let count = cluster.counts(key).await?.subscription_count;
+    let count = cluster.subscription_count(key).await?;
     let publication = Publication::subscription_count(key.clone(), count);
     cluster.publish(&publication).await?;
     Ok(true)

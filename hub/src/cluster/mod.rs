@@ -370,6 +370,20 @@ impl Cluster {
         Ok(total)
     }
 
+    /// A channel's subscription count summed over the `live` hubs.
+    async fn subscription_count_on(
+        &self,
+        key: &ChannelKey,
+        live: &HashSet<HubId>,
+    ) -> Result<u64, ClusterError> {
+        let mut pipe = redis::pipe();
+        for hub in live {
+            pipe.hget(self.inner.keys.counts(*hub, &key.app), key.channel.as_str());
+        }
+        let per_hub: Vec<Option<u64>> = pipe.query_async(&mut self.connection()).await?;
+        Ok(per_hub.into_iter().flatten().sum())
+    }
+
     /// Each presence channel's users with a socket on a `live` hub, sorted; one round trip.
     async fn users_among(
         &self,
@@ -435,15 +449,16 @@ impl Cluster {
         Ok(users.pop().unwrap_or_default())
     }
 
+    /// A channel's subscription count across the region.
+    pub async fn subscription_count(&self, key: &ChannelKey) -> Result<u64, ClusterError> {
+        let live = self.live_hubs().await?;
+        self.subscription_count_on(key, &live).await
+    }
+
     /// A channel's counts across the region.
     pub async fn counts(&self, key: &ChannelKey) -> Result<ChannelCounts, ClusterError> {
         let live = self.live_hubs().await?;
-        let subscription_count = self
-            .subscription_counts(&key.app, &live)
-            .await?
-            .get(key.channel.as_str())
-            .copied()
-            .unwrap_or(0);
+        let subscription_count = self.subscription_count_on(key, &live).await?;
         let channels = vec![(key.channel.clone(), subscription_count)];
         let mut counts = self.with_user_counts(&key.app, channels, &live).await?;
         Ok(counts.pop().map(|(_, counts)| counts).unwrap_or_default())

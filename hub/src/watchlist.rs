@@ -161,6 +161,19 @@ impl State {
         }
         (!after.is_empty() && after != before).then_some(after)
     }
+
+    /// Forgets every list a link reported.
+    fn forget_link(&mut self, link: LinkId) {
+        let watchers: Vec<UserKey> = self
+            .lists
+            .iter()
+            .filter(|(_, links)| links.contains_key(&link))
+            .map(|(watcher, _)| watcher.clone())
+            .collect();
+        for watcher in watchers {
+            self.set(link, watcher, Vec::new());
+        }
+    }
 }
 
 fn watchlist_event(groups: &[(&str, Vec<String>)]) -> EventData {
@@ -241,10 +254,10 @@ impl Actor {
             .collect()
     }
 
-    /// Records a status read from Redis as of change `read_at`.
-    fn read(&mut self, key: &UserKey, online: bool, read_at: u64) {
-        self.set_online(key, online);
+    /// Records a status read from Redis as of change `read_at`; returns who watches the user.
+    fn read(&mut self, key: &UserKey, online: bool, read_at: u64) -> Vec<String> {
         self.read_at.insert(key.clone(), read_at);
+        self.set_online(key, online)
     }
 
     /// The region announced a change; each watcher hears it from the hub that claims it.
@@ -339,15 +352,18 @@ impl Actor {
                 return;
             }
         };
-        let stale = recorded.iter().filter(|key| !self.local.contains(*key));
-        let asserted = stale
-            .map(|key| (key, false))
-            .chain(self.local.iter().map(|key| (key, true)));
-        for ((app, user), online) in asserted {
-            if let Err(error) = cluster.user_online(app, user, online).await {
-                tracing::warn!(message = "Cannot record a user online in Redis.", %error);
-                return;
-            }
+        let stale = recorded
+            .iter()
+            .filter(|key| !self.local.contains(*key))
+            .map(|key| (key, false));
+        let here = self.local.iter().map(|key| (key, true));
+        let asserted: Vec<_> = stale
+            .chain(here)
+            .map(|((app, user), online)| (app, user.as_str(), online))
+            .collect();
+        if let Err(error) = cluster.users_online_on(cluster.hub_id(), &asserted).await {
+            tracing::warn!(message = "Cannot record a user online in Redis.", %error);
+            return;
         }
         let mut by_app: HashMap<AppId, Vec<String>> = HashMap::new();
         for (app, user) in self.watched_users() {
@@ -360,11 +376,11 @@ impl Actor {
             for (user, online) in users.into_iter().zip(statuses) {
                 let key = (app.clone(), user);
                 let changed = self.state.online.contains(&key) != online;
-                self.read(&key, online, read_at);
+                let watchers = self.read(&key, online, read_at);
                 if !changed {
                     continue;
                 }
-                for watcher in self.set_online(&key, online) {
+                for watcher in watchers {
                     self.tell(&app, watcher, &[(status(online), vec![key.1.clone()])])
                         .await;
                 }
@@ -434,12 +450,7 @@ pub async fn run(
                 watcher,
                 watched,
             } => actor.watchlist(link, app, watcher, watched).await,
-            Command::EdgeGone(link) => {
-                let watchers: Vec<UserKey> = actor.state.lists.keys().cloned().collect();
-                for watcher in watchers {
-                    actor.state.set(link, watcher, Vec::new());
-                }
-            }
+            Command::EdgeGone(link) => actor.state.forget_link(link),
             Command::Resync => actor.resync().await,
         }
     }
@@ -474,6 +485,19 @@ mod tests {
         assert!(!state.watchers[&user("b")].contains("w"));
         state.set(LinkId(2), user("w"), Vec::new());
         assert!(state.lists.is_empty());
+    }
+
+    #[test]
+    fn a_gone_link_takes_only_its_own_lists() {
+        let mut state = State::default();
+        state.set(LinkId(1), user("w"), vec!["a".into()]);
+        state.set(LinkId(2), user("w"), vec!["b".into()]);
+        state.set(LinkId(2), user("v"), vec!["a".into()]);
+        state.forget_link(LinkId(2));
+        assert!(state.watchers[&user("a")].contains("w"));
+        assert!(!state.watchers[&user("a")].contains("v"));
+        assert!(!state.watchers[&user("b")].contains("w"));
+        assert_eq!(state.lists.len(), 1);
     }
 
     #[test]

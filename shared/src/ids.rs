@@ -85,6 +85,25 @@ impl fmt::Debug for HubId {
     }
 }
 
+/// Why a string is not a hub id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a hub id is 1 to 16 hexadecimal digits")]
+pub struct HubIdError;
+
+impl FromStr for HubId {
+    type Err = HubIdError;
+
+    /// Reads what [`Display`](fmt::Display) writes: hexadecimal digits, no sign.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text.is_empty() || text.len() > 16 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(HubIdError);
+        }
+        u64::from_str_radix(text, 16)
+            .map(Self)
+            .map_err(|_| HubIdError)
+    }
+}
+
 /// Defines a cheap-to-clone string newtype.
 macro_rules! string_id {
     ($(#[$doc:meta])* $name:ident) => {
@@ -150,6 +169,16 @@ mod tests {
             }
         );
         assert_eq!(id.to_string(), "123.456");
+    }
+
+    #[test]
+    fn hub_ids_round_trip() {
+        for id in [HubId(0), HubId(0xab), HubId(u64::MAX)] {
+            assert_eq!(id.to_string().parse::<HubId>(), Ok(id));
+        }
+        for bad in ["", "+1", "x", "0123456789abcdef0"] {
+            assert_eq!(bad.parse::<HubId>(), Err(HubIdError), "{bad:?}");
+        }
     }
 
     #[test]

@@ -99,11 +99,6 @@ impl BusHandle {
     pub fn state(&self) -> BusState {
         *self.state.borrow()
     }
-
-    /// A receiver of state changes.
-    pub fn watch(&self) -> watch::Receiver<BusState> {
-        self.state.clone()
-    }
 }
 
 /// Exponential back-off from 100 ms, capped, with ±50 % jitter so hubs do not reconnect in step.

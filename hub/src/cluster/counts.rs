@@ -12,11 +12,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use herald_shared::app::AppTable;
-use herald_shared::channel::{ChannelKey, ChannelKind};
+use herald_shared::channel::ChannelKey;
 use tokio_util::sync::CancellationToken;
 
 use super::Cluster;
-use crate::registry::Publication;
+use crate::registry::{Publication, announces_counts};
 
 /// How often changed counts are written.
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(200);
@@ -66,12 +66,11 @@ pub async fn run(
                 }
                 continue;
             }
-            to_announce.extend(changed.into_keys().filter(|key| {
-                key.channel.kind() != ChannelKind::ServerToUser
-                    && apps
-                        .by_id(key.app.as_str())
-                        .is_some_and(|app| app.settings.subscription_count_events)
-            }));
+            to_announce.extend(
+                changed
+                    .into_keys()
+                    .filter(|key| announces_counts(&apps, key)),
+            );
         }
         let mut retry = HashSet::new();
         for key in to_announce.drain() {
@@ -106,10 +105,10 @@ async fn write(
         } else {
             pipe.hset(&hash, key.channel.as_str(), *count).ignore();
         }
-        pipe.pexpire(&hash, ttl as i64).ignore();
-        apps.insert(key.app.clone());
+        apps.insert(&key.app);
     }
     for app in apps {
+        pipe.pexpire(keys.counts(hub, app), ttl as i64).ignore();
         pipe.sadd(keys.count_apps(hub), app.as_str()).ignore();
     }
     pipe.pexpire(keys.count_apps(hub), ttl as i64).ignore();
@@ -136,7 +135,7 @@ async fn announce(
     if locked.is_none() {
         return Ok(false);
     }
-    let count = cluster.counts(key).await?.subscription_count;
+    let count = cluster.subscription_count(key).await?;
     let publication = Publication::subscription_count(key.clone(), count);
     cluster.publish(&publication).await?;
     Ok(true)

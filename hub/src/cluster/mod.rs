@@ -30,7 +30,7 @@ pub mod online;
 pub mod scripts;
 pub mod wire;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -118,7 +118,7 @@ struct Inner {
     lifetimes: Lifetimes,
     hub_ttl: Duration,
     linger: Duration,
-    counts: Arc<CountBoard>,
+    counts: CountBoard,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -130,6 +130,7 @@ impl std::fmt::Debug for Cluster {
     }
 }
 
+/// Now, in milliseconds since 1970 (the hubs set's scores use it).
 fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -177,7 +178,7 @@ impl Cluster {
                 lifetimes,
                 hub_ttl: settings.hub_ttl,
                 linger: settings.linger,
-                counts: Arc::new(CountBoard::default()),
+                counts: CountBoard::default(),
             }),
         })
     }
@@ -200,15 +201,6 @@ impl Cluster {
     /// Whether the hub hears the region (its pub/sub connection is up).
     pub fn hears(&self) -> bool {
         self.inner.bus.state() == BusState::Up
-    }
-
-    /// The bus.
-    pub fn bus(&self) -> &BusHandle {
-        &self.inner.bus
-    }
-
-    fn redis(&self) -> ConnectionManager {
-        self.inner.redis.clone()
     }
 
     fn channel_args<'a>(&'a self, invocation: &mut redis::ScriptInvocation<'a>, key: &ChannelKey) {
@@ -246,7 +238,7 @@ impl Cluster {
             .arg(maxlen)
             .arg(history_ttl)
             .arg(cache_ttl);
-        let seq: String = invocation.invoke_async(&mut self.redis()).await?;
+        let seq: String = invocation.invoke_async(&mut self.connection()).await?;
         parse_seq(&seq)
     }
 
@@ -279,7 +271,7 @@ impl Cluster {
             .arg(after.map(|a| a.to_string()).unwrap_or_default())
             .arg(oldest);
         let (seq, events, cached): (String, Vec<String>, String) =
-            invocation.invoke_async(&mut self.redis()).await?;
+            invocation.invoke_async(&mut self.connection()).await?;
         let decode = |text: &str| {
             wire::decode(key.clone(), text).map_err(|e| ClusterError::Reply(e.to_string()))
         };
@@ -325,7 +317,7 @@ impl Cluster {
             .arg(maxlen)
             .arg(history_ttl);
         let (outcome, seq, members): (String, String, Vec<String>) =
-            invocation.invoke_async(&mut self.redis()).await?;
+            invocation.invoke_async(&mut self.connection()).await?;
         match outcome.as_str() {
             "joined" | "existing" => Ok(JoinOutcome::Accepted {
                 snapshot: snapshot(&members),
@@ -345,26 +337,30 @@ impl Cluster {
             .arg(socket.to_string())
             .arg(maxlen)
             .arg(history_ttl);
-        let _: i64 = invocation.invoke_async(&mut self.redis()).await?;
+        let _: i64 = invocation.invoke_async(&mut self.connection()).await?;
         Ok(())
     }
 
-    /// The hubs whose heartbeat is fresh.
-    pub async fn live_hubs(&self) -> Result<Vec<String>, ClusterError> {
+    /// The hubs whose heartbeat is fresh; each query reads them once.
+    async fn live_hubs(&self) -> Result<HashSet<HubId>, ClusterError> {
         let hubs: Vec<String> = self
-            .redis()
+            .connection()
             .zrangebyscore(self.inner.keys.hubs(), unix_ms(), "+inf")
             .await?;
-        Ok(hubs)
+        Ok(hubs.iter().filter_map(|hub| hub.parse().ok()).collect())
     }
 
-    async fn counts_of(&self, app: &AppId) -> Result<HashMap<String, u64>, ClusterError> {
-        let hubs = self.live_hubs().await?;
+    /// Per channel of an app, its subscription count summed over the `live` hubs.
+    async fn subscription_counts(
+        &self,
+        app: &AppId,
+        live: &HashSet<HubId>,
+    ) -> Result<HashMap<String, u64>, ClusterError> {
         let mut pipe = redis::pipe();
-        for hub in &hubs {
-            pipe.hgetall(format!("{}:cnt:{hub}:{app}", self.inner.keys.prefix()));
+        for hub in live {
+            pipe.hgetall(self.inner.keys.counts(*hub, app));
         }
-        let per_hub: Vec<HashMap<String, u64>> = pipe.query_async(&mut self.redis()).await?;
+        let per_hub: Vec<HashMap<String, u64>> = pipe.query_async(&mut self.connection()).await?;
         let mut total: HashMap<String, u64> = HashMap::new();
         for counts in per_hub {
             for (channel, count) in counts {
@@ -374,40 +370,98 @@ impl Cluster {
         Ok(total)
     }
 
+    /// A channel's subscription count summed over the `live` hubs.
+    async fn subscription_count_on(
+        &self,
+        key: &ChannelKey,
+        live: &HashSet<HubId>,
+    ) -> Result<u64, ClusterError> {
+        let mut pipe = redis::pipe();
+        for hub in live {
+            pipe.hget(self.inner.keys.counts(*hub, &key.app), key.channel.as_str());
+        }
+        let per_hub: Vec<Option<u64>> = pipe.query_async(&mut self.connection()).await?;
+        Ok(per_hub.into_iter().flatten().sum())
+    }
+
+    /// Each presence channel's users with a socket on a `live` hub, sorted; one round trip.
+    async fn users_among(
+        &self,
+        keys: &[ChannelKey],
+        live: &HashSet<HubId>,
+    ) -> Result<Vec<Vec<String>>, ClusterError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for key in keys {
+            pipe.hgetall(self.inner.keys.presence_sockets(key));
+        }
+        let per_channel: Vec<HashMap<String, String>> =
+            pipe.query_async(&mut self.connection()).await?;
+        Ok(per_channel
+            .into_iter()
+            .map(|sockets| {
+                let users: BTreeSet<String> = sockets
+                    .into_values()
+                    .filter_map(|entry| {
+                        let (hub, user) = entry.split_once('\n')?;
+                        live.contains(&hub.parse().ok()?).then(|| user.to_string())
+                    })
+                    .collect();
+                users.into_iter().collect()
+            })
+            .collect())
+    }
+
+    /// The counts of an app's channels given their subscription counts: presence channels get
+    /// their user counts.
+    async fn with_user_counts(
+        &self,
+        app: &AppId,
+        channels: Vec<(ChannelName, u64)>,
+        live: &HashSet<HubId>,
+    ) -> Result<Vec<(ChannelName, ChannelCounts)>, ClusterError> {
+        let presence: Vec<ChannelKey> = channels
+            .iter()
+            .filter(|(channel, _)| channel.kind() == ChannelKind::Presence)
+            .map(|(channel, _)| ChannelKey::new(app.clone(), channel.clone()))
+            .collect();
+        let mut users = self.users_among(&presence, live).await?.into_iter();
+        Ok(channels
+            .into_iter()
+            .map(|(channel, subscription_count)| {
+                let user_count = (channel.kind() == ChannelKind::Presence)
+                    .then(|| users.next().map_or(0, |users| users.len() as u64));
+                let counts = ChannelCounts {
+                    subscription_count,
+                    user_count,
+                };
+                (channel, counts)
+            })
+            .collect())
+    }
+
     /// The users present in a presence channel, sorted; sockets of dead hubs do not count.
     pub async fn users(&self, key: &ChannelKey) -> Result<Vec<String>, ClusterError> {
-        let live: BTreeSet<String> = self.live_hubs().await?.into_iter().collect();
-        let sockets: HashMap<String, String> = self
-            .redis()
-            .hgetall(self.inner.keys.presence_sockets(key))
-            .await?;
-        let users: BTreeSet<String> = sockets
-            .into_values()
-            .filter_map(|entry| {
-                let (hub, user) = entry.split_once('\n')?;
-                live.contains(hub).then(|| user.to_string())
-            })
-            .collect();
-        Ok(users.into_iter().collect())
+        let live = self.live_hubs().await?;
+        let mut users = self.users_among(std::slice::from_ref(key), &live).await?;
+        Ok(users.pop().unwrap_or_default())
+    }
+
+    /// A channel's subscription count across the region.
+    pub async fn subscription_count(&self, key: &ChannelKey) -> Result<u64, ClusterError> {
+        let live = self.live_hubs().await?;
+        self.subscription_count_on(key, &live).await
     }
 
     /// A channel's counts across the region.
     pub async fn counts(&self, key: &ChannelKey) -> Result<ChannelCounts, ClusterError> {
-        let subscription_count = self
-            .counts_of(&key.app)
-            .await?
-            .get(key.channel.as_str())
-            .copied()
-            .unwrap_or(0);
-        let user_count = if key.channel.kind() == ChannelKind::Presence {
-            Some(self.users(key).await?.len() as u64)
-        } else {
-            None
-        };
-        Ok(ChannelCounts {
-            subscription_count,
-            user_count,
-        })
+        let live = self.live_hubs().await?;
+        let subscription_count = self.subscription_count_on(key, &live).await?;
+        let channels = vec![(key.channel.clone(), subscription_count)];
+        let mut counts = self.with_user_counts(&key.app, channels, &live).await?;
+        Ok(counts.pop().map(|(_, counts)| counts).unwrap_or_default())
     }
 
     /// The occupied channels of an app starting with `prefix`, sorted by name.
@@ -416,30 +470,16 @@ impl Cluster {
         app: &AppId,
         prefix: &str,
     ) -> Result<Vec<(ChannelName, ChannelCounts)>, ClusterError> {
-        let mut channels = Vec::new();
-        for (name, subscription_count) in self.counts_of(app).await? {
-            let Ok(channel) = ChannelName::parse(&name) else {
-                continue;
-            };
-            if subscription_count == 0 || !name.starts_with(prefix) {
-                continue;
-            }
-            let key = ChannelKey::new(app.clone(), channel.clone());
-            let user_count = if channel.kind() == ChannelKind::Presence {
-                Some(self.users(&key).await?.len() as u64)
-            } else {
-                None
-            };
-            channels.push((
-                channel,
-                ChannelCounts {
-                    subscription_count,
-                    user_count,
-                },
-            ));
-        }
+        let live = self.live_hubs().await?;
+        let mut channels: Vec<(ChannelName, u64)> = self
+            .subscription_counts(app, &live)
+            .await?
+            .into_iter()
+            .filter(|(name, count)| *count > 0 && name.starts_with(prefix))
+            .filter_map(|(name, count)| Some((ChannelName::parse(&name).ok()?, count)))
+            .collect();
         channels.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(channels)
+        self.with_user_counts(app, channels, &live).await
     }
 
     /// Records this hub's subscription count of a channel; written to Redis shortly.
@@ -448,8 +488,8 @@ impl Cluster {
     }
 
     /// The board of counts waiting to be written.
-    pub fn count_board(&self) -> Arc<CountBoard> {
-        self.inner.counts.clone()
+    pub fn count_board(&self) -> &CountBoard {
+        &self.inner.counts
     }
 
     /// How long a hub counts as alive after a heartbeat.
@@ -462,14 +502,9 @@ impl Cluster {
         &self.inner.scripts
     }
 
-    /// A connection for background tasks.
+    /// A connection to Redis: a cheap clone of the hub's one multiplexed connection.
     pub fn connection(&self) -> ConnectionManager {
-        self.redis()
-    }
-
-    /// Now, in milliseconds since 1970 (Redis scores use it).
-    pub fn now_ms() -> u64 {
-        unix_ms()
+        self.inner.redis.clone()
     }
 }
 

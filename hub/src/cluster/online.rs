@@ -7,7 +7,7 @@
 //! several hubs hears each change once. The reaper takes a dead hub's users offline.
 
 use herald_shared::ids::{AppId, HubId};
-use redis::AsyncCommands;
+use redis::{AsyncCommands, ScriptInvocation};
 
 use super::{Cluster, ClusterError};
 
@@ -52,17 +52,39 @@ impl Cluster {
         user: &str,
         online: bool,
     ) -> Result<(), ClusterError> {
-        self.user_online_on(self.hub_id(), app, user, online).await
+        let call = self.user_online_call(self.hub_id(), app, user, online);
+        let _: i64 = call.invoke_async(&mut self.connection()).await?;
+        Ok(())
     }
 
-    /// Records whether a user is online on `hub` (the reaper takes users off dead hubs).
-    pub async fn user_online_on(
+    /// Records, in one round trip, whether each user is online on `hub`: this hub re-asserting
+    /// its users after a reconnect, or the reaper taking a dead hub's users offline.
+    pub async fn users_online_on(
+        &self,
+        hub: HubId,
+        users: &[(&AppId, &str, bool)],
+    ) -> Result<(), ClusterError> {
+        if users.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        pipe.load_script(&self.scripts().user_online).ignore();
+        for &(app, user, online) in users {
+            pipe.invoke_script(&self.user_online_call(hub, app, user, online))
+                .ignore();
+        }
+        let () = pipe.query_async(&mut self.connection()).await?;
+        Ok(())
+    }
+
+    /// The `user_online` script call recording whether a user is online on `hub`.
+    fn user_online_call(
         &self,
         hub: HubId,
         app: &AppId,
         user: &str,
         online: bool,
-    ) -> Result<(), ClusterError> {
+    ) -> ScriptInvocation<'_> {
         let mut invocation = self.scripts().user_online.prepare_invoke();
         invocation
             .arg(self.keys().prefix())
@@ -70,8 +92,7 @@ impl Cluster {
             .arg(user)
             .arg(hub.to_string())
             .arg(if online { "1" } else { "0" });
-        let _: i64 = invocation.invoke_async(&mut self.connection()).await?;
-        Ok(())
+        invocation
     }
 
     /// The users Redis has online on `hub`.
@@ -90,9 +111,11 @@ impl Cluster {
     /// Takes every user of a dead hub offline there, then forgets the hub's list.
     pub async fn forget_online_on(&self, hub: HubId) -> Result<usize, ClusterError> {
         let users = self.online_on(hub).await?;
-        for (app, user) in &users {
-            self.user_online_on(hub, app, user, false).await?;
-        }
+        let offline: Vec<_> = users
+            .iter()
+            .map(|(app, user)| (app, user.as_str(), false))
+            .collect();
+        self.users_online_on(hub, &offline).await?;
         let () = self.connection().del(self.keys().hub_online(hub)).await?;
         Ok(users.len())
     }

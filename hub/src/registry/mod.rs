@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use futures_util::future::join_all;
 use herald_shared::app::AppTable;
-use herald_shared::channel::{ChannelKey, ChannelName};
+use herald_shared::channel::{ChannelKey, ChannelKind, ChannelName};
 use herald_shared::event::{EventData, EventName, SUBSCRIPTION_COUNT};
 use herald_shared::ids::{AppId, SocketId};
 use herald_shared::link::{Event, Interest, PresenceChange};
@@ -63,6 +63,16 @@ impl Publication {
             user_id: None,
         }
     }
+}
+
+/// Whether a channel's subscribers are told its subscription count: its app enables
+/// subscription-count events and it is not a user's own channel. Pusher's current reference
+/// sends counts on every other kind of channel, presence included.
+pub fn announces_counts(apps: &AppTable, key: &ChannelKey) -> bool {
+    key.channel.kind() != ChannelKind::ServerToUser
+        && apps
+            .by_id(key.app.as_str())
+            .is_some_and(|app| app.settings.subscription_count_events)
 }
 
 /// A channel's counts, as the HTTP API reports them.

@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use herald_shared::app::AppTable;
-use herald_shared::channel::{ChannelKey, ChannelKind, SERVER_TO_USER_PREFIX};
+use herald_shared::channel::{ChannelKey, SERVER_TO_USER_PREFIX};
 use herald_shared::ids::SocketId;
 use herald_shared::link::PresenceChange;
 use herald_shared::presence::Member;
@@ -20,7 +20,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use super::channel::{ChannelState, Joining, Lifetimes};
-use super::{ChannelCounts, Command, Publication};
+use super::{ChannelCounts, Command, Publication, announces_counts};
 use crate::cluster::Cluster;
 use crate::link::EdgeLink;
 use crate::stats::HubStats;
@@ -440,14 +440,7 @@ impl Shard {
                 .cluster
                 .report_count(key.clone(), after.subscription_count),
             None => {
-                // Pusher's current reference sends counts on every kind of channel, presence
-                // included.
-                let announces = key.channel.kind() != ChannelKind::ServerToUser
-                    && self
-                        .apps
-                        .by_id(key.app.as_str())
-                        .is_some_and(|app| app.settings.subscription_count_events);
-                if announces && after.occupied() {
+                if after.occupied() && announces_counts(&self.apps, key) {
                     self.counts_changed.insert(key.clone());
                 }
             }

@@ -15,7 +15,7 @@ use crate::ids::AppId;
 use crate::limits::MAX_CHANNEL_NAME_LEN;
 
 /// The prefix of the channel Pusher uses for server-to-user events.
-pub const SERVER_TO_USER_PREFIX: &str = "#server-to-user-";
+const SERVER_TO_USER_PREFIX: &str = "#server-to-user-";
 
 /// A validated channel name.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use herald_shared::app::AppTable;
-use herald_shared::channel::{ChannelKey, SERVER_TO_USER_PREFIX};
+use herald_shared::channel::ChannelKey;
 use herald_shared::ids::SocketId;
 use herald_shared::link::PresenceChange;
 use herald_shared::presence::Member;
@@ -446,7 +446,7 @@ impl Shard {
             }
         }
         if before.occupied() != after.occupied()
-            && let Some(user_id) = key.channel.as_str().strip_prefix(SERVER_TO_USER_PREFIX)
+            && let Some(user_id) = key.channel.server_to_user_id()
         {
             let change = Occupancy {
                 app: key.app.clone(),

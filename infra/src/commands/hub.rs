@@ -15,7 +15,7 @@ use herald_hub::cluster::ClusterSettings;
 use crate::config::raw::RawConfig;
 use crate::config::resolve::{self, HubPlan, RedisPlan, RedisSource, Resolver, redis_url};
 use crate::discovery::elasticache::{self, ClientOptions};
-use crate::process::{EXIT_CONFIG, EXIT_OS, fail, print_ready, shutdown_on_signal};
+use crate::process::{EXIT_CONFIG, EXIT_OS, fail, print_ready};
 use crate::{net, rlimit, tls};
 
 /// Resolves a hub plan, or the exit code of the configuration failure.
@@ -27,7 +27,7 @@ pub fn plan(
     let apps = resolve::apps(raw, &mut r, fallback_app);
     let cluster_key = resolve::cluster_key(raw, &mut r);
     let plan = resolve::hub(raw, &mut r, HubId(fastrand::u64(..)), apps, cluster_key);
-    r.finish(plan).map_err(|errors| fail(EXIT_CONFIG, errors))
+    super::resolved(r, plan)
 }
 
 /// The Redis settings of a region, discovering an ElastiCache primary endpoint when asked
@@ -138,9 +138,9 @@ pub async fn run(args: HubArgs) -> ExitCode {
         Err(code) => return code,
     };
     rlimit::raise_open_files();
-    let shutdown = match shutdown_on_signal() {
+    let shutdown = match super::shutdown_token() {
         Ok(token) => token,
-        Err(error) => return fail(EXIT_OS, format!("cannot handle signals: {error}")),
+        Err(code) => return code,
     };
     let hub_id = plan.config.hub_id;
     let started = match start(plan, shutdown).await {

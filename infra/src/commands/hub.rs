@@ -1,17 +1,15 @@
 //! `herald hub`.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
+use herald_hub::cluster::ClusterSettings;
 use herald_hub::{HubListeners, RunningHub};
 use herald_shared::ids::HubId;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::HubArgs;
-use std::time::Duration;
-
-use herald_hub::cluster::ClusterSettings;
-
 use crate::config::raw::RawConfig;
 use crate::config::resolve::{self, HubPlan, RedisPlan, RedisSource, Resolver, redis_url};
 use crate::discovery::elasticache::{self, ClientOptions};
@@ -41,13 +39,19 @@ pub async fn cluster_settings(plan: &RedisPlan) -> Result<ClusterSettings, ExitC
             password,
             db,
         } => {
+            let failed = |error: elasticache::DiscoveryError| {
+                fail(
+                    EXIT_CONFIG,
+                    format!("redis.elasticache_replication_group {group:?}: {error}"),
+                )
+            };
+            // Only resolving can fail transiently: connecting fails only for want of a region.
+            let client = elasticache::connect(&ClientOptions::default())
+                .await
+                .map_err(failed)?;
             let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
             let endpoint = loop {
-                let attempt = async {
-                    let client = elasticache::connect(&ClientOptions::default()).await?;
-                    elasticache::resolve(&client, group).await
-                };
-                match attempt.await {
+                match elasticache::resolve(&client, group).await {
                     Ok(endpoint) => break endpoint,
                     Err(error)
                         if error.is_transient() && tokio::time::Instant::now() < deadline =>
@@ -55,12 +59,7 @@ pub async fn cluster_settings(plan: &RedisPlan) -> Result<ClusterSettings, ExitC
                         tracing::warn!(message = "ElastiCache discovery failed; retrying.", %error);
                         tokio::time::sleep(Duration::from_secs(2)).await;
                     }
-                    Err(error) => {
-                        return Err(fail(
-                            EXIT_CONFIG,
-                            format!("redis.elasticache_replication_group {group:?}: {error}"),
-                        ));
-                    }
+                    Err(error) => return Err(failed(error)),
                 }
             };
             tracing::info!(message = "ElastiCache primary endpoint discovered.", host = %endpoint.primary.host, port = endpoint.primary.port, tls = endpoint.tls);

@@ -24,10 +24,10 @@ pub fn start(
     link: LinkConfig,
     shutdown: CancellationToken,
 ) -> Result<RunningEdge, ExitCode> {
-    let websocket = net::tcp(plan.websocket)
-        .map_err(|e| fail(EXIT_OS, format!("edge.listen {}: {e}", plan.websocket)))?;
-    let admin = net::tcp(plan.admin)
-        .map_err(|e| fail(EXIT_OS, format!("edge.admin_listen {}: {e}", plan.admin)))?;
+    let websocket =
+        net::tcp(plan.websocket).map_err(super::cannot_bind("edge.listen", plan.websocket))?;
+    let admin =
+        net::tcp(plan.admin).map_err(super::cannot_bind("edge.admin_listen", plan.admin))?;
     let running = herald_edge::start(
         plan.config(edge_id, link),
         EdgeListeners { websocket, admin },

@@ -13,7 +13,7 @@ use crate::cli::HubArgs;
 use crate::config::raw::RawConfig;
 use crate::config::resolve::{self, HubPlan, RedisPlan, RedisSource, Resolver, redis_url};
 use crate::discovery::elasticache::{self, ClientOptions};
-use crate::process::{EXIT_CONFIG, EXIT_OS, fail, print_ready};
+use crate::process::{EXIT_CONFIG, fail, print_ready};
 use crate::{net, rlimit, tls};
 
 /// Resolves a hub plan, or the exit code of the configuration failure.
@@ -97,18 +97,10 @@ pub async fn start(mut plan: HubPlan, shutdown: CancellationToken) -> Result<Sta
     if let Some(redis) = &plan.redis {
         plan.config.cluster = Some(cluster_settings(redis).await?);
     }
-    let http = net::tcp(plan.http_listen).map_err(|e| {
-        fail(
-            EXIT_OS,
-            format!("hub.http_listen {}: {e}", plan.http_listen),
-        )
-    })?;
-    let link = net::udp(plan.link_listen).map_err(|e| {
-        fail(
-            EXIT_OS,
-            format!("hub.link_listen {}: {e}", plan.link_listen),
-        )
-    })?;
+    let http = net::tcp(plan.http_listen)
+        .map_err(super::cannot_bind("hub.http_listen", plan.http_listen))?;
+    let link = net::udp(plan.link_listen)
+        .map_err(super::cannot_bind("hub.link_listen", plan.link_listen))?;
     let cert_sha256 = tls::fingerprint(&plan.config.tls);
     let hub_id = plan.config.hub_id;
     let running = herald_hub::start(plan.config, HubListeners { http, link }, shutdown)

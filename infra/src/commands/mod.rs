@@ -10,6 +10,7 @@ pub mod probe;
 pub mod redis_endpoint;
 pub mod sign;
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -48,4 +49,10 @@ async fn wait_linked(edge: &mut RunningEdge, shutdown: &CancellationToken) -> bo
         () = shutdown.cancelled() => {}
     }
     !shutdown.is_cancelled()
+}
+
+/// What a listener that cannot be bound exits with: the error, naming the key and the address,
+/// and [`EXIT_OS`].
+fn cannot_bind(key: &str, address: SocketAddr) -> impl FnOnce(std::io::Error) -> ExitCode + '_ {
+    move |error| fail(EXIT_OS, format!("{key} {address}: {error}"))
 }

@@ -115,12 +115,6 @@ impl Member {
         let user_id = json_string(user_id);
         EventData::from_string(&format!(r#"{{"user_id":{user_id}}}"#))
     }
-
-    /// This member's entry in a presence `hash`: `"id":info`.
-    pub fn hash_entry(&self) -> String {
-        let user_id = json_string(&self.user_id);
-        format!("{user_id}:{}", self.info_json())
-    }
 }
 
 /// The `subscription_succeeded` data, `{"presence":{"ids":[…],"hash":{…},"count":n}}`, for

@@ -96,6 +96,11 @@ impl fmt::Debug for EventName {
     }
 }
 
+/// `text` as a JSON string literal, quoted and escaped.
+pub(crate) fn json_string(text: &str) -> String {
+    serde_json::to_string(text).expect("a str always encodes as JSON")
+}
+
 /// An event's `data`, kept as the JSON text it arrived as and forwarded unchanged.
 ///
 /// Server SDKs send `data` as a JSON string (Laravel JSON-encodes its payload into it); client
@@ -113,11 +118,7 @@ impl EventData {
 
     /// Wraps a plain string, JSON-encoding it.
     pub fn from_string(text: &str) -> Self {
-        Self(
-            serde_json::to_string(text)
-                .expect("a str always encodes as JSON")
-                .into(),
-        )
+        Self(json_string(text).into())
     }
 
     /// The JSON text.

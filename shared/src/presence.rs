@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::event::EventData;
+use crate::event::{EventData, json_string};
 
 /// A presence member as the subscribing socket declared it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,6 +60,12 @@ pub fn id_from_json(raw: &RawValue) -> Option<String> {
     (!id.is_empty()).then_some(id)
 }
 
+/// A `user_info` as sent (in `channel_data` or `user_data`): absent and `null` both mean none.
+pub(crate) fn user_info(raw: Option<&RawValue>) -> Option<EventData> {
+    raw.filter(|info| info.get() != "null")
+        .map(|info| EventData::from_json_text(info.get()))
+}
+
 impl Member {
     /// Parses a subscription's `channel_data`.
     pub fn parse(channel_data: Option<&str>, max_info_bytes: usize) -> Result<Self, MemberError> {
@@ -70,19 +76,24 @@ impl Member {
             .user_id
             .and_then(id_from_json)
             .ok_or(MemberError::InvalidUserId)?;
-        let user_info = data.user_info.filter(|info| info.get() != "null");
-        if let Some(info) = user_info
-            && info.get().len() > max_info_bytes
+        Self::new(user_id, user_info(data.user_info), max_info_bytes)
+    }
+
+    /// A member, unless its `user_info` is over `max_info_bytes`.
+    pub(crate) fn new(
+        user_id: String,
+        user_info: Option<EventData>,
+        max_info_bytes: usize,
+    ) -> Result<Self, MemberError> {
+        if let Some(info) = &user_info
+            && info.json().len() > max_info_bytes
         {
             return Err(MemberError::InfoTooLarge {
-                len: info.get().len(),
+                len: info.json().len(),
                 limit: max_info_bytes,
             });
         }
-        Ok(Self {
-            user_id,
-            user_info: user_info.map(|info| EventData::from_json_text(info.get())),
-        })
+        Ok(Self { user_id, user_info })
     }
 
     /// The user's info as JSON text, `null` when not given.
@@ -92,7 +103,7 @@ impl Member {
 
     /// The `data` of `pusher_internal:member_added`: `{"user_id":…,"user_info":…}`, as a string.
     pub fn added_data(&self) -> EventData {
-        let user_id = serde_json::to_string(&self.user_id).expect("a string encodes");
+        let user_id = json_string(&self.user_id);
         EventData::from_string(&format!(
             r#"{{"user_id":{user_id},"user_info":{}}}"#,
             self.info_json()
@@ -101,14 +112,8 @@ impl Member {
 
     /// The `data` of `pusher_internal:member_removed`: `{"user_id":…}`, as a string.
     pub fn removed_data(user_id: &str) -> EventData {
-        let user_id = serde_json::to_string(user_id).expect("a string encodes");
+        let user_id = json_string(user_id);
         EventData::from_string(&format!(r#"{{"user_id":{user_id}}}"#))
-    }
-
-    /// This member's entry in a presence `hash`: `"id":info`.
-    pub fn hash_entry(&self) -> String {
-        let user_id = serde_json::to_string(&self.user_id).expect("a string encodes");
-        format!("{user_id}:{}", self.info_json())
     }
 }
 
@@ -117,7 +122,7 @@ impl Member {
 pub fn presence_data<'a>(members: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
     let (mut ids, mut hash, mut count) = (Vec::new(), Vec::new(), 0);
     for (user_id, info) in members {
-        let user_id = serde_json::to_string(user_id).expect("a string encodes");
+        let user_id = json_string(user_id);
         hash.push(format!("{user_id}:{info}"));
         ids.push(user_id);
         count += 1;

@@ -4,7 +4,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::event::EventData;
-use crate::presence::{Member, MemberError, id_from_json};
+use crate::presence::{Member, MemberError, id_from_json, user_info};
 
 /// The user a socket signed in as.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,31 +56,16 @@ impl SignedInUser {
             .into_iter()
             .map(|raw| id_from_json(raw).ok_or(UserDataError::InvalidWatchlist))
             .collect::<Result<Vec<_>, _>>()?;
-        let user_info = data
-            .user_info
-            .filter(|info| info.get() != "null")
-            .map(|info| EventData::from_json_text(info.get()));
         Ok(Self {
             id,
-            user_info,
+            user_info: user_info(data.user_info),
             watchlist,
         })
     }
 
     /// The presence member this user joins as when the subscription carries no `channel_data`.
     pub fn as_member(&self, max_info_bytes: usize) -> Result<Member, MemberError> {
-        if let Some(info) = &self.user_info
-            && info.json().len() > max_info_bytes
-        {
-            return Err(MemberError::InfoTooLarge {
-                len: info.json().len(),
-                limit: max_info_bytes,
-            });
-        }
-        Ok(Member {
-            user_id: self.id.clone(),
-            user_info: self.user_info.clone(),
-        })
+        Member::new(self.id.clone(), self.user_info.clone(), max_info_bytes)
     }
 }
 

@@ -3,19 +3,12 @@
 
 use std::time::{Duration, Instant};
 
-use super::report::{ProcessReport, Report, Setup};
-use super::sequence::SeqSet;
+use super::report::{Report, Setup};
 use super::session::{BenchError, Session, SessionPlan, ensure_open_files};
 use super::trigger::{self, TriggerPlan};
 
 /// The event name idle runs listen for: nothing triggers it.
 const IDLE_EVENT: &str = "herald-bench-idle";
-
-/// Splits the process reports into this process's and the servers'.
-fn split_self(mut processes: Vec<ProcessReport>) -> (Vec<ProcessReport>, Vec<ProcessReport>) {
-    let servers = processes.split_off(1.min(processes.len()));
-    (processes, servers)
-}
 
 /// A fan-out run: subscribers, then triggers, then a bounded wait for the last deliveries.
 pub async fn fanout(
@@ -42,20 +35,8 @@ pub async fn fanout(
     session
         .wait_for(target, (Instant::now() + drain).into())
         .await;
-    let elapsed = started.elapsed();
-    let connect = session.connect.clone();
-    let (delivery, processes, machine) = session.close(&outcome.accepted, elapsed, true).await?;
-    let (client, servers) = split_self(processes);
     setup.mode = "fanout".into();
-    Ok(Report {
-        setup,
-        connect,
-        trigger: Some(outcome.report),
-        delivery,
-        client,
-        servers,
-        machine,
-    })
+    session.close(setup, Some(outcome), started.elapsed()).await
 }
 
 /// An idle run: subscribers, then a hold with nothing triggered.
@@ -73,19 +54,6 @@ pub async fn idle(
     );
     let started = Instant::now();
     tokio::time::sleep(hold).await;
-    let connect = session.connect.clone();
-    let (delivery, processes, machine) = session
-        .close(&SeqSet::default(), started.elapsed(), false)
-        .await?;
-    let (client, servers) = split_self(processes);
     setup.mode = "idle".into();
-    Ok(Report {
-        setup,
-        connect,
-        trigger: None,
-        delivery,
-        client,
-        servers,
-        machine,
-    })
+    session.close(setup, None, started.elapsed()).await
 }

@@ -8,10 +8,10 @@ use tokio_util::sync::CancellationToken;
 use super::clients::{self, ConnectPlan, ConnectReport};
 use super::procstat::{self, ProcError, Sample};
 use super::receive::{Group, GroupResult};
-use super::report::{DeliveryReport, MachineReport, ProcessReport};
+use super::report::{DeliveryReport, MachineReport, ProcessReport, Report, Setup};
 use super::sequence::SeqSet;
 use super::stats::{self, Summary};
-use super::trigger::ApiUrlError;
+use super::trigger::{ApiUrlError, TriggerOutcome};
 use super::wire::WireError;
 
 /// Why a benchmark could not run.
@@ -82,7 +82,7 @@ pub struct Session {
     groups: Vec<Group>,
     stop: CancellationToken,
     /// What connecting showed.
-    pub connect: ConnectReport,
+    connect: ConnectReport,
     pids: Vec<String>,
     before: Vec<Sample>,
     connected: Vec<Sample>,
@@ -172,15 +172,20 @@ impl Session {
         }
     }
 
-    /// Stops the groups and accounts every subscriber against `accepted`; returns the delivery
-    /// report and the process reports (this process first). `per_delivery` asks for CPU per
-    /// million deliveries (fan-out runs).
+    /// Stops the groups and reports the run: every subscriber is accounted against the events
+    /// `trigger` got accepted (none on an idle run), and a fan-out run's CPU is also given per
+    /// million deliveries.
     pub async fn close(
         self,
-        accepted: &SeqSet,
+        setup: Setup,
+        trigger: Option<TriggerOutcome>,
         elapsed: Duration,
-        per_delivery: bool,
-    ) -> Result<(DeliveryReport, Vec<ProcessReport>, MachineReport), BenchError> {
+    ) -> Result<Report, BenchError> {
+        let per_delivery = trigger.is_some();
+        let (trigger, accepted) = match trigger {
+            Some(outcome) => (Some(outcome.report), outcome.accepted),
+            None => (None, SeqSet::default()),
+        };
         let after = sample_all(&self.pids)?;
         let machine_after = procstat::machine_busy_seconds();
         self.stop.cancel();
@@ -196,10 +201,10 @@ impl Session {
                 .add(&result.latency)
                 .expect("every group histogram has the same bounds");
             for tracker in &result.trackers {
-                let unconfirmed = tracker.unconfirmed(accepted);
+                let unconfirmed = tracker.unconfirmed(&accepted);
                 report.expected += accepted.len();
                 report.received += tracker.unique() - unconfirmed;
-                let lost = tracker.lost(accepted);
+                let lost = tracker.lost(&accepted);
                 report.lost += lost;
                 report.duplicates += tracker.duplicates;
                 report.out_of_order += tracker.out_of_order;
@@ -234,7 +239,7 @@ impl Session {
             }
             _ => MachineReport::default(),
         };
-        let processes = self
+        let mut client: Vec<ProcessReport> = self
             .pids
             .into_iter()
             .zip(self.before.into_iter().zip(self.connected).zip(after))
@@ -242,6 +247,16 @@ impl Session {
                 ProcessReport::new(pid, [before, connected, after], subscribers, deliveries)
             })
             .collect();
-        Ok((report, processes, machine))
+        // This process was sampled first; the servers follow.
+        let servers = client.split_off(1.min(client.len()));
+        Ok(Report {
+            setup,
+            connect: self.connect,
+            trigger,
+            delivery: report,
+            client,
+            servers,
+            machine,
+        })
     }
 }

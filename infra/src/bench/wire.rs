@@ -345,8 +345,6 @@ impl<'a> Frame<'a> {
 pub struct Established {
     /// The socket id.
     pub socket_id: String,
-    /// The activity timeout in seconds, when given.
-    pub activity_timeout: Option<u64>,
 }
 
 fn truncated(text: &str) -> String {
@@ -394,9 +392,6 @@ pub async fn establish(ws: &mut Socket) -> Result<Established, WireError> {
                 .ok_or_else(|| WireError::UnexpectedFrame(truncated(&text)))?;
             Ok(Established {
                 socket_id: socket_id.to_string(),
-                activity_timeout: data
-                    .get("activity_timeout")
-                    .and_then(serde_json::Value::as_u64),
             })
         }
         "pusher:error" => Err(frame.to_error()),

@@ -16,7 +16,7 @@ use crate::cli::DevArgs;
 use crate::config::keys;
 use crate::config::raw::{Origin, RawConfig, Setting};
 use crate::config::resolve::{self, Resolver};
-use crate::process::{EXIT_CONFIG, EXIT_OS, fail, print_ready, shutdown_on_signal};
+use crate::process::print_ready;
 use crate::{rlimit, tls};
 
 /// The app `herald dev` serves when none is configured.
@@ -77,9 +77,9 @@ pub async fn run(args: DevArgs) -> ExitCode {
     };
     let mut r = Resolver::default();
     let edge_plan = resolve::edge(&raw, &mut r);
-    let edge_plan = match r.finish(edge_plan) {
+    let edge_plan = match super::resolved(r, edge_plan) {
         Ok(plan) => plan,
-        Err(errors) => return fail(EXIT_CONFIG, errors),
+        Err(code) => return code,
     };
     let app = hub_plan
         .config
@@ -95,9 +95,9 @@ pub async fn run(args: DevArgs) -> ExitCode {
         None => "127.0.0.1:8090".parse().expect("a literal socket address"),
     };
     rlimit::raise_open_files();
-    let shutdown = match shutdown_on_signal() {
+    let shutdown = match super::shutdown_token() {
         Ok(token) => token,
-        Err(error) => return fail(EXIT_OS, format!("cannot handle signals: {error}")),
+        Err(code) => return code,
     };
     if args.hubs > 1 || args.edges > 1 || args.redis.is_some() {
         let layout = local_region::Layout {
@@ -132,11 +132,7 @@ pub async fn run(args: DevArgs) -> ExitCode {
         Ok(running) => running,
         Err(code) => return code,
     };
-    tokio::select! {
-        () = running.linked() => {}
-        () = shutdown.cancelled() => {}
-    }
-    if !shutdown.is_cancelled() {
+    if super::wait_linked(&mut running, &shutdown).await {
         let websocket = running.websocket_addr;
         let http = started.running.http_addr;
         let banner = banner(&app, websocket, http, running.admin_addr);

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::EdgeArgs;
 use crate::config::resolve::{self, EdgePlan, Resolver};
-use crate::process::{EXIT_CONFIG, EXIT_OS, fail, print_ready, shutdown_on_signal};
+use crate::process::{EXIT_OS, fail, print_ready};
 use crate::{net, rlimit};
 
 /// A fresh edge id: random, in the range of the first half of Pusher socket ids.
@@ -24,10 +24,10 @@ pub fn start(
     link: LinkConfig,
     shutdown: CancellationToken,
 ) -> Result<RunningEdge, ExitCode> {
-    let websocket = net::tcp(plan.websocket)
-        .map_err(|e| fail(EXIT_OS, format!("edge.listen {}: {e}", plan.websocket)))?;
-    let admin = net::tcp(plan.admin)
-        .map_err(|e| fail(EXIT_OS, format!("edge.admin_listen {}: {e}", plan.admin)))?;
+    let websocket =
+        net::tcp(plan.websocket).map_err(super::cannot_bind("edge.listen", plan.websocket))?;
+    let admin =
+        net::tcp(plan.admin).map_err(super::cannot_bind("edge.admin_listen", plan.admin))?;
     let running = herald_edge::start(
         plan.config(edge_id, link),
         EdgeListeners { websocket, admin },
@@ -53,9 +53,9 @@ pub async fn run(args: EdgeArgs) -> ExitCode {
     let cluster_key = resolve::cluster_key(&raw, &mut r);
     let plan = resolve::edge(&raw, &mut r);
     let link = resolve::edge_link(&raw, &mut r, &plan, cluster_key);
-    let (plan, link) = match r.finish((plan, link)) {
+    let (plan, link) = match super::resolved(r, (plan, link)) {
         Ok(resolved) => resolved,
-        Err(errors) => return fail(EXIT_CONFIG, errors),
+        Err(code) => return code,
     };
     if let Some(limit) = rlimit::raise_open_files()
         && limit < 1024
@@ -65,20 +65,16 @@ pub async fn run(args: EdgeArgs) -> ExitCode {
             limit
         );
     }
-    let shutdown = match shutdown_on_signal() {
+    let shutdown = match super::shutdown_token() {
         Ok(token) => token,
-        Err(error) => return fail(EXIT_OS, format!("cannot handle signals: {error}")),
+        Err(code) => return code,
     };
     let edge_id = new_edge_id();
     let mut running = match start(&plan, edge_id, link, shutdown.clone()) {
         Ok(running) => running,
         Err(code) => return code,
     };
-    tokio::select! {
-        () = running.linked() => {}
-        () = shutdown.cancelled() => {}
-    }
-    if args.common.ready_json && !shutdown.is_cancelled() {
+    if super::wait_linked(&mut running, &shutdown).await && args.common.ready_json {
         print_ready(json!({
             "role": "edge",
             "edge_id": edge_id.to_string(),

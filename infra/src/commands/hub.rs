@@ -1,21 +1,19 @@
 //! `herald hub`.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
+use herald_hub::cluster::ClusterSettings;
 use herald_hub::{HubListeners, RunningHub};
 use herald_shared::ids::HubId;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::HubArgs;
-use std::time::Duration;
-
-use herald_hub::cluster::ClusterSettings;
-
 use crate::config::raw::RawConfig;
 use crate::config::resolve::{self, HubPlan, RedisPlan, RedisSource, Resolver, redis_url};
 use crate::discovery::elasticache::{self, ClientOptions};
-use crate::process::{EXIT_CONFIG, EXIT_OS, fail, print_ready, shutdown_on_signal};
+use crate::process::{EXIT_CONFIG, fail, print_ready};
 use crate::{net, rlimit, tls};
 
 /// Resolves a hub plan, or the exit code of the configuration failure.
@@ -27,7 +25,7 @@ pub fn plan(
     let apps = resolve::apps(raw, &mut r, fallback_app);
     let cluster_key = resolve::cluster_key(raw, &mut r);
     let plan = resolve::hub(raw, &mut r, HubId(fastrand::u64(..)), apps, cluster_key);
-    r.finish(plan).map_err(|errors| fail(EXIT_CONFIG, errors))
+    super::resolved(r, plan)
 }
 
 /// The Redis settings of a region, discovering an ElastiCache primary endpoint when asked
@@ -41,13 +39,19 @@ pub async fn cluster_settings(plan: &RedisPlan) -> Result<ClusterSettings, ExitC
             password,
             db,
         } => {
+            let failed = |error: elasticache::DiscoveryError| {
+                fail(
+                    EXIT_CONFIG,
+                    format!("redis.elasticache_replication_group {group:?}: {error}"),
+                )
+            };
+            // Only resolving can fail transiently: connecting fails only for want of a region.
+            let client = elasticache::connect(&ClientOptions::default())
+                .await
+                .map_err(failed)?;
             let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
             let endpoint = loop {
-                let attempt = async {
-                    let client = elasticache::connect(&ClientOptions::default()).await?;
-                    elasticache::resolve(&client, group).await
-                };
-                match attempt.await {
+                match elasticache::resolve(&client, group).await {
                     Ok(endpoint) => break endpoint,
                     Err(error)
                         if error.is_transient() && tokio::time::Instant::now() < deadline =>
@@ -55,12 +59,7 @@ pub async fn cluster_settings(plan: &RedisPlan) -> Result<ClusterSettings, ExitC
                         tracing::warn!(message = "ElastiCache discovery failed; retrying.", %error);
                         tokio::time::sleep(Duration::from_secs(2)).await;
                     }
-                    Err(error) => {
-                        return Err(fail(
-                            EXIT_CONFIG,
-                            format!("redis.elasticache_replication_group {group:?}: {error}"),
-                        ));
-                    }
+                    Err(error) => return Err(failed(error)),
                 }
             };
             tracing::info!(message = "ElastiCache primary endpoint discovered.", host = %endpoint.primary.host, port = endpoint.primary.port, tls = endpoint.tls);
@@ -98,18 +97,10 @@ pub async fn start(mut plan: HubPlan, shutdown: CancellationToken) -> Result<Sta
     if let Some(redis) = &plan.redis {
         plan.config.cluster = Some(cluster_settings(redis).await?);
     }
-    let http = net::tcp(plan.http_listen).map_err(|e| {
-        fail(
-            EXIT_OS,
-            format!("hub.http_listen {}: {e}", plan.http_listen),
-        )
-    })?;
-    let link = net::udp(plan.link_listen).map_err(|e| {
-        fail(
-            EXIT_OS,
-            format!("hub.link_listen {}: {e}", plan.link_listen),
-        )
-    })?;
+    let http = net::tcp(plan.http_listen)
+        .map_err(super::cannot_bind("hub.http_listen", plan.http_listen))?;
+    let link = net::udp(plan.link_listen)
+        .map_err(super::cannot_bind("hub.link_listen", plan.link_listen))?;
     let cert_sha256 = tls::fingerprint(&plan.config.tls);
     let hub_id = plan.config.hub_id;
     let running = herald_hub::start(plan.config, HubListeners { http, link }, shutdown)
@@ -138,9 +129,9 @@ pub async fn run(args: HubArgs) -> ExitCode {
         Err(code) => return code,
     };
     rlimit::raise_open_files();
-    let shutdown = match shutdown_on_signal() {
+    let shutdown = match super::shutdown_token() {
         Ok(token) => token,
-        Err(error) => return fail(EXIT_OS, format!("cannot handle signals: {error}")),
+        Err(code) => return code,
     };
     let hub_id = plan.config.hub_id;
     let started = match start(plan, shutdown).await {

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use herald_shared::app::App;
 use herald_shared::secret::Secret;
+use rustix::process::{Pid, Signal, kill_process};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -60,6 +61,19 @@ async fn spawn(name: String, args: &[String], env: &[(String, String)]) -> Resul
     .ok_or_else(|| format!("{name} did not become ready (see its log above)"))?;
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     Ok(Member { name, child, ready })
+}
+
+impl Member {
+    /// Sends SIGTERM, on which the process drains and exits.
+    fn terminate(&self) {
+        let pid = self
+            .child
+            .id()
+            .and_then(|pid| Pid::from_raw(i32::try_from(pid).ok()?));
+        if let Some(pid) = pid {
+            let _ = kill_process(pid, Signal::TERM);
+        }
+    }
 }
 
 fn field(ready: &Value, name: &str) -> String {
@@ -114,13 +128,16 @@ pub async fn run(
             "--hubs above 1 needs --redis URL: hubs of a region share a Redis",
         );
     }
-    let common = [
+    // Hubs serve the app; edges and hubs share the cluster key.
+    let app_args = [
         "--app-id".to_string(),
         app.id.to_string(),
         "--app-key".to_string(),
         app.key.to_string(),
         "--app-secret".to_string(),
         app.secret.expose().to_string(),
+    ];
+    let cluster_args = [
         "--cluster-key".to_string(),
         cluster_key.expose().to_string(),
     ];
@@ -130,7 +147,8 @@ pub async fn run(
             .map(String::from)
             .to_vec();
         args.extend(["--http-listen".into(), nth(http, index)]);
-        args.extend(common.iter().cloned());
+        args.extend_from_slice(&app_args);
+        args.extend_from_slice(&cluster_args);
         if let Some(url) = &redis {
             args.extend(["--redis".into(), url.clone()]);
         }
@@ -147,7 +165,7 @@ pub async fn run(
         let mut args: Vec<String> = ["edge", "--ready-json"].map(String::from).to_vec();
         args.extend(["--listen".into(), nth(websocket, index)]);
         args.extend(["--admin-listen".into(), nth(admin, index)]);
-        args.extend(common[6..].iter().cloned());
+        args.extend_from_slice(&cluster_args);
         for (zone, (link, pin)) in hub_links.iter().enumerate() {
             args.extend(["--hub".into(), format!("z{zone}={link}")]);
             args.extend(["--hub-cert-sha256".into(), pin.clone()]);
@@ -207,13 +225,7 @@ pub async fn run(
     }
     shutdown.cancelled().await;
     for member in &members {
-        if let Some(pid) = member.child.id() {
-            // Graceful: each process drains on SIGTERM.
-            let _ = Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
-                .status()
-                .await;
-        }
+        member.terminate();
     }
     for mut member in members {
         let _ = member.child.wait().await;

@@ -10,16 +10,49 @@ pub mod probe;
 pub mod redis_endpoint;
 pub mod sign;
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
+
+use herald_edge::RunningEdge;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::Override;
 use crate::config::env::ProcessEnv;
 use crate::config::raw::RawConfig;
-use crate::process::{EXIT_CONFIG, fail};
+use crate::config::resolve::Resolver;
+use crate::process::{EXIT_CONFIG, EXIT_OS, fail, shutdown_on_signal};
 
 /// A command's configuration: its file (if any), then the process environment, then its flags.
 /// A bad file or value is reported naming the key, and the command exits with [`EXIT_CONFIG`].
 fn load_config(file: Option<&Path>, overrides: &[Override]) -> Result<RawConfig, ExitCode> {
     crate::config::load(file, &ProcessEnv, overrides).map_err(|errors| fail(EXIT_CONFIG, errors))
+}
+
+/// `value` if resolving it found no problem; otherwise every problem is reported and the command
+/// exits with [`EXIT_CONFIG`].
+fn resolved<T>(r: Resolver, value: T) -> Result<T, ExitCode> {
+    r.finish(value).map_err(|errors| fail(EXIT_CONFIG, errors))
+}
+
+/// The token a long-running command stops on (see [`shutdown_on_signal`]); it exits with
+/// [`EXIT_OS`] when the signal handlers cannot be installed.
+fn shutdown_token() -> Result<CancellationToken, ExitCode> {
+    shutdown_on_signal().map_err(|error| fail(EXIT_OS, format!("cannot handle signals: {error}")))
+}
+
+/// Waits until the edge has linked to a hub; `false` when a signal came first (the ready line
+/// is then not printed).
+async fn wait_linked(edge: &mut RunningEdge, shutdown: &CancellationToken) -> bool {
+    tokio::select! {
+        () = edge.linked() => {}
+        () = shutdown.cancelled() => {}
+    }
+    !shutdown.is_cancelled()
+}
+
+/// What a listener that cannot be bound exits with: the error, naming the key and the address,
+/// and [`EXIT_OS`].
+fn cannot_bind(key: &str, address: SocketAddr) -> impl FnOnce(std::io::Error) -> ExitCode + '_ {
+    move |error| fail(EXIT_OS, format!("{key} {address}: {error}"))
 }

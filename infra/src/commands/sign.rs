@@ -54,9 +54,9 @@ pub fn run(args: SignArgs) -> ExitCode {
     };
     let mut r = Resolver::default();
     let apps = resolve::apps(&raw, &mut r, None);
-    let apps = match r.finish(apps) {
+    let apps = match super::resolved(r, apps) {
         Ok(apps) => apps,
-        Err(errors) => return fail(EXIT_CONFIG, errors),
+        Err(code) => return code,
     };
     let Some(app) = apps.apps().next() else {
         return fail(EXIT_CONFIG, "no app configured");

@@ -51,15 +51,9 @@ impl Resolver {
         default: T,
         parse: impl FnOnce(&str) -> Result<T, String>,
     ) -> T {
-        let Some(setting) = setting else {
-            return default;
-        };
-        match parse(setting.text.trim()) {
-            Ok(value) => value,
-            Err(problem) => {
-                self.fail(key, Some(setting), problem);
-                default
-            }
+        match setting {
+            Some(setting) => self.parse(key, setting, parse).unwrap_or(default),
+            None => default,
         }
     }
 
@@ -70,14 +64,25 @@ impl Resolver {
         setting: &Option<Setting>,
         parse: impl FnOnce(&str) -> Result<T, String>,
     ) -> Option<T> {
-        if setting.is_none() {
-            self.fail(key, None, missing(key));
-            return None;
+        match setting {
+            Some(setting) => self.parse(key, setting, parse),
+            None => {
+                self.fail(key, None, missing(key));
+                None
+            }
         }
-        let mut parsed = None;
-        let parse = |text: &str| parse(text).map(|value| parsed = Some(value));
-        self.or(key, setting, (), parse);
-        parsed
+    }
+
+    /// The parsed value of a given setting, or `None` with the problem recorded.
+    fn parse<T>(
+        &mut self,
+        key: &str,
+        setting: &Setting,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        parse(setting.text.trim())
+            .map_err(|problem| self.fail(key, Some(setting), problem))
+            .ok()
     }
 
     /// The value if nothing failed, every problem otherwise.
@@ -725,17 +730,16 @@ pub fn edge_link(
             );
             HubTrust::Pinned(Vec::new())
         }
-        (None, Some(_)) => HubTrust::Pinned(
-            r.required("edge.hub_cert_sha256", &e.hub_cert_sha256, pins)
-                .unwrap_or_default(),
-        ),
-        (Some(_), None) => {
+        (None, Some(_)) => {
+            HubTrust::Pinned(r.or("edge.hub_cert_sha256", &e.hub_cert_sha256, Vec::new(), pins))
+        }
+        (Some(ca), None) => {
             let pem = pem_file("edge.hub_ca", &e.hub_ca, r).unwrap_or_default();
             let cas: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut pem.as_slice())
                 .filter_map(Result::ok)
                 .collect();
-            if cas.is_empty() && e.hub_ca.is_some() {
-                r.fail("edge.hub_ca", e.hub_ca.as_ref(), "holds no PEM certificate");
+            if cas.is_empty() {
+                r.fail("edge.hub_ca", Some(ca), "holds no PEM certificate");
             }
             HubTrust::CertificateAuthorities(cas)
         }

@@ -7,9 +7,10 @@
 //! name that ElastiCache moves to the promoted replica on failover; [`resolve`] returns it
 //! together with the reader endpoint, the port, and whether in-transit encryption (TLS) is on.
 //!
-//! A hub calls [`resolve`] again whenever its Redis connection breaks (a failover, a
-//! modification): the call is cheap, bounded by the timeouts given to [`connect`], and an
-//! `Err` says whether to retry ([`DiscoveryError::is_transient`]).
+//! A hub resolves once, at start, retrying for a minute while [`DiscoveryError::is_transient`]
+//! says trying again may help; each call is bounded by the timeouts given to [`connect`]. It then
+//! connects to the primary endpoint by name, so its reconnections follow a failover without
+//! resolving again.
 //!
 //! The HTTPS client is built here with rustls on `ring`, so the AWS SDK's default client (and its
 //! `aws-lc-rs`/cmake build) is not needed; plain `http://` endpoints (a local emulator) work too.
@@ -37,8 +38,8 @@ pub struct ClientOptions {
     pub region: Option<String>,
     /// An endpoint override such as `http://127.0.0.1:5000` (a local emulator, a VPC endpoint).
     pub endpoint_url: Option<String>,
-    /// The bound on one whole resolution, retries included; one attempt gets half of it and
-    /// connecting gets at most three seconds.
+    /// The bound on one whole resolution, retries included; one attempt gets half of it (at
+    /// least 100 ms) and connecting gets at most three seconds of that.
     pub timeout: Duration,
 }
 
@@ -53,7 +54,8 @@ impl Default for ClientOptions {
     }
 }
 
-/// A client for the ElastiCache API, with the options it was built from.
+/// A client for the ElastiCache API, with where its requests go and their time bound (for error
+/// messages).
 #[derive(Debug, Clone)]
 pub struct DiscoveryClient {
     client: Client,
@@ -197,7 +199,7 @@ pub enum DiscoveryError {
 
 impl DiscoveryError {
     /// Whether trying again later may succeed without anyone changing anything: the API was
-    /// unreachable or slow, or the group is still coming up. A hub retries these with backoff.
+    /// unreachable or slow, or the group is still coming up. A hub retries these at start.
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Unreachable { .. }
@@ -215,7 +217,8 @@ impl DiscoveryError {
 }
 
 /// Builds an ElastiCache client from the standard AWS chain (environment, profile, instance
-/// role) and `options`.
+/// role) and `options`. It does not call the ElastiCache API yet, so its only failure is an
+/// unknown region.
 pub async fn connect(options: &ClientOptions) -> Result<DiscoveryClient, DiscoveryError> {
     let http_client = aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
@@ -251,8 +254,8 @@ pub async fn connect(options: &ClientOptions) -> Result<DiscoveryClient, Discove
     })
 }
 
-/// Resolves `group_id` to its current endpoint. Call it again after a failover or any
-/// connection loss: the primary endpoint name is stable, but TLS, port and status may change.
+/// Resolves `group_id` to its current endpoint with one `DescribeReplicationGroups` request (and
+/// the SDK's own retries, within the client's timeout).
 pub async fn resolve(
     client: &DiscoveryClient,
     group_id: &str,

@@ -8,6 +8,6 @@
 //! - Discovery never panics on what an API returns or fails to return: every outcome is a value
 //!   or a typed error that says what to do about it.
 //! - Every AWS call is bounded in time (connect, attempt and operation timeouts), so a hub that
-//!   re-resolves after a failover never hangs on an unreachable API.
+//!   resolving its Redis at start never hangs on an unreachable API.
 
 pub mod elasticache;

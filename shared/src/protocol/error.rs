@@ -53,6 +53,14 @@ impl ErrorCode {
             Self::ClientEventRejected => 4306,
         }
     }
+
+    /// A `pusher:error` with this code.
+    pub fn reply(self, message: impl Into<String>) -> Outgoing {
+        Outgoing::Error {
+            code: Some(self.code()),
+            message: message.into(),
+        }
+    }
 }
 
 /// Something wrong with a frame a client sent.
@@ -107,16 +115,6 @@ pub enum ProtocolError {
     InvalidEventName(EventNameError),
 }
 
-impl ErrorCode {
-    /// A `pusher:error` with this code.
-    pub fn reply(self, message: impl Into<String>) -> Outgoing {
-        Outgoing::Error {
-            code: Some(self.code()),
-            message: message.into(),
-        }
-    }
-}
-
 impl ProtocolError {
     /// The frame the client gets for this mistake.
     pub fn reply(&self) -> Outgoing {
@@ -137,9 +135,6 @@ impl ProtocolError {
                 };
             }
         };
-        Outgoing::Error {
-            code: Some(code.code()),
-            message: self.to_string(),
-        }
+        code.reply(self.to_string())
     }
 }

@@ -1,7 +1,7 @@
 //! Server → client: the frames the edge writes, each encoded once to its JSON text.
 
 use crate::channel::ChannelName;
-use crate::event::{EventData, EventName};
+use crate::event::{EventData, EventName, json_string};
 use crate::ids::SocketId;
 
 /// A message to a client.
@@ -66,10 +66,6 @@ pub enum Outgoing {
     },
 }
 
-fn json_str(text: &str) -> String {
-    serde_json::to_string(text).expect("a str always encodes as JSON")
-}
-
 impl Outgoing {
     /// The frame's JSON text.
     pub fn encode(&self) -> String {
@@ -83,22 +79,22 @@ impl Outgoing {
                 );
                 format!(
                     r#"{{"event":"pusher:connection_established","data":{}}}"#,
-                    json_str(&inner)
+                    json_string(&inner)
                 )
             }
             Self::Error { code, message } => {
                 let code = code.map_or_else(|| "null".to_string(), |code| code.to_string());
                 format!(
                     r#"{{"event":"pusher:error","data":{{"code":{code},"message":{}}}}}"#,
-                    json_str(message)
+                    json_string(message)
                 )
             }
             Self::Ping => r#"{"event":"pusher:ping","data":{}}"#.to_string(),
             Self::Pong => r#"{"event":"pusher:pong","data":{}}"#.to_string(),
             Self::SubscriptionSucceeded { channel, data } => format!(
                 r#"{{"event":"pusher_internal:subscription_succeeded","channel":{},"data":{}}}"#,
-                json_str(channel.as_str()),
-                json_str(data)
+                json_string(channel.as_str()),
+                json_string(data)
             ),
             Self::SubscriptionError {
                 channel,
@@ -107,18 +103,18 @@ impl Outgoing {
                 status,
             } => format!(
                 r#"{{"event":"pusher:subscription_error","channel":{},"data":{{"type":{},"error":{},"status":{status}}}}}"#,
-                json_str(channel),
-                json_str(kind),
-                json_str(error)
+                json_string(channel),
+                json_string(kind),
+                json_string(error)
             ),
             // The protocol documents this data as an object (unlike most server frames).
             Self::SigninSuccess { user_data } => format!(
                 r#"{{"event":"pusher:signin_success","data":{{"user_data":{}}}}}"#,
-                json_str(user_data)
+                json_string(user_data)
             ),
             Self::CacheMiss { channel } => format!(
                 r#"{{"event":"pusher:cache_miss","channel":{},"data":"{{}}"}}"#,
-                json_str(channel.as_str())
+                json_string(channel.as_str())
             ),
             Self::Event {
                 channel,
@@ -128,13 +124,13 @@ impl Outgoing {
             } => {
                 let mut frame = format!(
                     r#"{{"event":{},"channel":{},"data":{}"#,
-                    json_str(event.as_str()),
-                    json_str(channel.as_str()),
+                    json_string(event.as_str()),
+                    json_string(channel.as_str()),
                     data.json()
                 );
                 if let Some(user_id) = user_id {
                     frame.push_str(",\"user_id\":");
-                    frame.push_str(&json_str(user_id));
+                    frame.push_str(&json_string(user_id));
                 }
                 frame.push('}');
                 frame

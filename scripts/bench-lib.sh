@@ -5,7 +5,7 @@
 
 set -euo pipefail
 
-BENCH_APP_ID=${BENCH_APP_ID:-herald-dev}
+BENCH_APP_ID=${BENCH_APP_ID:-100001}
 BENCH_APP_KEY=${BENCH_APP_KEY:-herald-dev-key}
 BENCH_APP_SECRET=${BENCH_APP_SECRET:-herald-dev-secret}
 BENCH_CLUSTER_KEY=${BENCH_CLUSTER_KEY:-bench-cluster-key-0123456789}

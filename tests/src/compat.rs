@@ -48,7 +48,7 @@ use tokio::process::Command;
 use tokio::sync::{OnceCell, oneshot};
 
 use crate::binary::{target_dir, workspace_root};
-use crate::topology::Cluster;
+use crate::topology::{APP_ID, APP_KEY, APP_SECRET, Cluster};
 
 pub use echo::{EchoClient, Kind};
 pub use pusher_js::JsClient;
@@ -243,8 +243,7 @@ pub async fn python_venv() -> &'static Path {
 
 /// Where the SDK scripts send their API calls on a cluster.
 pub fn server(cluster: &Cluster) -> Server {
-    let (host, port) = split_address(&cluster.hub.http);
-    Server { host, port }
+    Server::for_app(&cluster.hub.http, APP_ID, APP_KEY, APP_SECRET)
 }
 
 /// Splits `host:port`.
@@ -265,6 +264,20 @@ pub struct Server {
     pub host: String,
     /// The port.
     pub port: u16,
+    /// The app the SDK calls as: id, key, secret.
+    pub app: (String, String, String),
+}
+
+impl Server {
+    /// The HTTP API at `host:port`, called as the app `id`/`key`/`secret`.
+    pub fn for_app(address: &str, id: &str, key: &str, secret: &str) -> Self {
+        let (host, port) = split_address(address);
+        Self {
+            host,
+            port,
+            app: (id.to_string(), key.to_string(), secret.to_string()),
+        }
+    }
 }
 
 /// `target/test-logs/<test>/<name>.log`, its directory created.

@@ -19,8 +19,9 @@ use crate::config::resolve::{self, Resolver};
 use crate::process::print_ready;
 use crate::{rlimit, tls};
 
-/// The app `herald dev` serves when none is configured.
-pub const DEV_APP_ID: &str = "herald-dev";
+/// The app `herald dev` serves when none is configured. Numeric, as Pusher and Reverb issue app
+/// ids: the Python server SDK refuses any other (`\A[0-9]+\Z`).
+pub const DEV_APP_ID: &str = "100001";
 /// Its key.
 pub const DEV_APP_KEY: &str = "herald-dev-key";
 /// Its secret (for local development only).

@@ -7,7 +7,6 @@ use tokio::process::Command;
 
 use super::script::MASTER_KEY_BASE64;
 use super::{SDK_TIMEOUT, Server, append_log, compat_dir, log_path, node_modules, python_venv};
-use crate::topology::{APP_ID, APP_KEY, APP_SECRET};
 
 /// Runs a server SDK script once; returns its stdout lines, one per operation.
 async fn run_sdk(test: &str, name: &str, command: &mut Command, operations: usize) -> Vec<Value> {
@@ -49,7 +48,7 @@ pub async fn node_sdk(test: &str, server: &Server, ops: Value) -> Vec<Value> {
     let dir = node_modules().await;
     let count = ops.as_array().map_or(0, Vec::len);
     let request = json!({
-        "server": {"appId": APP_ID, "key": APP_KEY, "secret": APP_SECRET,
+        "server": {"appId": server.app.0, "key": server.app.1, "secret": server.app.2,
                    "host": server.host, "port": server.port,
                    "encryptionMasterKeyBase64": MASTER_KEY_BASE64},
         "ops": ops,
@@ -67,7 +66,7 @@ pub async fn python_sdk(test: &str, server: &Server, ops: Value) -> Vec<Value> {
     let python = python_venv().await;
     let count = ops.as_array().map_or(0, Vec::len);
     let request = json!({
-        "server": {"app_id": APP_ID, "key": APP_KEY, "secret": APP_SECRET,
+        "server": {"app_id": server.app.0, "key": server.app.1, "secret": server.app.2,
                    "host": server.host, "port": server.port},
         "ops": ops,
     });

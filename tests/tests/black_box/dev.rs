@@ -2,6 +2,7 @@
 
 use herald_tests::api::Api;
 use herald_tests::client::PusherClient;
+use herald_tests::compat::{Server, python_sdk};
 use herald_tests::process::HeraldProcess;
 use serde_json::json;
 
@@ -42,6 +43,22 @@ async fn herald_dev_serves_its_default_app() {
         client.next_event().await,
         json!({"event": "hello", "channel": "test", "data": "{\"message\":\"hi\"}"})
     );
+
+    // The README's credentials work unchanged with the official SDKs; the Python one refuses
+    // an app id that is not numeric.
+    let sdk = Server::for_app(&dev.ready_field("http"), id, key, secret);
+    let results = python_sdk(
+        "herald_dev_serves_its_default_app",
+        &sdk,
+        json!([{"op": "trigger", "channels": "test", "event": "from-python", "data": "py"}]),
+    )
+    .await;
+    assert_eq!(results, vec![json!({"op": "trigger", "result": {}})]);
+    assert_eq!(
+        client.next_event().await,
+        json!({"event": "from-python", "channel": "test", "data": "py"})
+    );
+
     let health = Api::new(&dev.ready_field("admin"))
         .raw("GET", "/up", "")
         .await;

@@ -245,7 +245,7 @@ async fn herald_dev_starts_a_local_region_of_processes() {
         .unwrap();
     let api = Api::for_app(
         &field(hub, "http"),
-        "herald-dev",
+        "100001",
         "herald-dev-key",
         "herald-dev-secret",
     );

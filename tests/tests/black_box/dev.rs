@@ -3,38 +3,30 @@
 use herald_tests::api::Api;
 use herald_tests::client::PusherClient;
 use herald_tests::compat::{Server, python_sdk};
+use herald_tests::dev::Dev;
 use herald_tests::process::HeraldProcess;
 use serde_json::json;
 
 #[tokio::test]
 async fn herald_dev_serves_its_default_app() {
-    let args = [
-        "dev",
-        "--ready-json",
-        "--listen",
-        "127.0.0.1:0",
-        "--admin-listen",
-        "127.0.0.1:0",
-        "--http-listen",
-        "127.0.0.1:0",
-    ];
-    let dev = HeraldProcess::start("herald_dev_serves_its_default_app", "dev", &args, &[]).await;
-    let app = &dev.ready["app"];
+    let dev = Dev::start("herald_dev_serves_its_default_app").await;
+    let app = &dev.process.ready["app"];
     let (id, key, secret) = (
         app["id"].as_str().unwrap(),
         app["key"].as_str().unwrap(),
         app["secret"].as_str().unwrap(),
     );
-    dev.wait_for_log(
-        "BROADCAST_CONNECTION=reverb",
-        std::time::Duration::from_secs(5),
-    )
-    .await;
+    dev.process
+        .wait_for_log(
+            "BROADCAST_CONNECTION=reverb",
+            std::time::Duration::from_secs(5),
+        )
+        .await;
 
-    let url = format!("ws://{}/app/{key}?protocol=7", dev.ready_field("websocket"));
+    let url = format!("ws://{}/app/{key}?protocol=7", dev.websocket);
     let mut client = PusherClient::connect(&url).await;
     client.subscribe("test").await;
-    let api = Api::for_app(&dev.ready_field("http"), id, key, secret);
+    let api = Api::for_app(&dev.http, id, key, secret);
     let reply = api
         .trigger(json!({"name": "hello", "channel": "test", "data": "{\"message\":\"hi\"}"}))
         .await;
@@ -46,7 +38,7 @@ async fn herald_dev_serves_its_default_app() {
 
     // The README's credentials work unchanged with the official SDKs; the Python one refuses
     // an app id that is not numeric.
-    let sdk = Server::for_app(&dev.ready_field("http"), id, key, secret);
+    let sdk = Server::for_app(&dev.http, id, key, secret);
     let results = python_sdk(
         "herald_dev_serves_its_default_app",
         &sdk,
@@ -59,7 +51,7 @@ async fn herald_dev_serves_its_default_app() {
         json!({"event": "from-python", "channel": "test", "data": "py"})
     );
 
-    let health = Api::new(&dev.ready_field("admin"))
+    let health = Api::new(&dev.process.ready_field("admin"))
         .raw("GET", "/up", "")
         .await;
     assert_eq!((health.status, health.body), (200, json!({"health": "OK"})));

@@ -356,6 +356,9 @@ impl Cluster {
         app: &AppId,
         live: &HashSet<HubId>,
     ) -> Result<HashMap<String, u64>, ClusterError> {
+        if live.is_empty() {
+            return Ok(HashMap::new());
+        }
         let mut pipe = redis::pipe();
         for hub in live {
             pipe.hgetall(self.inner.keys.counts(*hub, app));
@@ -376,6 +379,9 @@ impl Cluster {
         key: &ChannelKey,
         live: &HashSet<HubId>,
     ) -> Result<u64, ClusterError> {
+        if live.is_empty() {
+            return Ok(0);
+        }
         let mut pipe = redis::pipe();
         for hub in live {
             pipe.hget(self.inner.keys.counts(*hub, &key.app), key.channel.as_str());

@@ -364,3 +364,29 @@ async fn watchlists_see_friends_on_every_hub_once_per_change() {
     // "other" never went offline: the next change is about "early".
     expect_change("offline", "early").await;
 }
+
+#[tokio::test]
+async fn queries_answer_while_no_hub_heartbeat_is_recorded() {
+    // Between a Redis data loss and the next heartbeat no hub counts as live: queries must
+    // answer with what live hubs hold (nothing), not fail on an empty read.
+    let region = Region::start(
+        "queries_answer_while_no_hub_heartbeat_is_recorded",
+        1,
+        1,
+        &[],
+        &[],
+    )
+    .await;
+    let _clients = region.subscribers("lobby").await;
+    let _: () = redis::cmd("DEL")
+        .arg("herald:hubs")
+        .query(&mut region.redis.connection())
+        .expect("DEL answers");
+    let api = region.hubs[0].api();
+    let list = api.get("channels", &[]).await;
+    assert_eq!((list.status, list.body), (200, json!({"channels": {}})));
+    let lobby = api
+        .get("channels/lobby", &[("info", "subscription_count")])
+        .await;
+    assert_eq!(lobby.status, 200, "{:?}", lobby.body);
+}

@@ -1,4 +1,4 @@
-//! The open-files limit (R-OPS-4): raised to the hard limit at start, and logged.
+//! The open-files limit: raised to the hard limit at start, and logged.
 
 /// Raises the soft `RLIMIT_NOFILE` to the hard limit; returns the effective soft limit.
 pub fn raise_open_files() -> Option<u64> {

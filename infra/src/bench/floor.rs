@@ -1,4 +1,5 @@
-//! `herald bench floor`: the do-nothing WebSocket writer SPEC §6 measures Herald against.
+//! `herald bench floor`: the do-nothing WebSocket writer Herald's benchmarks are measured
+//! against (BENCHMARKS.md).
 //!
 //! It is the least a Pusher-compatible server can do and still pass `herald bench fanout`:
 //! upgrade, send `connection_established`, answer one `pusher:subscribe`, and on each

@@ -12,7 +12,7 @@ use super::report::{DeliveryReport, MachineReport, ProcessReport, Report, Setup}
 use super::sequence::SeqSet;
 use super::stats::{self, Summary};
 use super::trigger::{ApiUrlError, TriggerOutcome};
-use super::wire::WireError;
+use super::wire::{KeyConflict, WireError};
 
 /// Why a benchmark could not run.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +23,9 @@ pub enum BenchError {
     /// An API URL is unusable.
     #[error("--api {0}")]
     ApiUrl(ApiUrlError),
+    /// `--app-key` and a key in a `--ws` URL disagree.
+    #[error("--ws {0}")]
+    Key(#[from] KeyConflict),
     /// A number flag is out of range.
     #[error("{flag} must be {expected}")]
     Flag {
@@ -59,7 +62,9 @@ impl BenchError {
     /// The exit code: 64 for bad flags, 69 when the servers are unreachable or refuse.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::WsUrl(_) | Self::ApiUrl(_) | Self::Flag { .. } | Self::Proc(_) => 64,
+            Self::WsUrl(_) | Self::Key(_) | Self::ApiUrl(_) | Self::Flag { .. } | Self::Proc(_) => {
+                64
+            }
             Self::OpenFiles { .. } | Self::HttpClient(_) => 71,
             Self::Preflight(_) | Self::NoSubscriber(_) => 69,
         }

@@ -150,20 +150,36 @@ impl WireError {
     }
 }
 
-/// A server's WebSocket base URL (`ws://host:port[/prefix]`), resolved once.
+/// A server's WebSocket URL, resolved once: a base URL (`ws://host:port[/prefix]`) or a client
+/// URL as `herald dev` prints it (`ws://host:port/app/{key}?protocol=7…`), whose key is kept and
+/// whose query is replaced by this program's own.
 #[derive(Debug, Clone)]
 pub struct WsTarget {
     /// The URL as given.
     pub url: String,
     authority: String,
     prefix: String,
+    /// The app key named by a client URL's `/app/{key}` path.
+    pub app_key: Option<String>,
     /// The address connections go to.
     pub addr: SocketAddr,
 }
 
+/// Why the app key cannot be chosen.
+#[derive(Debug, thiserror::Error)]
+#[error("--app-key {flag:?} differs from the key {in_url:?} in the URL {url:?}; give one of them")]
+pub struct KeyConflict {
+    /// The flag's value.
+    pub flag: String,
+    /// The key in the URL.
+    pub in_url: String,
+    /// The URL.
+    pub url: String,
+}
+
 impl WsTarget {
-    /// Parses and resolves a base URL. Only `ws://` is supported: the benchmark and the probe
-    /// talk to an edge's own port, not through a TLS terminator.
+    /// Parses and resolves a URL. Only `ws://` is supported: the benchmark and the probe talk to
+    /// an edge's own port, not through a TLS terminator.
     pub async fn resolve(url: &str) -> Result<Self, WireError> {
         let invalid = |reason| WireError::InvalidUrl {
             url: url.to_string(),
@@ -176,8 +192,17 @@ impl WsTarget {
             _ => return Err(invalid("the scheme must be ws://")),
         }
         let host = uri.host().ok_or_else(|| invalid("it has no host"))?;
-        if uri.query().is_some() {
-            return Err(invalid("give the base URL, without a query"));
+        let path = uri.path().trim_end_matches('/');
+        let (prefix, app_key) = match path.rsplit_once("/app/") {
+            Some((prefix, key)) if !key.is_empty() && !key.contains('/') => {
+                (prefix, Some(key.to_string()))
+            }
+            _ => (path, None),
+        };
+        if uri.query().is_some() && app_key.is_none() {
+            return Err(invalid(
+                "a query belongs to a client URL (/app/{key}?…); give the base URL without one",
+            ));
         }
         let port = uri.port_u16().unwrap_or(80);
         let authority = match uri.port_u16() {
@@ -202,9 +227,29 @@ impl WsTarget {
         Ok(Self {
             url: url.to_string(),
             authority,
-            prefix: uri.path().trim_end_matches('/').to_string(),
+            prefix: prefix.to_string(),
+            app_key,
             addr,
         })
+    }
+
+    /// The app key to connect with: `flag` when given (it must agree with a key in the URL),
+    /// else the URL's, else `default`.
+    pub fn key<'a>(
+        &'a self,
+        flag: Option<&'a str>,
+        default: &'a str,
+    ) -> Result<&'a str, KeyConflict> {
+        match (flag, self.app_key.as_deref()) {
+            (Some(flag), Some(in_url)) if flag != in_url => Err(KeyConflict {
+                flag: flag.to_string(),
+                in_url: in_url.to_string(),
+                url: self.url.clone(),
+            }),
+            (Some(flag), _) => Ok(flag),
+            (None, Some(in_url)) => Ok(in_url),
+            (None, None) => Ok(default),
+        }
     }
 
     /// The full URL of the app endpoint, as Pusher clients form it.
@@ -481,6 +526,43 @@ mod tests {
                 WireError::Pusher { code: Some(4001), ref message } if message == "no app"
             ));
         }
+    }
+
+    #[tokio::test]
+    async fn a_client_url_gives_its_key_and_loses_its_query() {
+        for url in [
+            "ws://127.0.0.1:8080/app/herald-dev-key",
+            "ws://127.0.0.1:8080/app/herald-dev-key/",
+            "ws://127.0.0.1:8080/app/herald-dev-key?protocol=7&client=herald-dev&version=0.1.0",
+        ] {
+            let target = WsTarget::resolve(url).await.expect("a client URL");
+            assert_eq!(target.app_key.as_deref(), Some("herald-dev-key"), "{url}");
+            assert_eq!(target.key(None, "default").unwrap(), "herald-dev-key");
+            assert_eq!(
+                target.key(Some("herald-dev-key"), "default").unwrap(),
+                "herald-dev-key"
+            );
+            assert!(target.key(Some("other"), "default").is_err(), "{url}");
+            assert_eq!(
+                target.app_url("herald-dev-key"),
+                format!(
+                    "ws://127.0.0.1:8080/app/herald-dev-key?protocol=7&client=herald-bench&version={}",
+                    env!("CARGO_PKG_VERSION")
+                )
+            );
+        }
+        let prefixed = WsTarget::resolve("ws://127.0.0.1:8080/pusher/app/k?protocol=7")
+            .await
+            .expect("a prefixed client URL");
+        assert_eq!(
+            prefixed.app_url("k").split('?').next(),
+            Some("ws://127.0.0.1:8080/pusher/app/k")
+        );
+        let base = WsTarget::resolve("ws://127.0.0.1:8080")
+            .await
+            .expect("a base URL");
+        assert_eq!(base.key(None, "default").unwrap(), "default");
+        assert_eq!(base.key(Some("flag"), "default").unwrap(), "flag");
     }
 
     #[tokio::test]

@@ -32,8 +32,9 @@ pub enum BenchCommand {
     Fanout(FanoutArgs),
     /// Subscribed sockets held idle: connect rate, handshake time, server memory per socket.
     Idle(IdleArgs),
-    /// Serve as the do-nothing WebSocket writer (the floor SPEC §6 compares Herald with):
-    /// upgrade, subscribe, write each triggered event to every socket; no checks, no queues.
+    /// Serve as the do-nothing WebSocket writer, the floor Herald's figures are compared with
+    /// (BENCHMARKS.md): upgrade, subscribe, write each triggered event to every socket; no
+    /// checks, no queues.
     Floor(FloorArgs),
 }
 
@@ -49,12 +50,13 @@ pub struct FloorArgs {
 /// Flags of every benchmark: who connects where.
 #[derive(Debug, Args)]
 pub struct ClientArgs {
-    /// A server's WebSocket base URL; repeat for several (subscribers go round-robin).
+    /// A server's WebSocket URL: a base URL or a client URL with /app/KEY (whose key is used);
+    /// repeat for several (subscribers go round-robin).
     #[arg(long = "ws", value_name = "URL", default_value = "ws://127.0.0.1:8080")]
     pub ws: Vec<String>,
-    /// App key.
-    #[arg(long, default_value = DEV_APP_KEY)]
-    pub app_key: String,
+    /// App key (default: the key in the --ws URLs, else herald dev's).
+    #[arg(long)]
+    pub app_key: Option<String>,
     /// How many subscribers.
     #[arg(long, short = 'n', default_value_t = 1000)]
     pub subscribers: usize,
@@ -176,10 +178,14 @@ impl ClientArgs {
         for url in &self.ws {
             targets.push(WsTarget::resolve(url).await.map_err(BenchError::WsUrl)?);
         }
+        let mut app_key = self.app_key.clone();
+        for target in &targets {
+            app_key = Some(target.key(app_key.as_deref(), DEV_APP_KEY)?.to_string());
+        }
         let connect = ConnectPlan {
             targets,
             sources: self.source_ips.clone(),
-            app_key: self.app_key.clone(),
+            app_key: app_key.unwrap_or_else(|| DEV_APP_KEY.to_string()),
             channel: self.channel.clone(),
             count: self.subscribers,
             concurrency: self.connect_concurrency,
@@ -224,7 +230,7 @@ async fn fanout_run(args: FanoutArgs) -> Result<Report, BenchError> {
     let plan = TriggerPlan {
         apis,
         app_id: args.app_id,
-        app_key: args.client.app_key.clone(),
+        app_key: session.connect.app_key.clone(),
         app_secret: args.app_secret,
         channel: args.client.channel.clone(),
         event: args.event,

@@ -159,6 +159,16 @@ pub async fn run(args: DevArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// The URL a WebSocket client opens: Pusher clients add `protocol` (required: without it the
+/// edge closes with 4008), `client` and `version` to `/app/{key}`; `herald probe` accepts it as
+/// it is.
+pub fn client_url(websocket: std::net::SocketAddr, key: &str) -> String {
+    format!(
+        "ws://{websocket}/app/{key}?protocol=7&client=herald-dev&version={}",
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
 fn banner(
     app: &App,
     websocket: std::net::SocketAddr,
@@ -168,10 +178,12 @@ fn banner(
     let (id, key, secret) = (app.id.as_str(), app.key.as_str(), app.secret.expose());
     let (ws_host, ws_port) = (websocket.ip(), websocket.port());
     let (api_host, api_port) = (http.ip(), http.port());
+    let client_url = client_url(websocket, key);
     format!(
         r#"Herald dev server is ready (hub and edge in one process, linked over QUIC).
 
-  WebSocket (pusher-js, Laravel Echo)  ws://{websocket}/app/{key}
+  WebSocket URL (any client)           {client_url}
+  pusher-js / Laravel Echo             key {key}, wsHost {ws_host}, wsPort {ws_port}, forceTLS false
   Pusher HTTP API (Laravel, SDKs)      http://{http}
   Health                               http://{admin}/up
 

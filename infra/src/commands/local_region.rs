@@ -192,11 +192,13 @@ pub async fn run(
                     field(&member.ready, "hub_id")
                 )
             } else {
+                let websocket = field(&member.ready, "websocket");
+                let url = websocket.parse().map_or(websocket, |addr| {
+                    super::dev::client_url(addr, app.key.as_str())
+                });
                 format!(
-                    "  {:<7} pid {pid:<7} ws://{}/app/{}  health http://{}/up",
+                    "  {:<7} pid {pid:<7} {url}  health http://{}/up",
                     member.name,
-                    field(&member.ready, "websocket"),
-                    app.key,
                     field(&member.ready, "admin")
                 )
             }

@@ -1,4 +1,4 @@
-//! `herald probe`: a WebSocket-aware health check (R-OPS-2). It performs a real upgrade to
+//! `herald probe`: a WebSocket-aware health check. It performs a real upgrade to
 //! `/app/{key}?protocol=7` and waits for `pusher:connection_established` — what a client needs,
 //! which a plain `GET /up` cannot show. With `--channel` it also subscribes, which on Herald
 //! proves the edge's hub link too (the edge confirms a subscription only once the hub has it).
@@ -18,11 +18,12 @@ use crate::process::{EXIT_CONFIG, fail};
 /// Arguments of `herald probe`.
 #[derive(Debug, Args)]
 pub struct ProbeArgs {
-    /// The server's WebSocket base URL, e.g. ws://127.0.0.1:8080.
+    /// The server's WebSocket URL: a base URL (ws://127.0.0.1:8080) or a client URL as
+    /// `herald dev` prints it (ws://127.0.0.1:8080/app/KEY?protocol=7…), whose key is used.
     pub url: String,
-    /// App key.
-    #[arg(long, default_value = DEV_APP_KEY)]
-    pub app_key: String,
+    /// App key (default: the key in the URL, else herald dev's).
+    #[arg(long)]
+    pub app_key: Option<String>,
     /// Seconds to wait for the whole check.
     #[arg(long, default_value_t = 5.0, value_name = "SECS")]
     pub timeout: f64,
@@ -31,8 +32,12 @@ pub struct ProbeArgs {
     pub channel: Option<String>,
 }
 
-async fn check(target: &WsTarget, args: &ProbeArgs) -> Result<wire::Established, WireError> {
-    let mut ws = wire::connect(target, &args.app_key, None).await?;
+async fn check(
+    target: &WsTarget,
+    key: &str,
+    args: &ProbeArgs,
+) -> Result<wire::Established, WireError> {
+    let mut ws = wire::connect(target, key, None).await?;
     let established = wire::establish(&mut ws).await?;
     if let Some(channel) = &args.channel {
         wire::subscribe(&mut ws, channel).await?;
@@ -56,13 +61,17 @@ pub async fn run(args: ProbeArgs) -> ExitCode {
         }
         Err(error) => return fail(1, format!("probe: {error}")),
     };
+    let key = match target.key(args.app_key.as_deref(), DEV_APP_KEY) {
+        Ok(key) => key,
+        Err(conflict) => return fail(EXIT_CONFIG, format!("probe: {conflict}")),
+    };
     let started = Instant::now();
     let waiting_for = if args.channel.is_some() {
         "subscription_succeeded"
     } else {
         "pusher:connection_established"
     };
-    let result = tokio::time::timeout(timeout, check(&target, &args))
+    let result = tokio::time::timeout(timeout, check(&target, key, &args))
         .await
         .unwrap_or(Err(WireError::TimedOut {
             waiting_for,

@@ -85,3 +85,28 @@ async fn probe_rejects_a_bad_url() {
         );
     }
 }
+
+/// `herald dev` prints a client URL (`/app/{key}?protocol=7…`); the probe takes it as it is, with
+/// or without its query, and uses its key — a different `--app-key` is a usage error.
+#[tokio::test]
+async fn probe_accepts_the_client_url_herald_dev_prints() {
+    let dev = Dev::start("probe_accepts_the_client_url_herald_dev_prints").await;
+    let bare = format!("ws://{}/app/herald-dev-key", dev.websocket);
+    let printed = format!("{bare}?protocol=7&client=herald-dev&version=0.1.0");
+    for url in [&bare, &printed] {
+        let output = herald(&["probe", url], LIMIT).await;
+        assert!(output.status.success(), "{url}: {output:?}");
+        socket_id(&text(&output.stdout));
+    }
+    let wrong = format!("ws://{}/app/not-a-key", dev.websocket);
+    let output = herald(&["probe", &wrong], LIMIT).await;
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    assert!(text(&output.stderr).contains("4001"), "{output:?}");
+
+    let output = herald(&["probe", &printed, "--app-key", "other"], LIMIT).await;
+    assert_eq!(output.status.code(), Some(64), "{output:?}");
+    assert!(
+        text(&output.stderr).contains("differs from the key"),
+        "{output:?}"
+    );
+}

@@ -1,6 +1,6 @@
 //! The edge's admin HTTP port: `/up` for load balancers, `/stats` for people.
 //!
-//! `/up` tells the truth (R-OPS-2): 200 only while the edge is linked to a hub and not draining;
+//! `/up` tells the truth: 200 only while the edge is linked to a hub and not draining;
 //! otherwise 503, so a deaf or departing edge leaves the load balancer. It is plain HTTP on its
 //! own port because ALB health checks cannot speak WebSocket.
 

@@ -105,7 +105,7 @@ pub fn start(
         listeners.websocket,
         context,
         sockets.clone(),
-        shutdown.clone(),
+        stop_background.clone(),
     ));
     Ok(RunningEdge {
         websocket_addr,
@@ -120,15 +120,18 @@ pub fn start(
     })
 }
 
+/// Accepts until the edge stops — through the drain too: a connection that arrives while the
+/// edge drains (before the load balancer has seen `/up` turn 503) gets an HTTP 503 it can act
+/// on, which a closed port (a reset, a 502 from the load balancer) would not say.
 async fn accept_loop(
     listener: TcpListener,
     context: Arc<SocketContext>,
     sockets: TaskTracker,
-    shutdown: CancellationToken,
+    stop: CancellationToken,
 ) {
     loop {
         let accepted = tokio::select! {
-            _ = shutdown.cancelled() => return,
+            _ = stop.cancelled() => return,
             accepted = listener.accept() => accepted,
         };
         match accepted {

@@ -57,3 +57,71 @@ async fn a_hub_stops_on_sigterm() {
         Some(0)
     );
 }
+
+/// What docs/protocol-errors.md promises: while an edge drains, a new WebSocket upgrade gets an
+/// HTTP 503 (the client, or the load balancer, goes elsewhere) rather than a closed port.
+#[tokio::test]
+async fn a_draining_edge_answers_new_upgrades_with_503() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let env = [("HERALD_EDGE__DRAIN_TIMEOUT_SECS", "30")];
+    let mut cluster =
+        Cluster::start("a_draining_edge_answers_new_upgrades_with_503", 1, &env).await;
+    let edge = &mut cluster.edges[0];
+    let head = "GET /app/test-key?protocol=7 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+    // A connection whose request head is still incomplete keeps the edge draining (it waits for
+    // its open connections) until this test has asked what it wants to ask.
+    let mut pending = tokio::net::TcpStream::connect(&edge.websocket)
+        .await
+        .expect("the edge accepts");
+    pending
+        .write_all(&head.as_bytes()[..20])
+        .await
+        .expect("a partial head can be sent");
+    let admin = Api::new(&edge.admin);
+    assert_eq!(admin.raw("GET", "/up", "").await.status, 200);
+
+    edge.process.terminate();
+    let mut status = 200;
+    for _ in 0..100 {
+        status = admin.raw("GET", "/up", "").await.status;
+        if status == 503 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(status, 503, "/up must report draining");
+
+    let answer = |mut stream: tokio::net::TcpStream| async move {
+        let mut response = String::new();
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            stream.read_to_string(&mut response),
+        )
+        .await
+        .expect("the edge answers within 10 s")
+        .expect("the answer is readable");
+        response
+    };
+    let mut fresh = tokio::net::TcpStream::connect(&edge.websocket)
+        .await
+        .expect("a draining edge still accepts connections");
+    fresh
+        .write_all(head.as_bytes())
+        .await
+        .expect("the head can be sent");
+    let response = answer(fresh).await;
+    assert!(response.starts_with("HTTP/1.1 503 "), "{response}");
+    assert!(response.contains("draining"), "{response}");
+
+    pending
+        .write_all(&head.as_bytes()[20..])
+        .await
+        .expect("the rest of the head can be sent");
+    let response = answer(pending).await;
+    assert!(response.starts_with("HTTP/1.1 503 "), "{response}");
+    assert_eq!(
+        edge.process.exit_code(Duration::from_secs(10)).await,
+        Some(0)
+    );
+}

@@ -22,6 +22,7 @@ mod link_auth;
 mod presence;
 mod private_channels;
 mod probe;
+mod readme;
 mod region;
 mod region_failures;
 mod slow_consumer;

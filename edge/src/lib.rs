@@ -8,11 +8,24 @@
 //! # Layout
 //! - [`config`] — the typed configuration.
 //! - [`server`] — start, serve, drain.
-//! - [`socket`] — one task per client connection (handshake, admission, heartbeat, outbox).
-//! - [`index`] — the sharded local channel index and fan-out.
-//! - [`link`] — the QUIC link to the hub (interest board, sequence tracker, sessions, TLS).
+//! - [`socket`] — one task per client connection (handshake, admission, heartbeat).
+//! - [`index`] — the sharded local channel index and fan-out, with what its shards write: the
+//!   sockets' outboxes and the interest board.
+//! - [`link`] — the QUIC link to the hub (sequence tracker, sessions, TLS).
 //! - [`admin`] — `/up` and `/stats`.
 //! - [`stats`] — counters.
+//!
+//! # Layers
+//! Modules only import from the layers below them (checked by
+//! `tests/tests/black_box/invariants.rs`):
+//!
+//! ```text
+//! server                       wires everything, owns the tasks
+//! config, admin                typed settings; /up and /stats
+//! socket    link               client sockets; the hub link — they never name each other
+//! index                        shards, Board (read by link), Outbox (drained by socket)
+//! stats                        counters
+//! ```
 //!
 //! # Invariants
 //! - Never depends on `herald-hub`: the link protocol in `herald-shared` is the only contract.
@@ -32,6 +45,7 @@ pub mod socket;
 pub mod stats;
 
 pub use config::EdgeConfig;
+pub use index::OutboxLimits;
 pub use link::{HubAddress, HubTrust, LinkConfig};
 pub use server::{EdgeListeners, RunningEdge, start};
-pub use socket::{OutboxLimits, SocketLimits};
+pub use socket::SocketLimits;

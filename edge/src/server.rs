@@ -12,8 +12,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::admin::{self, AdminState};
 use crate::config::EdgeConfig;
-use crate::index::IndexHandle;
-use crate::link::{Board, LinkState, LinkTask};
+use crate::index::{Board, IndexHandle};
+use crate::link::{LinkState, LinkTask};
 use crate::socket::{self, SocketContext};
 use crate::stats::EdgeStats;
 

@@ -18,6 +18,8 @@
 //!   error codes and close codes.
 //! - [`auth`] — HTTP API request signatures and channel authorization signatures.
 //! - [`link`] — the versioned edge ↔ hub protocol (frames, codec, JWT claims).
+//! - [`backoff`] — how long to wait before reconnecting, for edge links and hub Redis alike.
+//! - [`time`] — wall-clock time since 1970, in the units tokens, scores and sequences use.
 //!
 //! # Invariants
 //! - No dependency on tokio, axum, quinn or redis; no reading of the clock or the environment.
@@ -25,6 +27,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod backoff;
 pub mod channel;
 pub mod event;
 pub mod hash;
@@ -34,4 +37,5 @@ pub mod link;
 pub mod presence;
 pub mod protocol;
 pub mod secret;
+pub mod time;
 pub mod user;

@@ -8,7 +8,18 @@
 //! The shard decides interest transitions (first local subscriber of a channel, last one gone),
 //! presence joins and leaves, and watchlists, and records them on the [`Board`], which the link
 //! sends to the hub.
+//!
+//! The two structures the shards write live here with their writers, so the index depends on
+//! neither the link nor the sockets (see the layering in the crate root):
+//!
+//! # Layout
+//! - [`shard`] — one shard's state and the task that owns it.
+//! - [`board`] — what to tell the hub, as state: written by the shards, read by the link task.
+//! - [`outbox`] — each socket's bounded, never-waiting queue: written by fan-out (and by the
+//!   socket's own replies), drained by the socket task; [`encode`] makes the bytes it holds.
 
+mod board;
+mod outbox;
 mod shard;
 
 use std::sync::Arc;
@@ -21,8 +32,9 @@ use herald_shared::presence::Member;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::task::TaskTracker;
 
-use crate::link::Board;
-use crate::socket::Outbox;
+pub use board::{Board, Changes, Desired};
+pub use outbox::{CloseOrder, Next, Outbox, OutboxLimits, OutboxReceiver, Pushed, encode, outbox};
+
 use crate::stats::EdgeStats;
 
 /// Capacity of each shard's command queue. Senders wait when it is full (backpressure on the

@@ -15,9 +15,8 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
+use super::{Board, CloseOrder, Outbox, Pushed, encode};
 use super::{Command, Mode};
-use crate::link::Board;
-use crate::socket::{CloseOrder, Outbox, Pushed, encode};
 use crate::stats::EdgeStats;
 
 #[derive(Debug)]
@@ -421,7 +420,7 @@ impl Shard {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::socket::{Next, OutboxLimits, OutboxReceiver, outbox};
+    use crate::index::{Next, OutboxLimits, OutboxReceiver, outbox};
     use herald_shared::channel::ChannelName;
     use herald_shared::ids::AppId;
     use herald_shared::presence::Member;

@@ -8,12 +8,10 @@
 //! again — to the next hub in its list when there are several.
 //!
 //! # Layout
-//! - [`board`] — what to tell the hub, as state, written by index shards, read here.
 //! - [`tracker`] — exactly-once, in-order accounting of sequences.
 //! - [`session`] — one connection, from handshake to its end.
 //! - [`tls`] — certificate pinning or CA verification.
 
-mod board;
 mod session;
 mod tls;
 mod tracker;
@@ -22,16 +20,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use herald_shared::app::AppTable;
+use herald_shared::backoff::backoff;
 use herald_shared::hash::fnv1a;
 use herald_shared::ids::{EdgeId, HubId};
 use herald_shared::secret::Secret;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-pub use board::{Board, Changes, Desired};
 pub use tls::{HubTrust, TlsConfigError};
 
-use crate::index::IndexHandle;
+use crate::index::{Board, IndexHandle};
 use crate::stats::EdgeStats;
 use session::SessionEnd;
 use tracker::Tracker;
@@ -129,7 +127,7 @@ impl LinkTask {
                     // Back off only once every hub has failed in a row.
                     let rounds = failures / order.len() as u32;
                     if failures.is_multiple_of(order.len() as u32) {
-                        backoff(rounds, self.config.max_backoff)
+                        backoff(rounds, self.config.max_backoff, fastrand::f64())
                     } else {
                         Duration::ZERO
                     }
@@ -161,12 +159,6 @@ pub fn hub_order(hubs: &[HubAddress], zone: Option<&str>, edge: EdgeId) -> Vec<H
         (elsewhere, std::cmp::Reverse(score(hub)))
     });
     ordered
-}
-
-/// Exponential back-off from 100 ms, capped, with ±50 % jitter so edges do not reconnect in step.
-fn backoff(failures: u32, cap: Duration) -> Duration {
-    let base = Duration::from_millis(100).saturating_mul(1 << failures.min(10));
-    base.min(cap).mul_f64(0.5 + fastrand::f64())
 }
 
 #[cfg(test)]
@@ -220,16 +212,5 @@ mod tests {
                 .map(|h| h.address)
                 .collect();
         assert_eq!(without_b, reordered);
-    }
-
-    #[test]
-    fn backoff_grows_to_the_cap_with_jitter() {
-        let cap = Duration::from_secs(3);
-        for failures in 0..20 {
-            let pause = backoff(failures, cap);
-            assert!(pause <= cap.mul_f64(1.5), "{failures}: {pause:?}");
-        }
-        assert!(backoff(1, cap) < Duration::from_millis(301));
-        assert!(backoff(12, cap) >= Duration::from_millis(1500));
     }
 }

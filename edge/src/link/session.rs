@@ -2,33 +2,45 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use futures_util::StreamExt;
 use futures_util::stream::SelectAll;
 use herald_shared::app::{AppTable, AppTableError};
 use herald_shared::link::{
     self, CLOSE_PROTOCOL_ERROR, CLOSE_SHUTDOWN, EdgeToHub, Hello, HubToEdge, LINK_VERSION,
-    LinkCodecError, MAX_FRAME_BYTES, claims,
+    LinkCodecError, claims,
 };
+use herald_shared::time::UnixTime;
 use quinn::crypto::rustls::QuicClientConfig;
 use quinn::{Connection, Endpoint, RecvStream, SendStream, TransportConfig};
-use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
+use tokio_util::codec::{Decoder, FramedRead};
 use tokio_util::sync::CancellationToken;
 
 use herald_shared::channel::ChannelKey;
 use herald_shared::link::Interest;
 
-use super::board::{Changes, Desired};
 use super::tracker::{Tracker, Verdict};
 use super::{LinkState, LinkTask};
-use crate::index::Command;
+use crate::index::{Changes, Command, Desired};
 
 /// How long the hub has to answer `Hello`.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
-type Frames = FramedRead<RecvStream, LengthDelimitedCodec>;
+/// The edge's one link frame reader: bytes from a QUIC stream, frames from the shared decoder.
+struct FromHub;
+
+impl Decoder for FromHub {
+    type Item = HubToEdge;
+    type Error = LinkError;
+
+    fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<HubToEdge>, LinkError> {
+        Ok(link::decode_frame(buf)?)
+    }
+}
+
+type Frames = FramedRead<RecvStream, FromHub>;
 
 /// How a session ended.
 #[derive(Debug)]
@@ -86,18 +98,7 @@ pub enum LinkError {
 }
 
 fn frames(stream: RecvStream) -> Frames {
-    FramedRead::new(
-        stream,
-        LengthDelimitedCodec::builder()
-            .max_frame_length(MAX_FRAME_BYTES)
-            .new_codec(),
-    )
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
+    FramedRead::new(stream, FromHub)
 }
 
 /// Runs one session with `hub`.
@@ -221,7 +222,11 @@ async fn establish(
     let hello = EdgeToHub::Hello(Hello {
         version: LINK_VERSION,
         edge_id: task.edge_id,
-        token: claims::mint(&task.config.cluster_key, task.edge_id, unix_now()),
+        token: claims::mint(
+            &task.config.cluster_key,
+            task.edge_id,
+            UnixTime::from_system(SystemTime::now()).as_secs(),
+        ),
     });
     control_send.write_all(&link::encode(&hello)).await?;
     let mut control = frames(control_recv);
@@ -229,7 +234,7 @@ async fn establish(
         .await
         .map_err(|_| LinkError::Timeout("the hub's welcome"))?
         .ok_or(LinkError::ControlClosed)??;
-    let welcome = match link::decode::<HubToEdge>(&first)? {
+    let welcome = match first {
         HubToEdge::Welcome(welcome) => welcome,
         HubToEdge::Refused { reason } => return Err(LinkError::Refused(reason)),
         _ => return Err(LinkError::Unexpected("non-welcome first")),
@@ -305,10 +310,9 @@ impl Session {
     fn on_control(
         &mut self,
         task: &LinkTask,
-        frame: Option<Result<BytesMut, std::io::Error>>,
+        frame: Option<Result<HubToEdge, LinkError>>,
     ) -> Result<(), LinkError> {
-        let frame = frame.ok_or(LinkError::ControlClosed)??;
-        match link::decode::<HubToEdge>(&frame)? {
+        match frame.ok_or(LinkError::ControlClosed)?? {
             HubToEdge::Apps(apps) => {
                 task.apps.send_replace(Some(Arc::new(AppTable::new(apps)?)));
                 Ok(())
@@ -322,10 +326,9 @@ impl Session {
         &mut self,
         task: &LinkTask,
         tracker: &mut Tracker,
-        frame: Result<BytesMut, std::io::Error>,
+        frame: Result<HubToEdge, LinkError>,
     ) -> Result<(), LinkError> {
-        let frame: Bytes = frame?.freeze();
-        match link::decode::<HubToEdge>(&frame)? {
+        match frame? {
             HubToEdge::Subscribed {
                 key,
                 generation,

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use herald_shared::channel::ChannelKey;
 use herald_shared::link::Interest;
 
-use super::board::Desired;
+use crate::index::Desired;
 
 #[derive(Debug, Clone, Copy)]
 struct Track {

@@ -21,10 +21,10 @@ use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
 
+use super::SocketContext;
 use super::heartbeat::{Beat, Heartbeat};
-use super::outbox::{CloseOrder, Next, OutboxReceiver, outbox};
 use super::session::Session;
-use super::{SocketContext, encode};
+use crate::index::{CloseOrder, Next, OutboxReceiver, encode, outbox};
 
 type Socket = WebSocketStream<TcpStream>;
 

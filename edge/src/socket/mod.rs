@@ -7,14 +7,15 @@
 //! - [`session`] — the socket's subscriptions, sign-in and client events.
 //! - [`limiter`] — the client-event token bucket.
 //! - [`heartbeat`] — the single idle → ping → pong deadline.
-//! - [`outbox`] — the bounded, never-waiting queue fan-out pushes into.
+//!
+//! A socket's outbox (the bounded queue fan-out pushes into) lives with its writers in
+//! [`crate::index`]; the socket task only drains it.
 
 mod admission;
 mod connection;
 mod handshake;
 mod heartbeat;
 mod limiter;
-mod outbox;
 mod session;
 
 use std::sync::Arc;
@@ -23,24 +24,14 @@ use std::time::Duration;
 
 use herald_shared::app::AppTable;
 use herald_shared::ids::{EdgeId, SocketId};
-use herald_shared::protocol::Outgoing;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_util::sync::CancellationToken;
 
-pub use outbox::{CloseOrder, Next, Outbox, OutboxLimits, OutboxReceiver, Pushed, outbox};
-
-use crate::index::IndexHandle;
+use crate::index::{IndexHandle, OutboxLimits};
 use crate::stats::EdgeStats;
-
-/// Encodes a frame as the text every writer takes: outboxes queue it, the socket task sends it.
-/// Fan-out encodes an event once and gives each subscriber a clone of these bytes.
-pub fn encode(frame: &Outgoing) -> Utf8Bytes {
-    Utf8Bytes::from(frame.encode())
-}
 
 /// Per-socket limits and timings.
 #[derive(Debug, Clone, Copy)]

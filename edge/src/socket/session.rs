@@ -17,10 +17,9 @@ use herald_shared::protocol::{ErrorCode, Incoming, Outgoing, Subscribe};
 use herald_shared::user::SignedInUser;
 use tokio::time::Instant;
 
+use super::SocketContext;
 use super::limiter::TokenBucket;
-use super::outbox::Outbox;
-use super::{SocketContext, encode};
-use crate::index::{Command, Mode};
+use crate::index::{Command, Mode, Outbox, encode};
 
 /// One socket's protocol state.
 pub struct Session {

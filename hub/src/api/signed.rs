@@ -4,13 +4,14 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::StatusCode;
 use bytes::Bytes;
 use herald_shared::app::App;
 use herald_shared::auth::api;
+use herald_shared::time::UnixTime;
 
 use super::ApiState;
 use super::error::ApiError;
@@ -70,9 +71,7 @@ impl FromRequest<ApiState> for Signed {
                     ApiError::BodyUnreadable(rejection.body_text())
                 }
             })?;
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |elapsed| elapsed.as_secs());
+        let now = UnixTime::from_system(SystemTime::now()).as_secs();
         let verified = api::verify(
             app.key.as_str(),
             app.secret.expose(),

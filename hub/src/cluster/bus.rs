@@ -12,6 +12,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use herald_shared::backoff::backoff;
 use herald_shared::channel::ChannelKey;
 use redis::aio::{PubSubSink, PubSubStream};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -101,12 +102,6 @@ impl BusHandle {
     }
 }
 
-/// Exponential back-off from 100 ms, capped, with ±50 % jitter so hubs do not reconnect in step.
-fn backoff(failures: u32, cap: Duration) -> Duration {
-    let base = Duration::from_millis(100).saturating_mul(1 << failures.min(10));
-    base.min(cap).mul_f64(0.5 + fastrand::f64())
-}
-
 /// Where the bus hands what it hears.
 #[derive(Clone)]
 pub struct Listeners {
@@ -143,7 +138,7 @@ pub async fn run(
                     _ => "timed out".to_string(),
                 };
                 tracing::warn!(message = "Cannot connect and subscribe to Redis pub/sub.", reason = %reason, attempt = failures);
-                let pause = tokio::time::sleep(backoff(failures, max_backoff));
+                let pause = tokio::time::sleep(backoff(failures, max_backoff, fastrand::f64()));
                 tokio::pin!(pause);
                 // Keep answering while waiting: subscriptions are recorded and refused for now.
                 loop {

@@ -32,13 +32,14 @@ pub mod wire;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use herald_shared::channel::{ChannelKey, ChannelKind, ChannelName};
 use herald_shared::event::{EventName, MEMBER_ADDED};
 use herald_shared::ids::{AppId, HubId, SocketId};
 use herald_shared::link::Event;
 use herald_shared::presence::Member;
+use herald_shared::time::UnixTime;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, RedisError};
 
@@ -132,9 +133,7 @@ impl std::fmt::Debug for Cluster {
 
 /// Now, in milliseconds since 1970 (the hubs set's scores use it).
 fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    UnixTime::from_system(SystemTime::now()).as_millis()
 }
 
 fn parse_seq(text: &str) -> Result<u64, ClusterError> {

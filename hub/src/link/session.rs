@@ -2,17 +2,18 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use herald_shared::link::{
     self, CLOSE_LAGGING, CLOSE_PROTOCOL_ERROR, CLOSE_REFUSED, CLOSE_SHUTDOWN, EdgeToHub, Hello,
-    HubToEdge, LINK_VERSION, MAX_FRAME_BYTES, Welcome, claims,
+    HubToEdge, LINK_VERSION, LinkCodecError, Welcome, claims,
 };
+use herald_shared::time::UnixTime;
 use quinn::{Connection, Incoming, RecvStream, SendStream};
 use tokio::sync::mpsc;
-use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
+use tokio_util::codec::{Decoder, FramedRead};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -24,13 +25,30 @@ const WRITE_BATCH: usize = 64;
 /// How long a refused edge has to read the refusal before the connection is closed.
 const REFUSAL_GRACE: Duration = Duration::from_secs(2);
 
-type Frames = FramedRead<RecvStream, LengthDelimitedCodec>;
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
+/// Why a frame could not be read from an edge.
+#[derive(Debug, thiserror::Error)]
+enum FrameError {
+    /// The stream failed.
+    #[error("read: {0}")]
+    Read(#[from] std::io::Error),
+    /// The bytes are not a frame.
+    #[error(transparent)]
+    Codec(#[from] LinkCodecError),
 }
+
+/// The hub's one link frame reader: bytes from a QUIC stream, frames from the shared decoder.
+struct FromEdge;
+
+impl Decoder for FromEdge {
+    type Item = EdgeToHub;
+    type Error = FrameError;
+
+    fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<EdgeToHub>, FrameError> {
+        Ok(link::decode_frame(buf)?)
+    }
+}
+
+type Frames = FramedRead<RecvStream, FromEdge>;
 
 /// Serves one incoming connection.
 pub async fn serve(incoming: Incoming, context: Arc<LinkContext>, shutdown: CancellationToken) {
@@ -86,14 +104,11 @@ async fn read_hello(
 ) -> Option<(SendStream, Frames, Hello)> {
     let first = async {
         let (send, recv) = connection.accept_bi().await.ok()?;
-        let mut control = FramedRead::new(
-            recv,
-            LengthDelimitedCodec::builder()
-                .max_frame_length(MAX_FRAME_BYTES)
-                .new_codec(),
-        );
-        let frame = control.next().await?.ok()?;
-        Some((send, control, frame))
+        let mut control = FramedRead::new(recv, FromEdge);
+        match control.next().await? {
+            Err(FrameError::Read(_)) => None,
+            decoded => Some((send, control, decoded)),
+        }
     };
     let (send, control, frame) =
         match tokio::time::timeout(context.settings.hello_timeout, first).await {
@@ -103,7 +118,7 @@ async fn read_hello(
                 return None;
             }
         };
-    match link::decode::<EdgeToHub>(&frame) {
+    match frame {
         Ok(EdgeToHub::Hello(hello)) => Some((send, control, hello)),
         Ok(_) | Err(_) => {
             context.stats.links_refused.fetch_add(1, Ordering::Relaxed);
@@ -125,7 +140,7 @@ fn admit(context: &LinkContext, hello: &Hello) -> Result<(), String> {
         &context.cluster_key,
         &hello.token,
         hello.edge_id,
-        unix_now(),
+        UnixTime::from_system(SystemTime::now()).as_secs(),
     )
     .map(|_| ())
     .map_err(|error| error.to_string())
@@ -188,12 +203,10 @@ async fn relay(
             }
             frame = control.next() => frame,
         };
-        let frame = match frame {
-            Some(Ok(frame)) => frame,
-            Some(Err(error)) => break Err(error.to_string()),
-            None => break Err("control stream closed".to_string()),
+        let Some(frame) = frame else {
+            break Err("control stream closed".to_string());
         };
-        match link::decode::<EdgeToHub>(&frame) {
+        match frame {
             Ok(EdgeToHub::Interest(interest)) => {
                 context.registry.interest(edge.clone(), interest).await;
             }

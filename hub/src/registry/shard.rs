@@ -8,13 +8,14 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use herald_shared::app::AppTable;
 use herald_shared::channel::ChannelKey;
 use herald_shared::ids::SocketId;
 use herald_shared::link::PresenceChange;
 use herald_shared::presence::Member;
+use herald_shared::time::UnixTime;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
@@ -105,9 +106,7 @@ pub async fn run(mut commands: mpsc::Receiver<Command>, setup: ShardSetup) {
 
 /// Microseconds since 1970: a channel's first sequence, so sequences never go backwards.
 fn sequence_seed() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_micros() as u64)
+    UnixTime::from_system(SystemTime::now()).as_micros()
 }
 
 impl Region {

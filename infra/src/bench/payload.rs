@@ -6,7 +6,9 @@
 //! (not an `Instant`) so that subscribers in other processes of the same machine can measure
 //! end-to-end latency against it.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
+
+use herald_shared::time::UnixTime;
 
 const PREFIX: &str = "hb:";
 
@@ -21,10 +23,7 @@ pub struct Stamp {
 
 /// Microseconds since the Unix epoch now (0 if the clock is before 1970).
 pub fn now_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|elapsed| u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX))
-        .unwrap_or_default()
+    UnixTime::from_system(SystemTime::now()).as_micros()
 }
 
 /// The data string for `stamp`, padded with `x` to `size` bytes (never truncated: a `size`

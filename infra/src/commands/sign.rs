@@ -1,10 +1,11 @@
 //! `herald sign`: prints a curl command for a signed Pusher HTTP API request.
 
 use std::process::ExitCode;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use clap::Args;
 use herald_shared::auth::api;
+use herald_shared::time::UnixTime;
 
 use crate::cli::AppArgs;
 use crate::config::raw::RawConfig;
@@ -76,10 +77,7 @@ pub fn run(args: SignArgs) -> ExitCode {
         extra.push((key.to_string(), value.to_string()));
     }
     let body = args.body.unwrap_or_default();
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_secs())
-        .unwrap_or_default();
+    let now = UnixTime::from_system(SystemTime::now()).as_secs();
     let params = api::sign(
         app.key.as_str(),
         app.secret.expose(),

@@ -22,7 +22,7 @@ pub mod claims;
 mod codec;
 mod frame;
 
-pub use codec::{LinkCodecError, MAX_FRAME_BYTES, decode, encode};
+pub use codec::{LinkCodecError, MAX_FRAME_BYTES, decode, decode_frame, encode};
 pub use frame::{
     CachedEvent, ClientEvent, EdgeToHub, Event, Hello, HubToEdge, Interest, PresenceAnswer,
     PresenceChange, PresenceOutcome, Welcome,

@@ -17,7 +17,14 @@ use std::sync::{Arc, Mutex};
 use std::task::Poll;
 
 use futures_util::task::AtomicWaker;
+use herald_shared::protocol::Outgoing;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+/// Encodes a frame as the text every writer takes: outboxes queue it, the socket task sends it.
+/// Fan-out encodes an event once and gives each subscriber a clone of these bytes.
+pub fn encode(frame: &Outgoing) -> Utf8Bytes {
+    Utf8Bytes::from(frame.encode())
+}
 
 /// The bounds of one outbox.
 #[derive(Debug, Clone, Copy)]

@@ -6,6 +6,8 @@
 //! - [`dev`] — `herald dev` or the floor server for bench and probe tests, and one-shot runs.
 //! - [`process`] — spawning processes, ready lines, logs, kills.
 //! - [`redis`] — a real redis-server per test.
+//! - [`redis_cluster`] — a local Redis Cluster (3 primaries, 3 replicas) and a primary + replica
+//!   pair, with kills and promotions.
 //! - [`topology`] — hubs and edges with port 0 everywhere.
 //! - [`client`] — the Pusher WebSocket client.
 //! - [`compat`] — real Pusher clients and SDKs (pusher-js, npm and PyPI `pusher`) as scripts.
@@ -23,5 +25,6 @@ pub mod dev;
 pub mod moto;
 pub mod process;
 pub mod redis;
+pub mod redis_cluster;
 pub mod terraform;
 pub mod topology;

@@ -1,5 +1,7 @@
 //! A real `redis-server` per test, on a free loopback port, with nothing kept on disk.
 
+use std::io::Write;
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -16,36 +18,78 @@ pub struct RedisServer {
     child: Option<Child>,
 }
 
-fn free_port() -> u16 {
+/// A loopback port nobody listens on right now (another process may take it before we bind it:
+/// callers retry).
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .map(|address| address.port())
         .expect("a free loopback port")
 }
 
-async fn spawn(port: u16) -> Result<Child, String> {
+/// Why a redis-server did not start.
+#[derive(Debug)]
+pub(crate) enum SpawnError {
+    /// The executable could not be run.
+    Exec(std::io::Error),
+    /// It ran but never said it accepts connections (port taken, bad option: see its log).
+    NotReady {
+        /// The port it was given.
+        port: u16,
+    },
+}
+
+impl std::fmt::Display for SpawnError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Exec(error) => write!(
+                f,
+                "cannot start redis-server (install it: apt-get install -y redis-server): {error}"
+            ),
+            Self::NotReady { port } => {
+                write!(f, "redis-server on port {port} did not become ready")
+            }
+        }
+    }
+}
+
+impl std::error::Error for SpawnError {}
+
+/// Starts `redis-server` on `port` (loopback, no snapshots, no AOF) with `extra` arguments, and
+/// returns once it accepts connections. Its output is kept in `log` when given.
+pub(crate) async fn spawn(
+    port: u16,
+    extra: &[&str],
+    log: Option<&Path>,
+) -> Result<Child, SpawnError> {
+    let port_text = port.to_string();
+    let mut args = vec![
+        "--port",
+        &port_text,
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+    ];
+    args.extend_from_slice(extra);
     let mut child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
+        .args(&args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true)
         .spawn()
-        .map_err(|e| {
-            format!("cannot start redis-server (install it: apt-get install -y redis-server): {e}")
-        })?;
+        .map_err(SpawnError::Exec)?;
     let stdout = child.stdout.take().expect("stdout is piped");
+    let mut log = log.and_then(|path| std::fs::File::create(path).ok());
     let mut lines = BufReader::new(stdout).lines();
     let ready = async {
         while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(log) = &mut log {
+                // Best effort: the log is for reading after a failure.
+                let _ = writeln!(log, "{line}");
+            }
             if line.contains("Ready to accept connections") {
                 return true;
             }
@@ -54,12 +98,19 @@ async fn spawn(port: u16) -> Result<Child, String> {
     };
     match tokio::time::timeout(START_TIMEOUT, ready).await {
         Ok(true) => {
-            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+            // Drains its output for its whole life so the pipe never fills.
+            tokio::spawn(async move {
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if let Some(log) = &mut log {
+                        let _ = writeln!(log, "{line}");
+                    }
+                }
+            });
             Ok(child)
         }
         _ => {
             let _ = child.kill().await;
-            Err(format!("redis-server on port {port} did not become ready"))
+            Err(SpawnError::NotReady { port })
         }
     }
 }
@@ -67,20 +118,20 @@ async fn spawn(port: u16) -> Result<Child, String> {
 impl RedisServer {
     /// Starts a redis-server on a free port (retrying if another process took the port first).
     pub async fn start() -> Self {
-        let mut last_error = String::new();
+        let mut last_error = None;
         for _ in 0..5 {
             let port = free_port();
-            match spawn(port).await {
+            match spawn(port, &[], None).await {
                 Ok(child) => {
                     return Self {
                         port,
                         child: Some(child),
                     };
                 }
-                Err(error) => last_error = error,
+                Err(error) => last_error = Some(error),
             }
         }
-        panic!("{last_error}");
+        panic!("{}", last_error.expect("five attempts were made"));
     }
 
     /// `redis://127.0.0.1:{port}/{db}`.
@@ -98,7 +149,9 @@ impl RedisServer {
     /// Starts it again on the same port.
     pub async fn restart(&mut self) {
         self.kill().await;
-        let child = spawn(self.port).await.unwrap_or_else(|e| panic!("{e}"));
+        let child = spawn(self.port, &[], None)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         self.child = Some(child);
     }
 

@@ -23,6 +23,7 @@ mod presence;
 mod private_channels;
 mod probe;
 mod readme;
+mod redis_cluster;
 mod region;
 mod region_failures;
 mod slow_consumer;

@@ -1,0 +1,190 @@
+//! The Redis Cluster harness itself: it forms a cluster of three primaries with a replica each,
+//! names the node that really owns a key, promotes a replica when a primary is SIGKILLed, and
+//! takes the killed node back as a replica; the primary + replica pair is promoted by hand. Each
+//! test checks what the harness says against what the Redis nodes do.
+
+use std::time::{Duration, Instant};
+
+use herald_tests::redis_cluster::{RedisCluster, RedisPrimaryReplica};
+use redis::{RedisResult, Value};
+
+/// How long a sharded subscriber may wait for a message.
+const MESSAGE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// `SET key value` then `WAIT 1`: returns once a replica has the write.
+fn set_replicated(connection: &mut redis::Connection, key: &str, value: &str) {
+    let () = redis::cmd("SET")
+        .arg(key)
+        .arg(value)
+        .query(connection)
+        .expect("SET on the key's primary succeeds");
+    let replicas: i64 = redis::cmd("WAIT")
+        .arg(1)
+        .arg(5000)
+        .query(connection)
+        .expect("WAIT answers");
+    assert_eq!(replicas, 1, "a replica acknowledged {key}");
+}
+
+#[tokio::test]
+async fn forms_three_primaries_with_a_replica_each() {
+    let started = Instant::now();
+    let cluster = RedisCluster::start("redis_cluster/forms").await;
+    let took = started.elapsed();
+    eprintln!("the Redis Cluster was ready after {took:?}");
+
+    let slots = cluster.slots();
+    assert_eq!(slots.first().map(|range| range.start), Some(0));
+    assert_eq!(slots.last().map(|range| range.end), Some(16383));
+    let mut primaries = cluster.primaries();
+    primaries.sort_unstable();
+    primaries.dedup();
+    assert_eq!(primaries.len(), 3, "{slots:?}");
+    let mut replicas: Vec<u16> = slots.iter().flat_map(|r| r.replicas.clone()).collect();
+    replicas.sort_unstable();
+    replicas.dedup();
+    assert_eq!(replicas.len(), 3, "{slots:?}");
+    let mut all: Vec<u16> = primaries.iter().chain(&replicas).copied().collect();
+    all.sort_unstable();
+    let mut ports = cluster.ports();
+    ports.sort_unstable();
+    assert_eq!(all, ports, "every node is a primary or a replica");
+    for range in &slots {
+        assert_eq!(range.replicas.len(), 1, "{range:?}");
+    }
+}
+
+#[tokio::test]
+async fn names_the_primary_that_owns_a_key() {
+    let cluster = RedisCluster::start("redis_cluster/owner").await;
+    // Both keys share the hash tag, so one slot and one primary.
+    let key = "{herald:app:chat}:seq";
+    let other = "{herald:app:chat}:hist";
+    let slot = cluster.slot(key);
+    assert_eq!(cluster.slot(other), slot);
+    let owner = cluster.primary_of(key);
+    assert_eq!(cluster.primary_of_slot(slot), owner);
+
+    let mut connection = cluster.connection(owner);
+    let () = redis::pipe()
+        .set(key, "1")
+        .ignore()
+        .set(other, "2")
+        .ignore()
+        .query(&mut connection)
+        .expect("the named owner accepts writes to both keys");
+
+    for port in cluster
+        .primaries()
+        .into_iter()
+        .filter(|port| *port != owner)
+    {
+        let refused: RedisResult<()> = redis::cmd("SET")
+            .arg(key)
+            .arg("x")
+            .query(&mut cluster.connection(port));
+        let error = refused.expect_err("another primary refuses the key");
+        assert_eq!(error.code(), Some("MOVED"), "{error}");
+        assert!(
+            error.to_string().contains(&format!(":{owner}")),
+            "MOVED points at {owner}: {error}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn sharded_pubsub_reaches_a_subscriber_on_the_owning_shard() {
+    let cluster = RedisCluster::start("redis_cluster/sharded").await;
+    let channel = "{herald:app:chat}:ev";
+    let owner = cluster.primary_of(channel);
+
+    let mut subscriber = cluster.connection(owner);
+    subscriber
+        .set_read_timeout(Some(MESSAGE_TIMEOUT))
+        .expect("a read timeout can be set");
+    subscriber
+        .send_packed_command(&redis::cmd("SSUBSCRIBE").arg(channel).get_packed_command())
+        .expect("SSUBSCRIBE is sent");
+    let confirmation = subscriber.recv_response().expect("SSUBSCRIBE is confirmed");
+    assert_eq!(
+        confirmation,
+        Value::Array(vec![
+            Value::BulkString(b"ssubscribe".to_vec()),
+            Value::BulkString(channel.as_bytes().to_vec()),
+            Value::Int(1),
+        ])
+    );
+
+    let receivers: i64 = redis::cmd("SPUBLISH")
+        .arg(channel)
+        .arg("hello")
+        .query(&mut cluster.connection(owner))
+        .expect("SPUBLISH on the owner succeeds");
+    assert_eq!(receivers, 1);
+    let message = subscriber.recv_response().expect("the message arrives");
+    assert_eq!(
+        message,
+        Value::Array(vec![
+            Value::BulkString(b"smessage".to_vec()),
+            Value::BulkString(channel.as_bytes().to_vec()),
+            Value::BulkString(b"hello".to_vec()),
+        ])
+    );
+}
+
+#[tokio::test]
+async fn a_killed_primary_is_replaced_by_its_replica_and_rejoins_as_one() {
+    let mut cluster = RedisCluster::start("redis_cluster/failover").await;
+    let key = "{herald:app:chat}:seq";
+    let slot = cluster.slot(key);
+    let primary = cluster.primary_of_slot(slot);
+    let replicas = cluster.replicas_of_slot(slot);
+    set_replicated(&mut cluster.connection(primary), key, "acknowledged");
+
+    let promotion = cluster.fail_over(slot).await;
+    eprintln!(
+        "slot {slot}: {} killed, {} promoted after {:?}",
+        promotion.killed, promotion.promoted, promotion.took
+    );
+    assert_eq!(promotion.killed, primary);
+    assert_eq!(vec![promotion.promoted], replicas, "the replica took over");
+    assert!(!cluster.ports().contains(&primary));
+    let value: String = redis::cmd("GET")
+        .arg(key)
+        .query(&mut cluster.connection(promotion.promoted))
+        .expect("the promoted replica serves the key");
+    assert_eq!(value, "acknowledged");
+
+    cluster.restart(primary).await;
+    assert_eq!(cluster.primary_of_slot(slot), promotion.promoted);
+    assert_eq!(cluster.replicas_of_slot(slot), vec![primary]);
+}
+
+#[tokio::test]
+async fn a_replica_promoted_by_hand_keeps_acknowledged_writes() {
+    let mut pair = RedisPrimaryReplica::start("redis_cluster/pair").await;
+    let old_primary = pair.primary_port();
+    let replica = pair.replica_port();
+    set_replicated(&mut pair.primary_connection(), "herald:seq", "acknowledged");
+
+    pair.kill_primary().await;
+    let refused = redis::Client::open(pair.primary_url(0))
+        .and_then(|client| client.get_connection_with_timeout(Duration::from_secs(2)));
+    assert!(refused.is_err(), "the killed primary is gone");
+
+    let promoted = pair.promote_replica().await;
+    assert_eq!(promoted, replica);
+    assert_eq!(pair.primary_port(), replica);
+    assert_ne!(pair.primary_port(), old_primary);
+    let mut connection = pair.primary_connection();
+    let value: String = redis::cmd("GET")
+        .arg("herald:seq")
+        .query(&mut connection)
+        .expect("the promoted replica serves reads");
+    assert_eq!(value, "acknowledged");
+    let () = redis::cmd("SET")
+        .arg("herald:after")
+        .arg("1")
+        .query(&mut connection)
+        .expect("the promoted replica accepts writes");
+}

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::HubArgs;
 use crate::config::raw::RawConfig;
 use crate::config::resolve::{self, HubPlan, RedisPlan, RedisSource, Resolver, redis_url};
-use crate::discovery::elasticache::{self, ClientOptions};
+use crate::discovery::elasticache::{self, ClientOptions, GroupEndpoint};
 use crate::process::{EXIT_CONFIG, fail, print_ready};
 use crate::{net, rlimit, tls};
 
@@ -62,11 +62,22 @@ pub async fn cluster_settings(plan: &RedisPlan) -> Result<ClusterSettings, ExitC
                     Err(error) => return Err(failed(error)),
                 }
             };
-            tracing::info!(message = "ElastiCache primary endpoint discovered.", host = %endpoint.primary.host, port = endpoint.primary.port, tls = endpoint.tls);
+            let GroupEndpoint::Primary { primary, .. } = &endpoint.endpoint else {
+                // A sharded group needs a Redis Cluster client, sharded pub/sub and one hash
+                // slot per channel; the hub speaks to one primary.
+                return Err(fail(
+                    EXIT_CONFIG,
+                    format!(
+                        "redis.elasticache_replication_group {group:?}: cluster mode is enabled (configuration endpoint {}); a hub needs a group with cluster mode disabled (one shard, primary + replicas)",
+                        endpoint.url()
+                    ),
+                ));
+            };
+            tracing::info!(message = "ElastiCache primary endpoint discovered.", host = %primary.host, port = primary.port, tls = endpoint.tls);
             redis_url(
                 endpoint.tls,
-                &endpoint.primary.host,
-                endpoint.primary.port,
+                &primary.host,
+                primary.port,
                 username.as_deref(),
                 password.as_deref(),
                 *db,

@@ -1,9 +1,13 @@
 //! `herald redis-endpoint`: prints the Redis endpoint of an ElastiCache replication group.
 //!
-//! Prints one line, the primary endpoint as a URL without credentials
-//! (`rediss://master.herald-prod.abc123.use1.cache.amazonaws.com:6379`), or with `--json` one
-//! JSON object with the primary and reader endpoints, TLS, AUTH and status. Operators use it to
-//! check what a hub configured with `redis.elasticache_replication_group` will connect to.
+//! Prints one line, the endpoint a client connects to as a URL without credentials: the primary
+//! endpoint of a group with cluster mode disabled
+//! (`rediss://master.herald-prod.abc123.use1.cache.amazonaws.com:6379`), the configuration
+//! endpoint of a group with cluster mode enabled
+//! (`rediss://clustercfg.herald-prod.abc123.use1.cache.amazonaws.com:6379`). With `--json` it
+//! prints one JSON object with the cluster mode, the endpoints, the number of shards, TLS, AUTH
+//! and status. Operators use it to check what a hub configured with
+//! `redis.elasticache_replication_group` will connect to.
 //!
 //! AWS credentials and region come from the standard chain (`AWS_ACCESS_KEY_ID`/`AWS_PROFILE`/
 //! instance role, `AWS_REGION`); `--region` and `--endpoint-url` override them.
@@ -13,10 +17,9 @@
 //! |---|---|
 //! | 0 | printed |
 //! | 64 | the id is not a valid replication group id |
-//! | 65 | the group has cluster mode enabled (Herald needs it disabled) |
 //! | 66 | no such replication group in this account and region |
 //! | 69 | the ElastiCache API is unreachable or did not answer in time |
-//! | 75 | the group has no primary endpoint yet (creating/modifying): retry later |
+//! | 75 | the group has no endpoint yet (creating/modifying): retry later |
 //! | 76 | the API's response could not be read |
 //! | 77 | the API refused the request (credentials, permissions, throttling) |
 //! | 78 | no region, or the request could not be built (no credentials) |
@@ -28,12 +31,14 @@ use std::time::Duration;
 use clap::Args;
 use serde::Serialize;
 
-use crate::discovery::elasticache::{self, ClientOptions, DiscoveryError, HostPort, RedisEndpoint};
+use crate::discovery::elasticache::{
+    self, ClientOptions, DiscoveryError, GroupEndpoint, HostPort, RedisEndpoint,
+};
 
 /// Arguments of `herald redis-endpoint`.
 #[derive(Debug, Args)]
 pub struct RedisEndpointArgs {
-    /// The replication group id (cluster mode disabled).
+    /// The replication group id (cluster mode disabled or enabled).
     #[arg(long, env = "HERALD_REDIS__ELASTICACHE_REPLICATION_GROUP")]
     pub replication_group: String,
     /// The AWS region; defaults to the standard AWS chain (AWS_REGION, profile, instance metadata).
@@ -42,7 +47,7 @@ pub struct RedisEndpointArgs {
     /// An ElastiCache API endpoint override, e.g. a VPC endpoint or a local emulator.
     #[arg(long, value_parser = parse_endpoint_url)]
     pub endpoint_url: Option<String>,
-    /// Print JSON (primary, reader, tls, auth, status) instead of the primary URL.
+    /// Print JSON (cluster mode, endpoints, shards, tls, auth, status) instead of the URL.
     #[arg(long)]
     pub json: bool,
     /// Give up after this many seconds, retries included.
@@ -50,17 +55,48 @@ pub struct RedisEndpointArgs {
     pub timeout_secs: u64,
 }
 
-/// What `--json` prints.
+/// What `--json` prints. Every field is always present; endpoints a group's cluster mode does
+/// not have are `null`.
 #[derive(Debug, Serialize)]
 struct JsonOutput<'a> {
     replication_group_id: &'a str,
     status: &'a str,
+    /// Whether the group is sharded (reached through its configuration endpoint).
+    cluster_mode: bool,
+    /// The endpoint a client connects to.
     url: String,
     reader_url: Option<String>,
-    primary: &'a HostPort,
+    primary: Option<&'a HostPort>,
     reader: Option<&'a HostPort>,
+    configuration: Option<&'a HostPort>,
+    shards: usize,
     tls: bool,
     auth_token_enabled: bool,
+}
+
+impl<'a> JsonOutput<'a> {
+    fn of(endpoint: &'a RedisEndpoint) -> Self {
+        let (primary, reader, configuration, shards) = match &endpoint.endpoint {
+            GroupEndpoint::Primary { primary, reader } => (Some(primary), reader.as_ref(), None, 1),
+            GroupEndpoint::Configuration {
+                configuration,
+                shards,
+            } => (None, None, Some(configuration), *shards),
+        };
+        JsonOutput {
+            replication_group_id: &endpoint.replication_group_id,
+            status: &endpoint.status,
+            cluster_mode: endpoint.cluster_mode(),
+            url: endpoint.url(),
+            reader_url: endpoint.reader_url(),
+            primary,
+            reader,
+            configuration,
+            shards,
+            tls: endpoint.tls,
+            auth_token_enabled: endpoint.auth_token_enabled,
+        }
+    }
 }
 
 /// Resolves and prints the endpoint.
@@ -100,17 +136,7 @@ pub fn run(args: RedisEndpointArgs) -> ExitCode {
 
 fn print_endpoint(endpoint: &RedisEndpoint, json: bool) -> ExitCode {
     let line = if json {
-        let output = JsonOutput {
-            replication_group_id: &endpoint.replication_group_id,
-            status: &endpoint.status,
-            url: endpoint.primary_url(),
-            reader_url: endpoint.reader_url(),
-            primary: &endpoint.primary,
-            reader: endpoint.reader.as_ref(),
-            tls: endpoint.tls,
-            auth_token_enabled: endpoint.auth_token_enabled,
-        };
-        match serde_json::to_string(&output) {
+        match serde_json::to_string(&JsonOutput::of(endpoint)) {
             Ok(line) => line,
             Err(error) => {
                 eprintln!("herald redis-endpoint: cannot encode JSON: {error}");
@@ -118,7 +144,7 @@ fn print_endpoint(endpoint: &RedisEndpoint, json: bool) -> ExitCode {
             }
         }
     } else {
-        endpoint.primary_url()
+        endpoint.url()
     };
     #[allow(
         clippy::print_stdout,
@@ -146,10 +172,9 @@ fn parse_endpoint_url(text: &str) -> Result<String, String> {
 fn exit_code(error: &DiscoveryError) -> u8 {
     match error {
         DiscoveryError::InvalidGroupId { .. } => 64,
-        DiscoveryError::ClusterModeEnabled { .. } => 65,
         DiscoveryError::UnknownGroup { .. } => 66,
         DiscoveryError::Unreachable { .. } | DiscoveryError::TimedOut { .. } => 69,
-        DiscoveryError::NoPrimary { .. } => 75,
+        DiscoveryError::NoEndpoint { .. } => 75,
         DiscoveryError::BadResponse { .. } => 76,
         DiscoveryError::Rejected { .. } => 77,
         DiscoveryError::NoRegion | DiscoveryError::Request { .. } => 78,
@@ -209,8 +234,9 @@ mod tests {
             group_id: "x".into(),
         };
         assert_eq!(exit_code(&unknown), 66);
-        let creating = DiscoveryError::NoPrimary {
+        let creating = DiscoveryError::NoEndpoint {
             group_id: "x".into(),
+            kind: elasticache::EndpointKind::Configuration,
             status: "creating".into(),
         };
         assert_eq!(exit_code(&creating), 75);

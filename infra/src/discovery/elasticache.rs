@@ -1,16 +1,18 @@
 //! The Redis endpoint of an ElastiCache replication group, for hubs configured with
-//! `redis.elasticache_replication_group` instead of a URL.
+//! `redis.elasticache_replication_group` instead of a URL, and for `herald redis-endpoint`.
 //!
-//! Herald needs a replication group with cluster mode **disabled**: pub/sub in cluster mode is
-//! broadcast to every shard over the cluster bus, which is exactly the cost Herald's
-//! interest-based fan-out avoids. Such a group has one node group whose primary endpoint is a DNS
-//! name that ElastiCache moves to the promoted replica on failover; [`resolve`] returns it
-//! together with the reader endpoint, the port, and whether in-transit encryption (TLS) is on.
+//! A group with cluster mode **disabled** has one node group whose primary endpoint is a DNS name
+//! that ElastiCache moves to the promoted replica on failover; [`resolve`] returns it with the
+//! reader endpoint. A group with cluster mode **enabled** has several shards and one
+//! configuration endpoint, a DNS name resolving to its nodes, from which a cluster client
+//! discovers the shards (`CLUSTER SHARDS`/`CLUSTER SLOTS`) and follows them; [`resolve`] returns
+//! that endpoint and the number of shards. Either way it says whether in-transit encryption
+//! (TLS) and AUTH are on ([`GroupEndpoint`] tells the two shapes apart).
 //!
 //! A hub resolves once, at start, retrying for a minute while [`DiscoveryError::is_transient`]
 //! says trying again may help; each call is bounded by the timeouts given to [`connect`]. It then
-//! connects to the primary endpoint by name, so its reconnections follow a failover without
-//! resolving again.
+//! connects to the endpoint by name, so its reconnections follow a failover without resolving
+//! again.
 //!
 //! The HTTPS client is built here with rustls on `ring`, so the AWS SDK's default client (and its
 //! `aws-lc-rs`/cmake build) is not needed; plain `http://` endpoints (a local emulator) work too.
@@ -80,31 +82,84 @@ pub struct RedisEndpoint {
     pub replication_group_id: String,
     /// The group's status as ElastiCache reports it (`available`, `modifying`, …).
     pub status: String,
-    /// The primary endpoint: the writer, and the one name that follows failovers.
-    pub primary: HostPort,
-    /// The reader endpoint (spreads over replicas), when the group has one.
-    pub reader: Option<HostPort>,
+    /// The endpoint(s) clients connect to, which depend on the group's cluster mode.
+    pub endpoint: GroupEndpoint,
     /// Whether in-transit encryption is on, i.e. clients must speak TLS (`rediss://`).
     pub tls: bool,
     /// Whether the group requires `AUTH` with a token.
     pub auth_token_enabled: bool,
 }
 
+/// The endpoints of a replication group, by cluster mode.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum GroupEndpoint {
+    /// Cluster mode disabled: one shard, a primary and its replicas.
+    Primary {
+        /// The primary endpoint: the writer, and the one name that follows failovers.
+        primary: HostPort,
+        /// The reader endpoint (spreads over replicas), when the group has one.
+        reader: Option<HostPort>,
+    },
+    /// Cluster mode enabled: shards, each a primary with replicas, found through one name.
+    Configuration {
+        /// The configuration endpoint: resolves to the group's nodes; any of them describes the
+        /// whole cluster to a cluster client.
+        configuration: HostPort,
+        /// The number of shards (node groups) ElastiCache reports.
+        shards: usize,
+    },
+}
+
 impl RedisEndpoint {
-    /// The primary endpoint as a Redis URL without credentials: `rediss://host:port` when TLS is
-    /// on, `redis://host:port` otherwise.
-    pub fn primary_url(&self) -> String {
-        self.url_of(&self.primary)
+    /// The endpoint a client connects to, as a Redis URL without credentials: the primary
+    /// endpoint of a cluster-mode-disabled group, the configuration endpoint of a
+    /// cluster-mode-enabled one. `rediss://host:port` when TLS is on, `redis://host:port`
+    /// otherwise.
+    pub fn url(&self) -> String {
+        match &self.endpoint {
+            GroupEndpoint::Primary { primary, .. } => self.url_of(primary),
+            GroupEndpoint::Configuration { configuration, .. } => self.url_of(configuration),
+        }
     }
 
-    /// The reader endpoint as a Redis URL without credentials, when there is one.
+    /// The reader endpoint as a Redis URL without credentials, when there is one (only groups
+    /// with cluster mode disabled have one).
     pub fn reader_url(&self) -> Option<String> {
-        self.reader.as_ref().map(|reader| self.url_of(reader))
+        match &self.endpoint {
+            GroupEndpoint::Primary { reader, .. } => {
+                reader.as_ref().map(|reader| self.url_of(reader))
+            }
+            GroupEndpoint::Configuration { .. } => None,
+        }
+    }
+
+    /// Whether the group runs in cluster mode (sharded, reached through its configuration
+    /// endpoint).
+    pub fn cluster_mode(&self) -> bool {
+        matches!(self.endpoint, GroupEndpoint::Configuration { .. })
     }
 
     fn url_of(&self, endpoint: &HostPort) -> String {
         let scheme = if self.tls { "rediss" } else { "redis" };
         format!("{scheme}://{}:{}", endpoint.host, endpoint.port)
+    }
+}
+
+/// Which endpoint a group's cluster mode calls for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndpointKind {
+    /// Cluster mode disabled.
+    Primary,
+    /// Cluster mode enabled.
+    Configuration,
+}
+
+impl std::fmt::Display for EndpointKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Primary => "primary",
+            Self::Configuration => "configuration",
+        })
     }
 }
 
@@ -177,21 +232,15 @@ pub enum DiscoveryError {
         #[source]
         source: Box<DescribeReplicationGroupsError>,
     },
-    /// The group runs in cluster mode, which Herald does not use.
+    /// The group exists but has no endpoint yet (being created or modified).
     #[error(
-        "ElastiCache replication group {group_id:?} has cluster mode enabled; Herald needs a group with cluster mode disabled (one shard, primary + replicas)"
+        "ElastiCache replication group {group_id:?} has no {kind} endpoint yet (status {status:?}); retry when it is available"
     )]
-    ClusterModeEnabled {
+    NoEndpoint {
         /// The id asked for.
         group_id: String,
-    },
-    /// The group exists but has no primary endpoint yet (being created or modified).
-    #[error(
-        "ElastiCache replication group {group_id:?} has no primary endpoint yet (status {status:?}); retry when it is available"
-    )]
-    NoPrimary {
-        /// The id asked for.
-        group_id: String,
+        /// The endpoint its cluster mode calls for.
+        kind: EndpointKind,
         /// The group's status.
         status: String,
     },
@@ -205,13 +254,12 @@ impl DiscoveryError {
             Self::Unreachable { .. }
             | Self::TimedOut { .. }
             | Self::BadResponse { .. }
-            | Self::NoPrimary { .. } => true,
+            | Self::NoEndpoint { .. } => true,
             Self::NoRegion
             | Self::Request { .. }
             | Self::UnknownGroup { .. }
             | Self::InvalidGroupId { .. }
-            | Self::Rejected { .. }
-            | Self::ClusterModeEnabled { .. } => false,
+            | Self::Rejected { .. } => false,
         }
     }
 }
@@ -337,32 +385,38 @@ fn classify(
 
 /// Reads the endpoint out of a described group.
 fn endpoint_of(group_id: &str, group: &ReplicationGroup) -> Result<RedisEndpoint, DiscoveryError> {
-    let cluster_mode_on = group.cluster_enabled() == Some(true)
+    let cluster_mode = group.cluster_enabled() == Some(true)
         || matches!(group.cluster_mode(), Some(ClusterMode::Enabled));
-    if cluster_mode_on {
-        return Err(DiscoveryError::ClusterModeEnabled {
-            group_id: group_id.to_owned(),
-        });
-    }
     let status = group.status().unwrap_or("unknown").to_owned();
-    let node_group = group.node_groups().first();
-    let primary = node_group
-        .and_then(|node_group| node_group.primary_endpoint())
-        .and_then(host_port);
-    let Some(primary) = primary else {
-        return Err(DiscoveryError::NoPrimary {
-            group_id: group_id.to_owned(),
-            status,
-        });
+    let not_yet = |kind| DiscoveryError::NoEndpoint {
+        group_id: group_id.to_owned(),
+        kind,
+        status: status.clone(),
     };
-    let reader = node_group
-        .and_then(|node_group| node_group.reader_endpoint())
-        .and_then(host_port);
+    let endpoint = if cluster_mode {
+        let configuration = group
+            .configuration_endpoint()
+            .and_then(host_port)
+            .ok_or_else(|| not_yet(EndpointKind::Configuration))?;
+        GroupEndpoint::Configuration {
+            configuration,
+            shards: group.node_groups().len(),
+        }
+    } else {
+        let node_group = group.node_groups().first();
+        let primary = node_group
+            .and_then(|node_group| node_group.primary_endpoint())
+            .and_then(host_port)
+            .ok_or_else(|| not_yet(EndpointKind::Primary))?;
+        let reader = node_group
+            .and_then(|node_group| node_group.reader_endpoint())
+            .and_then(host_port);
+        GroupEndpoint::Primary { primary, reader }
+    };
     Ok(RedisEndpoint {
         replication_group_id: group_id.to_owned(),
         status,
-        primary,
-        reader,
+        endpoint,
         tls: group.transit_encryption_enabled() == Some(true),
         auth_token_enabled: group.auth_token_enabled() == Some(true),
     })
@@ -409,8 +463,9 @@ mod tests {
             .reader_endpoint(endpoint("replica.herald-prod.cache.amazonaws.com", 6380))
             .build();
         let resolved = endpoint_of("herald-prod", &group(node_group)).expect("resolves");
+        assert!(!resolved.cluster_mode());
         assert_eq!(
-            resolved.primary_url(),
+            resolved.url(),
             "rediss://master.herald-prod.cache.amazonaws.com:6380"
         );
         assert_eq!(
@@ -431,8 +486,8 @@ mod tests {
             .node_groups(node_group)
             .build();
         let resolved = endpoint_of("dev", &group).expect("resolves");
-        assert_eq!(resolved.primary_url(), "redis://10.0.0.5:6379");
-        assert_eq!(resolved.reader, None);
+        assert_eq!(resolved.url(), "redis://10.0.0.5:6379");
+        assert_eq!(resolved.reader_url(), None);
         assert_eq!(resolved.status, "unknown");
     }
 
@@ -444,7 +499,10 @@ mod tests {
             .node_groups(NodeGroup::builder().status("creating").build())
             .build();
         let error = endpoint_of("herald-prod", &creating).expect_err("no primary yet");
-        assert!(matches!(&error, DiscoveryError::NoPrimary { status, .. } if status == "creating"));
+        assert!(matches!(
+            &error,
+            DiscoveryError::NoEndpoint { kind: EndpointKind::Primary, status, .. } if status == "creating"
+        ));
         assert!(error.is_transient());
         let empty_address = group(
             NodeGroup::builder()
@@ -453,19 +511,72 @@ mod tests {
         );
         assert!(matches!(
             endpoint_of("herald-prod", &empty_address),
-            Err(DiscoveryError::NoPrimary { .. })
+            Err(DiscoveryError::NoEndpoint { .. })
         ));
     }
 
     #[test]
-    fn cluster_mode_is_refused() {
+    fn cluster_mode_resolves_to_the_configuration_endpoint() {
+        let shard = |id: &str| NodeGroup::builder().node_group_id(id).build();
         let clustered = ReplicationGroup::builder()
             .replication_group_id("sharded")
+            .status("available")
             .cluster_enabled(true)
-            .configuration_endpoint(endpoint("clustercfg.sharded", 6379))
+            .configuration_endpoint(endpoint("clustercfg.sharded.cache.amazonaws.com", 6379))
+            .node_groups(shard("0001"))
+            .node_groups(shard("0002"))
+            .node_groups(shard("0003"))
+            .transit_encryption_enabled(true)
             .build();
-        let error = endpoint_of("sharded", &clustered).expect_err("cluster mode");
-        assert!(matches!(error, DiscoveryError::ClusterModeEnabled { .. }));
-        assert!(!error.is_transient());
+        let resolved = endpoint_of("sharded", &clustered).expect("resolves");
+        assert!(resolved.cluster_mode());
+        assert_eq!(
+            resolved.endpoint,
+            GroupEndpoint::Configuration {
+                configuration: HostPort {
+                    host: "clustercfg.sharded.cache.amazonaws.com".into(),
+                    port: 6379
+                },
+                shards: 3
+            }
+        );
+        assert_eq!(
+            resolved.url(),
+            "rediss://clustercfg.sharded.cache.amazonaws.com:6379"
+        );
+        assert_eq!(resolved.reader_url(), None);
+
+        // `ClusterMode` alone (newer API responses) also means cluster mode.
+        let by_mode = ReplicationGroup::builder()
+            .replication_group_id("sharded")
+            .cluster_mode(ClusterMode::Enabled)
+            .configuration_endpoint(endpoint("clustercfg.sharded", 0))
+            .build();
+        let resolved = endpoint_of("sharded", &by_mode).expect("resolves");
+        assert_eq!(resolved.url(), "redis://clustercfg.sharded:6379");
+    }
+
+    #[test]
+    fn a_cluster_mode_group_being_created_has_no_configuration_endpoint() {
+        let creating = ReplicationGroup::builder()
+            .replication_group_id("sharded")
+            .status("creating")
+            .cluster_enabled(true)
+            .node_groups(
+                NodeGroup::builder()
+                    .primary_endpoint(endpoint("x", 1))
+                    .build(),
+            )
+            .build();
+        let error = endpoint_of("sharded", &creating).expect_err("no configuration endpoint");
+        assert!(matches!(
+            error,
+            DiscoveryError::NoEndpoint {
+                kind: EndpointKind::Configuration,
+                ..
+            }
+        ));
+        assert!(error.is_transient());
+        assert!(error.to_string().contains("no configuration endpoint yet"));
     }
 }

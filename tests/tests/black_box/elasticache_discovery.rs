@@ -1,5 +1,7 @@
 //! `herald redis-endpoint` against a local ElastiCache API: the real binary, the AWS SDK's
-//! endpoint override, and moto's server on a free loopback port.
+//! endpoint override, and moto's server on a free loopback port. moto 5.2 models a
+//! cluster-mode-enabled group's configuration endpoint (`clustercfg.<id>.….cache.amazonaws.com`)
+//! and its node groups, so the sharded case runs against it too.
 //!
 //! moto cannot express a group without a primary endpoint (its groups are `available` from
 //! birth), so that case is served by a tiny local HTTP responder replaying a
@@ -13,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use herald_tests::binary::herald_binary;
 use herald_tests::moto::{Moto, REGION};
+use herald_tests::process::HeraldProcess;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -204,26 +207,118 @@ async fn unknown_group_is_a_clear_error() {
     assert!(!run.stderr.contains("panicked"), "{}", run.describe());
 }
 
-#[tokio::test]
-async fn cluster_mode_group_is_refused() {
-    let moto = Moto::start("elasticache_discovery/cluster_mode");
+fn create_sharded_group(moto: &Moto, id: &str) -> String {
     moto.elasticache(
         "CreateReplicationGroup",
         &[
-            ("ReplicationGroupId", "herald-sharded"),
+            ("ReplicationGroupId", id),
             ("ReplicationGroupDescription", "sharded"),
             ("Engine", "redis"),
+            ("EngineVersion", "7.1"),
             ("ClusterMode", "enabled"),
-            ("NumNodeGroups", "2"),
+            ("NumNodeGroups", "3"),
             ("ReplicasPerNodeGroup", "1"),
+            ("TransitEncryptionEnabled", "true"),
         ],
-    );
+    )
+}
+
+#[tokio::test]
+async fn cluster_mode_group_resolves_to_its_configuration_endpoint() {
+    let moto = Moto::start("elasticache_discovery/cluster_mode");
+    let created = create_sharded_group(&moto, "herald-sharded");
+    let address = xml_text(&created, "ConfigurationEndpoint", "Address");
+    assert!(address.starts_with("clustercfg."), "{created}");
+
     let run = resolve(&moto.endpoint(), "herald-sharded", &[]).await;
-    assert_eq!(run.code, Some(65), "{}", run.describe());
-    assert!(
-        run.stderr.contains("cluster mode enabled"),
+    assert_eq!(run.code, Some(0), "{}", run.describe());
+    assert_eq!(
+        run.stdout,
+        format!("rediss://{address}:6379\n"),
         "{}",
         run.describe()
+    );
+    assert!(run.stderr.is_empty(), "{}", run.describe());
+
+    let run = resolve(&moto.endpoint(), "herald-sharded", &["--json"]).await;
+    assert_eq!(run.code, Some(0), "{}", run.describe());
+    let json: Value = serde_json::from_str(run.stdout.trim())
+        .unwrap_or_else(|error| panic!("{error}: {}", run.describe()));
+    assert_eq!(json["cluster_mode"], true, "{json}");
+    assert_eq!(json["configuration"]["host"], address, "{json}");
+    assert_eq!(json["configuration"]["port"], 6379, "{json}");
+    assert_eq!(json["url"], format!("rediss://{address}:6379"), "{json}");
+    assert_eq!(json["shards"], 3, "{json}");
+    assert_eq!(json["tls"], true, "{json}");
+    for absent in ["primary", "reader", "reader_url"] {
+        assert!(json[absent].is_null(), "{absent} in {json}");
+    }
+}
+
+#[tokio::test]
+async fn json_of_a_cluster_mode_disabled_group_says_so() {
+    let moto = Moto::start("elasticache_discovery/cluster_mode_disabled_json");
+    create_group(&moto, "herald-single", &[]);
+    let run = resolve(&moto.endpoint(), "herald-single", &["--json"]).await;
+    assert_eq!(run.code, Some(0), "{}", run.describe());
+    let json: Value = serde_json::from_str(run.stdout.trim())
+        .unwrap_or_else(|error| panic!("{error}: {}", run.describe()));
+    assert_eq!(json["cluster_mode"], false, "{json}");
+    assert_eq!(json["shards"], 1, "{json}");
+    assert!(json["configuration"].is_null(), "{json}");
+    assert_eq!(
+        json["url"],
+        format!("redis://{}:6379", json["primary"]["host"].as_str().unwrap())
+    );
+}
+
+#[tokio::test]
+async fn a_hub_refuses_a_cluster_mode_group_naming_its_configuration_endpoint() {
+    let moto = Moto::start("elasticache_discovery/hub_cluster_mode");
+    let created = create_sharded_group(&moto, "herald-sharded");
+    let address = xml_text(&created, "ConfigurationEndpoint", "Address");
+    let endpoint = moto.endpoint();
+    let mut env: Vec<(&str, &str)> = aws_env().into_iter().collect();
+    env.extend([
+        ("AWS_REGION", REGION),
+        ("AWS_ENDPOINT_URL", endpoint.as_str()),
+        (
+            "HERALD_REDIS__ELASTICACHE_REPLICATION_GROUP",
+            "herald-sharded",
+        ),
+        ("HERALD_CLUSTER__KEY", "0123456789abcdef0123456789abcdef"),
+        ("REVERB_APP_ID", "100001"),
+        ("REVERB_APP_KEY", "key"),
+        ("REVERB_APP_SECRET", "secret"),
+    ]);
+    let mut hub = HeraldProcess::spawn(
+        "elasticache_discovery/hub_cluster_mode",
+        "hub",
+        &[
+            "hub",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--link-listen",
+            "127.0.0.1:0",
+        ],
+        &env,
+    );
+    assert_eq!(
+        hub.exit_code(RUN_TIMEOUT).await,
+        Some(64),
+        "{}",
+        hub.stderr()
+    );
+    let stderr = hub.stderr();
+    assert!(
+        stderr.contains(
+            r#"redis.elasticache_replication_group "herald-sharded": cluster mode is enabled"#
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("rediss://{address}:6379")),
+        "{stderr}"
     );
 }
 

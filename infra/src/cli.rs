@@ -7,6 +7,8 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::commands;
 use crate::config::Override;
+use crate::config::key::Meta;
+use crate::config::keys;
 
 /// Herald: a Pusher-compatible real-time server for Laravel apps and every Pusher client.
 #[derive(Debug, Parser)]
@@ -152,11 +154,11 @@ pub struct DevArgs {
 
 /// Turns `(key, flag, value)` triples into overrides, skipping flags not given.
 fn overrides<const N: usize>(
-    items: [(&'static str, &'static str, Option<String>); N],
+    items: [(&'static Meta, &'static str, Option<String>); N],
 ) -> Vec<Override> {
     items
         .into_iter()
-        .filter_map(|(path, flag, value)| value.map(|value| Override { path, value, flag }))
+        .filter_map(|(key, flag, value)| value.map(|value| Override { key, value, flag }))
         .collect()
 }
 
@@ -176,9 +178,13 @@ impl AppArgs {
     /// The configuration keys these flags set.
     pub fn overrides(&self) -> Vec<Override> {
         overrides([
-            ("app.id", "--app-id", self.app_id.clone()),
-            ("app.key", "--app-key", self.app_key.clone()),
-            ("app.secret", "--app-secret", self.app_secret.clone()),
+            (&keys::APP_ID.meta, "--app-id", self.app_id.clone()),
+            (&keys::APP_KEY.meta, "--app-key", self.app_key.clone()),
+            (
+                &keys::APP_SECRET.meta,
+                "--app-secret",
+                self.app_secret.clone(),
+            ),
         ])
     }
 }
@@ -188,7 +194,7 @@ impl CommonArgs {
     pub fn overrides(&self) -> Vec<Override> {
         let mut all = self.app.overrides();
         all.extend(overrides([(
-            "cluster.key",
+            &keys::CLUSTER_KEY.meta,
             "--cluster-key",
             self.cluster_key.clone(),
         )]));
@@ -200,9 +206,9 @@ impl EdgeListenArgs {
     /// The configuration keys these flags set.
     pub fn overrides(&self) -> Vec<Override> {
         overrides([
-            ("edge.listen", "--listen", text(&self.listen)),
+            (&keys::EDGE_LISTEN.meta, "--listen", text(&self.listen)),
             (
-                "edge.admin_listen",
+                &keys::EDGE_ADMIN_LISTEN.meta,
                 "--admin-listen",
                 text(&self.admin_listen),
             ),
@@ -215,12 +221,24 @@ impl HubArgs {
     pub fn overrides(&self) -> Vec<Override> {
         let mut all = self.common.overrides();
         all.extend(overrides([
-            ("hub.http_listen", "--http-listen", text(&self.http_listen)),
-            ("hub.link_listen", "--link-listen", text(&self.link_listen)),
-            ("hub.tls_cert", "--tls-cert", path(&self.tls_cert)),
-            ("hub.tls_key", "--tls-key", path(&self.tls_key)),
-            ("redis.url", "--redis", self.redis.clone()),
-            ("redis.prefix", "--redis-prefix", self.redis_prefix.clone()),
+            (
+                &keys::HUB_HTTP_LISTEN.meta,
+                "--http-listen",
+                text(&self.http_listen),
+            ),
+            (
+                &keys::HUB_LINK_LISTEN.meta,
+                "--link-listen",
+                text(&self.link_listen),
+            ),
+            (&keys::HUB_TLS_CERT.meta, "--tls-cert", path(&self.tls_cert)),
+            (&keys::HUB_TLS_KEY.meta, "--tls-key", path(&self.tls_key)),
+            (&keys::REDIS_URL.meta, "--redis", self.redis.clone()),
+            (
+                &keys::REDIS_PREFIX.meta,
+                "--redis-prefix",
+                self.redis_prefix.clone(),
+            ),
         ]));
         all
     }
@@ -232,10 +250,10 @@ impl EdgeArgs {
         let mut all = self.common.overrides();
         all.extend(self.addresses.overrides());
         all.extend(overrides([
-            ("edge.hubs", "--hub", list(&self.hubs)),
-            ("edge.hub_ca", "--hub-ca", path(&self.hub_ca)),
+            (&keys::EDGE_HUBS.meta, "--hub", list(&self.hubs)),
+            (&keys::EDGE_HUB_CA.meta, "--hub-ca", path(&self.hub_ca)),
             (
-                "edge.hub_cert_sha256",
+                &keys::EDGE_HUB_CERT_SHA256.meta,
                 "--hub-cert-sha256",
                 list(&self.hub_cert_sha256),
             ),
@@ -250,7 +268,7 @@ impl DevArgs {
         let mut all = self.common.overrides();
         all.extend(self.addresses.overrides());
         all.extend(overrides([(
-            "hub.http_listen",
+            &keys::HUB_HTTP_LISTEN.meta,
             "--http-listen",
             text(&self.http_listen),
         )]));

@@ -22,6 +22,11 @@ pub struct Dev {
 impl Dev {
     /// Starts `herald dev` on free loopback ports.
     pub async fn start(test: &str) -> Self {
+        Self::start_with_env(test, "dev", &[]).await
+    }
+
+    /// Starts `herald dev` on free loopback ports with these environment variables, as `name`.
+    pub async fn start_with_env(test: &str, name: &str, env: &[(&str, &str)]) -> Self {
         let args = [
             "dev",
             "--listen",
@@ -32,17 +37,17 @@ impl Dev {
             "127.0.0.1:0",
             "--ready-json",
         ];
-        Self::spawn(test, "dev", &args).await
+        Self::spawn(test, name, &args, env).await
     }
 
     /// Starts `herald bench floor` on a free loopback port.
     pub async fn floor(test: &str) -> Self {
         let args = ["bench", "floor", "--listen", "127.0.0.1:0"];
-        Self::spawn(test, "floor", &args).await
+        Self::spawn(test, "floor", &args, &[]).await
     }
 
-    async fn spawn(test: &str, name: &str, args: &[&str]) -> Self {
-        let process = HeraldProcess::start(test, name, args, &[]).await;
+    async fn spawn(test: &str, name: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let process = HeraldProcess::start(test, name, args, env).await;
         Self {
             websocket: process.ready_field("websocket"),
             http: process.ready_field("http"),

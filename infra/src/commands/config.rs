@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
-use crate::config::keys;
+use crate::config::docs;
 
 /// `herald config` arguments.
 #[derive(Debug, Args)]
@@ -17,22 +17,24 @@ pub struct ConfigCommand {
 /// What `herald config` shows.
 #[derive(Debug, Subcommand)]
 pub enum ConfigWhat {
-    /// Every key with its environment variable and Reverb alias.
+    /// Every key with its environment variable, Reverb alias, default and meaning.
     Env,
+    /// The same as Markdown: docs/configuration.md.
+    Markdown,
 }
 
 /// Prints what was asked.
 pub fn run(command: ConfigCommand) -> ExitCode {
-    match command.what {
-        ConfigWhat::Env => {
-            #[allow(
-                clippy::print_stdout,
-                reason = "printing the table is this command's job"
-            )]
-            {
-                print!("{}", keys::describe());
-            }
-        }
+    let text = match command.what {
+        ConfigWhat::Env => docs::env_table(),
+        ConfigWhat::Markdown => docs::markdown(),
+    };
+    #[allow(
+        clippy::print_stdout,
+        reason = "printing the table is this command's job"
+    )]
+    {
+        print!("{text}");
     }
     ExitCode::SUCCESS
 }

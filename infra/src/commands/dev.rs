@@ -6,13 +6,12 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use herald_edge::{HubAddress, HubTrust, LinkConfig};
-use herald_shared::app::{App, AppSettings};
-use herald_shared::ids::{AppId, AppKey};
-use herald_shared::secret::Secret;
+use herald_shared::app::App;
 use serde_json::json;
 
 use super::{edge, hub, local_region};
 use crate::cli::DevArgs;
+use crate::config::key::Meta;
 use crate::config::keys;
 use crate::config::raw::{Origin, RawConfig, Setting};
 use crate::config::resolve::{self, Resolver};
@@ -28,41 +27,42 @@ pub const DEV_APP_KEY: &str = "herald-dev-key";
 pub const DEV_APP_SECRET: &str = "herald-dev-secret";
 
 /// Loopback defaults: a dev server is not reachable from the network unless asked.
-const DEV_DEFAULTS: &[(&str, &str)] = &[
-    ("edge.listen", "127.0.0.1:8080"),
-    ("edge.admin_listen", "127.0.0.1:9080"),
-    ("hub.http_listen", "127.0.0.1:8081"),
-    ("hub.link_listen", "127.0.0.1:0"),
+const DEV_DEFAULTS: &[(&Meta, &str)] = &[
+    (&keys::EDGE_LISTEN.meta, "127.0.0.1:8080"),
+    (&keys::EDGE_ADMIN_LISTEN.meta, "127.0.0.1:9080"),
+    (&keys::HUB_HTTP_LISTEN.meta, "127.0.0.1:8081"),
+    (&keys::HUB_LINK_LISTEN.meta, "127.0.0.1:0"),
 ];
 
-fn dev_app() -> App {
-    App {
-        id: AppId::new(DEV_APP_ID),
-        key: AppKey::new(DEV_APP_KEY),
-        secret: Secret::new(DEV_APP_SECRET),
-        settings: AppSettings::default(),
-    }
-}
+/// The default app's credentials, used unless `[[apps]]` configures the apps: each one only
+/// where it is not given, so any `app.*` setting (`HERALD_APP__ENABLED=false`) applies to the
+/// default app.
+const DEV_APP: &[(&Meta, &str)] = &[
+    (&keys::APP_ID.meta, DEV_APP_ID),
+    (&keys::APP_KEY.meta, DEV_APP_KEY),
+    (&keys::APP_SECRET.meta, DEV_APP_SECRET),
+];
 
 fn apply_dev_defaults(raw: &mut RawConfig) {
-    for (path, value) in DEV_DEFAULTS {
-        let slot = keys::key(path)
-            .expect("dev defaults name known keys")
-            .slot(raw);
-        if slot.is_none() {
-            *slot = Some(Setting::new(*value, Origin::CommandDefault("herald dev")));
+    let origin = || Origin::CommandDefault("herald dev");
+    for (key, value) in DEV_DEFAULTS {
+        raw.settings
+            .set_default(key, Setting::new(*value, origin()));
+    }
+    if raw.apps.is_empty() {
+        for (key, value) in DEV_APP {
+            raw.settings
+                .set_default(key, Setting::new(*value, origin()));
         }
     }
-    if raw.cluster.key.is_none() {
-        let mut bytes = [0u8; 16];
-        // With no OS randomness the in-process link key is merely predictable; it never leaves
-        // this process.
-        let _ = getrandom::fill(&mut bytes);
-        raw.cluster.key = Some(Setting::new(
-            hex::encode(bytes),
-            Origin::CommandDefault("herald dev"),
-        ));
-    }
+    let mut bytes = [0u8; 16];
+    // With no OS randomness the in-process link key is merely predictable; it never leaves
+    // this process.
+    let _ = getrandom::fill(&mut bytes);
+    raw.settings.set_default(
+        &keys::CLUSTER_KEY.meta,
+        Setting::new(hex::encode(bytes), origin()),
+    );
 }
 
 /// Runs `herald dev` until a signal.
@@ -72,7 +72,7 @@ pub async fn run(args: DevArgs) -> ExitCode {
         Err(code) => return code,
     };
     apply_dev_defaults(&mut raw);
-    let hub_plan = match hub::plan(&raw, Some(dev_app())) {
+    let hub_plan = match hub::plan(&raw) {
         Ok(plan) => plan,
         Err(code) => return code,
     };
@@ -82,13 +82,13 @@ pub async fn run(args: DevArgs) -> ExitCode {
         Ok(plan) => plan,
         Err(code) => return code,
     };
-    let app = hub_plan
+    let app: App = hub_plan
         .config
         .apps
         .apps()
         .next()
         .cloned()
-        .unwrap_or_else(dev_app);
+        .expect("herald dev always has an app: its default one, or the configured ones");
     let cluster_key = hub_plan.config.cluster_key.clone();
     // A local region's hubs count from port 8090 unless --http-listen says otherwise.
     let hub_http = match args.http_listen {
@@ -116,7 +116,7 @@ pub async fn run(args: DevArgs) -> ExitCode {
         Ok(started) => started,
         Err(code) => return code,
     };
-    let pins = resolve::pins(&started.cert_sha256).unwrap_or_default();
+    let pins = crate::config::parse::pins(&started.cert_sha256).unwrap_or_default();
     let link = LinkConfig {
         hubs: vec![HubAddress {
             address: started.running.link_addr.to_string(),

@@ -17,12 +17,9 @@ use crate::process::{EXIT_CONFIG, fail, print_ready};
 use crate::{net, rlimit, tls};
 
 /// Resolves a hub plan, or the exit code of the configuration failure.
-pub fn plan(
-    raw: &RawConfig,
-    fallback_app: Option<herald_shared::app::App>,
-) -> Result<HubPlan, ExitCode> {
+pub fn plan(raw: &RawConfig) -> Result<HubPlan, ExitCode> {
     let mut r = Resolver::default();
-    let apps = resolve::apps(raw, &mut r, fallback_app);
+    let apps = resolve::apps(raw, &mut r);
     let cluster_key = resolve::cluster_key(raw, &mut r);
     let plan = resolve::hub(raw, &mut r, HubId(fastrand::u64(..)), apps, cluster_key);
     super::resolved(r, plan)
@@ -79,13 +76,13 @@ pub async fn cluster_settings(plan: &RedisPlan) -> Result<ClusterSettings, ExitC
                 &primary.host,
                 primary.port,
                 username.as_deref(),
-                password.as_deref(),
+                password.as_ref(),
                 *db,
             )
         }
     };
     let redis =
-        redis::Client::open(url.as_str()).map_err(|e| fail(EXIT_CONFIG, format!("redis: {e}")))?;
+        redis::Client::open(url.expose()).map_err(|e| fail(EXIT_CONFIG, format!("redis: {e}")))?;
     Ok(ClusterSettings {
         redis,
         prefix: plan.prefix.clone(),
@@ -135,7 +132,7 @@ pub async fn run(args: HubArgs) -> ExitCode {
         Ok(raw) => raw,
         Err(code) => return code,
     };
-    let plan = match plan(&raw, None) {
+    let plan = match plan(&raw) {
         Ok(plan) => plan,
         Err(code) => return code,
     };

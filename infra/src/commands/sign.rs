@@ -8,6 +8,7 @@ use herald_shared::auth::api;
 use herald_shared::time::UnixTime;
 
 use crate::cli::AppArgs;
+use crate::config::keys;
 use crate::config::raw::RawConfig;
 use crate::config::resolve::{self, Resolver};
 use crate::process::{EXIT_CONFIG, fail};
@@ -36,9 +37,8 @@ pub struct SignArgs {
 /// The base URL of the hub this configuration describes.
 fn default_url(raw: &RawConfig) -> String {
     let listen = raw
-        .hub
-        .http_listen
-        .as_ref()
+        .settings
+        .get(&keys::HUB_HTTP_LISTEN.meta)
         .and_then(|setting| setting.text.parse::<std::net::SocketAddr>().ok());
     match listen {
         Some(addr) if addr.ip().is_unspecified() => format!("http://127.0.0.1:{}", addr.port()),
@@ -54,7 +54,7 @@ pub fn run(args: SignArgs) -> ExitCode {
         Err(code) => return code,
     };
     let mut r = Resolver::default();
-    let apps = resolve::apps(&raw, &mut r, None);
+    let apps = resolve::apps(&raw, &mut r);
     let apps = match super::resolved(r, apps) {
         Ok(apps) => apps,
         Err(code) => return code,

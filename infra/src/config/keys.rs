@@ -1,234 +1,269 @@
-//! The configuration keys, their environment names, and the Reverb aliases.
+//! Every configuration key, declared once (see [`super`] for how to add one).
 //!
 //! Every key `section.name` is also read from `HERALD_SECTION__NAME`. A few Laravel Reverb names
 //! are understood too, so one Laravel `.env` configures both Laravel and Herald; when both a
-//! `HERALD_…` variable and its alias are set, the `HERALD_…` one wins. `herald config env`
-//! prints this table.
+//! `HERALD_…` variable and its alias are set, the `HERALD_…` one wins.
 
-use super::env::Env;
-use super::raw::{Origin, RawConfig, Setting};
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::time::Duration;
 
-/// One configuration key.
-pub struct Key {
-    /// `section.name`.
-    pub path: &'static str,
-    /// What it sets.
-    pub help: &'static str,
-    field: fn(&mut RawConfig) -> &mut Option<Setting>,
+use herald_edge::HubAddress;
+use herald_shared::app::AppSettings;
+use herald_shared::limits;
+use herald_shared::secret::Secret;
+
+use super::key::Meta;
+use super::parse;
+
+fn cpu_count() -> String {
+    std::thread::available_parallelism()
+        .map_or(1, NonZeroUsize::get)
+        .to_string()
 }
 
-impl Key {
-    /// The key's `HERALD_…` environment variable.
-    pub fn env_name(&self) -> String {
-        format!(
-            "HERALD_{}",
-            self.path.replace('.', "__").to_ascii_uppercase()
-        )
-    }
+declare_keys! {
+    /// shared secret that signs edge-hub link tokens (at least 16 characters)
+    CLUSTER_KEY: Secret = "cluster.key", required, parse::cluster_key;
 
-    /// The key's slot in a raw configuration.
-    pub fn slot<'a>(&self, raw: &'a mut RawConfig) -> &'a mut Option<Setting> {
-        (self.field)(raw)
-    }
+    /// app id (Pusher/Reverb app_id)
+    APP_ID: String = "app.id", required, parse::non_empty, aliases["REVERB_APP_ID"];
+    /// app key (clients connect to /app/{key})
+    APP_KEY: String = "app.key", required, parse::non_empty, aliases["REVERB_APP_KEY"];
+    /// app secret (signs API requests and channel auth)
+    APP_SECRET: Secret = "app.secret", required, parse::secret, aliases["REVERB_APP_SECRET"];
+    /// false refuses the app's connections (4003) and triggers (403)
+    APP_ENABLED: bool = "app.enabled",
+        computed(|| AppSettings::default().enabled.to_string()), parse::boolean;
+    /// largest event data, bytes
+    APP_MAX_EVENT_DATA_BYTES: u32 = "app.max_event_data_bytes",
+        computed(|| AppSettings::default().max_event_data_bytes.to_string()), parse::positive;
+    /// most channels per trigger
+    APP_MAX_CHANNELS_PER_TRIGGER: u32 = "app.max_channels_per_trigger",
+        computed(|| AppSettings::default().max_channels_per_trigger.to_string()), parse::positive;
+    /// most events per batch trigger
+    APP_MAX_BATCH_EVENTS: u32 = "app.max_batch_events",
+        computed(|| AppSettings::default().max_batch_events.to_string()), parse::positive;
+    /// allow client-* events on private and presence channels (like Reverb)
+    APP_CLIENT_EVENTS: bool = "app.client_events",
+        computed(|| AppSettings::default().client_events.to_string()), parse::boolean;
+    /// client events per socket per second
+    APP_CLIENT_EVENTS_PER_SECOND: u32 = "app.client_events_per_second",
+        computed(|| AppSettings::default().client_events_per_second.to_string()), parse::positive;
+    /// authorized connections: close sockets not signed in after this many seconds with 4009
+    APP_USER_AUTHENTICATION_TIMEOUT_SECS: u32 = "app.user_authentication_timeout_secs",
+        optional("off"), parse::positive;
+    /// send pusher_internal:subscription_count to subscribers
+    APP_SUBSCRIPTION_COUNT_EVENTS: bool = "app.subscription_count_events",
+        computed(|| AppSettings::default().subscription_count_events.to_string()), parse::boolean;
+    /// send watchlist online/offline events to signed-in users
+    APP_WATCHLIST_EVENTS: bool = "app.watchlist_events",
+        computed(|| AppSettings::default().watchlist_events.to_string()), parse::boolean;
+    /// most users per presence channel
+    APP_MAX_PRESENCE_MEMBERS: u32 = "app.max_presence_members",
+        computed(|| AppSettings::default().max_presence_members.to_string()), parse::positive;
+    /// largest presence user_info, bytes
+    APP_MAX_USER_INFO_BYTES: u32 = "app.max_user_info_bytes",
+        computed(|| AppSettings::default().max_user_info_bytes.to_string()), parse::positive;
+
+    /// HTTP API address
+    HUB_HTTP_LISTEN: SocketAddr = "hub.http_listen", default("0.0.0.0:8081"), parse::socket_addr;
+    /// QUIC link address, UDP
+    HUB_LINK_LISTEN: SocketAddr = "hub.link_listen", default("0.0.0.0:4433"), parse::socket_addr;
+    /// link certificate chain, PEM file
+    HUB_TLS_CERT: PathBuf = "hub.tls_cert", optional("self-signed at start"), parse::path;
+    /// link private key, PEM file
+    HUB_TLS_KEY: PathBuf = "hub.tls_key", optional("self-signed at start"), parse::path;
+    /// channel registry shards
+    HUB_REGISTRY_SHARDS: NonZeroUsize = "hub.registry_shards",
+        machine("the CPU count", cpu_count), parse::nonzero;
+    /// QUIC streams per edge for channel frames
+    HUB_CHANNEL_STREAMS: u16 = "hub.channel_streams", default("4"), parse::positive;
+    /// frames queued per edge stream before the edge counts as lagging
+    HUB_STREAM_QUEUE: usize = "hub.stream_queue", default("8192"), parse::positive;
+    /// events kept per channel for resume and backfill (10 s of 200 events/s)
+    HUB_HISTORY_MAX_EVENTS: usize = "hub.history_max_events", default("2000"), parse::positive;
+    /// seconds events stay in history
+    HUB_HISTORY_MAX_AGE_SECS: Duration = "hub.history_max_age_secs", default("60"), parse::seconds;
+    /// largest HTTP request body, bytes
+    HUB_BODY_LIMIT_BYTES: usize = "hub.body_limit_bytes", default("262144"), parse::positive;
+    /// longest HTTP request, seconds
+    HUB_REQUEST_TIMEOUT_SECS: Duration = "hub.request_timeout_secs", default("10"), parse::seconds;
+    /// link silence before an edge is gone; its presence members are removed then
+    /// (keep-alives go every third of it)
+    HUB_LINK_IDLE_TIMEOUT_SECS: Duration = "hub.link_idle_timeout_secs",
+        default("3"), parse::seconds;
+    /// how long cache channels keep their last event, seconds
+    HUB_CACHE_TTL_SECS: Duration = "hub.cache_ttl_secs", default("1800"), parse::seconds;
+    /// at most one subscription_count event per channel per interval, milliseconds
+    HUB_SUBSCRIPTION_COUNT_INTERVAL_MS: Duration = "hub.subscription_count_interval_ms",
+        default("1000"), parse::millis;
+
+    /// join a region of hubs through Redis
+    REDIS_ENABLED: bool = "redis.enabled",
+        optional("true when redis.url, redis.host or redis.elasticache_replication_group is set other than by Laravel's REDIS_* names"),
+        parse::boolean, aliases["REVERB_SCALING_ENABLED"];
+    /// redis:// or rediss:// URL (user, password and database in it)
+    REDIS_URL: Secret = "redis.url", optional("unset"), parse::redis_url, aliases["REDIS_URL"];
+    /// Redis host, when no URL is given
+    REDIS_HOST: String = "redis.host", default("127.0.0.1"), parse::non_empty, aliases["REDIS_HOST"];
+    /// Redis port
+    REDIS_PORT: u16 = "redis.port", default("6379"), parse::positive, aliases["REDIS_PORT"];
+    /// Redis ACL user
+    REDIS_USERNAME: String = "redis.username", optional("unset"), parse::non_empty,
+        aliases["REDIS_USERNAME"];
+    /// Redis password or ElastiCache auth token
+    REDIS_PASSWORD: Secret = "redis.password", optional("unset"), parse::any_secret,
+        aliases["REDIS_PASSWORD"];
+    /// Redis database index
+    REDIS_DB: u32 = "redis.db", default("0"), parse::whole, aliases["REDIS_DB"];
+    /// connect with TLS (rediss)
+    REDIS_TLS: bool = "redis.tls", default("false"), parse::boolean;
+    /// discover the primary endpoint of this ElastiCache replication group (AWS credentials and
+    /// region from the environment)
+    REDIS_ELASTICACHE_REPLICATION_GROUP: String = "redis.elasticache_replication_group",
+        optional("unset"), parse::non_empty;
+    /// prefix of every Redis key and channel; separates environments sharing a Redis
+    REDIS_PREFIX: String = "redis.prefix", default("herald"), parse::redis_prefix;
+    /// a hub without heartbeat for this long is dead and its presence members are reaped,
+    /// seconds
+    REDIS_HUB_TTL_SECS: Duration = "redis.hub_ttl_secs", default("10"), parse::seconds;
+    /// stay subscribed to a channel this long after its last interest, seconds
+    REDIS_LINGER_SECS: Duration = "redis.linger_secs", default("5"), parse::seconds;
+
+    /// WebSocket address (also REVERB_SERVER_HOST + REVERB_SERVER_PORT)
+    EDGE_LISTEN: SocketAddr = "edge.listen", default("0.0.0.0:8080"), parse::socket_addr;
+    /// admin HTTP address for /up and /stats
+    EDGE_ADMIN_LISTEN: SocketAddr = "edge.admin_listen", default("0.0.0.0:9080"),
+        parse::socket_addr;
+    /// hub link addresses host:port or zone=host:port, comma-separated; own zone first
+    EDGE_HUBS: Vec<HubAddress> = "edge.hubs", required, parse::hub_addresses;
+    /// this edge's availability zone (hubs in it are preferred)
+    EDGE_ZONE: String = "edge.zone", optional("unset"), parse::non_empty;
+    /// CA certificate (PEM file) hub certificates chain to
+    EDGE_HUB_CA: PathBuf = "edge.hub_ca", optional("unset"), parse::path;
+    /// SHA-256 pins of hub certificates, hex, comma-separated
+    EDGE_HUB_CERT_SHA256: Vec<[u8; 32]> = "edge.hub_cert_sha256", optional("unset"), parse::pins;
+    /// name in the hub certificates
+    EDGE_HUB_SERVER_NAME: String = "edge.hub_server_name",
+        computed(|| crate::tls::HUB_SERVER_NAME.to_string()), parse::non_empty;
+    /// client silence before a server ping, seconds
+    EDGE_ACTIVITY_TIMEOUT_SECS: Duration = "edge.activity_timeout_secs",
+        computed(|| limits::DEFAULT_ACTIVITY_TIMEOUT_SECS.to_string()), parse::seconds;
+    /// wait for pong before closing with 4201, seconds
+    EDGE_PONG_TIMEOUT_SECS: Duration = "edge.pong_timeout_secs",
+        computed(|| limits::DEFAULT_PONG_TIMEOUT_SECS.to_string()), parse::seconds;
+    /// largest client message, bytes
+    EDGE_MAX_MESSAGE_BYTES: usize = "edge.max_message_bytes",
+        computed(|| limits::DEFAULT_MAX_CLIENT_MESSAGE_BYTES.to_string()), parse::positive;
+    /// WebSocket read buffer per socket, bytes
+    EDGE_READ_BUFFER_BYTES: usize = "edge.read_buffer_bytes", default("2048"), parse::positive;
+    /// frames queued per socket before it is closed as slow
+    EDGE_OUTBOX_FRAMES: usize = "edge.outbox_frames", default("1024"), parse::positive;
+    /// bytes queued per socket before it is closed as slow
+    EDGE_OUTBOX_BYTES: usize = "edge.outbox_bytes", default("1048576"), parse::positive;
+    /// seconds to drain on SIGTERM
+    EDGE_DRAIN_TIMEOUT_SECS: Duration = "edge.drain_timeout_secs", default("25"), parse::seconds;
+    /// local channel index shards
+    EDGE_INDEX_SHARDS: NonZeroUsize = "edge.index_shards",
+        machine("the CPU count", cpu_count), parse::nonzero;
+    /// link silence before the hub is gone and the edge fails over, seconds
+    EDGE_LINK_IDLE_TIMEOUT_SECS: Duration = "edge.link_idle_timeout_secs",
+        default("3"), parse::seconds;
 }
 
-macro_rules! keys {
-    ($($path:literal => $section:ident . $name:ident : $help:literal,)*) => {
-        /// Every key, in the order `herald config env` lists them.
-        pub const KEYS: &[Key] = &[$(
-            Key {
-                path: $path,
-                help: $help,
-                field: {
-                    fn field(raw: &mut RawConfig) -> &mut Option<Setting> {
-                        &mut raw.$section.$name
-                    }
-                    field
-                },
-            },
-        )*];
-    };
-}
+/// Reverb's server host and port, which together set [`EDGE_LISTEN`] (each defaulting to the
+/// key's default part when only the other is set).
+pub const REVERB_SERVER_HOST: &str = "REVERB_SERVER_HOST";
+/// See [`REVERB_SERVER_HOST`].
+pub const REVERB_SERVER_PORT: &str = "REVERB_SERVER_PORT";
 
-keys! {
-    "cluster.key" => cluster.key: "shared secret that signs edge-hub link tokens (at least 16 characters)",
-    "app.id" => app.id: "app id (Pusher/Reverb app_id)",
-    "app.key" => app.key: "app key (clients connect to /app/{key})",
-    "app.secret" => app.secret: "app secret (signs API requests and channel auth)",
-    "app.enabled" => app.enabled: "false refuses the app's connections (4003) and triggers (403)",
-    "app.max_event_data_bytes" => app.max_event_data_bytes: "largest event data (default 10240)",
-    "app.max_channels_per_trigger" => app.max_channels_per_trigger: "most channels per trigger (default 100)",
-    "app.max_batch_events" => app.max_batch_events: "most events per batch trigger (default 10)",
-    "app.client_events" => app.client_events: "allow client-* events on private and presence channels (default true, like Reverb)",
-    "app.client_events_per_second" => app.client_events_per_second: "client events per socket per second (default 10)",
-    "app.user_authentication_timeout_secs" => app.user_authentication_timeout_secs: "authorized connections: close sockets not signed in after this many seconds with 4009 (default off)",
-    "app.subscription_count_events" => app.subscription_count_events: "send pusher_internal:subscription_count to subscribers (default false)",
-    "app.watchlist_events" => app.watchlist_events: "send watchlist online/offline events to signed-in users (default true)",
-    "app.max_presence_members" => app.max_presence_members: "most users per presence channel (default 100)",
-    "app.max_user_info_bytes" => app.max_user_info_bytes: "largest presence user_info (default 1024)",
-    "hub.http_listen" => hub.http_listen: "HTTP API address (default 0.0.0.0:8081)",
-    "hub.link_listen" => hub.link_listen: "QUIC link address, UDP (default 0.0.0.0:4433)",
-    "hub.tls_cert" => hub.tls_cert: "link certificate chain, PEM file (default: self-signed at start)",
-    "hub.tls_key" => hub.tls_key: "link private key, PEM file",
-    "hub.registry_shards" => hub.registry_shards: "channel registry shards (default: CPU count)",
-    "hub.channel_streams" => hub.channel_streams: "QUIC streams per edge for channel frames (default 4)",
-    "hub.stream_queue" => hub.stream_queue: "frames queued per edge stream before the edge counts as lagging (default 8192)",
-    "hub.history_max_events" => hub.history_max_events: "events kept per channel for resume and backfill (default 2000: 10 s of 200 events/s)",
-    "hub.history_max_age_secs" => hub.history_max_age_secs: "seconds events stay in history (default 60)",
-    "hub.body_limit_bytes" => hub.body_limit_bytes: "largest HTTP request body (default 262144)",
-    "hub.request_timeout_secs" => hub.request_timeout_secs: "longest HTTP request (default 10)",
-    "hub.link_idle_timeout_secs" => hub.link_idle_timeout_secs: "link silence before an edge is gone; its presence members are removed then (default 3)",
-    "hub.cache_ttl_secs" => hub.cache_ttl_secs: "how long cache channels keep their last event (default 1800)",
-    "hub.subscription_count_interval_ms" => hub.subscription_count_interval_ms: "at most one subscription_count event per channel per interval (default 1000)",
-    "redis.enabled" => redis.enabled: "join a region of hubs through Redis (default: true when redis.url, host or replication group is set other than by Laravel's REDIS_* names)",
-    "redis.url" => redis.url: "redis:// or rediss:// URL (user, password and database in it)",
-    "redis.host" => redis.host: "Redis host, when no URL is given",
-    "redis.port" => redis.port: "Redis port (default 6379)",
-    "redis.username" => redis.username: "Redis ACL user",
-    "redis.password" => redis.password: "Redis password or ElastiCache auth token",
-    "redis.db" => redis.db: "Redis database index (default 0)",
-    "redis.tls" => redis.tls: "connect with TLS (rediss)",
-    "redis.elasticache_replication_group" => redis.elasticache_replication_group: "discover the primary endpoint of this ElastiCache replication group (AWS credentials and region from the environment)",
-    "redis.prefix" => redis.prefix: "prefix of every Redis key and channel (default herald); separates environments sharing a Redis",
-    "redis.hub_ttl_secs" => redis.hub_ttl_secs: "a hub without heartbeat for this long is dead and its presence members are reaped (default 10)",
-    "redis.linger_secs" => redis.linger_secs: "stay subscribed to a channel this long after its last interest (default 5)",
-    "edge.listen" => edge.listen: "WebSocket address (default 0.0.0.0:8080)",
-    "edge.admin_listen" => edge.admin_listen: "admin HTTP address for /up and /stats (default 0.0.0.0:9080)",
-    "edge.hubs" => edge.hubs: "hub link addresses host:port or zone=host:port, comma-separated; own zone first",
-    "edge.zone" => edge.zone: "this edge's availability zone (hubs in it are preferred)",
-    "edge.hub_ca" => edge.hub_ca: "CA certificate (PEM file) hub certificates chain to",
-    "edge.hub_cert_sha256" => edge.hub_cert_sha256: "SHA-256 pins of hub certificates, hex, comma-separated",
-    "edge.hub_server_name" => edge.hub_server_name: "name in the hub certificates (default herald-hub)",
-    "edge.activity_timeout_secs" => edge.activity_timeout_secs: "client silence before a server ping (default 120)",
-    "edge.pong_timeout_secs" => edge.pong_timeout_secs: "wait for pong before closing with 4201 (default 30)",
-    "edge.max_message_bytes" => edge.max_message_bytes: "largest client message (default 10240)",
-    "edge.read_buffer_bytes" => edge.read_buffer_bytes: "WebSocket read buffer per socket (default 2048)",
-    "edge.outbox_frames" => edge.outbox_frames: "frames queued per socket before it is closed as slow (default 1024)",
-    "edge.outbox_bytes" => edge.outbox_bytes: "bytes queued per socket before it is closed as slow (default 1048576)",
-    "edge.drain_timeout_secs" => edge.drain_timeout_secs: "seconds to drain on SIGTERM (default 25)",
-    "edge.index_shards" => edge.index_shards: "local channel index shards (default: CPU count)",
-    "edge.link_idle_timeout_secs" => edge.link_idle_timeout_secs: "link silence before the hub is gone and the edge fails over (default 3)",
-}
-
-/// Other environment names for keys (Laravel Reverb's).
-pub const ALIASES: &[(&str, &str)] = &[
-    ("REVERB_APP_ID", "app.id"),
-    ("REVERB_APP_KEY", "app.key"),
-    ("REVERB_APP_SECRET", "app.secret"),
-    ("REVERB_SCALING_ENABLED", "redis.enabled"),
-    ("REDIS_URL", "redis.url"),
-    ("REDIS_HOST", "redis.host"),
-    ("REDIS_PORT", "redis.port"),
-    ("REDIS_USERNAME", "redis.username"),
-    ("REDIS_PASSWORD", "redis.password"),
-    ("REDIS_DB", "redis.db"),
+/// `HERALD_` variables that are not configuration keys: the process reads them itself.
+pub const PROCESS_VARIABLES: &[(&str, &str)] = &[
+    (
+        "HERALD_LOG",
+        "log filter, e.g. info,herald_edge=debug (default info; RUST_LOG works too)",
+    ),
+    ("HERALD_LOG_FORMAT", "json for JSON log lines"),
+    (
+        crate::process::PARENT_PID_VAR,
+        "set by herald dev on the processes it starts",
+    ),
 ];
 
-/// Reverb's server host and port, which together set `edge.listen`.
-const REVERB_SERVER_HOST: &str = "REVERB_SERVER_HOST";
-const REVERB_SERVER_PORT: &str = "REVERB_SERVER_PORT";
-
 /// The key at `path`.
-pub fn key(path: &str) -> Option<&'static Key> {
-    KEYS.iter().find(|key| key.path == path)
+pub fn key(path: &str) -> Option<&'static Meta> {
+    KEYS.iter().copied().find(|key| key.path == path)
 }
 
-/// Overrides the raw configuration with the environment.
-pub fn apply_env(raw: &mut RawConfig, env: &dyn Env) {
-    for (alias, path) in ALIASES {
-        if let (Some(value), Some(key)) = (env.var(alias), key(path)) {
-            *key.slot(raw) = Some(Setting::new(value, Origin::Env(alias.to_string())));
-        }
-    }
-    let host = env.var(REVERB_SERVER_HOST);
-    let port = env.var(REVERB_SERVER_PORT);
-    if host.is_some() || port.is_some() {
-        let origin = format!("{REVERB_SERVER_HOST}/{REVERB_SERVER_PORT}");
-        let listen = format!(
-            "{}:{}",
-            host.as_deref().unwrap_or("0.0.0.0"),
-            port.as_deref().unwrap_or("8080")
-        );
-        raw.edge.listen = Some(Setting::new(listen, Origin::Env(origin)));
-    }
-    for key in KEYS {
-        let name = key.env_name();
-        if let Some(value) = env.var(&name) {
-            *key.slot(raw) = Some(Setting::new(value, Origin::Env(name)));
-        }
-    }
-}
-
-/// The table `herald config env` prints.
-pub fn describe() -> String {
-    let mut out = String::from("key\tenvironment\talso read from\tmeaning\n");
-    for key in KEYS {
-        let mut aliases: Vec<&str> = ALIASES
-            .iter()
-            .filter(|(_, path)| *path == key.path)
-            .map(|(alias, _)| *alias)
-            .collect();
-        if key.path == "edge.listen" {
-            aliases.push("REVERB_SERVER_HOST + REVERB_SERVER_PORT");
-        }
-        let aliases = if aliases.is_empty() {
-            "-".to_string()
-        } else {
-            aliases.join(", ")
-        };
-        out.push_str(&format!(
-            "{}\t{}\t{}\t{}\n",
-            key.path,
-            key.env_name(),
-            aliases,
-            key.help
-        ));
-    }
-    out
+/// The key whose environment variable is `name`.
+pub fn by_env_name(name: &str) -> Option<&'static Meta> {
+    KEYS.iter().copied().find(|key| key.env_name() == name)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use std::collections::HashMap;
+    use std::collections::HashSet;
 
-    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+    use super::*;
+
+    #[test]
+    fn every_default_parses_with_the_keys_parser() {
+        for key in KEYS {
+            if let Some(text) = key.fallback.text() {
+                assert_eq!((key.check)(&text), Ok(()), "{}", key.path);
+            }
+        }
     }
 
     #[test]
-    fn env_names_follow_the_path() {
+    fn paths_env_names_and_aliases_are_unique_and_well_formed() {
+        let mut seen = HashSet::new();
+        for key in KEYS {
+            assert!(
+                seen.insert(key.path.to_string()),
+                "{} is declared twice",
+                key.path
+            );
+            assert!(
+                seen.insert(key.env_name()),
+                "{} is declared twice",
+                key.path
+            );
+            assert!(
+                key.section() != key.path
+                    && key
+                        .path
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._".contains(c)),
+                "{} is not section.name in lower case",
+                key.path
+            );
+            for alias in key.aliases {
+                assert!(seen.insert(alias.to_string()), "{alias} names two keys");
+            }
+        }
         assert_eq!(
             key("hub.http_listen").unwrap().env_name(),
             "HERALD_HUB__HTTP_LISTEN"
         );
-        assert!(KEYS.iter().all(|k| key(k.path).is_some()));
+        assert!(KEYS.iter().all(|k| by_env_name(&k.env_name()).is_some()));
     }
 
     #[test]
-    fn reverb_names_set_the_app_and_herald_names_win() {
-        let mut raw = RawConfig::default();
-        apply_env(
-            &mut raw,
-            &env(&[
-                ("REVERB_APP_ID", "42"),
-                ("REVERB_APP_KEY", "reverb-key"),
-                ("HERALD_APP__KEY", "herald-key"),
-            ]),
+    fn typed_defaults_are_the_documented_ones() {
+        assert_eq!(
+            HUB_HTTP_LISTEN.default_value(),
+            "0.0.0.0:8081".parse::<SocketAddr>().unwrap()
         );
-        assert_eq!(raw.app.id.unwrap().text, "42");
-        let app_key = raw.app.key.unwrap();
-        assert_eq!(app_key.text, "herald-key");
-        assert_eq!(app_key.origin, Origin::Env("HERALD_APP__KEY".into()));
-    }
-
-    #[test]
-    fn reverb_server_host_and_port_set_the_websocket_address() {
-        let mut raw = RawConfig::default();
-        apply_env(&mut raw, &env(&[("REVERB_SERVER_PORT", "6001")]));
-        assert_eq!(raw.edge.listen.unwrap().text, "0.0.0.0:6001");
+        assert_eq!(
+            APP_MAX_EVENT_DATA_BYTES.default_value(),
+            AppSettings::default().max_event_data_bytes
+        );
+        assert_eq!(
+            APP_MAX_EVENT_DATA_BYTES.meta.fallback.doc(),
+            format!("`{}`", limits::DEFAULT_MAX_EVENT_DATA_BYTES)
+        );
     }
 }

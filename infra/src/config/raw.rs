@@ -1,11 +1,13 @@
-//! The configuration as given, before defaults and validation: every value is an optional
-//! [`Setting`] that remembers where it came from, so a bad value is reported with its key and
-//! its source (file, environment variable or flag).
+//! The configuration as given, before defaults and validation: a [`Setting`] per key that was
+//! set, remembering where it came from, so a bad value is reported with its key and its source
+//! (file, environment variable or flag). The TOML file is read against the key table: a name
+//! that is not a key is an error, with the nearest key suggested.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::Deserialize;
-use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use super::key::Meta;
+use super::keys;
 
 /// Where a value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,223 +52,176 @@ impl Setting {
     }
 }
 
-struct SettingVisitor;
+/// The settings of one scope: the configuration's keys, or one `[[apps]]` entry (whose keys are
+/// the `app.*` ones, reported as `apps[N].name`).
+#[derive(Debug, Default)]
+pub struct Settings {
+    scope: Option<String>,
+    values: BTreeMap<&'static str, Setting>,
+}
 
-impl<'de> Visitor<'de> for SettingVisitor {
-    type Value = Setting;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a string, number, boolean or list of them")
-    }
-
-    fn visit_str<E: de::Error>(self, value: &str) -> Result<Setting, E> {
-        Ok(Setting::new(value, Origin::File))
-    }
-
-    fn visit_i64<E: de::Error>(self, value: i64) -> Result<Setting, E> {
-        Ok(Setting::new(value.to_string(), Origin::File))
-    }
-
-    fn visit_u64<E: de::Error>(self, value: u64) -> Result<Setting, E> {
-        Ok(Setting::new(value.to_string(), Origin::File))
-    }
-
-    fn visit_f64<E: de::Error>(self, value: f64) -> Result<Setting, E> {
-        Ok(Setting::new(value.to_string(), Origin::File))
-    }
-
-    fn visit_bool<E: de::Error>(self, value: bool) -> Result<Setting, E> {
-        Ok(Setting::new(value.to_string(), Origin::File))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Setting, A::Error> {
-        let mut items = Vec::new();
-        while let Some(item) = seq.next_element::<Setting>()? {
-            items.push(item.text);
+impl Settings {
+    fn scoped(scope: String) -> Self {
+        Self {
+            scope: Some(scope),
+            values: BTreeMap::new(),
         }
-        Ok(Setting::new(items.join(","), Origin::File))
+    }
+
+    /// The setting of a key, if given.
+    pub fn get(&self, key: &Meta) -> Option<&Setting> {
+        self.values.get(key.path)
+    }
+
+    /// Sets a key (a later source overrides an earlier one).
+    pub fn set(&mut self, key: &'static Meta, setting: Setting) {
+        self.values.insert(key.path, setting);
+    }
+
+    /// Sets a key unless it is set already.
+    pub fn set_default(&mut self, key: &'static Meta, setting: Setting) {
+        self.values.entry(key.path).or_insert(setting);
+    }
+
+    /// The name problems with this key are reported under: its path, or `apps[N].name`.
+    pub fn name(&self, key: &Meta) -> String {
+        match &self.scope {
+            Some(scope) => format!("{scope}.{}", key.name()),
+            None => key.path.to_string(),
+        }
+    }
+
+    /// Whether any key of this section is set.
+    pub fn any_in(&self, section: &str) -> bool {
+        self.values
+            .keys()
+            .any(|path| path.split_once('.').is_some_and(|(s, _)| s == section))
     }
 }
 
-impl<'de> Deserialize<'de> for Setting {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(SettingVisitor)
-    }
-}
-
-/// `[cluster]`: what all hubs and edges of a deployment share.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawCluster {
-    /// The key link tokens are signed with.
-    pub key: Option<Setting>,
-}
-
-/// `[hub]`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawHub {
-    /// HTTP API address.
-    pub http_listen: Option<Setting>,
-    /// QUIC link address (UDP).
-    pub link_listen: Option<Setting>,
-    /// Link certificate chain (PEM file).
-    pub tls_cert: Option<Setting>,
-    /// Link private key (PEM file).
-    pub tls_key: Option<Setting>,
-    /// Registry shards.
-    pub registry_shards: Option<Setting>,
-    /// Channel streams per edge.
-    pub channel_streams: Option<Setting>,
-    /// Frames queued per channel stream.
-    pub stream_queue: Option<Setting>,
-    /// Events kept per channel.
-    pub history_max_events: Option<Setting>,
-    /// Seconds events stay in history.
-    pub history_max_age_secs: Option<Setting>,
-    /// Largest HTTP request body.
-    pub body_limit_bytes: Option<Setting>,
-    /// Longest HTTP request.
-    pub request_timeout_secs: Option<Setting>,
-    /// Seconds of link silence before an edge is considered gone.
-    pub link_idle_timeout_secs: Option<Setting>,
-    /// Seconds a cache channel keeps its last event.
-    pub cache_ttl_secs: Option<Setting>,
-    /// Milliseconds between two subscription-count announcements of a channel.
-    pub subscription_count_interval_ms: Option<Setting>,
-}
-
-/// `[edge]`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawEdge {
-    /// WebSocket address.
-    pub listen: Option<Setting>,
-    /// Admin HTTP address.
-    pub admin_listen: Option<Setting>,
-    /// Hub link addresses.
-    pub hubs: Option<Setting>,
-    /// The edge's availability zone.
-    pub zone: Option<Setting>,
-    /// CA certificate (PEM file) the hub certificates chain to.
-    pub hub_ca: Option<Setting>,
-    /// SHA-256 pins of hub certificates.
-    pub hub_cert_sha256: Option<Setting>,
-    /// The name hub certificates carry.
-    pub hub_server_name: Option<Setting>,
-    /// Seconds of client silence before a server ping.
-    pub activity_timeout_secs: Option<Setting>,
-    /// Seconds to wait for the pong.
-    pub pong_timeout_secs: Option<Setting>,
-    /// Largest client message.
-    pub max_message_bytes: Option<Setting>,
-    /// WebSocket read buffer per socket.
-    pub read_buffer_bytes: Option<Setting>,
-    /// Frames queued per socket.
-    pub outbox_frames: Option<Setting>,
-    /// Bytes queued per socket.
-    pub outbox_bytes: Option<Setting>,
-    /// Seconds to drain on shutdown.
-    pub drain_timeout_secs: Option<Setting>,
-    /// Local index shards.
-    pub index_shards: Option<Setting>,
-    /// Seconds of link silence before the hub is considered gone.
-    pub link_idle_timeout_secs: Option<Setting>,
-}
-
-/// `[redis]`: joining a region of hubs through Redis.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawRedis {
-    /// Whether the hub joins a region.
-    pub enabled: Option<Setting>,
-    /// `redis://` or `rediss://` URL.
-    pub url: Option<Setting>,
-    /// Host (when no URL).
-    pub host: Option<Setting>,
-    /// Port.
-    pub port: Option<Setting>,
-    /// ACL user name.
-    pub username: Option<Setting>,
-    /// Password or ElastiCache auth token.
-    pub password: Option<Setting>,
-    /// Database index.
-    pub db: Option<Setting>,
-    /// Whether to use TLS.
-    pub tls: Option<Setting>,
-    /// ElastiCache replication group to discover the primary endpoint of.
-    pub elasticache_replication_group: Option<Setting>,
-    /// Key prefix.
-    pub prefix: Option<Setting>,
-    /// Seconds a hub counts as alive after its last heartbeat.
-    pub hub_ttl_secs: Option<Setting>,
-    /// Seconds to stay subscribed after the last interest.
-    pub linger_secs: Option<Setting>,
-}
-
-/// One app (`[app]` or an entry of `[[apps]]`).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawApp {
-    /// App id.
-    pub id: Option<Setting>,
-    /// App key.
-    pub key: Option<Setting>,
-    /// App secret.
-    pub secret: Option<Setting>,
-    /// Whether the app is enabled.
-    pub enabled: Option<Setting>,
-    /// Largest event data.
-    pub max_event_data_bytes: Option<Setting>,
-    /// Most channels per trigger.
-    pub max_channels_per_trigger: Option<Setting>,
-    /// Most events per batch.
-    pub max_batch_events: Option<Setting>,
-    /// Whether client events are allowed.
-    pub client_events: Option<Setting>,
-    /// Client events per socket per second.
-    pub client_events_per_second: Option<Setting>,
-    /// Seconds a socket has to sign in (authorized connections).
-    pub user_authentication_timeout_secs: Option<Setting>,
-    /// Whether subscription-count events are sent.
-    pub subscription_count_events: Option<Setting>,
-    /// Whether watchlist events are sent.
-    pub watchlist_events: Option<Setting>,
-    /// Most users per presence channel.
-    pub max_presence_members: Option<Setting>,
-    /// Largest presence `user_info`.
-    pub max_user_info_bytes: Option<Setting>,
-}
-
-impl RawApp {
-    /// Whether nothing is set.
-    pub fn is_empty(&self) -> bool {
-        self.id.is_none() && self.key.is_none() && self.secret.is_none()
-    }
-}
-
-/// The whole configuration.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The whole configuration as given.
+#[derive(Debug, Default)]
 pub struct RawConfig {
-    /// `[cluster]`.
-    #[serde(default)]
-    pub cluster: RawCluster,
-    /// `[hub]`.
-    #[serde(default)]
-    pub hub: RawHub,
-    /// `[edge]`.
-    #[serde(default)]
-    pub edge: RawEdge,
-    /// `[redis]`.
-    #[serde(default)]
-    pub redis: RawRedis,
-    /// `[app]`: one app, also set by `REVERB_APP_*` and `--app-*`.
-    #[serde(default)]
-    pub app: RawApp,
-    /// `[[apps]]`: more apps.
-    #[serde(default)]
-    pub apps: Vec<RawApp>,
+    /// Every key set by the file (outside `[[apps]]`), the environment or a flag.
+    pub settings: Settings,
+    /// `[[apps]]`: more apps, each with `app.*` keys.
+    pub apps: Vec<Settings>,
+}
+
+impl RawConfig {
+    /// Reads a TOML configuration; every problem (unknown key, a value that is not a scalar or
+    /// a list of scalars) is returned.
+    pub fn from_toml(text: &str) -> Result<Self, Vec<String>> {
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| vec![e.to_string()])?;
+        let mut raw = Self::default();
+        let mut problems = Vec::new();
+        for (name, value) in table {
+            if name == "apps" {
+                let toml::Value::Array(entries) = value else {
+                    problems.push("apps: write each app as an [[apps]] table".to_string());
+                    continue;
+                };
+                for (index, entry) in entries.into_iter().enumerate() {
+                    let scope = format!("apps[{index}]");
+                    let toml::Value::Table(entry) = entry else {
+                        problems.push(format!("{scope}: write each app as an [[apps]] table"));
+                        continue;
+                    };
+                    let mut settings = Settings::scoped(scope.clone());
+                    for (name, value) in entry {
+                        let path = format!("app.{name}");
+                        match keys::key(&path) {
+                            Some(key) => match text_of(&value) {
+                                Ok(text) => settings.set(key, Setting::new(text, Origin::File)),
+                                Err(problem) => problems.push(format!("{scope}.{name}: {problem}")),
+                            },
+                            None => problems.push(unknown(&format!("{scope}.{name}"), &path)),
+                        }
+                    }
+                    raw.apps.push(settings);
+                }
+            } else {
+                read_table(&name, value, &mut raw.settings, &mut problems);
+            }
+        }
+        if problems.is_empty() {
+            Ok(raw)
+        } else {
+            Err(problems)
+        }
+    }
+}
+
+fn read_table(path: &str, value: toml::Value, into: &mut Settings, problems: &mut Vec<String>) {
+    match value {
+        toml::Value::Table(table) => {
+            for (name, value) in table {
+                read_table(&format!("{path}.{name}"), value, into, problems);
+            }
+        }
+        value => match keys::key(path) {
+            Some(key) => match text_of(&value) {
+                Ok(text) => into.set(key, Setting::new(text, Origin::File)),
+                Err(problem) => problems.push(format!("{path}: {problem}")),
+            },
+            None => problems.push(unknown(path, path)),
+        },
+    }
+}
+
+/// "unknown key", with the nearest key when one is close.
+fn unknown(shown: &str, path: &str) -> String {
+    let nearest = keys::KEYS
+        .iter()
+        .map(|key| (strsim::damerau_levenshtein(path, key.path), key.path))
+        .min();
+    match nearest {
+        Some((distance, near)) if distance <= 3 => {
+            format!("{shown} is not a configuration key (did you mean {near}?)")
+        }
+        _ => format!("{shown} is not a configuration key (`herald config env` lists them)"),
+    }
+}
+
+/// The environment's counterpart of [`unknown`].
+pub fn unknown_env(name: &str) -> String {
+    let nearest = keys::KEYS
+        .iter()
+        .map(|key| {
+            let env = key.env_name();
+            (strsim::damerau_levenshtein(name, &env), env)
+        })
+        .min();
+    match nearest {
+        Some((distance, near)) if distance <= 3 => {
+            format!("names no configuration key (did you mean {near}?)")
+        }
+        _ => "names no configuration key (`herald config env` lists them)".to_string(),
+    }
+}
+
+/// A scalar as text; a list of scalars comma-separated.
+fn text_of(value: &toml::Value) -> Result<String, String> {
+    match value {
+        toml::Value::String(text) => Ok(text.clone()),
+        toml::Value::Integer(number) => Ok(number.to_string()),
+        toml::Value::Float(number) => Ok(number.to_string()),
+        toml::Value::Boolean(flag) => Ok(flag.to_string()),
+        toml::Value::Datetime(datetime) => Ok(datetime.to_string()),
+        toml::Value::Array(items) => items
+            .iter()
+            .map(|item| match item {
+                toml::Value::Array(_) | toml::Value::Table(_) => {
+                    Err("is a list of lists or tables; give a list of values".to_string())
+                }
+                item => text_of(item),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(|items| items.join(",")),
+        toml::Value::Table(_) => Err("is a table; give a value".to_string()),
+    }
 }
 
 #[cfg(test)]
@@ -275,7 +230,7 @@ mod tests {
 
     #[test]
     fn scalars_and_lists_become_text() {
-        let raw: RawConfig = toml::from_str(
+        let raw = RawConfig::from_toml(
             r#"
             [edge]
             hubs = ["a:1", "b:2"]
@@ -286,14 +241,50 @@ mod tests {
             "#,
         )
         .unwrap();
-        assert_eq!(raw.edge.hubs.unwrap().text, "a:1,b:2");
-        assert_eq!(raw.edge.drain_timeout_secs.unwrap().text, "25");
-        assert_eq!(raw.apps[0].enabled.as_ref().unwrap().text, "false");
+        assert_eq!(
+            raw.settings.get(&keys::EDGE_HUBS.meta).unwrap().text,
+            "a:1,b:2"
+        );
+        assert_eq!(
+            raw.settings
+                .get(&keys::EDGE_DRAIN_TIMEOUT_SECS.meta)
+                .unwrap()
+                .text,
+            "25"
+        );
+        let app = &raw.apps[0];
+        assert_eq!(app.get(&keys::APP_ENABLED.meta).unwrap().text, "false");
+        assert_eq!(app.name(&keys::APP_ENABLED.meta), "apps[0].enabled");
     }
 
     #[test]
-    fn unknown_keys_are_errors() {
-        let error = toml::from_str::<RawConfig>("[hub]\nhttp_listn = \"x\"\n").unwrap_err();
-        assert!(error.to_string().contains("http_listn"), "{error}");
+    fn unknown_keys_are_errors_naming_the_nearest_key() {
+        let problems = RawConfig::from_toml(
+            "[hub]\nhttp_listn = \"x\"\n[nope]\nthing = 1\n[[apps]]\nsecrt = \"s\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            problems,
+            vec![
+                "apps[0].secrt is not a configuration key (did you mean app.secret?)",
+                "hub.http_listn is not a configuration key (did you mean hub.http_listen?)",
+                "nope.thing is not a configuration key (`herald config env` lists them)",
+            ]
+        );
+    }
+
+    #[test]
+    fn tables_where_values_belong_are_errors() {
+        let problems = RawConfig::from_toml("[edge]\nhubs = [[\"a:1\"]]\n[app]\nid = { x = 1 }\n")
+            .unwrap_err();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(
+            problems[0].starts_with("app.id.x is not a configuration key"),
+            "{problems:?}"
+        );
+        assert!(
+            problems[1].starts_with("edge.hubs: is a list of lists"),
+            "{problems:?}"
+        );
     }
 }

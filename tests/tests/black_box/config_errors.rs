@@ -72,7 +72,10 @@ async fn config_file_mistakes_are_named() {
         "config_file_mistakes_are_named",
         &["hub", "--config", &typo],
         &[],
-        &["http_listn", &typo],
+        &[
+            "hub.http_listn is not a configuration key (did you mean hub.http_listen?)",
+            &typo,
+        ],
     )
     .await;
 
@@ -93,4 +96,59 @@ async fn config_file_mistakes_are_named() {
         ],
     )
     .await;
+}
+
+#[tokio::test]
+async fn a_herald_variable_that_names_no_key_is_an_error() {
+    // A typo must not silently leave the setting at its default.
+    fails_with(
+        "a_herald_variable_that_names_no_key_is_an_error",
+        &["hub"],
+        &[
+            ("HERALD_CLUSTER__KEY", "0123456789abcdef0123"),
+            ("REVERB_APP_ID", "1"),
+            ("REVERB_APP_KEY", "k"),
+            ("REVERB_APP_SECRET", "s"),
+            ("HERALD_HUB__HTTP_LISTN", "127.0.0.1:0"),
+            ("HERALD_WHATEVER", "1"),
+        ],
+        &[
+            "HERALD_HUB__HTTP_LISTN: names no configuration key (did you mean HERALD_HUB__HTTP_LISTEN?)",
+            "HERALD_WHATEVER: names no configuration key",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn one_app_setting_without_credentials_is_an_error_on_a_hub() {
+    fails_with(
+        "one_app_setting_without_credentials_is_an_error_on_a_hub",
+        &["hub"],
+        &[
+            ("HERALD_CLUSTER__KEY", "0123456789abcdef0123"),
+            ("HERALD_APP__ENABLED", "false"),
+        ],
+        &[
+            "app.id: is required",
+            "HERALD_APP__ID",
+            "app.secret: is required",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn config_env_lists_every_key_with_its_default() {
+    let output = herald_tests::dev::herald(&["config", "env"], Duration::from_secs(20)).await;
+    assert!(output.status.success());
+    let table = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        table.contains("hub.http_listen\tHERALD_HUB__HTTP_LISTEN\t-\t0.0.0.0:8081\t"),
+        "{table}"
+    );
+    assert!(
+        table.contains("app.secret\tHERALD_APP__SECRET\tREVERB_APP_SECRET\trequired\t"),
+        "{table}"
+    );
 }

@@ -94,3 +94,37 @@ async fn reverb_environment_names_configure_the_app() {
         .subscribe("from-env")
         .await;
 }
+
+#[tokio::test]
+async fn one_app_setting_in_the_environment_applies_to_the_default_app() {
+    let test = "one_app_setting_in_the_environment_applies_to_the_default_app";
+    let small =
+        Dev::start_with_env(test, "small", &[("HERALD_APP__MAX_EVENT_DATA_BYTES", "16")]).await;
+    let app = &small.process.ready["app"];
+    let api = Api::for_app(
+        &small.http,
+        app["id"].as_str().unwrap(),
+        app["key"].as_str().unwrap(),
+        app["secret"].as_str().unwrap(),
+    );
+    let fits = api
+        .trigger(json!({"name": "e", "channel": "c", "data": "0123456789abcdef"}))
+        .await;
+    assert_eq!(fits.status, 200, "{:?}", fits.body);
+    let too_big = api
+        .trigger(json!({"name": "e", "channel": "c", "data": "0123456789abcdefX"}))
+        .await;
+    assert_eq!(too_big.status, 413, "{:?}", too_big.body);
+
+    let disabled = Dev::start_with_env(test, "disabled", &[("HERALD_APP__ENABLED", "false")]).await;
+    let key = disabled.process.ready["app"]["key"].as_str().unwrap();
+    let url = format!("ws://{}/app/{key}?protocol=7", disabled.websocket);
+    let mut ws = herald_tests::client::open(&url).await;
+    let error = herald_tests::client::next_json(&mut ws).await;
+    assert_eq!(error["event"], "pusher:error", "{error}");
+    assert_eq!(error["data"]["code"], 4003, "{error}");
+    assert_eq!(
+        herald_tests::client::expect_close(&mut ws).await,
+        Some(4003)
+    );
+}

@@ -45,10 +45,17 @@ pub async fn open(url: &str) -> Socket {
 
 /// Reads the next frame (pings are answered by tungstenite and skipped).
 pub async fn next_frame(ws: &mut Socket) -> Frame {
+    next_frame_within(ws, FRAME_TIMEOUT).await
+}
+
+/// Reads the next frame, which must come within `bound` (a bound the test asserts, longer or
+/// shorter than [`FRAME_TIMEOUT`]).
+pub async fn next_frame_within(ws: &mut Socket, bound: Duration) -> Frame {
+    let deadline = tokio::time::Instant::now() + bound;
     loop {
-        let message = tokio::time::timeout(FRAME_TIMEOUT, ws.next())
+        let message = tokio::time::timeout_at(deadline, ws.next())
             .await
-            .unwrap_or_else(|_| panic!("no frame within {FRAME_TIMEOUT:?}"));
+            .unwrap_or_else(|_| panic!("no frame within {bound:?}"));
         match message {
             Some(Ok(Message::Text(text))) => {
                 let value = serde_json::from_str(&text)
@@ -122,10 +129,18 @@ impl PusherClient {
 
     /// The next frame that is not a server `pusher:ping`.
     pub async fn next_event(&mut self) -> Value {
+        self.next_event_within(FRAME_TIMEOUT).await
+    }
+
+    /// The next frame that is not a server `pusher:ping`, which must come within `bound`.
+    pub async fn next_event_within(&mut self, bound: Duration) -> Value {
+        let deadline = tokio::time::Instant::now() + bound;
         loop {
-            let frame = self.next().await;
-            if frame["event"] != "pusher:ping" {
-                return frame;
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match next_frame_within(&mut self.ws, left).await {
+                Frame::Json(frame) if frame["event"] == "pusher:ping" => {}
+                Frame::Json(frame) => return frame,
+                other => panic!("expected a JSON frame within {bound:?}, got {other:?}"),
             }
         }
     }

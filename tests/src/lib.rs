@@ -5,6 +5,7 @@
 //! - [`binary`] — building and locating `herald`.
 //! - [`dev`] — `herald dev` or the floor server for bench and probe tests, and one-shot runs.
 //! - [`process`] — spawning processes, ready lines, logs, kills.
+//! - [`eventually`] — waiting, with a deadline, for a state the system reaches on its own.
 //! - [`redis`] — a real redis-server per test.
 //! - [`redis_cluster`] — a local Redis Cluster (3 primaries, 3 replicas) and a primary + replica
 //!   pair, with kills and promotions.
@@ -22,6 +23,7 @@ pub mod binary;
 pub mod client;
 pub mod compat;
 pub mod dev;
+pub mod eventually;
 pub mod moto;
 pub mod process;
 pub mod redis;

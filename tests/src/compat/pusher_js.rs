@@ -1,5 +1,7 @@
 //! [`JsClient`]: one pusher-js 8 client (`client.mjs`) driven by the test.
 
+use std::collections::BTreeMap;
+
 use serde_json::{Value, json};
 
 use super::script::Script;
@@ -82,8 +84,49 @@ impl JsClient {
         self.expect("event").await
     }
 
+    /// The next `count` channel events, grouped by channel as `{"event", "data"}` in arrival
+    /// order. Herald orders the events of one channel, never events of different channels
+    /// (they travel on different shards and streams), so a test compares each channel's list.
+    pub async fn events_per_channel(&mut self, count: usize) -> BTreeMap<String, Vec<Value>> {
+        let mut per_channel = BTreeMap::new();
+        for _ in 0..count {
+            let event = self.next_event().await;
+            file_by_channel(&mut per_channel, &event);
+        }
+        per_channel
+    }
+
+    /// Channel events until every channel in `fences` has delivered an event named `fence`,
+    /// grouped by channel as [`events_per_channel`](Self::events_per_channel) does, fences
+    /// included. A fence proves nothing else is pending on its own channel, and only there.
+    pub async fn events_until_fences(&mut self, fences: &[&str]) -> BTreeMap<String, Vec<Value>> {
+        let mut per_channel = BTreeMap::new();
+        let mut pending: Vec<&str> = fences.to_vec();
+        while !pending.is_empty() {
+            let event = self.next_event().await;
+            let channel = file_by_channel(&mut per_channel, &event);
+            if event["event"] == "fence" {
+                pending.retain(|fenced| *fenced != channel);
+            }
+        }
+        per_channel
+    }
+
     /// Closes stdin, which makes the client disconnect and exit; waits for that.
     pub async fn close(self) {
         self.script.close().await;
     }
+}
+
+/// Adds `event` (`{"channel", "event", "data"}`) to its channel's list; returns the channel.
+fn file_by_channel(per_channel: &mut BTreeMap<String, Vec<Value>>, event: &Value) -> String {
+    let channel = event["channel"]
+        .as_str()
+        .unwrap_or_else(|| panic!("an event names its channel: {event}"))
+        .to_string();
+    per_channel
+        .entry(channel.clone())
+        .or_default()
+        .push(json!({"event": event["event"], "data": event["data"]}));
+    channel
 }

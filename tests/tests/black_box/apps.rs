@@ -86,6 +86,8 @@ async fn apps_share_a_server_but_not_channels_secrets_or_settings() {
         200
     );
     assert_eq!(chatty.next_event().await["data"], "for chatty");
+    // Both sockets are on one edge, which hands an event to all its subscribers at once: had
+    // chatty's event been handed to quiet, it would be ahead of anything triggered from now on.
     let fence = json!({"name": "fence", "channel": "news", "data": "for quiet"});
     assert_eq!(
         api(&hub, &QUIET, QUIET.secret).trigger(fence).await.status,

@@ -21,32 +21,6 @@ fn payload() -> Value {
     })
 }
 
-/// Reads events from `client` until every channel in `fences` has delivered its `fence` event;
-/// returns the events per channel, fences included. Events of one channel keep their order; events
-/// of different channels may interleave in any order.
-async fn events_until_fences(
-    client: &mut JsClient,
-    fences: &[&str],
-) -> BTreeMap<String, Vec<Value>> {
-    let mut per_channel: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-    let mut pending: Vec<&str> = fences.to_vec();
-    while !pending.is_empty() {
-        let event = client.next_event().await;
-        let channel = event["channel"]
-            .as_str()
-            .expect("an event names its channel")
-            .to_string();
-        if event["event"] == "fence" {
-            pending.retain(|fenced| *fenced != channel);
-        }
-        per_channel
-            .entry(channel)
-            .or_default()
-            .push(json!({"event": event["event"], "data": event["data"]}));
-    }
-    per_channel
-}
-
 #[tokio::test]
 async fn pusher_js_on_two_edges_receives_what_the_npm_sdk_triggers() {
     const TEST: &str = "pusher_js_on_two_edges_receives_what_the_npm_sdk_triggers";
@@ -201,16 +175,13 @@ async fn npm_sdk_multi_channel_batch_and_socket_id_exclusion_reach_pusher_js() {
         ),
     ]);
     assert_eq!(
-        events_until_fences(&mut near, &["ch-a", "ch-b"]).await,
+        near.events_until_fences(&["ch-a", "ch-b"]).await,
         everything
     );
-    assert_eq!(
-        events_until_fences(&mut far, &["ch-a", "ch-b"]).await,
-        everything
-    );
+    assert_eq!(far.events_until_fences(&["ch-a", "ch-b"]).await, everything);
     // The fence proves the excluded events were not merely late.
     assert_eq!(
-        events_until_fences(&mut sender, &["ch-a"]).await,
+        sender.events_until_fences(&["ch-a"]).await,
         BTreeMap::from([(
             "ch-a".to_string(),
             vec![

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use herald_tests::client::{Frame, PusherClient, next_frame};
+use herald_tests::eventually::eventually;
 use herald_tests::topology::Region;
 use serde_json::json;
 
@@ -53,12 +54,10 @@ async fn watch(mut client: PusherClient) -> Seen {
     }
 }
 
-async fn wait_for(what: &str, mut condition: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !condition().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+async fn wait_for(what: &str, condition: impl AsyncFnMut() -> bool) {
+    eventually(what, Duration::from_secs(20), condition, |met| *met)
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

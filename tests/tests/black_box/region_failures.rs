@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use herald_tests::api::Api;
 use herald_tests::client::PusherClient;
+use herald_tests::eventually::eventually;
 use herald_tests::redis::RedisServer;
 use herald_tests::topology::{Edge, Hub, Region};
 use serde_json::{Value, json};
@@ -177,11 +178,14 @@ async fn health(api: &Api) -> u16 {
 }
 
 async fn until_health(api: &Api, status: u16) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while health(api).await != status {
-        assert!(Instant::now() < deadline, "/up never answered {status}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(
+        &format!("/up to answer {status}"),
+        Duration::from_secs(20),
+        async || health(api).await,
+        |answer| *answer == status,
+    )
+    .await
+    .unwrap();
 }
 
 #[tokio::test]
@@ -335,6 +339,8 @@ async fn a_redis_that_refuses_subscribe_is_retried_with_back_off() {
         .query(&mut redis.connection())
         .expect("ACL SETUSER answers");
     let url = format!("redis://hub:pw@127.0.0.1:{}/0", redis.port);
+    let before = connections_received(&redis);
+    let started = Instant::now();
     let hub = Hub::start(
         "a_redis_that_refuses_subscribe_is_retried_with_back_off",
         "hub",
@@ -343,15 +349,25 @@ async fn a_redis_that_refuses_subscribe_is_retried_with_back_off() {
     .await;
     until_health(&hub.api(), 503).await;
 
-    let before = connections_received(&redis);
-    let window = Duration::from_secs(3);
-    tokio::time::sleep(window).await;
-    // Back-off from 100 ms doubling: a handful of attempts in the window. Reconnecting at once
-    // after each refusal made hundreds.
-    let attempts = connections_received(&redis) - before;
+    // Back-off from 100 ms doubling, ±50 % jitter: the pauses after failures 1 to 4 are 200,
+    // 400, 800 and 1,600 ms, so the fifth attempt comes 1.5 s to 4.5 s after the first.
+    // Retries happen: the fifth attempt is made well within 15 s.
+    hub.process
+        .wait_for_log("attempt=5", Duration::from_secs(15))
+        .await;
+    let elapsed = started.elapsed();
+    // They are spaced: not before the shortest back-off allows (reconnecting at once after
+    // each refusal made hundreds of attempts a second).
     assert!(
-        attempts <= 10,
-        "{attempts} pub/sub connections in {window:?}: no back-off"
+        elapsed >= Duration::from_millis(1_500),
+        "five failed attempts within {elapsed:?} of the hub's start: no back-off"
+    );
+    // Each failure is one connection: five pub/sub attempts, the hub's command connection and
+    // the two this test opened to count, with room for one more attempt under way.
+    let connections = connections_received(&redis) - before;
+    assert!(
+        connections <= 10,
+        "{connections} connections for five attempts: a failure is retried more than once"
     );
     assert_eq!(health(&hub.api()).await, 503);
 }

@@ -48,7 +48,7 @@ use tokio::process::Command;
 use tokio::sync::{OnceCell, oneshot};
 
 use crate::binary::{target_dir, workspace_root};
-use crate::topology::{APP_ID, APP_KEY, APP_SECRET, Cluster};
+use crate::topology::{APP_ID, APP_KEY, APP_SECRET, Cluster, Hub};
 
 pub use echo::{EchoClient, Kind};
 pub use pusher_js::JsClient;
@@ -243,7 +243,13 @@ pub async fn python_venv() -> &'static Path {
 
 /// Where the SDK scripts send their API calls on a cluster.
 pub fn server(cluster: &Cluster) -> Server {
-    Server::for_app(&cluster.hub.http, APP_ID, APP_KEY, APP_SECRET)
+    server_on(&cluster.hub)
+}
+
+/// Where the SDK scripts send their API calls on one hub (e.g. a
+/// [`Topology::other_hub`](crate::topology::Topology::other_hub)).
+pub fn server_on(hub: &Hub) -> Server {
+    Server::for_app(&hub.http, APP_ID, APP_KEY, APP_SECRET)
 }
 
 /// Splits `host:port`.

@@ -9,7 +9,8 @@
 //! - [`redis`] — a real redis-server per test.
 //! - [`redis_cluster`] — a local Redis Cluster (3 primaries, 3 replicas) and a primary + replica
 //!   pair, with kills and promotions.
-//! - [`topology`] — hubs and edges with port 0 everywhere.
+//! - [`topology`] — hubs and edges with port 0 everywhere; one test body against one hub and
+//!   against a region ([`Topology`](topology::Topology), [`on_both_topologies!`]).
 //! - [`client`] — the Pusher WebSocket client.
 //! - [`compat`] — real Pusher clients and SDKs (pusher-js, npm and PyPI `pusher`) as scripts.
 //! - [`api`] — the signed HTTP API client.

@@ -1,4 +1,6 @@
-//! Hubs and edges as separate `herald` processes on loopback, with port 0 everywhere.
+//! Hubs and edges as separate `herald` processes on loopback, with port 0 everywhere: one hub
+//! and its edges ([`Cluster`]), hubs through Redis ([`Region`]), and either of them behind one
+//! interface ([`Topology`]) so a test body runs against both ([`on_both_topologies!`](crate::on_both_topologies)).
 
 use crate::process::HeraldProcess;
 
@@ -266,4 +268,185 @@ impl Region {
         }
         clients
     }
+}
+
+/// The two shapes a deployment takes, for tests that must hold in both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// One hub alone (no Redis) and [`EDGES`] edges.
+    OneHub,
+    /// Two hubs sharing one redis-server, and [`EDGES`] edges spread over them.
+    Region,
+}
+
+impl Shape {
+    /// `one-hub` or `region`: the suffix of a [`Topology`]'s log directory.
+    pub fn label(self) -> &'static str {
+        match self {
+            Shape::OneHub => "one-hub",
+            Shape::Region => "region",
+        }
+    }
+}
+
+/// How many edges a [`Topology`] starts, whatever its shape.
+pub const EDGES: usize = 3;
+/// How many hubs a [`Shape::Region`] topology starts.
+pub const REGION_HUBS: usize = 2;
+
+/// A running deployment of either [`Shape`]: one test body, two deployments
+/// ([`on_both_topologies!`](crate::on_both_topologies)).
+///
+/// A body connects its clients to edges by index and asks a hub *other than the one a client's
+/// edge is linked to* ([`Topology::other_hub`]): in a region that is the hub that did not see
+/// the subscription, which is what a Laravel app behind a load balancer gets; alone, it is the
+/// only hub.
+pub enum Topology {
+    /// One hub and its edges.
+    OneHub {
+        /// The log directory name: the test's name and the shape.
+        name: String,
+        /// The hub and its edges.
+        cluster: Cluster,
+    },
+    /// Two hubs through Redis and the edges spread over them (edge `i` prefers hub `i % 2`).
+    Region {
+        /// The log directory name: the test's name and the shape.
+        name: String,
+        /// The redis-server, the hubs and the edges.
+        region: Region,
+    },
+}
+
+impl Topology {
+    /// Starts `shape` for the test `test`.
+    pub async fn start(shape: Shape, test: &str) -> Self {
+        Self::start_with(shape, test, &[], &[]).await
+    }
+
+    /// Starts `shape` with extra environment for every hub and every edge.
+    pub async fn start_with(
+        shape: Shape,
+        test: &str,
+        hub_env: &[(&str, &str)],
+        edge_env: &[(&str, &str)],
+    ) -> Self {
+        let name = format!("{test}-{}", shape.label());
+        match shape {
+            Shape::OneHub => {
+                let cluster = Cluster::start_with(&name, EDGES, hub_env, edge_env).await;
+                Topology::OneHub { name, cluster }
+            }
+            Shape::Region => {
+                let region = Region::start(&name, REGION_HUBS, EDGES, hub_env, edge_env).await;
+                Topology::Region { name, region }
+            }
+        }
+    }
+
+    /// Which shape this is.
+    pub fn shape(&self) -> Shape {
+        match self {
+            Topology::OneHub { .. } => Shape::OneHub,
+            Topology::Region { .. } => Shape::Region,
+        }
+    }
+
+    /// The name logs and client scripts go under (`target/test-logs/<name>/`).
+    pub fn name(&self) -> &str {
+        match self {
+            Topology::OneHub { name, .. } | Topology::Region { name, .. } => name,
+        }
+    }
+
+    /// Every hub.
+    pub fn hubs(&self) -> &[Hub] {
+        match self {
+            Topology::OneHub { cluster, .. } => std::slice::from_ref(&cluster.hub),
+            Topology::Region { region, .. } => &region.hubs,
+        }
+    }
+
+    /// Every edge.
+    pub fn edges(&self) -> &[Edge] {
+        match self {
+            Topology::OneHub { cluster, .. } => &cluster.edges,
+            Topology::Region { region, .. } => &region.edges,
+        }
+    }
+
+    /// Every edge, to kill or stop one.
+    pub fn edges_mut(&mut self) -> &mut [Edge] {
+        match self {
+            Topology::OneHub { cluster, .. } => &mut cluster.edges,
+            Topology::Region { region, .. } => &mut region.edges,
+        }
+    }
+
+    /// A Pusher client connected to edge `edge`.
+    pub async fn connect(&self, edge: usize) -> crate::client::PusherClient {
+        crate::client::PusherClient::connect(&self.edges()[edge].url()).await
+    }
+
+    /// The hub edge `edge` is linked to now (asked from the edge's `/stats`).
+    pub async fn hub_of(&self, edge: usize) -> &Hub {
+        let linked = self.edges()[edge].linked_hub().await;
+        self.hubs()
+            .iter()
+            .find(|hub| Some(&hub.hub_id) == linked.as_ref())
+            .unwrap_or_else(|| panic!("edge {edge} is linked to {linked:?}, not to a hub we run"))
+    }
+
+    /// A hub other than the one edge `edge` is linked to: in a region, one that learns of that
+    /// edge's clients only through Redis; alone, the only hub.
+    pub async fn other_hub(&self, edge: usize) -> &Hub {
+        let linked = &self.hub_of(edge).await.hub_id;
+        match self {
+            Topology::OneHub { cluster, .. } => &cluster.hub,
+            Topology::Region { region, .. } => region
+                .hubs
+                .iter()
+                .find(|hub| &hub.hub_id != linked)
+                .expect("a region has a second hub"),
+        }
+    }
+
+    /// An API client for the test app on [`other_hub`](Self::other_hub)`(edge)`.
+    pub async fn api_for_other_hub(&self, edge: usize) -> crate::api::Api {
+        self.other_hub(edge).await.api()
+    }
+
+    /// An API client for the test app on the first hub.
+    pub fn api(&self) -> crate::api::Api {
+        self.hubs()[0].api()
+    }
+}
+
+/// Runs the async test body `async fn NAME(shape: Shape)` (defined beside it) as two tests,
+/// `NAME::one_hub` and `NAME::region`; attributes given before `NAME` apply to the region
+/// variant only (an `#[ignore = "why"]` while the region falls short).
+///
+/// ```ignore
+/// on_both_topologies!(channel_counts_are_exact);
+/// async fn channel_counts_are_exact(shape: Shape) {
+///     let topology = Topology::start(shape, "channel_counts_are_exact").await;
+///     // ...
+/// }
+/// ```
+#[macro_export]
+macro_rules! on_both_topologies {
+    ($(#[$region:meta])* $name:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn one_hub() {
+                super::$name($crate::topology::Shape::OneHub).await;
+            }
+
+            #[tokio::test]
+            $(#[$region])*
+            async fn region() {
+                super::$name($crate::topology::Shape::Region).await;
+            }
+        }
+    };
 }

@@ -7,8 +7,9 @@
 
 use std::collections::BTreeMap;
 
-use herald_tests::compat::{JsClient, node_sdk, python_sdk, server};
-use herald_tests::topology::Cluster;
+use herald_tests::compat::{JsClient, node_sdk, python_sdk, server, server_on};
+use herald_tests::on_both_topologies;
+use herald_tests::topology::{Cluster, Shape, Topology};
 use serde_json::{Value, json};
 
 /// A payload that exercises JSON encoding on the way through: non-ASCII text (the Python SDK
@@ -21,19 +22,26 @@ fn payload() -> Value {
     })
 }
 
-#[tokio::test]
-async fn pusher_js_on_two_edges_receives_what_the_npm_sdk_triggers() {
-    const TEST: &str = "pusher_js_on_two_edges_receives_what_the_npm_sdk_triggers";
-    let cluster = Cluster::start(TEST, 2, &[]).await;
-    let mut first = JsClient::connect(TEST, "pusher-js-0", &cluster.edges[0]).await;
-    let mut second = JsClient::connect(TEST, "pusher-js-1", &cluster.edges[1]).await;
+on_both_topologies!(
+    #[ignore = "needs read-your-writes (issue 9, region helper)"]
+    pusher_js_on_two_edges_receives_what_the_npm_sdk_triggers
+);
+async fn pusher_js_on_two_edges_receives_what_the_npm_sdk_triggers(shape: Shape) {
+    let topology = Topology::start(
+        shape,
+        "pusher_js_on_two_edges_receives_what_the_npm_sdk_triggers",
+    )
+    .await;
+    let test = topology.name();
+    let mut first = JsClient::connect(test, "pusher-js-0", &topology.edges()[0]).await;
+    let mut second = JsClient::connect(test, "pusher-js-1", &topology.edges()[1]).await;
     assert_ne!(first.socket_id, second.socket_id);
     first.subscribe("orders").await;
     second.subscribe("orders").await;
 
     let results = node_sdk(
-        TEST,
-        &server(&cluster),
+        test,
+        &server_on(topology.other_hub(0).await),
         json!([
             {"op": "trigger", "channels": "orders", "event": "order.created", "data": payload(),
              "params": {"info": "subscription_count"}},
@@ -41,7 +49,7 @@ async fn pusher_js_on_two_edges_receives_what_the_npm_sdk_triggers() {
         ]),
     )
     .await;
-    // One subscriber per edge, each its edge's first: the hub counted both before confirming.
+    // Both subscriptions were confirmed, so the hub that is not the first one's counts both.
     assert_eq!(
         results,
         vec![
@@ -196,40 +204,29 @@ async fn npm_sdk_multi_channel_batch_and_socket_id_exclusion_reach_pusher_js() {
     }
 }
 
-#[tokio::test]
-async fn python_sdk_channel_queries_match_pusher_js_subscribers() {
-    const TEST: &str = "python_sdk_channel_queries_match_pusher_js_subscribers";
+on_both_topologies!(
+    #[ignore = "needs read-your-writes (issue 9, region helper)"]
+    python_sdk_channel_queries_match_pusher_js_subscribers
+);
+async fn python_sdk_channel_queries_match_pusher_js_subscribers(shape: Shape) {
     // Every punctuation mark Pusher allows in a channel name. The Python SDK puts names into the
     // request path and the prefix filter into the query string without percent-encoding them,
     // and signs them that way.
     const ODD: &str = "room-a=b@c,d.e;f_g";
-    let cluster = Cluster::start(TEST, 2, &[]).await;
-    let mut first = JsClient::connect(TEST, "pusher-js-0", &cluster.edges[0]).await;
-    let mut second = JsClient::connect(TEST, "pusher-js-1", &cluster.edges[1]).await;
-    // Each subscription is the first of its channel on its edge, so the hub registered it before
-    // the subscription was confirmed, and the counts below are exact at once.
+    let topology = Topology::start(
+        shape,
+        "python_sdk_channel_queries_match_pusher_js_subscribers",
+    )
+    .await;
+    let test = topology.name();
+    let mut first = JsClient::connect(test, "pusher-js-0", &topology.edges()[0]).await;
+    let mut second = JsClient::connect(test, "pusher-js-1", &topology.edges()[1]).await;
     first.subscribe("room-1").await;
     second.subscribe("room-1").await;
     first.subscribe("room-2").await;
     second.subscribe("lobby").await;
     second.subscribe(ODD).await;
 
-    let results = python_sdk(
-        TEST,
-        &server(&cluster),
-        json!([
-            {"op": "channels_info", "prefix_filter": "room-"},
-            {"op": "channels_info"},
-            {"op": "channels_info", "prefix_filter": "room-a=b@c,d.e;"},
-            {"op": "channel_info", "channel": "room-1", "attributes": ["subscription_count"]},
-            {"op": "channel_info", "channel": "room-2", "attributes": ["subscription_count"]},
-            {"op": "channel_info", "channel": ODD, "attributes": ["subscription_count"]},
-            {"op": "channel_info", "channel": "room-1"},
-            {"op": "channel_info", "channel": "nobody-here"},
-            {"op": "trigger", "channels": ODD, "event": "odd", "data": {"ok": true}},
-        ]),
-    )
-    .await;
     let listed = |names: &[&str]| {
         let channels: serde_json::Map<String, Value> = names
             .iter()
@@ -238,20 +235,45 @@ async fn python_sdk_channel_queries_match_pusher_js_subscribers() {
         json!({"op": "channels_info", "result": {"channels": channels}})
     };
     let info = |result: Value| json!({"op": "channel_info", "result": result});
-    assert_eq!(
-        results,
-        vec![
-            listed(&["room-1", "room-2", ODD]),
-            listed(&["room-1", "room-2", "lobby", ODD]),
-            listed(&[ODD]),
-            info(json!({"occupied": true, "subscription_count": 2})),
-            info(json!({"occupied": true, "subscription_count": 1})),
-            info(json!({"occupied": true, "subscription_count": 1})),
-            info(json!({"occupied": true})),
-            info(json!({"occupied": false})),
-            json!({"op": "trigger", "result": {}}),
-        ]
-    );
+    // Every subscription is confirmed: the hub that is not the first client's answers, then the
+    // one that is not the second's, and both count everything at once.
+    for edge in [0, 1] {
+        let results = python_sdk(
+            test,
+            &server_on(topology.other_hub(edge).await),
+            json!([
+                {"op": "channels_info", "prefix_filter": "room-"},
+                {"op": "channels_info"},
+                {"op": "channels_info", "prefix_filter": "room-a=b@c,d.e;"},
+                {"op": "channel_info", "channel": "room-1", "attributes": ["subscription_count"]},
+                {"op": "channel_info", "channel": "room-2", "attributes": ["subscription_count"]},
+                {"op": "channel_info", "channel": ODD, "attributes": ["subscription_count"]},
+                {"op": "channel_info", "channel": "room-1"},
+                {"op": "channel_info", "channel": "nobody-here"},
+            ]),
+        )
+        .await;
+        assert_eq!(
+            results,
+            vec![
+                listed(&["room-1", "room-2", ODD]),
+                listed(&["room-1", "room-2", "lobby", ODD]),
+                listed(&[ODD]),
+                info(json!({"occupied": true, "subscription_count": 2})),
+                info(json!({"occupied": true, "subscription_count": 1})),
+                info(json!({"occupied": true, "subscription_count": 1})),
+                info(json!({"occupied": true})),
+                info(json!({"occupied": false})),
+            ]
+        );
+    }
+    let results = python_sdk(
+        test,
+        &server_on(topology.other_hub(1).await),
+        json!([{"op": "trigger", "channels": ODD, "event": "odd", "data": {"ok": true}}]),
+    )
+    .await;
+    assert_eq!(results, vec![json!({"op": "trigger", "result": {}})]);
     assert_eq!(
         second.next_event().await,
         json!({"channel": ODD, "event": "odd", "data": {"ok": true}})

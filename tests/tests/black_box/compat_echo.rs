@@ -6,7 +6,8 @@
 //! from the npm SDK too.
 
 use herald_tests::compat::{EchoClient, Kind, node_sdk, server};
-use herald_tests::topology::Cluster;
+use herald_tests::on_both_topologies;
+use herald_tests::topology::{Cluster, Shape, Topology};
 use serde_json::{Value, json};
 
 /// A Laravel-style user: `user_info` is what the app puts there (Echo hands only that to
@@ -78,13 +79,14 @@ async fn echo_private_listen_receives_npm_sdk_events_on_both_edges() {
     }
 }
 
-#[tokio::test]
-async fn echo_presence_here_joining_leaving_across_edges() {
+on_both_topologies!(echo_presence_here_joining_leaving_across_edges);
+async fn echo_presence_here_joining_leaving_across_edges(shape: Shape) {
     const TEST: &str = "echo_presence_here_joining_leaving_across_edges";
-    let cluster = Cluster::start(TEST, 2, &[]).await;
+    let topology = Topology::start(shape, TEST).await;
+    let test = topology.name();
     let (ada, bob) = (user(1, "Ada"), user(2, "Bob"));
     let (ada_info, bob_info) = (ada["info"].clone(), bob["info"].clone());
-    let mut first = EchoClient::connect(TEST, "echo-ada", &cluster.edges[0], &ada).await;
+    let mut first = EchoClient::connect(test, "echo-ada", &topology.edges()[0], &ada).await;
     assert_eq!(
         first
             .subscribe(Kind::Presence, "room", &[], &["typing"])
@@ -94,7 +96,7 @@ async fn echo_presence_here_joining_leaving_across_edges() {
 
     // `here` is Object.keys(members) in JS order: integer-like ids ascending, whatever the
     // order on the wire.
-    let mut second = EchoClient::connect(TEST, "echo-bob", &cluster.edges[1], &bob).await;
+    let mut second = EchoClient::connect(test, "echo-bob", &topology.edges()[1], &bob).await;
     let both = json!({"channel": "presence-room", "users": [ada_info, bob_info]});
     assert_eq!(
         second

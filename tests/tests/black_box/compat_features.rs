@@ -9,8 +9,9 @@
 use std::collections::BTreeMap;
 
 use herald_tests::client::PusherClient;
-use herald_tests::compat::{JsClient, node_sdk, python_sdk, server};
-use herald_tests::topology::Cluster;
+use herald_tests::compat::{JsClient, Server, node_sdk, python_sdk, server, server_on};
+use herald_tests::on_both_topologies;
+use herald_tests::topology::{Cluster, Shape, Topology};
 use serde_json::{Value, json};
 
 fn user(id: &str, name: &str) -> Value {
@@ -22,11 +23,11 @@ fn payload() -> Value {
     json!({"id": 42, "note": "ünïcode \"quoted\" </script> ✓ 🦀", "list": [1, 2.5, null, true]})
 }
 
-/// Triggers `fence` on `channel` with the npm SDK.
-async fn fence(test: &str, cluster: &Cluster, channel: &str, data: &str) {
+/// Triggers `fence` on `channel` with the npm SDK through `server`.
+async fn fence(test: &str, server: &Server, channel: &str, data: &str) {
     let results = node_sdk(
         test,
-        &server(cluster),
+        server,
         json!([{"op": "trigger", "channels": channel, "event": "fence", "data": data}]),
     )
     .await;
@@ -64,23 +65,24 @@ async fn assert_terminated(client: &mut JsClient) {
     );
 }
 
-#[tokio::test]
-async fn pusher_js_presence_members_follow_users_across_edges() {
+on_both_topologies!(pusher_js_presence_members_follow_users_across_edges);
+async fn pusher_js_presence_members_follow_users_across_edges(shape: Shape) {
     const TEST: &str = "pusher_js_presence_members_follow_users_across_edges";
     const ROOM: &str = "presence-room";
-    let cluster = Cluster::start(TEST, 2, &[]).await;
+    let topology = Topology::start(shape, TEST).await;
+    let test = topology.name();
     let (ada, bob) = (user("ada", "Ada"), user("bob", "Bob"));
     let ada_member = json!({"id": "ada", "info": ada["info"]});
     let bob_member = json!({"id": "bob", "info": bob["info"]});
 
-    let mut watcher = JsClient::connect_as(TEST, "ada", &cluster.edges[0], &ada).await;
+    let mut watcher = JsClient::connect_as(test, "ada", &topology.edges()[0], &ada).await;
     assert_eq!(
         watcher.subscribe(ROOM).await,
         json!({"channel": ROOM, "count": 1, "me": ada_member,
                "members": {"ada": ada["info"]}})
     );
     let both = json!({"ada": ada["info"], "bob": bob["info"]});
-    let mut bob_1 = JsClient::connect_as(TEST, "bob-1", &cluster.edges[1], &bob).await;
+    let mut bob_1 = JsClient::connect_as(test, "bob-1", &topology.edges()[1], &bob).await;
     assert_eq!(
         bob_1.subscribe(ROOM).await,
         json!({"channel": ROOM, "count": 2, "me": bob_member, "members": both})
@@ -93,14 +95,14 @@ async fn pusher_js_presence_members_follow_users_across_edges() {
     // Bob's second socket, on the other edge: Bob is in its roster, nobody hears of it. Then Bob's
     // first socket leaves and joins again: Bob never left. Everything on one channel is ordered,
     // so the fence, triggered after both were confirmed, is the watcher's next report.
-    let mut bob_2 = JsClient::connect_as(TEST, "bob-2", &cluster.edges[0], &bob).await;
+    let mut bob_2 = JsClient::connect_as(test, "bob-2", &topology.edges()[0], &bob).await;
     assert_eq!(
         bob_2.subscribe(ROOM).await,
         json!({"channel": ROOM, "count": 2, "me": bob_member, "members": both})
     );
     bob_1.unsubscribe(ROOM).await;
     assert_eq!(bob_1.subscribe(ROOM).await["count"], 2);
-    fence(TEST, &cluster, ROOM, "1").await;
+    fence(test, &server_on(topology.other_hub(0).await), ROOM, "1").await;
     assert_eq!(
         watcher.next_report().await,
         json!({"type": "event", "channel": ROOM, "event": "fence", "data": 1})
@@ -113,7 +115,7 @@ async fn pusher_js_presence_members_follow_users_across_edges() {
         watcher.expect("member_removed").await,
         json!({"channel": ROOM, "member": bob_member, "count": 1})
     );
-    fence(TEST, &cluster, ROOM, "2").await;
+    fence(test, &server_on(topology.other_hub(0).await), ROOM, "2").await;
     assert_eq!(
         watcher.next_report().await,
         json!({"type": "event", "channel": ROOM, "event": "fence", "data": 2})
@@ -335,15 +337,16 @@ async fn pusher_js_decrypts_what_the_npm_sdk_encrypts() {
     reader.close().await;
 }
 
-#[tokio::test]
-async fn python_sdk_reads_presence_sends_to_one_user_and_terminates_another() {
+on_both_topologies!(python_sdk_reads_presence_sends_to_one_user_and_terminates_another);
+async fn python_sdk_reads_presence_sends_to_one_user_and_terminates_another(shape: Shape) {
     const TEST: &str = "python_sdk_reads_presence_sends_to_one_user_and_terminates_another";
     const LOBBY: &str = "presence-lobby";
-    let cluster = Cluster::start(TEST, 2, &[]).await;
+    let topology = Topology::start(shape, TEST).await;
+    let test = topology.name();
     let mut banned =
-        JsClient::connect_as(TEST, "banned", &cluster.edges[0], &user("1", "One")).await;
+        JsClient::connect_as(test, "banned", &topology.edges()[0], &user("1", "One")).await;
     let mut bystander =
-        JsClient::connect_as(TEST, "bystander", &cluster.edges[1], &user("2", "Two")).await;
+        JsClient::connect_as(test, "bystander", &topology.edges()[1], &user("2", "Two")).await;
     for client in [&mut banned, &mut bystander] {
         client.signin(&["notice"]).await;
         client.subscribe(LOBBY).await;
@@ -353,30 +356,42 @@ async fn python_sdk_reads_presence_sends_to_one_user_and_terminates_another() {
         json!({"channel": LOBBY, "member": {"id": "2", "info": {"name": "Two"}}, "count": 2})
     );
 
+    // Both joins were confirmed: the hub that is not the bystander's answers, then the one that
+    // is not the banned user's.
+    for edge in [1, 0] {
+        let results = python_sdk(
+            test,
+            &server_on(topology.other_hub(edge).await),
+            json!([
+                {"op": "channels_info", "prefix_filter": "presence-", "attributes": ["user_count"]},
+                {"op": "channel_info", "channel": LOBBY, "attributes": ["user_count"]},
+                {"op": "users_info", "channel": LOBBY},
+            ]),
+        )
+        .await;
+        let mut users = results[2].clone();
+        if let Some(list) = users["result"]["users"].as_array_mut() {
+            // Pusher documents no order.
+            list.sort_by_key(|user| user["id"].to_string());
+        }
+        assert_eq!(
+            [&results[0], &results[1], &users],
+            [
+                &json!({"op": "channels_info", "result": {"channels": {LOBBY: {"user_count": 2}}}}),
+                &json!({"op": "channel_info", "result": {"occupied": true, "user_count": 2}}),
+                &json!({"op": "users_info", "result": {"users": [{"id": "1"}, {"id": "2"}]}}),
+            ]
+        );
+    }
     let results = python_sdk(
-        TEST,
-        &server(&cluster),
-        json!([
-            {"op": "channels_info", "prefix_filter": "presence-", "attributes": ["user_count"]},
-            {"op": "channel_info", "channel": LOBBY, "attributes": ["user_count"]},
-            {"op": "users_info", "channel": LOBBY},
-            {"op": "terminate_user_connections", "user_id": "1"},
-        ]),
+        test,
+        &server_on(topology.other_hub(0).await),
+        json!([{"op": "terminate_user_connections", "user_id": "1"}]),
     )
     .await;
-    let mut users = results[2].clone();
-    if let Some(list) = users["result"]["users"].as_array_mut() {
-        // Pusher documents no order.
-        list.sort_by_key(|user| user["id"].to_string());
-    }
     assert_eq!(
-        [&results[0], &results[1], &users, &results[3]],
-        [
-            &json!({"op": "channels_info", "result": {"channels": {LOBBY: {"user_count": 2}}}}),
-            &json!({"op": "channel_info", "result": {"occupied": true, "user_count": 2}}),
-            &json!({"op": "users_info", "result": {"users": [{"id": "1"}, {"id": "2"}]}}),
-            &json!({"op": "terminate_user_connections", "result": {}}),
-        ]
+        results,
+        vec![json!({"op": "terminate_user_connections", "result": {}})]
     );
 
     assert_terminated(&mut banned).await;
@@ -388,8 +403,8 @@ async fn python_sdk_reads_presence_sends_to_one_user_and_terminates_another() {
                "member": {"id": "1", "info": {"name": "One"}}, "count": 1})
     );
     let results = python_sdk(
-        TEST,
-        &server(&cluster),
+        test,
+        &server_on(topology.other_hub(0).await),
         json!([
             {"op": "send_to_user", "user_id": "2", "event": "notice", "data": {"from": "python"}},
             {"op": "trigger", "channels": LOBBY, "event": "fence", "data": "end"},
@@ -416,17 +431,18 @@ async fn python_sdk_reads_presence_sends_to_one_user_and_terminates_another() {
     bystander.close().await;
 }
 
-#[tokio::test]
-async fn pusher_js_hears_subscription_counts_when_the_app_asks() {
+on_both_topologies!(pusher_js_hears_subscription_counts_when_the_app_asks);
+async fn pusher_js_hears_subscription_counts_when_the_app_asks(shape: Shape) {
     const TEST: &str = "pusher_js_hears_subscription_counts_when_the_app_asks";
     const COUNTED: &str = "counted";
     let hub_env = [
         ("HERALD_APP__SUBSCRIPTION_COUNT_EVENTS", "true"),
         ("HERALD_HUB__SUBSCRIPTION_COUNT_INTERVAL_MS", "100"),
     ];
-    let cluster = Cluster::start_with(TEST, 2, &hub_env, &[]).await;
-    let mut first = JsClient::connect(TEST, "first", &cluster.edges[0]).await;
-    let mut second = JsClient::connect(TEST, "second", &cluster.edges[1]).await;
+    let topology = Topology::start_with(shape, TEST, &hub_env, &[]).await;
+    let test = topology.name();
+    let mut first = JsClient::connect(test, "first", &topology.edges()[0]).await;
+    let mut second = JsClient::connect(test, "second", &topology.edges()[1]).await;
     first.subscribe(COUNTED).await;
     second.subscribe(COUNTED).await;
 
@@ -483,8 +499,8 @@ async fn pusher_js_watchlist_follows_a_friend_signing_in_on_another_edge() {
     watcher.close().await;
 }
 
-#[tokio::test]
-async fn pusher_js_joins_presence_as_its_signed_in_user_without_channel_data() {
+on_both_topologies!(pusher_js_joins_presence_as_its_signed_in_user_without_channel_data);
+async fn pusher_js_joins_presence_as_its_signed_in_user_without_channel_data(shape: Shape) {
     // pusher-js ≥ 7.4 (pusher/pusher-js#625): when the app's channel endpoint answers a presence
     // channel with `auth` only (`authorizeChannel(socketId, channel)`, signing
     // `<socket_id>:<channel>`), pusher-js waits for sign-in and subscribes without
@@ -492,14 +508,15 @@ async fn pusher_js_joins_presence_as_its_signed_in_user_without_channel_data() {
     // shared with other members of presence channels" (Pusher's authenticating-users docs).
     const TEST: &str = "pusher_js_joins_presence_as_its_signed_in_user_without_channel_data";
     const ROOM: &str = "presence-signed";
-    let cluster = Cluster::start(TEST, 2, &[]).await;
+    let topology = Topology::start(shape, TEST).await;
+    let test = topology.name();
     let ada = user("ada", "Ada");
-    let mut watcher = JsClient::connect_as(TEST, "ada", &cluster.edges[0], &ada).await;
+    let mut watcher = JsClient::connect_as(test, "ada", &topology.edges()[0], &ada).await;
     watcher.subscribe(ROOM).await;
 
     let carol = json!({"id": "carol", "info": {"name": "Carol"}, "presence_by_signin": true});
     let carol_member = json!({"id": "carol", "info": {"name": "Carol"}});
-    let mut signed = JsClient::connect_as(TEST, "carol", &cluster.edges[1], &carol).await;
+    let mut signed = JsClient::connect_as(test, "carol", &topology.edges()[1], &carol).await;
     signed.signin(&[]).await;
     assert_eq!(
         signed.subscribe(ROOM).await,

@@ -1,24 +1,25 @@
 //! User authentication: sign-in, server-to-user events, terminating a user's connections on
-//! every edge, authorized connections, and watchlist events.
+//! every edge, authorized connections, and watchlist events. What spans edges runs against one
+//! hub and against a region of two (`on_both_topologies!`), asking a hub other than the users'.
 
 use std::time::{Duration, Instant};
 
 use herald_tests::client::{PusherClient, expect_close};
-use herald_tests::topology::Cluster;
+use herald_tests::on_both_topologies;
+use herald_tests::topology::{Cluster, Shape, Topology};
 use serde_json::json;
 
 /// How soon watchers hear that a user's last socket closed (the edge sees the TCP close at once).
 const OFFLINE_BOUND: Duration = Duration::from_secs(2);
 
-#[tokio::test]
-async fn signin_then_server_to_user_events_reach_every_socket_of_the_user() {
-    let cluster = Cluster::start(
+on_both_topologies!(signin_then_server_to_user_events_reach_every_socket_of_the_user);
+async fn signin_then_server_to_user_events_reach_every_socket_of_the_user(shape: Shape) {
+    let topology = Topology::start(
+        shape,
         "signin_then_server_to_user_events_reach_every_socket_of_the_user",
-        2,
-        &[],
     )
     .await;
-    let mut bad = PusherClient::connect(&cluster.edges[0].url()).await;
+    let mut bad = topology.connect(0).await;
     let forged = json!({"event": "pusher:signin", "data": {"auth": "test-key:0000", "user_data": "{\"id\":\"1\"}"}});
     bad.send(forged).await;
     let refused = bad.next_event().await;
@@ -29,9 +30,9 @@ async fn signin_then_server_to_user_events_reach_every_socket_of_the_user() {
     );
     bad.sync().await;
 
-    let mut laptop = PusherClient::connect(&cluster.edges[0].url()).await;
-    let mut phone = PusherClient::connect(&cluster.edges[1].url()).await;
-    let mut stranger = PusherClient::connect(&cluster.edges[1].url()).await;
+    let mut laptop = topology.connect(0).await;
+    let mut phone = topology.connect(1).await;
+    let mut stranger = topology.connect(1).await;
     laptop
         .sign_in(&json!({"id": "42", "user_info": {"name": "Ada"}}))
         .await;
@@ -45,8 +46,9 @@ async fn signin_then_server_to_user_events_reach_every_socket_of_the_user() {
     assert_eq!(refused["event"], "pusher:subscription_error", "{refused}");
     assert_eq!(refused["data"]["status"], 403);
 
-    let sent = cluster
-        .api()
+    let sent = topology
+        .api_for_other_hub(0)
+        .await
         .trigger(json!({"name": "notice", "channels": ["#server-to-user-42"], "data": "{\"n\":1}"}))
         .await;
     assert_eq!(sent.status, 200, "{:?}", sent.body);
@@ -59,25 +61,25 @@ async fn signin_then_server_to_user_events_reach_every_socket_of_the_user() {
     );
 }
 
-#[tokio::test]
-async fn terminate_closes_only_that_users_sockets_on_every_edge() {
-    let cluster = Cluster::start(
+on_both_topologies!(terminate_closes_only_that_users_sockets_on_every_edge);
+async fn terminate_closes_only_that_users_sockets_on_every_edge(shape: Shape) {
+    let topology = Topology::start(
+        shape,
         "terminate_closes_only_that_users_sockets_on_every_edge",
-        2,
-        &[],
     )
     .await;
     let mut targets = Vec::new();
-    for edge in &cluster.edges {
-        let mut client = PusherClient::connect(&edge.url()).await;
+    for edge in 0..topology.edges().len() {
+        let mut client = topology.connect(edge).await;
         client.sign_in(&json!({"id": "banned"})).await;
         targets.push(client);
     }
-    let mut bystander = PusherClient::connect(&cluster.edges[0].url()).await;
+    let mut bystander = topology.connect(0).await;
     bystander.sign_in(&json!({"id": "fine"})).await;
 
-    let reply = cluster
-        .api()
+    let reply = topology
+        .api_for_other_hub(0)
+        .await
         .signed("POST", "users/banned/terminate_connections", &[], "{}")
         .await;
     assert_eq!((reply.status, reply.body), (200, json!({})));
@@ -135,10 +137,10 @@ async fn a_watchlist_over_100_ids_is_cut_with_pushers_4302() {
     assert_eq!(offline, 100, "only the first 100 ids are watched");
 }
 
-#[tokio::test]
-async fn watchlists_follow_users_online_and_offline() {
-    let cluster = Cluster::start("watchlists_follow_users_online_and_offline", 2, &[]).await;
-    let mut watcher = PusherClient::connect(&cluster.edges[0].url()).await;
+on_both_topologies!(watchlists_follow_users_online_and_offline);
+async fn watchlists_follow_users_online_and_offline(shape: Shape) {
+    let topology = Topology::start(shape, "watchlists_follow_users_online_and_offline").await;
+    let mut watcher = topology.connect(0).await;
     watcher
         .sign_in(&json!({"id": "w", "watchlist": ["friend", "other"]}))
         .await;
@@ -146,7 +148,7 @@ async fn watchlists_follow_users_online_and_offline() {
         watcher.next_watchlist_events().await,
         json!([{"name": "offline", "user_ids": ["friend", "other"]}])
     );
-    let mut friend = PusherClient::connect(&cluster.edges[1].url()).await;
+    let mut friend = topology.connect(1).await;
     friend.sign_in(&json!({"id": "friend"})).await;
     assert_eq!(
         watcher.next_watchlist_events().await,

@@ -12,6 +12,7 @@
 //! - [`link`] — the QUIC endpoint and one session per edge.
 //! - [`api`] — the Pusher HTTP API, `/up`, `/stats`.
 //! - [`stats`] — counters.
+//! - [`webhooks`] — Pusher webhooks to the apps, once per region.
 //!
 //! # Invariants
 //! - Never depends on `herald-edge`: the link protocol in `herald-shared` is the only contract.
@@ -30,6 +31,7 @@ pub mod registry;
 pub mod server;
 pub mod stats;
 pub mod watchlist;
+pub mod webhooks;
 
 pub use config::HubConfig;
 pub use server::{HubListeners, RunningHub, StartError, start};

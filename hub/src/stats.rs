@@ -4,6 +4,8 @@ use std::sync::atomic::AtomicU64;
 
 use serde::Serialize;
 
+use crate::webhooks::stats::WebhookStats;
+
 /// Counters updated with relaxed atomics.
 #[derive(Debug, Default, Serialize)]
 pub struct HubStats {
@@ -21,4 +23,6 @@ pub struct HubStats {
     pub client_events: AtomicU64,
     /// Watchlist occupancy changes dropped because the watchlist queue was full.
     pub watchlist_dropped: AtomicU64,
+    /// Webhooks sent, retried, failed and dropped, and the queue depth.
+    pub webhooks: WebhookStats,
 }

@@ -105,6 +105,24 @@ impl Keys {
     pub fn count_announcement(&self, key: &ChannelKey) -> String {
         format!("{}:sca:{}:{}", self.prefix, key.app, key.channel)
     }
+
+    /// The queue (a stream) of one webhook endpoint. Webhook keys are region-wide, not per
+    /// channel, and scripts move events between them atomically, so they share one hash tag
+    /// (`{wh}`) and stay together on a Redis Cluster.
+    pub fn webhook_queue(&self, endpoint: impl std::fmt::Display) -> String {
+        format!("{}:{{wh}}:q:{endpoint}", self.prefix)
+    }
+
+    /// The delayed webhook events (`channel_vacated`, `member_removed`): a sorted set scored
+    /// by the Redis time, in ms, they are due at.
+    pub fn webhook_delayed(&self) -> String {
+        format!("{}:{{wh}}:delayed", self.prefix)
+    }
+
+    /// The lease of the one hub that delivers the region's webhooks.
+    pub fn webhook_courier(&self) -> String {
+        format!("{}:{{wh}}:courier", self.prefix)
+    }
 }
 
 #[cfg(test)]

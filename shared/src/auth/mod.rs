@@ -1,10 +1,11 @@
 //! Signatures: HTTP API requests ([`api`]); channel authorization and user authentication
-//! ([`channel`]).
+//! ([`channel`]); webhook requests ([`webhook`]).
 //!
 //! Every comparison of a signature is constant-time ([`subtle`]).
 
 pub mod api;
 pub mod channel;
+pub mod webhook;
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;

@@ -1,0 +1,563 @@
+//! A hub in a region: webhook queues and delays live in Redis, so each event is sent once for
+//! the whole region and nothing is lost when a hub dies.
+//!
+//! - **Queues.** Each endpoint has a stream (`{prefix}:{wh}:q:{endpoint}`): whichever hub saw
+//!   the cause appends the event, the stream's bound trims the oldest (counted as dropped), and
+//!   an entry is deleted only once delivered or given up on — so the stream *is* the list of
+//!   undelivered events.
+//! - **One courier.** One hub at a time holds the courier lease (`{prefix}:{wh}:courier`,
+//!   renewed every second, [`LEASE`] long) and delivers every endpoint's stream in order. When
+//!   it dies, the lease runs out and another hub takes over, reading each stream from its start:
+//!   what the dead courier had not deleted — pending, or being retried — is delivered by the
+//!   new one. Only a batch the dead hub had sent but not yet deleted can arrive twice.
+//! - **Delays.** `channel_vacated` and `member_removed` wait in a sorted set scored by their
+//!   due time (Redis's clock, so hubs' clocks do not matter). The `channel_occupied` /
+//!   `member_added` that undoes one removes it in the same script that would queue itself
+//!   (and then does not), and the courier moves due ones into the streams with a script that
+//!   removes and queues at once — a delay is in the set or in the streams, never in a hub.
+//!
+//! A hub that cannot reach Redis keeps the events it was given in its emitter queue and retries;
+//! when that queue is full, new events are dropped and counted.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use herald_shared::channel::{ChannelKey, ChannelName};
+use herald_shared::ids::{AppId, HubId};
+use redis::aio::{ConnectionManager, MultiplexedConnection};
+use redis::streams::{StreamRangeReply, StreamReadReply};
+use redis::{AsyncCommands, AsyncConnectionConfig, Script};
+use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::debounce::Delayed;
+use super::delivery::{Courier, EndpointQueue, QueueError, Queued};
+use super::stats::WebhookStats;
+use super::{Delay, Emitted, Plan, Targets};
+use crate::cluster::keys::Keys;
+use crate::stats::HubStats;
+
+/// How long the courier lease lasts without renewal: a dead courier's successor starts within
+/// about this long.
+pub const LEASE: Duration = Duration::from_secs(3);
+/// How often the lease is taken or renewed.
+const LEASE_ROUND: Duration = Duration::from_secs(1);
+/// How long a blocking read of the streams waits.
+const BLOCK: Duration = Duration::from_secs(1);
+/// The longest wait between two looks at the delayed set.
+const DELAY_LOOK: Duration = Duration::from_secs(1);
+/// Delayed events moved per round.
+const DUE_BATCH: usize = 100;
+/// The longest wait before retrying Redis.
+const MAX_RETRY: Duration = Duration::from_secs(2);
+
+/// What a regional hub's webhooks need of Redis.
+#[derive(Clone)]
+pub struct RedisSetup {
+    /// For the courier's own connection (it blocks on stream reads).
+    pub client: redis::Client,
+    /// The hub's shared connection.
+    pub connection: ConnectionManager,
+    /// Key names.
+    pub keys: Keys,
+    /// This hub.
+    pub hub_id: HubId,
+}
+
+/// Appends an event to the streams in `KEYS[2..]`, trimming each to `max` (returns how many
+/// entries were trimmed), unless the mode says otherwise: `cancel` — it undoes the delayed
+/// event `member`, which is removed instead and nothing is queued (returns -1); `claim` — it
+/// *is* the delayed event `member`, queued only by whoever removes it from the set.
+const PUSH: &str = r#"
+local mode, member, max, event = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+if mode == 'cancel' then
+  if redis.call('ZREM', KEYS[1], member) == 1 then return -1 end
+elseif mode == 'claim' then
+  if redis.call('ZREM', KEYS[1], member) == 0 then return -1 end
+end
+local dropped = 0
+for i = 2, #KEYS do
+  redis.call('XADD', KEYS[i], '*', 'e', event)
+  local over = redis.call('XLEN', KEYS[i]) - max
+  if over > 0 then
+    redis.call('XTRIM', KEYS[i], 'MAXLEN', max)
+    dropped = dropped + over
+  end
+end
+return dropped
+"#;
+
+/// Delays `member` by `ARGV[2]` ms of Redis time (an identical pending one keeps its time).
+const DELAY: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], 'NX', now + tonumber(ARGV[2]), ARGV[1])
+return 1
+"#;
+
+/// The delayed members due now (at most `ARGV[1]`), and how many ms until the next one is due
+/// (-1: none).
+const DUE: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
+local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+local wait = -1
+if first[2] then wait = math.max(0, tonumber(first[2]) - now) end
+return {wait, due}
+"#;
+
+/// Takes or renews the lease `KEYS[1]` for `ARGV[1]` for `ARGV[2]` ms; 1 if held.
+const LEAD: &str = r#"
+local holder = redis.call('GET', KEYS[1])
+if not holder then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+if holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"#;
+
+/// Gives the lease up if `ARGV[1]` holds it.
+const RELEASE: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"#;
+
+/// The scripts, hashed once.
+struct Scripts {
+    push: Script,
+    delay: Script,
+    due: Script,
+    lead: Script,
+    release: Script,
+}
+
+impl Default for Scripts {
+    fn default() -> Self {
+        Self {
+            push: Script::new(PUSH),
+            delay: Script::new(DELAY),
+            due: Script::new(DUE),
+            lead: Script::new(LEAD),
+            release: Script::new(RELEASE),
+        }
+    }
+}
+
+/// A delayed event's member in the delayed set.
+fn member(delayed: &Delayed) -> String {
+    match delayed {
+        Delayed::Vacated(key) => format!("v\n{}\n{}", key.app, key.channel),
+        Delayed::Removed(key, user) => format!("r\n{}\n{}\n{user}", key.app, key.channel),
+    }
+}
+
+/// The delayed event of a member of the delayed set.
+fn parse_member(text: &str) -> Option<Delayed> {
+    let mut parts = text.splitn(4, '\n');
+    let kind = parts.next()?;
+    let key = ChannelKey::new(
+        AppId::new(parts.next()?),
+        ChannelName::parse(parts.next()?).ok()?,
+    );
+    match (kind, parts.next()) {
+        ("v", None) => Some(Delayed::Vacated(key)),
+        ("r", Some(user)) => Some(Delayed::Removed(key, user.to_string())),
+        _ => None,
+    }
+}
+
+/// One endpoint's stream.
+#[derive(Clone)]
+pub struct StreamQueue {
+    connection: ConnectionManager,
+    key: String,
+    changed: Arc<Notify>,
+}
+
+impl EndpointQueue for StreamQueue {
+    async fn head(&self, max: usize) -> Result<Vec<Queued>, QueueError> {
+        let reply: StreamRangeReply = self
+            .connection
+            .clone()
+            .xrange_count(&self.key, "-", "+", max)
+            .await?;
+        Ok(reply
+            .ids
+            .into_iter()
+            .filter_map(|entry| {
+                let json: String = entry.get("e")?;
+                let at_ms = entry.id.split('-').next()?.parse().ok()?;
+                Some(Queued {
+                    id: entry.id,
+                    at_ms,
+                    json: json.into(),
+                })
+            })
+            .collect())
+    }
+
+    async fn remove(&self, ids: &[String]) -> Result<(), QueueError> {
+        let _: usize = self.connection.clone().xdel(&self.key, ids).await?;
+        Ok(())
+    }
+
+    async fn changed(&self) {
+        self.changed.notified().await;
+    }
+}
+
+/// The regional side of a hub's webhooks.
+pub struct Region {
+    setup: RedisSetup,
+    scripts: Arc<Scripts>,
+    targets: Arc<Targets>,
+    stats: Arc<HubStats>,
+    queue_max: usize,
+    delay: Duration,
+}
+
+impl Region {
+    /// Webhooks through Redis.
+    pub fn new(
+        setup: RedisSetup,
+        targets: Arc<Targets>,
+        stats: Arc<HubStats>,
+        queue_max: usize,
+        delay: Duration,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            setup,
+            scripts: Arc::new(Scripts::default()),
+            targets,
+            stats,
+            queue_max: queue_max.max(1),
+            delay,
+        })
+    }
+
+    fn stream(&self, index: usize) -> String {
+        self.setup.keys.webhook_queue(self.targets.target(index).id)
+    }
+
+    /// Runs the emitter: hands each emitted event to Redis, in order, retrying while Redis is
+    /// unreachable.
+    pub async fn emit(
+        self: Arc<Self>,
+        mut events: mpsc::Receiver<Emitted>,
+        stop: CancellationToken,
+    ) {
+        while let Some(emitted) = tokio::select! {
+            _ = stop.cancelled() => None,
+            emitted = events.recv() => emitted,
+        } {
+            let mut wait = Duration::from_millis(50);
+            loop {
+                match self.hand_over(&emitted).await {
+                    Ok(dropped) => {
+                        WebhookStats::add(&self.stats.webhooks.dropped, dropped);
+                        break;
+                    }
+                    Err(error) => {
+                        tracing::warn!(message = "Cannot queue a webhook in Redis; retrying.", %error);
+                        tokio::select! {
+                            _ = stop.cancelled() => return,
+                            _ = tokio::time::sleep(wait) => {}
+                        }
+                        wait = (wait * 2).min(MAX_RETRY);
+                    }
+                }
+            }
+        }
+    }
+
+    /// One event into Redis; returns how many queued events the streams' bound dropped.
+    async fn hand_over(&self, emitted: &Emitted) -> Result<usize, redis::RedisError> {
+        let delayed = self.setup.keys.webhook_delayed();
+        let mut connection = self.setup.connection.clone();
+        match emitted.delay() {
+            Some(Delay::Leave(delayed_event)) => {
+                let _: i64 = self
+                    .scripts
+                    .delay
+                    .key(&delayed)
+                    .arg(member(&delayed_event))
+                    .arg(self.delay.as_millis() as u64)
+                    .invoke_async(&mut connection)
+                    .await?;
+                Ok(0)
+            }
+            Some(Delay::Arrive(undoes)) => {
+                let plan = self.targets.plan(emitted);
+                self.push("cancel", &member(&undoes), plan.as_ref()).await
+            }
+            None => match self.targets.plan(emitted) {
+                Some(plan) => self.push("", "", Some(&plan)).await,
+                None => Ok(0),
+            },
+        }
+    }
+
+    /// Runs [`PUSH`] for an event planned to its endpoints' streams (`None`: to none).
+    async fn push(
+        &self,
+        mode: &str,
+        member: &str,
+        plan: Option<&Plan>,
+    ) -> Result<usize, redis::RedisError> {
+        let mut invocation = self.scripts.push.key(self.setup.keys.webhook_delayed());
+        let json = match plan {
+            Some(plan) => {
+                for index in &plan.endpoints {
+                    invocation.key(self.stream(*index));
+                }
+                plan.json.to_string()
+            }
+            None => String::new(),
+        };
+        invocation
+            .arg(mode)
+            .arg(member)
+            .arg(self.queue_max)
+            .arg(json);
+        let dropped: i64 = invocation
+            .invoke_async(&mut self.setup.connection.clone())
+            .await?;
+        Ok(dropped.max(0) as usize)
+    }
+
+    /// Runs for the hub's life: takes the courier lease when it is free, delivers while holding
+    /// it, and gives it up when the hub stops.
+    pub async fn lead(self: Arc<Self>, courier: Courier, stop: CancellationToken) {
+        let lease = self.setup.keys.webhook_courier();
+        let me = self.setup.hub_id.to_string();
+        let tasks = TaskTracker::new();
+        let mut leading: Option<CancellationToken> = None;
+        loop {
+            let held: Result<i64, _> = self
+                .scripts
+                .lead
+                .key(&lease)
+                .arg(&me)
+                .arg(LEASE.as_millis() as u64)
+                .invoke_async(&mut self.setup.connection.clone())
+                .await;
+            match (held, &leading) {
+                (Ok(1), None) => {
+                    tracing::info!(message = "This hub delivers the region's webhooks now.");
+                    let token = stop.child_token();
+                    self.deliver(&courier, &tasks, &token);
+                    leading = Some(token);
+                }
+                (Ok(1), Some(_)) => {}
+                (held, Some(token)) => {
+                    // Lost (or cannot confirm) the lease: stop before another hub starts.
+                    if let Err(error) = held {
+                        tracing::warn!(message = "Cannot renew the webhook courier lease; stepping down.", %error);
+                    } else {
+                        tracing::info!(message = "Another hub delivers the region's webhooks now.");
+                    }
+                    token.cancel();
+                    leading = None;
+                    self.stats
+                        .webhooks
+                        .delivering
+                        .store(false, Ordering::Relaxed);
+                }
+                (_, None) => {}
+            }
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tokio::time::sleep(LEASE_ROUND) => {}
+            }
+        }
+        tasks.close();
+        tasks.wait().await;
+        if leading.is_some() {
+            let released: Result<i64, _> = self
+                .scripts
+                .release
+                .key(&lease)
+                .arg(&me)
+                .invoke_async(&mut self.setup.connection.clone())
+                .await;
+            if let Err(error) = released {
+                tracing::debug!(message = "Cannot give the webhook courier lease up; it expires.", %error);
+            }
+        }
+    }
+
+    /// Starts the courier's tasks: one per endpoint, the stream watcher, the delay mover.
+    fn deliver(self: &Arc<Self>, courier: &Courier, tasks: &TaskTracker, stop: &CancellationToken) {
+        self.stats
+            .webhooks
+            .delivering
+            .store(true, Ordering::Relaxed);
+        let mut notifies = HashMap::new();
+        for index in 0..self.targets.len() {
+            let changed = Arc::new(Notify::new());
+            let key = self.stream(index);
+            notifies.insert(key.clone(), changed.clone());
+            let queue = StreamQueue {
+                connection: self.setup.connection.clone(),
+                key,
+                changed,
+            };
+            tasks.spawn(
+                courier
+                    .clone()
+                    .run(self.targets.target_arc(index), queue, stop.clone()),
+            );
+        }
+        tasks.spawn(self.clone().watch(notifies, stop.clone()));
+        tasks.spawn(self.clone().move_due(stop.clone()));
+    }
+
+    /// Wakes endpoints' couriers when their stream grows (a blocking read on a connection of its
+    /// own), and keeps the queue depth current.
+    async fn watch(
+        self: Arc<Self>,
+        notifies: HashMap<String, Arc<Notify>>,
+        stop: CancellationToken,
+    ) {
+        let keys: Vec<String> = notifies.keys().cloned().collect();
+        let mut last: Vec<String> = vec!["0-0".to_string(); keys.len()];
+        let mut connection: Option<MultiplexedConnection> = None;
+        while !stop.is_cancelled() {
+            let conn = match &mut connection {
+                Some(conn) => conn,
+                None => {
+                    let config = AsyncConnectionConfig::new()
+                        .set_connection_timeout(Some(Duration::from_secs(2)))
+                        .set_response_timeout(Some(BLOCK + Duration::from_secs(2)));
+                    match self
+                        .setup
+                        .client
+                        .get_multiplexed_async_connection_with_config(&config)
+                        .await
+                    {
+                        Ok(conn) => connection.insert(conn),
+                        Err(error) => {
+                            tracing::debug!(message = "Cannot open the webhook watch connection.", %error);
+                            tokio::select! {
+                                _ = stop.cancelled() => return,
+                                _ = tokio::time::sleep(MAX_RETRY) => {}
+                            }
+                            continue;
+                        }
+                    }
+                }
+            };
+            let mut command = redis::cmd("XREAD");
+            command
+                .arg("COUNT")
+                .arg(100)
+                .arg("BLOCK")
+                .arg(BLOCK.as_millis() as u64)
+                .arg("STREAMS")
+                .arg(&keys)
+                .arg(&last);
+            let read = command.query_async::<Option<StreamReadReply>>(conn);
+            let reply = tokio::select! {
+                _ = stop.cancelled() => return,
+                reply = read => reply,
+            };
+            match reply {
+                Ok(reply) => {
+                    for stream in reply.map(|r| r.keys).unwrap_or_default() {
+                        if let (Some(position), Some(newest)) = (
+                            keys.iter().position(|key| *key == stream.key),
+                            stream.ids.last(),
+                        ) {
+                            last[position] = newest.id.clone();
+                            notifies[&stream.key].notify_one();
+                        }
+                    }
+                    let mut pipe = redis::pipe();
+                    for key in &keys {
+                        pipe.xlen(key);
+                    }
+                    if let Ok(lengths) = pipe.query_async::<Vec<u64>>(conn).await {
+                        self.stats
+                            .webhooks
+                            .queue_depth
+                            .store(lengths.iter().sum(), Ordering::Relaxed);
+                    }
+                }
+                Err(error) => {
+                    tracing::debug!(message = "Webhook watch read failed; reconnecting.", %error);
+                    connection = None;
+                }
+            }
+        }
+    }
+
+    /// Moves due delayed events into their endpoints' streams.
+    async fn move_due(self: Arc<Self>, stop: CancellationToken) {
+        let delayed_key = self.setup.keys.webhook_delayed();
+        while !stop.is_cancelled() {
+            let due: Result<(i64, Vec<String>), _> = self
+                .scripts
+                .due
+                .key(&delayed_key)
+                .arg(DUE_BATCH)
+                .invoke_async(&mut self.setup.connection.clone())
+                .await;
+            let wait = match due {
+                Ok((_, members)) if !members.is_empty() => {
+                    for text in members {
+                        // A member this hub cannot read is removed all the same.
+                        let plan = parse_member(&text)
+                            .and_then(|delayed| self.targets.plan(&delayed.event()));
+                        let moved = self.push("claim", &text, plan.as_ref()).await;
+                        match moved {
+                            Ok(dropped) => WebhookStats::add(&self.stats.webhooks.dropped, dropped),
+                            Err(error) => {
+                                tracing::warn!(message = "Cannot move a delayed webhook; retrying.", %error);
+                                break;
+                            }
+                        }
+                    }
+                    Duration::ZERO
+                }
+                Ok((wait, _)) if wait >= 0 => Duration::from_millis(wait as u64).min(DELAY_LOOK),
+                Ok(_) => DELAY_LOOK,
+                Err(error) => {
+                    tracing::warn!(message = "Cannot read the delayed webhooks; retrying.", %error);
+                    MAX_RETRY
+                }
+            };
+            if !wait.is_zero() {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(wait) => {}
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delayed_members_round_trip() {
+        let key = ChannelKey::new(AppId::new("1"), ChannelName::parse("presence-a").unwrap());
+        for delayed in [
+            Delayed::Vacated(key.clone()),
+            Delayed::Removed(key.clone(), "user\nwith a newline".into()),
+        ] {
+            assert_eq!(parse_member(&member(&delayed)), Some(delayed));
+        }
+        assert_eq!(parse_member("x\n1\na"), None);
+        assert_eq!(parse_member("v\n1\nbad name!"), None);
+    }
+}

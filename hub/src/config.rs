@@ -10,6 +10,7 @@ use crate::api::ApiSettings;
 use crate::cluster::ClusterSettings;
 use crate::link::{HubTls, LinkSettings};
 use crate::registry::RegistrySettings;
+use crate::webhooks::WebhookSettings;
 
 /// Everything a hub needs to run.
 #[derive(Debug, Clone)]
@@ -30,4 +31,6 @@ pub struct HubConfig {
     pub registry: RegistrySettings,
     /// Redis, for a hub in a region of hubs; `None` runs alone, in memory.
     pub cluster: Option<ClusterSettings>,
+    /// Webhook endpoints and how they are delivered to.
+    pub webhooks: WebhookSettings,
 }

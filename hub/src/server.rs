@@ -16,6 +16,7 @@ use crate::region::Region;
 use crate::registry::Registry;
 use crate::stats::HubStats;
 use crate::watchlist;
+use crate::webhooks;
 
 /// The sockets a hub serves; bound by the caller.
 #[derive(Debug)]
@@ -35,6 +36,9 @@ pub enum StartError {
     /// The Redis settings are unusable.
     #[error(transparent)]
     Cluster(#[from] crate::cluster::ClusterError),
+    /// Webhooks cannot start.
+    #[error(transparent)]
+    Webhooks(#[from] crate::webhooks::WebhookError),
     /// A socket could not be used.
     #[error("cannot use the listening sockets: {0}")]
     Io(#[from] std::io::Error),
@@ -77,6 +81,23 @@ pub fn start(
         shutdown.clone(),
         &tasks,
     );
+    // Not yet told of any cause: the event sources are wired once the region seam lands.
+    let _webhooks = webhooks::start(
+        config.webhooks.clone(),
+        &config.apps,
+        cluster
+            .as_ref()
+            .zip(config.cluster.as_ref())
+            .map(|(cluster, settings)| webhooks::RedisSetup {
+                client: settings.redis.clone(),
+                connection: cluster.connection(),
+                keys: cluster.keys().clone(),
+                hub_id: config.hub_id,
+            }),
+        stats.clone(),
+        shutdown.clone(),
+        &tasks,
+    )?;
     let region = match (&cluster, &config.cluster) {
         (Some(cluster), Some(settings)) => {
             tasks.spawn(bus::run(

@@ -8,6 +8,8 @@
 //! - `pusher_js` — [`JsClient`], pusher-js (`client.mjs`).
 //! - `echo` — [`EchoClient`], Laravel Echo (`echo.mjs`).
 //! - `sdk` — [`node_sdk`] (`trigger.mjs`) and [`python_sdk`] (`trigger.py`).
+//! - `webhooks` — [`WebhookReceiver`] (`webhook_receiver.mjs` + `webhook_verify.py`), an app's
+//!   webhook endpoint verifying every request with the npm and PyPI SDKs.
 //!
 //! # Installation
 //! Their dependencies install themselves on first use, once per machine state: `npm ci` in
@@ -39,6 +41,7 @@ mod echo;
 mod pusher_js;
 mod script;
 mod sdk;
+mod webhooks;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -54,6 +57,7 @@ pub use echo::{EchoClient, Kind};
 pub use pusher_js::JsClient;
 pub use script::{MASTER_KEY_BASE64, signer};
 pub use sdk::{node_sdk, python_sdk};
+pub use webhooks::WebhookReceiver;
 
 /// How long one installer (`npm ci`, venv creation, `pip install`) may take.
 pub const INSTALL_TIMEOUT: Duration = Duration::from_secs(300);

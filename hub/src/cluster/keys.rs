@@ -119,6 +119,11 @@ impl Keys {
         format!("{}:{{wh}}:delayed", self.prefix)
     }
 
+    /// Set while a channel's `cache_miss` webhook was sent recently (sent once per period).
+    pub fn webhook_once(&self, key: &ChannelKey) -> String {
+        format!("{}:{{wh}}:miss:{}:{}", self.prefix, key.app, key.channel)
+    }
+
     /// The lease of the one hub that delivers the region's webhooks.
     pub fn webhook_courier(&self) -> String {
         format!("{}:{{wh}}:courier", self.prefix)

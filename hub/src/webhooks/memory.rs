@@ -6,7 +6,7 @@
 //! removes — so it is a `VecDeque` behind a mutex held for a push or a copy of ≤ 20 entries,
 //! never across an `.await`.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::debounce::{Arrival, Debounce};
 use super::delivery::{EndpointQueue, QueueError, Queued, unix_ms};
-use super::{Emitted, Plan, Targets};
+use super::{CACHE_MISS_ONCE_PER, Emitted, Plan, Targets};
 use crate::stats::HubStats;
 
 /// One endpoint's queue in memory, bounded: a push beyond the bound drops the oldest event.
@@ -109,6 +109,7 @@ pub async fn emit(
     mut debounce: Debounce,
     stop: CancellationToken,
 ) {
+    let mut recent_misses: HashMap<herald_shared::channel::ChannelKey, Instant> = HashMap::new();
     let queue_all = |plan: &Plan| {
         for index in &plan.endpoints {
             queues[*index].push(plan.json.clone());
@@ -143,6 +144,16 @@ pub async fn emit(
                         }
                     }
                     None => {
+                        if let Some(key) = emitted.once_per_channel() {
+                            let now = Instant::now();
+                            if recent_misses.get(&key).is_some_and(|at| now < *at + CACHE_MISS_ONCE_PER) {
+                                continue;
+                            }
+                            if recent_misses.len() >= 10_000 {
+                                recent_misses.retain(|_, at| now < *at + CACHE_MISS_ONCE_PER);
+                            }
+                            recent_misses.insert(key, now);
+                        }
                         if let Some(plan) = targets.plan(&emitted) {
                             queue_all(&plan);
                         }

@@ -67,6 +67,9 @@ use memory::MemoryQueue;
 
 /// Events waiting for this hub's emitter; more are dropped and counted.
 const EMIT_QUEUE: usize = 65_536;
+/// A channel's `cache_miss` is sent at most once this often, region-wide: Pusher "handles
+/// de-duplication when multiple clients are subscribed to an empty channel".
+pub const CACHE_MISS_ONCE_PER: Duration = Duration::from_secs(10);
 
 /// How a hub sends webhooks. [`WebhookSettings::default`] has no endpoints and Pusher's timings.
 #[derive(Debug, Clone)]
@@ -139,6 +142,18 @@ impl Emitted {
             WebhookEvent::ClientEvent { .. }
             | WebhookEvent::CacheMiss { .. }
             | WebhookEvent::SubscriptionCount { .. } => None,
+        }
+    }
+}
+
+impl Emitted {
+    /// The channel whose `cache_miss` this is (sent once per [`CACHE_MISS_ONCE_PER`]).
+    fn once_per_channel(&self) -> Option<ChannelKey> {
+        match &self.event {
+            WebhookEvent::CacheMiss { channel } => {
+                Some(ChannelKey::new(self.app.clone(), channel.clone()))
+            }
+            _ => None,
         }
     }
 }

@@ -36,7 +36,7 @@ use tokio_util::task::TaskTracker;
 use super::debounce::Delayed;
 use super::delivery::{Courier, EndpointQueue, QueueError, Queued};
 use super::stats::WebhookStats;
-use super::{Delay, Emitted, Plan, Targets};
+use super::{CACHE_MISS_ONCE_PER, Delay, Emitted, Plan, Targets};
 use crate::cluster::keys::Keys;
 use crate::stats::HubStats;
 
@@ -69,11 +69,14 @@ pub struct RedisSetup {
 
 /// Appends an event to the streams in `KEYS[2..]`, trimming each to `max` (returns how many
 /// entries were trimmed), unless the mode says otherwise: `cancel` — it undoes the delayed
-/// event `member`, which is removed instead and nothing is queued (returns -1); `claim` — it
-/// *is* the delayed event `member`, queued only by whoever removes it from the set.
+/// event `member` of the set `KEYS[1]`, which is removed instead and nothing is queued (returns
+/// -1); `claim` — it *is* that delayed event, queued only by whoever removes it from the set;
+/// `once` — it is queued only if the key `KEYS[1]` could be set, for `member` ms.
 const PUSH: &str = r#"
 local mode, member, max, event = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
-if mode == 'cancel' then
+if mode == 'once' then
+  if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', member) then return -1 end
+elseif mode == 'cancel' then
   if redis.call('ZREM', KEYS[1], member) == 1 then return -1 end
 elseif mode == 'claim' then
   if redis.call('ZREM', KEYS[1], member) == 0 then return -1 end
@@ -298,9 +301,14 @@ impl Region {
                 let plan = self.targets.plan(emitted);
                 self.push("cancel", &member(&undoes), plan.as_ref()).await
             }
-            None => match self.targets.plan(emitted) {
-                Some(plan) => self.push("", "", Some(&plan)).await,
-                None => Ok(0),
+            None => match (self.targets.plan(emitted), emitted.once_per_channel()) {
+                (Some(plan), Some(key)) => {
+                    let once = self.setup.keys.webhook_once(&key);
+                    let window = CACHE_MISS_ONCE_PER.as_millis().to_string();
+                    self.push_with(&once, "once", &window, Some(&plan)).await
+                }
+                (Some(plan), None) => self.push("", "", Some(&plan)).await,
+                (None, _) => Ok(0),
             },
         }
     }
@@ -312,7 +320,19 @@ impl Region {
         member: &str,
         plan: Option<&Plan>,
     ) -> Result<usize, redis::RedisError> {
-        let mut invocation = self.scripts.push.key(self.setup.keys.webhook_delayed());
+        let delayed = self.setup.keys.webhook_delayed();
+        self.push_with(&delayed, mode, member, plan).await
+    }
+
+    /// Runs [`PUSH`] with `first` as its first key (the delayed set, or the key of `once`).
+    async fn push_with(
+        &self,
+        first: &str,
+        mode: &str,
+        member: &str,
+        plan: Option<&Plan>,
+    ) -> Result<usize, redis::RedisError> {
+        let mut invocation = self.scripts.push.key(first);
         let json = match plan {
             Some(plan) => {
                 for index in &plan.endpoints {

@@ -14,8 +14,11 @@ use herald_shared::app::AppSettings;
 use herald_shared::limits;
 use herald_shared::secret::Secret;
 
+use herald_hub::webhooks::{RetryPolicy, WebhookSettings};
+
 use super::key::Meta;
 use super::parse;
+use super::webhooks::{self, WebhookSpec};
 
 fn cpu_count() -> String {
     std::thread::available_parallelism()
@@ -66,6 +69,10 @@ declare_keys! {
     /// largest presence user_info, bytes
     APP_MAX_USER_INFO_BYTES: u32 = "app.max_user_info_bytes",
         computed(|| AppSettings::default().max_user_info_bytes.to_string()), parse::positive;
+    /// webhook endpoints: [[app.webhooks]] tables in the file (url, event_types, headers,
+    /// channel_prefix, channel_suffix), or the same list as JSON in the environment; see
+    /// docs/webhooks.md
+    APP_WEBHOOKS: Vec<WebhookSpec> = "app.webhooks", optional("none"), webhooks::specs;
 
     /// HTTP API address
     HUB_HTTP_LISTEN: SocketAddr = "hub.http_listen", default("0.0.0.0:8081"), parse::socket_addr;
@@ -131,6 +138,19 @@ declare_keys! {
     REDIS_HUB_TTL_SECS: Duration = "redis.hub_ttl_secs", default("10"), parse::seconds;
     /// stay subscribed to a channel this long after its last interest, seconds
     REDIS_LINGER_SECS: Duration = "redis.linger_secs", default("5"), parse::seconds;
+
+    /// webhook events queued per endpoint before the oldest are dropped
+    WEBHOOKS_QUEUE_MAX: usize = "webhooks.queue_max",
+        computed(|| WebhookSettings::default().queue_max.to_string()), parse::positive;
+    /// how long a failing webhook batch is retried before it is dropped, seconds (Pusher's)
+    WEBHOOKS_RETRY_FOR_SECS: Duration = "webhooks.retry_for_secs",
+        computed(|| RetryPolicy::default().retry_for.as_secs().to_string()), parse::seconds;
+    /// wait after a webhook request's first failure, milliseconds; it doubles per failure
+    WEBHOOKS_BACKOFF_MIN_MS: Duration = "webhooks.backoff_min_ms",
+        computed(|| RetryPolicy::default().backoff_min.as_millis().to_string()), parse::millis;
+    /// longest wait between two webhook attempts, milliseconds
+    WEBHOOKS_BACKOFF_MAX_MS: Duration = "webhooks.backoff_max_ms",
+        computed(|| RetryPolicy::default().backoff_max.as_millis().to_string()), parse::millis;
 
     /// WebSocket address (also REVERB_SERVER_HOST + REVERB_SERVER_PORT)
     EDGE_LISTEN: SocketAddr = "edge.listen", default("0.0.0.0:8080"), parse::socket_addr;

@@ -28,6 +28,7 @@
 //! - [`env`] — the environment, behind a trait.
 //! - [`resolve`] — validation and defaults into typed configs.
 //! - [`docs`] — `herald config env` and docs/configuration.md.
+//! - [`webhooks`] — webhook endpoints and delivery settings.
 
 #[macro_use]
 pub mod key;
@@ -37,6 +38,7 @@ pub mod keys;
 pub mod parse;
 pub mod raw;
 pub mod resolve;
+pub mod webhooks;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -133,6 +133,10 @@ impl RawConfig {
                     for (name, value) in entry {
                         let path = format!("app.{name}");
                         match keys::key(&path) {
+                            Some(key) if is_structured(key) => {
+                                let text = structured_text(value);
+                                settings.set(key, Setting::new(text, Origin::File));
+                            }
                             Some(key) => match text_of(&value) {
                                 Ok(text) => settings.set(key, Setting::new(text, Origin::File)),
                                 Err(problem) => problems.push(format!("{scope}.{name}: {problem}")),
@@ -155,6 +159,10 @@ impl RawConfig {
 }
 
 fn read_table(path: &str, value: toml::Value, into: &mut Settings, problems: &mut Vec<String>) {
+    if let Some(key) = keys::key(path).filter(|key| is_structured(key)) {
+        into.set(key, Setting::new(structured_text(value), Origin::File));
+        return;
+    }
     match value {
         toml::Value::Table(table) => {
             for (name, value) in table {
@@ -200,6 +208,21 @@ pub fn unknown_env(name: &str) -> String {
         }
         _ => "names no configuration key (`herald config env` lists them)".to_string(),
     }
+}
+
+/// Whether a key's value is structured: a list of tables in the file (`[[app.webhooks]]`),
+/// read as its JSON text by the key's parser, the same text its environment variable holds.
+fn is_structured(key: &Meta) -> bool {
+    key.path == keys::APP_WEBHOOKS.meta.path
+}
+
+/// A structured value as JSON (one table stands for a list of one).
+fn structured_text(value: toml::Value) -> String {
+    let value = match value {
+        toml::Value::Table(table) => toml::Value::Array(vec![toml::Value::Table(table)]),
+        value => value,
+    };
+    serde_json::to_string(&value).expect("a TOML value encodes as JSON")
 }
 
 /// A scalar as text; a list of scalars comma-separated.

@@ -266,6 +266,7 @@ pub fn hub(
                 },
             },
             cluster: None,
+            webhooks: super::webhooks::webhooks(raw, r),
         },
         redis: redis(raw, r),
     }

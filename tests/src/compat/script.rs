@@ -26,10 +26,10 @@ pub fn signer() -> Value {
 
 /// The stderr of a script, kept for failure messages and written to its log file.
 #[derive(Clone, Default)]
-struct Stderr(Arc<Mutex<String>>);
+pub(super) struct Stderr(Arc<Mutex<String>>);
 
 impl Stderr {
-    fn collect(&self, child: &mut Child, log_path: PathBuf) {
+    pub(super) fn collect(&self, child: &mut Child, log_path: PathBuf) {
         let stderr = child.stderr.take().expect("stderr is piped");
         let sink = self.0.clone();
         tokio::spawn(async move {
@@ -46,7 +46,7 @@ impl Stderr {
         });
     }
 
-    fn text(&self) -> String {
+    pub(super) fn text(&self) -> String {
         self.0.lock().expect("stderr lock").clone()
     }
 }

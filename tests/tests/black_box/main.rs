@@ -29,4 +29,5 @@ mod region_failures;
 mod slow_consumer;
 mod terraform_invariants;
 mod users;
+mod webhooks;
 mod websocket_errors;

@@ -70,8 +70,7 @@ declare_keys! {
     APP_MAX_USER_INFO_BYTES: u32 = "app.max_user_info_bytes",
         computed(|| AppSettings::default().max_user_info_bytes.to_string()), parse::positive;
     /// webhook endpoints: [[app.webhooks]] tables in the file (url, event_types, headers,
-    /// channel_prefix, channel_suffix), or the same list as JSON in the environment; see
-    /// docs/webhooks.md
+    /// channel_prefix, channel_suffix), or the same list as JSON in the environment
     APP_WEBHOOKS: Vec<WebhookSpec> = "app.webhooks", optional("none"), webhooks::specs;
 
     /// HTTP API address

@@ -135,7 +135,8 @@ mod tests {
             .collect();
         let raw = load(Some(&path), &env, &[]);
         let _ = std::fs::remove_file(&path);
-        let raw = raw.map_err(|errors| errors.0.iter().map(ToString::to_string).collect::<Vec<_>>())?;
+        let raw =
+            raw.map_err(|errors| errors.0.iter().map(ToString::to_string).collect::<Vec<_>>())?;
         let mut r = Resolver::default();
         let settings = webhooks(&raw, &mut r);
         r.finish(settings)
@@ -170,10 +171,13 @@ mod tests {
         assert!(second.event_types().contains(EventType::SubscriptionCount));
         assert_eq!(second.headers().len(), 1);
         assert_eq!(settings.retry.retry_for, Duration::from_secs(20));
-        assert_eq!(settings.retry, RetryPolicy {
-            retry_for: Duration::from_secs(20),
-            ..RetryPolicy::default()
-        });
+        assert_eq!(
+            settings.retry,
+            RetryPolicy {
+                retry_for: Duration::from_secs(20),
+                ..RetryPolicy::default()
+            }
+        );
     }
 
     #[test]
@@ -233,8 +237,11 @@ mod tests {
             errors[3].starts_with("apps[0].webhooks[0].headers (in the config file): \"X-Pusher-Signature\" is set by Herald"),
             "{errors:#?}"
         );
-        let errors = resolve("[app]\nid = \"1\"\n", &[("HERALD_APP__WEBHOOKS", "{not json")])
-            .unwrap_err();
+        let errors = resolve(
+            "[app]\nid = \"1\"\n",
+            &[("HERALD_APP__WEBHOOKS", "{not json")],
+        )
+        .unwrap_err();
         assert!(
             errors[0].starts_with(
                 "app.webhooks (from HERALD_APP__WEBHOOKS): is not a list of endpoints"
@@ -246,6 +253,9 @@ mod tests {
             &[],
         )
         .unwrap_err();
-        assert!(errors[0].contains("unknown field `event_type`"), "{errors:#?}");
+        assert!(
+            errors[0].contains("unknown field `event_type`"),
+            "{errors:#?}"
+        );
     }
 }

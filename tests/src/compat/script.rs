@@ -51,6 +51,53 @@ impl Stderr {
     }
 }
 
+/// A node script started as a child process: its stdin, its stdout as parsed JSON lines, its
+/// stderr collected (and written to `target/test-logs/<test>/<name>.log`).
+pub(super) struct NodeChild {
+    /// The process (killed when dropped).
+    pub child: Child,
+    /// Its stdout, one JSON value a line (an unparsable line as `{"type": "unparsable"}`).
+    pub lines: mpsc::UnboundedReceiver<Value>,
+    /// Its stderr.
+    pub stderr: Stderr,
+}
+
+/// Starts `node <file> <options>` in `tests/compat`, installing its packages first.
+pub(super) async fn spawn_node(test: &str, name: &str, file: &str, options: &Value) -> NodeChild {
+    let dir = node_modules().await;
+    let mut child = Command::new("node")
+        .arg(dir.join(file))
+        .arg(options.to_string())
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node can be started (is it on PATH?)");
+    let stderr = Stderr::default();
+    stderr.collect(&mut child, log_path(test, name));
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let (sender, lines) = mpsc::unbounded_channel();
+    let script = name.to_string();
+    tokio::spawn(async move {
+        let mut stdout = BufReader::new(stdout).lines();
+        while let Ok(Some(line)) = stdout.next_line().await {
+            let value = serde_json::from_str(&line).unwrap_or_else(
+                |error| json!({"type": "unparsable", "line": line, "error": error.to_string(), "script": script}),
+            );
+            if sender.send(value).is_err() {
+                break;
+            }
+        }
+    });
+    NodeChild {
+        child,
+        lines,
+        stderr,
+    }
+}
+
 /// A running client script connected to one edge.
 pub(super) struct Script {
     name: String,
@@ -72,38 +119,16 @@ impl Script {
         edge: &Edge,
         user: &Value,
     ) -> (Self, String) {
-        let dir = node_modules().await;
         let (host, port) = split_address(&edge.websocket);
         let mut options = json!({"key": APP_KEY, "host": host, "port": port, "signer": signer()});
         if !user.is_null() {
             options["user"] = user.clone();
         }
-        let mut child = Command::new("node")
-            .arg(dir.join(file))
-            .arg(options.to_string())
-            .current_dir(dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("node can be started (is it on PATH?)");
-        let stderr = Stderr::default();
-        stderr.collect(&mut child, log_path(test, name));
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let (sender, lines) = mpsc::unbounded_channel();
-        let script = name.to_string();
-        tokio::spawn(async move {
-            let mut stdout = BufReader::new(stdout).lines();
-            while let Ok(Some(line)) = stdout.next_line().await {
-                let value = serde_json::from_str(&line).unwrap_or_else(
-                    |error| json!({"type": "unparsable", "line": line, "error": error.to_string(), "script": script}),
-                );
-                if sender.send(value).is_err() {
-                    break;
-                }
-            }
-        });
+        let NodeChild {
+            mut child,
+            lines,
+            stderr,
+        } = spawn_node(test, name, file, &options).await;
         let mut script = Self {
             name: name.to_string(),
             stdin: child.stdin.take(),

@@ -3,16 +3,15 @@
 //! `pusher` SDK's `validate_webhook()`, and answers as the test tells it.
 
 use std::collections::VecDeque;
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, ChildStdin, Command};
+use tokio::io::AsyncWriteExt;
+use tokio::process::{Child, ChildStdin};
 use tokio::sync::mpsc;
 
-use super::script::Stderr;
-use super::{LINE_TIMEOUT, log_path, node_modules, python_venv};
+use super::script::{NodeChild, Stderr, spawn_node};
+use super::{LINE_TIMEOUT, python_venv};
 use crate::topology::{APP_ID, APP_KEY, APP_SECRET};
 
 /// A running webhook receiver.
@@ -33,34 +32,14 @@ pub struct WebhookReceiver {
 impl WebhookReceiver {
     /// Starts a receiver for the test app that answers 200.
     pub async fn start(test: &str, name: &str) -> Self {
-        let dir = node_modules().await;
         let python = python_venv().await;
         let options = json!({"appId": APP_ID, "key": APP_KEY, "secret": APP_SECRET,
                              "python": python});
-        let mut child = Command::new("node")
-            .arg(dir.join("webhook_receiver.mjs"))
-            .arg(options.to_string())
-            .current_dir(dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("node can be started (is it on PATH?)");
-        let stderr = Stderr::default();
-        stderr.collect(&mut child, log_path(test, name));
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let (sender, lines) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            let mut stdout = BufReader::new(stdout).lines();
-            while let Ok(Some(line)) = stdout.next_line().await {
-                let value = serde_json::from_str(&line)
-                    .unwrap_or_else(|_| json!({"type": "unparsable", "line": line}));
-                if sender.send(value).is_err() {
-                    break;
-                }
-            }
-        });
+        let NodeChild {
+            mut child,
+            lines,
+            stderr,
+        } = spawn_node(test, name, "webhook_receiver.mjs", &options).await;
         let stdin = child.stdin.take().expect("stdin is piped");
         let mut receiver = Self {
             name: name.to_string(),

@@ -152,3 +152,43 @@ async fn config_env_lists_every_key_with_its_default() {
         "{table}"
     );
 }
+
+#[tokio::test]
+async fn bad_webhook_endpoints_stop_the_hub_naming_the_key() {
+    let test = "bad_webhook_endpoints_stop_the_hub_naming_the_key";
+    let cases = [
+        (
+            r#"[{"event_types": ["channel_occupied"]}]"#,
+            "app.webhooks[0].url (from HERALD_APP__WEBHOOKS): is required",
+        ),
+        (
+            r#"[{"url": "https://example.com/hooks", "event_types": ["channel_ocupied"]}]"#,
+            "app.webhooks[0].event_types (from HERALD_APP__WEBHOOKS): \"channel_ocupied\" is not a webhook event type",
+        ),
+        (
+            r#"[{"url": "ftp://example.com/hooks"}]"#,
+            "app.webhooks[0].url (from HERALD_APP__WEBHOOKS): \"ftp://example.com/hooks\" is not an http:// or https:// URL",
+        ),
+    ];
+    for (hooks, message) in cases {
+        fails_with(
+            test,
+            &[
+                "hub",
+                "--http-listen",
+                "127.0.0.1:0",
+                "--link-listen",
+                "127.0.0.1:0",
+            ],
+            &[
+                ("HERALD_CLUSTER__KEY", "test-cluster-key-0123456789"),
+                ("HERALD_APP__ID", "1"),
+                ("HERALD_APP__KEY", "k"),
+                ("HERALD_APP__SECRET", "s"),
+                ("HERALD_APP__WEBHOOKS", hooks),
+            ],
+            &[message],
+        )
+        .await;
+    }
+}

@@ -29,5 +29,4 @@ mod region_failures;
 mod slow_consumer;
 mod terraform_invariants;
 mod users;
-mod webhooks;
 mod websocket_errors;

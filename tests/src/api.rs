@@ -94,14 +94,28 @@ impl Api {
         )
     }
 
-    /// Sends a request with the given query string, as it is.
+    /// Sends a request with the given query string, as it is, declared as JSON.
     pub async fn raw(&self, method: &str, path_and_query: &str, body: &str) -> Reply {
+        self.raw_as(method, path_and_query, body, Some("application/json"))
+            .await
+    }
+
+    /// Sends a request with the given query string, as it is, with `content_type` (or no
+    /// `Content-Type` header at all).
+    pub async fn raw_as(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        body: &str,
+        content_type: Option<&str>,
+    ) -> Reply {
         let url = format!("{}{path_and_query}", self.base);
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("a valid method");
-        let response = self
-            .http
-            .request(method, &url)
-            .header("content-type", "application/json")
+        let mut request = self.http.request(method, &url);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let response = request
             .body(body.to_string())
             .send()
             .await
@@ -112,7 +126,7 @@ impl Api {
         Reply { status, body }
     }
 
-    /// A signed request to `/apps/{app_id}/{path}`.
+    /// A signed request to `/apps/{app_id}/{path}`, declared as JSON.
     pub async fn signed(
         &self,
         method: &str,
@@ -120,10 +134,28 @@ impl Api {
         extra: &[(&str, &str)],
         body: &str,
     ) -> Reply {
+        self.signed_as(method, path, extra, body, Some("application/json"))
+            .await
+    }
+
+    /// A signed request to `/apps/{app_id}/{path}` with `content_type` (or none).
+    pub async fn signed_as(
+        &self,
+        method: &str,
+        path: &str,
+        extra: &[(&str, &str)],
+        body: &str,
+        content_type: Option<&str>,
+    ) -> Reply {
         let path = format!("/apps/{}/{path}", self.app_id);
         let params = self.sign(method, &path, extra, body);
-        self.raw(method, &format!("{path}?{}", query(&params)), body)
-            .await
+        self.raw_as(
+            method,
+            &format!("{path}?{}", query(&params)),
+            body,
+            content_type,
+        )
+        .await
     }
 
     /// Triggers an event; the body is the JSON the SDKs send.

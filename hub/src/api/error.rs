@@ -86,6 +86,11 @@ pub enum ApiError {
     /// The body could not be read.
     #[error("Cannot read the request body: {0}")]
     BodyUnreadable(String),
+    /// A request body declared as something other than JSON.
+    #[error(
+        "Unsupported Content-Type {0:?}: the body must be JSON, sent as Content-Type: application/json"
+    )]
+    UnsupportedContentType(String),
     /// No such endpoint.
     #[error("No such endpoint: {0}")]
     NotFound(String),
@@ -119,6 +124,7 @@ impl ApiError {
             | Self::InvalidInfo(_)
             | Self::BodyUnreadable(_) => StatusCode::BAD_REQUEST,
             Self::DataTooLarge { .. } | Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }

@@ -1,5 +1,6 @@
-//! The extractor every Pusher API handler starts with: finds the app from the path, reads the
-//! body (within the body limit), and checks the request signature (R-API-2).
+//! The extractor every Pusher API handler starts with: finds the app from the path, checks that a
+//! POST body is declared as JSON, reads the body (within the body limit), and checks the request
+//! signature (R-API-2).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -7,7 +8,8 @@ use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
-use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderMap, Method, StatusCode};
 use bytes::Bytes;
 use herald_shared::app::App;
 use herald_shared::auth::api;
@@ -61,6 +63,9 @@ impl FromRequest<ApiState> for Signed {
             .cloned()
             .ok_or_else(|| ApiError::UnknownApp(path.get("app_id").cloned().unwrap_or_default()))?;
         let method = parts.method.clone();
+        if method == Method::POST {
+            declared_json(&parts.headers)?;
+        }
         let path = parts.uri.path().to_string();
         let body = Bytes::from_request(Request::from_parts(parts, body), state)
             .await
@@ -89,5 +94,67 @@ impl FromRequest<ApiState> for Signed {
             return Err(ApiError::AppDisabled(app.id.to_string()));
         }
         Ok(Self { app, params, body })
+    }
+}
+
+/// A POST body is JSON: its `Content-Type` must be `application/json`, in any case and with any
+/// parameters (the SDKs send it, some with `; charset=utf-8`). A request without one is taken
+/// as JSON too (RFC 9110 lets the recipient look at the data; no official SDK omits it, and the
+/// body is still parsed as JSON); anything else (`text/plain`, a form) is refused with 415.
+fn declared_json(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(value) = headers.get(CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let declared = String::from_utf8_lossy(value.as_bytes()).into_owned();
+    match declared.parse::<mime::Mime>() {
+        Ok(media) if media.type_() == mime::APPLICATION && media.subtype() == mime::JSON => Ok(()),
+        _ => Err(ApiError::UnsupportedContentType(declared)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn with(content_type: Option<&'static str>) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        if let Some(value) = content_type {
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static(value));
+        }
+        headers
+    }
+
+    #[test]
+    fn json_in_any_spelling_or_none_is_accepted() {
+        for accepted in [
+            Some("application/json"),
+            Some("application/json; charset=utf-8"),
+            Some("Application/JSON;charset=UTF-8"),
+            None,
+        ] {
+            assert!(declared_json(&with(accepted)).is_ok(), "{accepted:?}");
+        }
+    }
+
+    #[test]
+    fn anything_else_is_415() {
+        for refused in [
+            "text/plain",
+            "text/plain; charset=utf-8",
+            "application/x-www-form-urlencoded",
+            "application/jsonp",
+            "text/json",
+            "",
+            "json",
+        ] {
+            let error = declared_json(&with(Some(refused))).unwrap_err();
+            assert_eq!(
+                error.status(),
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "{refused:?}"
+            );
+            assert!(error.to_string().contains(refused), "{error}");
+        }
     }
 }

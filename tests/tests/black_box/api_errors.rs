@@ -286,3 +286,60 @@ async fn oversized_bodies_are_413_and_channel_queries_validate() {
     );
     assert_eq!(api.get("channels", &[]).await.status, 200);
 }
+
+#[tokio::test]
+async fn post_bodies_must_be_declared_as_json() {
+    let cluster = Cluster::start("post_bodies_must_be_declared_as_json", 1, &[]).await;
+    let api = cluster.api();
+    let mut client = PusherClient::connect(&cluster.edges[0].url()).await;
+    client.subscribe("c").await;
+    let event = |data: &str| json!({"name": "e", "channel": "c", "data": data}).to_string();
+    let batch = json!({"batch": [{"name": "e", "channel": "c", "data": "in a batch"}]}).to_string();
+
+    // Every POST with a body: a body declared as anything but JSON is 415.
+    for (path, body) in [
+        ("events", event("refused")),
+        ("batch_events", batch),
+        ("users/u1/terminate_connections", "{}".to_string()),
+    ] {
+        for declared in [
+            "text/plain",
+            "text/plain; charset=utf-8",
+            "application/x-www-form-urlencoded",
+        ] {
+            let reply = api
+                .signed_as("POST", path, &[], &body, Some(declared))
+                .await;
+            assert_error(&reply, 415, declared);
+            assert_error(&reply, 415, "application/json");
+        }
+    }
+
+    // What the npm, PyPI and PHP (Laravel's) SDKs send, with a charset, in another case, and
+    // no Content-Type at all (taken as JSON; docs/protocol-errors.md): accepted and delivered.
+    let accepted = [
+        Some("application/json"),
+        Some("application/json; charset=utf-8"),
+        Some("Application/JSON"),
+        None,
+    ];
+    for (index, declared) in accepted.iter().enumerate() {
+        let data = index.to_string();
+        let reply = api
+            .signed_as("POST", "events", &[], &event(&data), *declared)
+            .await;
+        assert_eq!(
+            (reply.status, &reply.body),
+            (200, &json!({})),
+            "{declared:?}"
+        );
+        // The refused events went to the same channel first: had one been delivered, it
+        // would come before this.
+        assert_eq!(client.next_event().await["data"], data, "{declared:?}");
+    }
+    // A JSON-less body without a Content-Type is still checked as JSON.
+    let reply = api
+        .signed_as("POST", "events", &[], "name=e&channel=c", None)
+        .await;
+    assert_error(&reply, 400, "Invalid JSON");
+}

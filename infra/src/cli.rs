@@ -141,7 +141,9 @@ pub struct DevArgs {
     /// HTTP API address.
     #[arg(long)]
     pub http_listen: Option<SocketAddr>,
-    /// Run a local region of this many hub processes instead (needs --redis above 1).
+    /// Run a local region of this many hub processes instead (needs --redis above 1). Hub i's
+    /// API listens on the --http-listen port + 2i, edge i's WebSocket on the --listen port + 2i
+    /// and its /up on the --admin-listen port + i: 8081, 8083… / 8080, 8082… / 9080, 9081….
     #[arg(long, default_value_t = 1)]
     pub hubs: usize,
     /// With --hubs, or alone: run this many edge processes.

@@ -90,11 +90,9 @@ pub async fn run(args: DevArgs) -> ExitCode {
         .cloned()
         .expect("herald dev always has an app: its default one, or the configured ones");
     let cluster_key = hub_plan.config.cluster_key.clone();
-    // A local region's hubs count from port 8090 unless --http-listen says otherwise.
-    let hub_http = match args.http_listen {
-        Some(address) => address,
-        None => "127.0.0.1:8090".parse().expect("a literal socket address"),
-    };
+    // A local region keeps each port's role: its first hub's API is where the single process
+    // serves it (8081, the README's REVERB_PORT), its first edge on the same WebSocket port.
+    let hub_http = hub_plan.http_listen;
     rlimit::raise_open_files();
     let shutdown = match super::shutdown_token() {
         Ok(token) => token,

@@ -1,4 +1,5 @@
-//! `herald dev`, the README's first command: one process, a default app, ready for clients.
+//! `herald dev`, the README's first command: one process, a default app, ready for clients; and
+//! its local region, whose ports keep the roles they have in the one process.
 
 use herald_tests::api::Api;
 use herald_tests::client::PusherClient;
@@ -127,4 +128,126 @@ async fn one_app_setting_in_the_environment_applies_to_the_default_app() {
         herald_tests::client::expect_close(&mut ws).await,
         Some(4003)
     );
+}
+
+/// Whether every port is free on 127.0.0.1 right now.
+fn all_free(ports: &[u16]) -> bool {
+    ports
+        .iter()
+        .all(|port| std::net::TcpListener::bind(("127.0.0.1", *port)).is_ok())
+}
+
+/// The ports `herald dev --hubs 2 --edges 3` uses from the bases `websocket` (edges' WebSocket:
+/// base, +2, +4), `http` (hubs' API: base, +2) and `admin` (edges' /up: base, +1, +2).
+fn region_ports(websocket: u16, http: u16, admin: u16) -> Vec<u16> {
+    vec![
+        websocket,
+        websocket + 2,
+        websocket + 4,
+        http,
+        http + 2,
+        admin,
+        admin + 1,
+        admin + 2,
+    ]
+}
+
+#[tokio::test]
+async fn herald_dev_region_ports_keep_their_single_process_roles() {
+    const TEST: &str = "herald_dev_region_ports_keep_their_single_process_roles";
+    // The real defaults when this machine has them free and no other test run is using them
+    // (a lock in the shared temp directory); else the same layout from free bases, which the
+    // flags move. The layout rule is what is checked either way.
+    let lock_path = std::env::temp_dir().join("herald-dev-default-ports.lock");
+    let lock_file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .expect("the lock file opens");
+    let mut lock = fd_lock::RwLock::new(lock_file);
+    let defaults = lock.try_write().ok();
+    let (websocket, http, admin, flags) =
+        if defaults.is_some() && all_free(&region_ports(8080, 8081, 9080)) {
+            (8080, 8081, 9080, Vec::new())
+        } else {
+            let bases = (0..100)
+                .map(|_| {
+                    let websocket = fastrand::u16(20_000..40_000) & !1;
+                    (websocket, websocket + 1, websocket + 20_000)
+                })
+                .find(|(w, h, a)| all_free(&region_ports(*w, *h, *a)))
+                .expect("a free range of ports");
+            let (w, h, a) = bases;
+            let flags = vec![
+                "--listen".to_string(),
+                format!("127.0.0.1:{w}"),
+                "--http-listen".to_string(),
+                format!("127.0.0.1:{h}"),
+                "--admin-listen".to_string(),
+                format!("127.0.0.1:{a}"),
+            ];
+            (w, h, a, flags)
+        };
+    eprintln!("herald dev region from bases {websocket} (ws), {http} (api), {admin} (admin)");
+    let redis = herald_tests::redis::RedisServer::start().await;
+    let url = redis.url(0);
+    let mut args = vec![
+        "dev",
+        "--ready-json",
+        "--hubs",
+        "2",
+        "--edges",
+        "3",
+        "--redis",
+        &url,
+    ];
+    args.extend(flags.iter().map(String::as_str));
+    let dev = HeraldProcess::start(TEST, "dev", &args, &[]).await;
+
+    // Every member listens where the layout says, in the role it says.
+    let members = dev.ready["members"].as_array().expect("a member list");
+    let address = |role: &str, index: usize, field: &str| {
+        members
+            .iter()
+            .filter(|m| m["ready"]["role"] == role)
+            .nth(index)
+            .unwrap()["ready"][field]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let at = |port: u16| format!("127.0.0.1:{port}");
+    for index in 0..2 {
+        let api_port = http + 2 * index as u16;
+        assert_eq!(address("hub", index, "http"), at(api_port));
+        let stats = Api::new(&at(api_port)).raw("GET", "/stats", "").await.body;
+        assert_eq!(stats["role"], "hub", "port {api_port}: {stats}");
+    }
+    let mut clients = Vec::new();
+    for index in 0..3 {
+        let (ws_port, admin_port) = (websocket + 2 * index as u16, admin + index as u16);
+        assert_eq!(address("edge", index, "websocket"), at(ws_port));
+        assert_eq!(address("edge", index, "admin"), at(admin_port));
+        let stats = Api::new(&at(admin_port))
+            .raw("GET", "/stats", "")
+            .await
+            .body;
+        assert_eq!(stats["role"], "edge", "port {admin_port}: {stats}");
+        let url = format!("ws://{}/app/herald-dev-key?protocol=7", at(ws_port));
+        let mut client = PusherClient::connect(&url).await;
+        client.subscribe("ports").await;
+        clients.push(client);
+    }
+    // The one-process layout's API port (the README's REVERB_PORT) takes Laravel's broadcasts
+    // here too, and they reach the edge on its WebSocket port (VITE_REVERB_PORT) and the others.
+    let api = Api::for_app(&at(http), "100001", "herald-dev-key", "herald-dev-secret");
+    let sent = api
+        .trigger(json!({"name": "e", "channel": "ports", "data": "x"}))
+        .await;
+    assert_eq!(sent.status, 200, "{:?}", sent.body);
+    for client in &mut clients {
+        assert_eq!(client.next_event().await["data"], "x");
+    }
+    drop(defaults);
 }

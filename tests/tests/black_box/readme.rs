@@ -42,7 +42,7 @@ const NOT_RUN_HERE: &[(&str, &str)] = &[
     ),
     (
         "herald dev --hubs 2 --edges 3 --redis redis://127.0.0.1:6379",
-        "needs the reader's Redis on port 6379 and fixed ports 8090–8091 and 8080–8082; region.rs starts the same layout on free ports",
+        "needs the reader's Redis on port 6379 and the fixed ports 8080–8084 and 9080–9082; dev.rs starts the same layout (on those ports when free) with its own Redis",
     ),
     (
         "herald hub --redis rediss://",

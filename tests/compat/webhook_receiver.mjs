@@ -8,7 +8,8 @@
 //   {"type": "ready", "port": 41234}
 //   {"type": "request", "n": 1, "status": 200, "node_valid": true, "python_valid": true,
 //    "key": "<X-Pusher-Key>", "content_type": "application/json", "time_ms": ..., "events": [...],
-//    "headers": {<lower-case request headers, signature excluded>, "path": "<request path>"}}
+//    "headers": {<lower-case request headers, signature excluded>, "path": "<request path>",
+//                "names": [<header names as sent>]}}
 // stdin, one JSON command a line:
 //   {"respond": [500, 500, 500]}   answer the next requests with these statuses, then as the mode says
 //   {"mode": "ok"}                  answer 200 (the start)
@@ -73,7 +74,7 @@ const server = http.createServer((req, res) => {
       if (valid) {
         status = planned.length > 0 ? planned.shift() : mode === 'fail' ? 500 : mode === 'hang' ? 0 : 200;
       }
-      const headers = { ...req.headers, path: req.url };
+      const headers = { ...req.headers, path: req.url, names: req.rawHeaders.filter((_, i) => i % 2 === 0) };
       delete headers['x-pusher-signature'];
       out({
         type: 'request',

@@ -72,8 +72,10 @@ impl Sender {
             .https_or_http()
             .enable_http1()
             .build();
+        // `X-Pusher-Key`, not `x-pusher-key`: PHP endpoints read `getallheaders()` by exact name.
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(POOL_IDLE)
+            .http1_title_case_headers(true)
             .build(connector);
         Ok(Self { client, timeout })
     }

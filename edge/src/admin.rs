@@ -1,4 +1,5 @@
-//! The edge's admin HTTP port: `/up` for load balancers, `/stats` for people.
+//! The edge's admin HTTP port: `/up` for load balancers, `/stats` for people, `/metrics` for
+//! Prometheus.
 //!
 //! `/up` tells the truth: 200 only while the edge is linked to a hub and not draining;
 //! otherwise 503, so a deaf or departing edge leaves the load balancer. It is plain HTTP on its
@@ -7,7 +8,7 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -18,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::index::IndexHandle;
 use crate::link::LinkState;
+use crate::metrics::{PROMETHEUS_TEXT, Render};
 use crate::stats::EdgeStats;
 
 /// What the admin handlers read.
@@ -33,6 +35,8 @@ pub struct AdminState {
     pub stats: Arc<EdgeStats>,
     /// For channel and subscription counts.
     pub index: IndexHandle,
+    /// Renders `/metrics`.
+    pub metrics: Render,
 }
 
 /// The admin routes.
@@ -40,6 +44,7 @@ pub fn router(state: AdminState) -> Router {
     Router::new()
         .route("/up", get(up))
         .route("/stats", get(stats))
+        .route("/metrics", get(metrics))
         .with_state(state)
 }
 
@@ -60,6 +65,11 @@ async fn up(State(state): State<AdminState>) -> Response {
         )
             .into_response(),
     }
+}
+
+/// `/metrics`: the process's metrics in the Prometheus text format.
+async fn metrics(State(state): State<AdminState>) -> Response {
+    ([(header::CONTENT_TYPE, PROMETHEUS_TEXT)], (state.metrics)()).into_response()
 }
 
 async fn stats(State(state): State<AdminState>) -> Response {

@@ -12,7 +12,8 @@
 //! - [`index`] — the sharded local channel index and fan-out, with what its shards write: the
 //!   sockets' outboxes and the interest board.
 //! - [`link`] — the QUIC link to the hub (sequence tracker, sessions, TLS).
-//! - [`admin`] — `/up` and `/stats`.
+//! - [`admin`] — `/up`, `/stats` and `/metrics`.
+//! - [`metrics`] — every metric the edge exports, declared once.
 //! - [`stats`] — counters.
 //!
 //! # Layers
@@ -21,10 +22,10 @@
 //!
 //! ```text
 //! server                       wires everything, owns the tasks
-//! config, admin                typed settings; /up and /stats
+//! config, admin                typed settings; /up, /stats and /metrics
 //! socket    link               client sockets; the hub link — they never name each other
 //! index                        shards, Board (read by link), Outbox (drained by socket)
-//! stats                        counters
+//! stats, metrics              counters; the exported metrics
 //! ```
 //!
 //! # Invariants
@@ -40,6 +41,7 @@ pub mod admin;
 pub mod config;
 pub mod index;
 pub mod link;
+pub mod metrics;
 pub mod server;
 pub mod socket;
 pub mod stats;

@@ -14,16 +14,19 @@ use crate::admin::{self, AdminState};
 use crate::config::EdgeConfig;
 use crate::index::{Board, IndexHandle};
 use crate::link::{LinkState, LinkTask};
+use crate::metrics::Render;
 use crate::socket::{self, SocketContext};
 use crate::stats::EdgeStats;
 
-/// The listeners an edge serves; bound by the caller (with a large backlog).
-#[derive(Debug)]
+/// What the process hands an edge: the listeners it serves, bound by the caller (with a large
+/// backlog), and the process's metrics for `/metrics`.
 pub struct EdgeListeners {
     /// The client WebSocket port.
     pub websocket: TcpListener,
-    /// The admin HTTP port (`/up`, `/stats`).
+    /// The admin HTTP port (`/up`, `/stats`, `/metrics`).
     pub admin: TcpListener,
+    /// Renders the process's metrics (the process installed the recorder).
+    pub metrics: Render,
 }
 
 /// A running edge.
@@ -80,6 +83,7 @@ pub fn start(
         drain: shutdown.clone(),
         stats: stats.clone(),
         index: index.clone(),
+        metrics: listeners.metrics,
     };
     let stop_admin = stop_background.clone();
     background.spawn(async move {
@@ -160,6 +164,7 @@ impl RunningEdge {
     /// and the admin server.
     pub async fn stopped(self) {
         self.shutdown.cancelled().await;
+        crate::metrics::draining();
         tracing::info!(
             message = "Draining.",
             connections = self.stats.snapshot().connections

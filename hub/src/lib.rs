@@ -10,7 +10,8 @@
 //! - [`watchlist`] — online/offline events for signed-in users' watchlists.
 //! - [`history`] — per-channel history for resume and backfill.
 //! - [`link`] — the QUIC endpoint and one session per edge.
-//! - [`api`] — the Pusher HTTP API, `/up`, `/stats`.
+//! - [`api`] — the Pusher HTTP API, `/up`, `/stats`, `/metrics`.
+//! - [`metrics`] — every metric the hub exports, declared once.
 //! - [`stats`] — counters.
 //! - [`webhooks`] — Pusher webhooks to the apps, once per region.
 //!
@@ -26,6 +27,7 @@ pub mod cluster;
 pub mod config;
 pub mod history;
 pub mod link;
+pub mod metrics;
 pub mod region;
 pub mod registry;
 pub mod server;

@@ -12,19 +12,22 @@ use crate::api::{self, ApiState};
 use crate::cluster::{Cluster, bus, counts, liveness};
 use crate::config::HubConfig;
 use crate::link::{self, LinkContext, TlsConfigError};
+use crate::metrics::Render;
 use crate::region::Region;
 use crate::registry::Registry;
 use crate::stats::HubStats;
 use crate::watchlist;
 use crate::webhooks;
 
-/// The sockets a hub serves; bound by the caller.
-#[derive(Debug)]
+/// What the process hands a hub: the sockets it serves, bound by the caller, and the process's
+/// metrics for `/metrics`.
 pub struct HubListeners {
-    /// The HTTP API (and `/up`, `/stats`).
+    /// The HTTP API (and `/up`, `/stats`, `/metrics`).
     pub http: TcpListener,
     /// The QUIC link endpoint's UDP socket.
     pub link: std::net::UdpSocket,
+    /// Renders the process's metrics (the process installed the recorder).
+    pub metrics: Render,
 }
 
 /// Why a hub could not start.
@@ -165,8 +168,10 @@ pub fn start(
         hub_id: config.hub_id,
         apps: config.apps,
         region,
+        registry,
         stats,
         draining: shutdown.clone(),
+        metrics: listeners.metrics,
     };
     let router = api::router(state, config.api);
     let stop_http = shutdown.clone();

@@ -8,6 +8,7 @@
 //! - [`net`] — listeners with a large backlog.
 //! - [`tls`] — hub link certificates.
 //! - [`rlimit`] — the open-files limit.
+//! - [`metrics`] — the process's Prometheus recorder.
 //! - [`discovery`] — finding Redis through the ElastiCache API.
 //! - [`bench`] — `herald bench` and the wire client `herald probe` shares.
 //!
@@ -20,6 +21,7 @@ mod cli;
 mod commands;
 mod config;
 mod discovery;
+mod metrics;
 mod net;
 mod process;
 mod rlimit;

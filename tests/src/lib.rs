@@ -14,6 +14,7 @@
 //! - [`client`] — the Pusher WebSocket client.
 //! - [`compat`] — real Pusher clients and SDKs (pusher-js, npm and PyPI `pusher`) as scripts.
 //! - [`api`] — the signed HTTP API client.
+//! - [`metrics`] — scraping `/metrics` and reading samples by name and labels.
 //! - [`auth`] — channel and user signatures, as an app's auth endpoint makes them.
 //! - [`moto`] — a local ElastiCache API (moto), for discovery tests.
 //! - [`terraform`] — the `terraform/` tree parsed with hcl-rs, for offline invariant checks.
@@ -25,6 +26,7 @@ pub mod client;
 pub mod compat;
 pub mod dev;
 pub mod eventually;
+pub mod metrics;
 pub mod moto;
 pub mod process;
 pub mod redis;

@@ -17,6 +17,7 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::{Board, CloseOrder, Outbox, Pushed, encode};
 use super::{Command, Mode};
+use crate::metrics;
 use crate::stats::EdgeStats;
 
 #[derive(Debug)]
@@ -77,6 +78,7 @@ struct Shard {
     channels: HashMap<ChannelKey, LocalChannel>,
     board: Arc<Board>,
     stats: Arc<EdgeStats>,
+    sent: metrics::Sent,
     next_generation: u32,
     next_join: u64,
 }
@@ -156,6 +158,7 @@ impl Shard {
             channels: HashMap::new(),
             board,
             stats,
+            sent: metrics::Sent::default(),
             next_generation: 0,
             next_join: 0,
         }
@@ -222,6 +225,7 @@ impl Shard {
         mode: Mode,
         now: Instant,
     ) {
+        let app_id = key.app.clone();
         let channel = match self.channels.entry(key.clone()) {
             Entry::Occupied(entry) => entry.into_mut(),
             Entry::Vacant(entry) => {
@@ -236,6 +240,7 @@ impl Shard {
                 })
             }
         };
+        let before = channel.subscribers.len();
         match mode {
             Mode::Announced => match channel.subscribers.get_mut(&socket) {
                 Some(existing) => {
@@ -273,8 +278,9 @@ impl Shard {
                 }
             }
         }
-        self.board
-            .set(key, channel.subscribers.len() as u32, channel.generation);
+        let subscribers = channel.subscribers.len();
+        self.board.set(key, subscribers as u32, channel.generation);
+        metrics::subscriptions(&app_id, subscribers as isize - before as isize);
     }
 
     fn unsubscribe(&mut self, key: ChannelKey, socket: SocketId) {
@@ -288,6 +294,7 @@ impl Shard {
         if subscriber.join_id.is_some() {
             self.board.leave(key.clone(), socket);
         }
+        metrics::subscriptions(&key.app, -1);
         let (remaining, generation) = (channel.subscribers.len() as u32, channel.generation);
         if remaining == 0 {
             if channel.watchlist_reported {
@@ -373,6 +380,8 @@ impl Shard {
             user_id: event.user_id,
         });
         let mut delivered = 0;
+        // One subscriber per event and shard has its write timed (herald_edge_delivery_seconds).
+        let mut sample = Some(event.accepted_micros).filter(|at| *at > 0);
         for (socket, subscriber) in &mut channel.subscribers {
             if Some(*socket) == event.exclude {
                 continue;
@@ -387,14 +396,22 @@ impl Shard {
                 }
                 continue;
             }
-            match subscriber.outbox.push(encoded.clone()) {
-                Pushed::Queued => delivered += 1,
+            let pushed = match sample {
+                Some(accepted) => subscriber.outbox.push_sampled(encoded.clone(), accepted),
+                None => subscriber.outbox.push(encoded.clone()),
+            };
+            match pushed {
+                Pushed::Queued => {
+                    delivered += 1;
+                    sample = None;
+                }
                 Pushed::Overflowed | Pushed::Dropped => {}
             }
         }
         self.stats
             .frames_queued
             .fetch_add(delivered, Ordering::Relaxed);
+        self.sent.add(delivered, encoded.len());
     }
 
     fn client_event(&mut self, event: ClientEvent, outbox: &Outbox) {
@@ -445,6 +462,7 @@ mod tests {
             data: EventData::from_string("x"),
             exclude,
             user_id: None,
+            accepted_micros: 0,
         }
     }
 
@@ -457,7 +475,7 @@ mod tests {
 
     fn next_text(rx: &mut OutboxReceiver) -> Option<String> {
         match rx.try_next() {
-            Some(Next::Frame(frame)) => Some(frame.to_string()),
+            Some(Next::Frame(frame) | Next::Sampled(frame, _)) => Some(frame.to_string()),
             Some(Next::Close(order)) => Some(format!("close {order:?}")),
             None => None,
         }

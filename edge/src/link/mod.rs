@@ -114,9 +114,11 @@ impl LinkTask {
             position += 1;
             let end = session::run(&self, &hub, crypto.clone(), &mut tracker, &shutdown).await;
             self.state.send_replace(LinkState::Down);
+            crate::metrics::link(&hub, false);
             let pause = match end {
                 SessionEnd::Shutdown => return,
                 SessionEnd::Lasted(reason) => {
+                    crate::metrics::link_failover();
                     tracing::warn!(message = "Link to hub lost; linking to the next hub.", hub = %hub, reason = %reason);
                     failures = 0;
                     Duration::ZERO

@@ -125,6 +125,7 @@ pub async fn run(
     task.stats.link_sessions.fetch_add(1, Ordering::Relaxed);
     tracing::info!(message = "Link established.", hub = %hub, hub_id = %session.hub_id);
     task.state.send_replace(LinkState::Up(session.hub_id));
+    crate::metrics::link(hub, true);
     let end = session.relay(task, tracker, shutdown).await;
     let code = match &end {
         SessionEnd::Shutdown => CLOSE_SHUTDOWN,
@@ -369,6 +370,7 @@ impl Session {
             HubToEdge::Truncated { key, resume_after } => {
                 let lost = tracker.truncated(&key, resume_after);
                 task.stats.events_lost.fetch_add(lost, Ordering::Relaxed);
+                crate::metrics::events_lost(lost);
                 tracing::warn!(message = "History did not cover a gap; events lost.", channel = %key.channel, lost);
             }
             HubToEdge::Welcome(_) | HubToEdge::Refused { .. } | HubToEdge::Apps(_) => {

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use futures_util::{SinkExt, StreamExt};
 use herald_shared::app::App;
@@ -25,6 +25,7 @@ use super::SocketContext;
 use super::heartbeat::{Beat, Heartbeat};
 use super::session::Session;
 use crate::index::{CloseOrder, Next, OutboxReceiver, encode, outbox};
+use crate::metrics::{self, Received};
 
 type Socket = WebSocketStream<TcpStream>;
 
@@ -127,6 +128,8 @@ impl Connection {
         let stats = self.ctx.stats.clone();
         stats.connections.fetch_add(1, Ordering::Relaxed);
         stats.connections_total.fetch_add(1, Ordering::Relaxed);
+        let app_id = self.session.app_id().clone();
+        metrics::connection_opened(&app_id);
         let established = Outgoing::ConnectionEstablished {
             socket_id: self.socket_id,
             activity_timeout_secs: self.ctx.limits.activity_timeout.as_secs(),
@@ -135,9 +138,14 @@ impl Connection {
             Ok(()) => self.serve(&mut ws).await,
             Err(_) => Flow::Gone,
         };
-        if let Flow::Close(code, reason) = flow {
-            close(&mut ws, code, reason).await;
-        }
+        let reason = match flow {
+            Flow::Close(code, reason) => {
+                close(&mut ws, code, reason).await;
+                reason
+            }
+            Flow::Continue | Flow::Gone => metrics::CLOSED_BY_CLIENT,
+        };
+        metrics::connection_closed(&app_id, reason);
         self.session.leave_all().await;
         stats.connections.fetch_sub(1, Ordering::Relaxed);
     }
@@ -183,11 +191,16 @@ impl Connection {
     /// Writes the frame taken from the outbox and whatever else is queued, then flushes once.
     async fn write(&mut self, ws: &mut Socket, first: Next) -> Flow {
         let mut next = Some(first);
+        let mut sampled = None;
         let write = async {
             let mut written = 0;
             while let Some(item) = next.take() {
                 match item {
                     Next::Frame(frame) => ws.feed(Message::Text(frame)).await?,
+                    Next::Sampled(frame, accepted) => {
+                        ws.feed(Message::Text(frame)).await?;
+                        sampled = Some(accepted);
+                    }
                     Next::Close(order) => return Ok(Some(order)),
                 }
                 written += 1;
@@ -196,6 +209,9 @@ impl Connection {
                 }
             }
             ws.flush().await?;
+            if let Some(accepted) = sampled {
+                metrics::delivered(accepted, SystemTime::now());
+            }
             Ok::<_, WsError>(None)
         };
         match tokio::time::timeout(self.ctx.limits.write_timeout, write).await {
@@ -260,15 +276,24 @@ impl Connection {
                     return self.reply(ws, &error.reply()).await;
                 }
                 let reply = match Incoming::parse(&frame) {
-                    Ok(incoming) => self.session.handle(incoming).await,
-                    Err(error) => Some(error.reply()),
+                    Ok(incoming) => {
+                        metrics::received(Received::of(&incoming));
+                        self.session.handle(incoming).await
+                    }
+                    Err(error) => {
+                        metrics::received(Received::Invalid);
+                        Some(error.reply())
+                    }
                 };
                 match reply {
                     Some(reply) => self.reply(ws, &reply).await,
                     None => Flow::Continue,
                 }
             }
-            Message::Binary(_) => self.reply(ws, &ProtocolError::BinaryFrame.reply()).await,
+            Message::Binary(_) => {
+                metrics::received(Received::Invalid);
+                self.reply(ws, &ProtocolError::BinaryFrame.reply()).await
+            }
             // tungstenite queues the pong; flushing sends it.
             Message::Ping(_) => match ws.flush().await {
                 Ok(()) => Flow::Continue,

@@ -31,6 +31,7 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_util::sync::CancellationToken;
 
 use crate::index::{IndexHandle, OutboxLimits};
+use crate::metrics;
 use crate::stats::EdgeStats;
 
 /// Per-socket limits and timings.
@@ -106,6 +107,7 @@ pub async fn serve(mut stream: TcpStream, ctx: Arc<SocketContext>) {
     let apps = match (apps, ctx.drain.is_cancelled()) {
         (Some(apps), false) => apps,
         (_, true) => {
+            metrics::connection_refused("draining");
             return unavailable(
                 &mut stream,
                 "This edge is draining; reconnect to another one.",
@@ -113,6 +115,7 @@ pub async fn serve(mut stream: TcpStream, ctx: Arc<SocketContext>) {
             .await;
         }
         (None, false) => {
+            metrics::connection_refused("not linked");
             return unavailable(
                 &mut stream,
                 "This edge is not linked to a hub yet; retry shortly.",
@@ -133,6 +136,7 @@ pub async fn serve(mut stream: TcpStream, ctx: Arc<SocketContext>) {
     let app = match admission::admit(&apps, &upgrade) {
         Ok(app) => app.clone(),
         Err(code) => {
+            metrics::connection_refused(code.code().to_string());
             connection::refuse(ws, code).await;
             return;
         }

@@ -67,6 +67,11 @@ impl Session {
         }
     }
 
+    /// The app this socket belongs to.
+    pub fn app_id(&self) -> &herald_shared::ids::AppId {
+        &self.app.id
+    }
+
     /// Whether the connection counts as authorized (Pusher's "authorized connections"): it
     /// signed in, or subscribed to a private or presence channel.
     pub fn authorized(&self) -> bool {

@@ -120,6 +120,7 @@ async fn publish(
         };
         async move {
             state.region.publish(publication).await?;
+            crate::metrics::published(&app.id);
             let counts = if trigger.info.any() {
                 state
                     .region

@@ -21,7 +21,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{StatusCode, Uri};
+use axum::http::{StatusCode, Uri, header};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -34,7 +35,9 @@ use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
 
+use crate::metrics::{self as hub_metrics, PROMETHEUS_TEXT, Render};
 use crate::region::Region;
+use crate::registry::Registry;
 use crate::stats::HubStats;
 
 /// HTTP limits.
@@ -55,10 +58,14 @@ pub struct ApiState {
     pub apps: Arc<AppTable>,
     /// Where events go and queries are answered.
     pub region: Region,
+    /// This hub's own channels (what its edges subscribe to).
+    pub registry: Registry,
     /// Counters.
     pub stats: Arc<HubStats>,
     /// Cancelled when the hub drains.
     pub draining: CancellationToken,
+    /// Renders `/metrics`.
+    pub metrics: Render,
 }
 
 /// The hub's HTTP routes with their layers.
@@ -87,7 +94,9 @@ pub fn router(state: ApiState, settings: ApiSettings) -> Router {
         )
         .route("/up", get(up))
         .route("/stats", get(stats))
+        .route("/metrics", get(metrics))
         .fallback(not_found)
+        .layer(middleware::from_fn(crate::metrics::track))
         .layer(DefaultBodyLimit::max(settings.body_limit_bytes))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -120,6 +129,22 @@ async fn up(State(state): State<ApiState>) -> Response {
             .into_response(),
         None => Json(json!({"health": "OK"})).into_response(),
     }
+}
+
+/// `/metrics`: the process's metrics in the Prometheus text format, with the gauges of state
+/// other tasks own read now.
+async fn metrics(State(state): State<ApiState>) -> Response {
+    for app in state.apps.apps() {
+        // A stopped registry means the hub is stopping; the gauge keeps its last value.
+        if let Ok(channels) = state.registry.list(app.id.clone(), String::new()).await {
+            hub_metrics::channels(&app.id, channels.len());
+        }
+    }
+    if let Region::Redis(cluster) = &state.region {
+        hub_metrics::redis_up(cluster.hears());
+    }
+    hub_metrics::draining(state.draining.is_cancelled());
+    ([(header::CONTENT_TYPE, PROMETHEUS_TEXT)], (state.metrics)()).into_response()
 }
 
 async fn stats(State(state): State<ApiState>) -> Response {

@@ -41,6 +41,8 @@ use herald_shared::link::Event;
 use herald_shared::presence::Member;
 use herald_shared::time::UnixTime;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use crate::metrics::TimedRedis;
 use redis::{AsyncCommands, RedisError};
 
 use crate::registry::{ChannelCounts, Lifetimes, Publication};
@@ -507,9 +509,10 @@ impl Cluster {
         &self.inner.scripts
     }
 
-    /// A connection to Redis: a cheap clone of the hub's one multiplexed connection.
-    pub fn connection(&self) -> ConnectionManager {
-        self.inner.redis.clone()
+    /// A connection to Redis: a cheap clone of the hub's one multiplexed connection, every
+    /// command timed.
+    pub fn connection(&self) -> TimedRedis<ConnectionManager> {
+        TimedRedis(self.inner.redis.clone())
     }
 }
 

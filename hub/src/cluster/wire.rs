@@ -9,6 +9,8 @@ use herald_shared::channel::ChannelKey;
 use herald_shared::event::{EventData, EventName};
 use herald_shared::ids::SocketId;
 use herald_shared::link::Event;
+use herald_shared::time::UnixTime;
+use std::time::SystemTime;
 
 /// A message or history entry that is not a valid event.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -77,6 +79,8 @@ pub fn decode(key: ChannelKey, message: &str) -> Result<Event, WireError> {
         data: EventData::from_json_text(rest),
         exclude,
         user_id,
+        // Redis does not carry the triggering hub's stamp: latency is measured from here.
+        accepted_micros: UnixTime::from_system(SystemTime::now()).as_micros(),
     })
 }
 

@@ -193,6 +193,7 @@ async fn relay(
         lagging.clone(),
     ));
     context.stats.edges.fetch_add(1, Ordering::Relaxed);
+    crate::metrics::edge_linked(true);
     tracing::info!(message = "Edge linked.");
     let ended = loop {
         let frame = tokio::select! {
@@ -211,6 +212,7 @@ async fn relay(
                 context.registry.interest(edge.clone(), interest).await;
             }
             Ok(EdgeToHub::Backfill { key, after }) => {
+                crate::metrics::backfill();
                 context.registry.backfill(edge.clone(), key, after).await;
             }
             Ok(EdgeToHub::Presence(change)) => {
@@ -256,6 +258,7 @@ async fn relay(
         context.watchlist.edge_gone(link_id).await;
     }
     context.stats.edges.fetch_sub(1, Ordering::Relaxed);
+    crate::metrics::edge_linked(false);
     ended
 }
 

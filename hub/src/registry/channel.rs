@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use herald_shared::channel::{ChannelKey, ChannelKind};
@@ -21,6 +21,7 @@ use herald_shared::link::{
     self, CachedEvent, Event, HubToEdge, Interest, PresenceAnswer, PresenceOutcome,
 };
 use herald_shared::presence::Member;
+use herald_shared::time::UnixTime;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
@@ -183,6 +184,7 @@ impl ChannelState {
             data: publication.data,
             exclude: publication.exclude,
             user_id: publication.user_id,
+            accepted_micros: UnixTime::from_system(SystemTime::now()).as_micros(),
         };
         self.deliver(event, now, lifetimes);
     }

@@ -184,6 +184,7 @@ fn banner(
   pusher-js / Laravel Echo             key {key}, wsHost {ws_host}, wsPort {ws_port}, forceTLS false
   Pusher HTTP API (Laravel, SDKs)      http://{http}
   Health                               http://{admin}/up
+  Metrics (Prometheus)                 http://{admin}/metrics  http://{http}/metrics
 
   app id {id}   key {key}   secret {secret}
 

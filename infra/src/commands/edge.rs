@@ -30,7 +30,11 @@ pub fn start(
         net::tcp(plan.admin).map_err(super::cannot_bind("edge.admin_listen", plan.admin))?;
     let running = herald_edge::start(
         plan.config(edge_id, link),
-        EdgeListeners { websocket, admin },
+        EdgeListeners {
+            websocket,
+            admin,
+            metrics: crate::metrics::render(),
+        },
         shutdown,
     )
     .map_err(|e| fail(EXIT_OS, e))?;

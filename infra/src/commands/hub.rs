@@ -111,8 +111,16 @@ pub async fn start(mut plan: HubPlan, shutdown: CancellationToken) -> Result<Sta
         .map_err(super::cannot_bind("hub.link_listen", plan.link_listen))?;
     let cert_sha256 = tls::fingerprint(&plan.config.tls);
     let hub_id = plan.config.hub_id;
-    let running = herald_hub::start(plan.config, HubListeners { http, link }, shutdown)
-        .map_err(|e| fail(EXIT_CONFIG, e))?;
+    let running = herald_hub::start(
+        plan.config,
+        HubListeners {
+            http,
+            link,
+            metrics: crate::metrics::render(),
+        },
+        shutdown,
+    )
+    .map_err(|e| fail(EXIT_CONFIG, e))?;
     tracing::info!(
         message = "Hub serving.",
         %hub_id,

@@ -78,6 +78,7 @@ mod tests {
             data: EventData::from_string("{\"id\":1}"),
             exclude: Some(SocketId { high: 1, low: 2 }),
             user_id: None,
+            accepted_micros: 1_700_000_000_000_000,
         });
         let bytes = encode(&event);
         let len = u32::from_be_bytes(bytes[..4].try_into().unwrap()) as usize;

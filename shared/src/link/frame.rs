@@ -116,6 +116,9 @@ pub struct Event {
     pub exclude: Option<SocketId>,
     /// The sender's user id, on client events in presence channels.
     pub user_id: Option<String>,
+    /// When the hub accepted the event, in microseconds since 1970 (0: unknown), so an edge
+    /// can measure delivery latency. In a region: when this hub heard it from Redis.
+    pub accepted_micros: u64,
 }
 
 /// A cache channel's last event, handed to new subscribers.

@@ -19,6 +19,7 @@ mod failover;
 mod fanout;
 mod invariants;
 mod link_auth;
+mod metrics;
 mod presence;
 mod private_channels;
 mod probe;

@@ -276,6 +276,11 @@ async fn every_readme_shell_command_works_against_herald_dev() {
         r#"{"health":"OK"}"#
     );
     assert!(output_of("herald config env").contains("HERALD_EDGE__LISTEN"));
+    assert!(
+        output_of("curl -s http://127.0.0.1:8081/metrics").contains("herald_hub_edges 1"),
+        "{}",
+        output_of("curl -s http://127.0.0.1:8081/metrics")
+    );
     assert_eq!(output_of("herald sign ").trim(), "{}");
     // The signed trigger reached the client subscribed to `test`.
     assert_eq!(

@@ -1,0 +1,170 @@
+//! Every metric the hub exports, declared once: names, help texts, and the one-line calls the
+//! rest of the crate makes. docs/metrics.md lists them for operators.
+//!
+//! The hub records through the `metrics` facade; the process (`herald`) installs the Prometheus
+//! recorder and hands the hub a [`Render`] for `GET /metrics`. Without a recorder (unit tests)
+//! every call is a no-op. Gauges that describe state the registry owns (channels per app, the
+//! Redis connection) are read when `/metrics` is scraped rather than updated on every change.
+//!
+//! Labels stay bounded: `app_id`, `route` (the route's pattern, never the path), `status` —
+//! never a channel, socket or user.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+use herald_shared::ids::AppId;
+use metrics::{
+    Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
+};
+use redis::aio::ConnectionLike;
+use redis::{Cmd, Pipeline, RedisFuture, Value};
+
+/// Renders the process's metrics in the Prometheus text format.
+pub type Render = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// The content type of the Prometheus text format.
+pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// HTTP requests answered, by route and status.
+pub const HTTP_REQUESTS: &str = "herald_hub_http_requests_total";
+/// How long HTTP requests took, by route.
+pub const HTTP_REQUEST_SECONDS: &str = "herald_hub_http_request_seconds";
+/// Events published (one per channel of a trigger), by app.
+pub const EVENTS_PUBLISHED: &str = "herald_hub_events_published_total";
+/// Edges linked to this hub.
+pub const EDGES: &str = "herald_hub_edges";
+/// Channels some edge of this hub subscribes to, by app.
+pub const CHANNELS: &str = "herald_hub_channels";
+/// 1 while a hub of a region hears Redis.
+pub const REDIS_UP: &str = "herald_hub_redis_up";
+/// How long Redis commands and pipelines took.
+pub const REDIS_COMMAND_SECONDS: &str = "herald_hub_redis_command_seconds";
+/// Backfills served to edges from history.
+pub const HISTORY_BACKFILLS: &str = "herald_hub_history_backfills_total";
+/// 1 while the hub drains.
+pub const DRAINING: &str = "herald_hub_draining";
+
+/// The `route` of requests no route matched.
+const UNMATCHED: &str = "unmatched";
+
+/// Describes every metric (help text and unit); called once by the process at start.
+pub fn describe() {
+    describe_counter!(
+        HTTP_REQUESTS,
+        "HTTP requests answered, by route and status."
+    );
+    describe_histogram!(
+        HTTP_REQUEST_SECONDS,
+        Unit::Seconds,
+        "How long HTTP requests took, by route."
+    );
+    describe_counter!(
+        EVENTS_PUBLISHED,
+        "Events published through the HTTP API (one per channel of a trigger), by app."
+    );
+    describe_gauge!(EDGES, "Edges linked to this hub.");
+    describe_gauge!(
+        CHANNELS,
+        "Channels some edge of this hub subscribes to, by app."
+    );
+    describe_gauge!(
+        REDIS_UP,
+        "1 while the hub hears its region's Redis, 0 when it does not (absent for a hub alone)."
+    );
+    describe_histogram!(
+        REDIS_COMMAND_SECONDS,
+        Unit::Seconds,
+        "How long Redis commands and pipelines took."
+    );
+    describe_counter!(
+        HISTORY_BACKFILLS,
+        "Backfills edges asked for after a sequence gap."
+    );
+    describe_gauge!(DRAINING, "1 while the hub drains.");
+}
+
+/// An event was published on one channel of `app_id`.
+pub fn published(app_id: &AppId) {
+    counter!(EVENTS_PUBLISHED, "app_id" => app_id.as_str().to_string()).increment(1);
+}
+
+/// An edge linked (`true`) or went (`false`).
+pub fn edge_linked(linked: bool) {
+    if linked {
+        gauge!(EDGES).increment(1.0);
+    } else {
+        gauge!(EDGES).decrement(1.0);
+    }
+}
+
+/// An edge asked for a backfill.
+pub fn backfill() {
+    counter!(HISTORY_BACKFILLS).increment(1);
+}
+
+/// The number of channels of `app_id` some edge subscribes to, read at scrape time.
+pub fn channels(app_id: &AppId, count: usize) {
+    gauge!(CHANNELS, "app_id" => app_id.as_str().to_string()).set(count as f64);
+}
+
+/// Whether a hub of a region hears Redis, read at scrape time.
+pub fn redis_up(up: bool) {
+    gauge!(REDIS_UP).set(if up { 1.0 } else { 0.0 });
+}
+
+/// Whether the hub drains, read at scrape time.
+pub fn draining(draining: bool) {
+    gauge!(DRAINING).set(if draining { 1.0 } else { 0.0 });
+}
+
+/// Counts and times every request by its route pattern (`/apps/{app_id}/events`), so paths
+/// with channel names never become labels.
+pub async fn track(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| UNMATCHED.to_string(), |path| path.as_str().to_string());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    histogram!(HTTP_REQUEST_SECONDS, "route" => route.clone()).record(started.elapsed());
+    let status = response.status().as_u16().to_string();
+    counter!(HTTP_REQUESTS, "route" => route, "status" => status).increment(1);
+    response
+}
+
+/// A Redis connection whose every command and pipeline is timed into
+/// [`REDIS_COMMAND_SECONDS`].
+#[derive(Clone)]
+pub struct TimedRedis<C>(pub C);
+
+impl<C: ConnectionLike + Send> ConnectionLike for TimedRedis<C> {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        Box::pin(async move {
+            let started = Instant::now();
+            let result = self.0.req_packed_command(cmd).await;
+            histogram!(REDIS_COMMAND_SECONDS).record(started.elapsed());
+            result
+        })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        Box::pin(async move {
+            let started = Instant::now();
+            let result = self.0.req_packed_commands(pipeline, offset, count).await;
+            histogram!(REDIS_COMMAND_SECONDS).record(started.elapsed());
+            result
+        })
+    }
+
+    fn get_db(&self) -> i64 {
+        self.0.get_db()
+    }
+}

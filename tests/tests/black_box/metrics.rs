@@ -1,0 +1,163 @@
+//! `GET /metrics` on the edge's admin port and the hub's HTTP port, after a scripted scenario:
+//! the counters move by exactly what happened (N sockets → connections N; M triggers to S
+//! subscribers → M × S messages sent), and no label carries a channel, socket or user.
+
+use std::time::Duration;
+
+use herald_tests::api::Api;
+use herald_tests::client::PusherClient;
+use herald_tests::dev::Dev;
+use herald_tests::metrics::{scrape, scrape_until};
+use serde_json::json;
+
+const APP: (&str, &str) = ("app_id", "100001");
+const WAIT: Duration = Duration::from_secs(10);
+
+#[tokio::test]
+async fn metrics_count_a_scripted_scenario_exactly() {
+    let dev = Dev::start("metrics_count_a_scripted_scenario_exactly").await;
+    let admin = dev.process.ready_field("admin");
+    let url = format!(
+        "ws://{}/app/herald-dev-key?protocol=7&client=metrics-test&version=1",
+        dev.websocket
+    );
+    let api = Api::for_app(&dev.http, "100001", "herald-dev-key", "herald-dev-secret");
+
+    // N sockets, S of them subscribed to one channel, M triggers on it.
+    let (sockets, subscribers, triggers) = (5, 3, 4);
+    let mut clients = Vec::new();
+    for _ in 0..sockets {
+        clients.push(PusherClient::connect(&url).await);
+    }
+    for client in clients.iter_mut().take(subscribers) {
+        client.subscribe("metrics-room").await;
+    }
+    let mut frame_bytes = 0;
+    for index in 0..triggers {
+        let reply = api
+            .trigger(
+                json!({"name": "tick", "channel": "metrics-room", "data": format!("n{index}")}),
+            )
+            .await;
+        assert_eq!(reply.status, 200, "{:?}", reply.body);
+        for client in clients.iter_mut().take(subscribers) {
+            let event = client.next_event().await;
+            assert_eq!(event["data"], format!("n{index}"), "{event}");
+            // The frame as written: the same keys and values, so the same length.
+            frame_bytes += serde_json::to_string(&event).expect("JSON").len();
+        }
+    }
+
+    let expected_sent = (triggers * subscribers) as f64;
+    let edge = scrape_until(&admin, WAIT, |m| {
+        m.value("herald_edge_messages_sent_total", &[]) >= expected_sent
+            && m.value("herald_edge_delivery_seconds", &[]) >= triggers as f64
+    })
+    .await;
+    assert_eq!(
+        edge.value("herald_edge_connections", &[APP]),
+        sockets as f64
+    );
+    assert_eq!(
+        edge.value("herald_edge_connections_opened_total", &[APP]),
+        sockets as f64
+    );
+    assert_eq!(
+        edge.value("herald_edge_subscriptions", &[APP]),
+        subscribers as f64
+    );
+    assert_eq!(
+        edge.value(
+            "herald_edge_messages_received_total",
+            &[("kind", "subscribe")]
+        ),
+        subscribers as f64
+    );
+    assert_eq!(
+        edge.value("herald_edge_messages_sent_total", &[]),
+        expected_sent
+    );
+    assert_eq!(
+        edge.value("herald_edge_bytes_sent_total", &[]),
+        frame_bytes as f64
+    );
+    // One socket per event and index shard is timed: one channel lives in one shard.
+    assert_eq!(
+        edge.value("herald_edge_delivery_seconds", &[]),
+        triggers as f64
+    );
+    assert_eq!(edge.value("herald_edge_link_up", &[]), 1.0);
+    assert_eq!(edge.value("herald_edge_link_failovers_total", &[]), 0.0);
+
+    let hub = scrape(&dev.http).await;
+    assert_eq!(
+        hub.value("herald_hub_events_published_total", &[APP]),
+        triggers as f64
+    );
+    assert_eq!(
+        hub.value(
+            "herald_hub_http_requests_total",
+            &[("route", "/apps/{app_id}/events"), ("status", "200")]
+        ),
+        triggers as f64
+    );
+    assert_eq!(
+        hub.value(
+            "herald_hub_http_request_seconds",
+            &[("route", "/apps/{app_id}/events")]
+        ),
+        triggers as f64
+    );
+    assert_eq!(hub.value("herald_hub_edges", &[]), 1.0);
+    assert_eq!(hub.value("herald_hub_channels", &[APP]), 1.0);
+    assert_eq!(hub.value("herald_build_info", &[]), 1.0);
+    for process in [
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "process_open_fds",
+    ] {
+        assert!(hub.has(process), "{process} missing:\n{}", hub.text);
+    }
+
+    // Two clients leave, one of them a subscriber: the gauges fall, the reason is the client.
+    for mut client in clients.drain(subscribers - 1..subscribers + 1) {
+        client
+            .ws
+            .close(None)
+            .await
+            .expect("a close frame can be sent");
+        while let Some(Ok(_)) = futures_util::StreamExt::next(&mut client.ws).await {}
+    }
+    let edge = scrape_until(&admin, WAIT, |m| {
+        m.value("herald_edge_connections", &[APP]) == (sockets - 2) as f64
+            && m.value("herald_edge_subscriptions", &[APP]) == (subscribers - 1) as f64
+    })
+    .await;
+    assert_eq!(
+        edge.value(
+            "herald_edge_connections_closed_total",
+            &[APP, ("reason", "client")]
+        ),
+        2.0
+    );
+
+    // Bounded labels: nothing names the channel or a socket.
+    for text in [&edge.text, &hub.text] {
+        assert!(
+            !text.contains("metrics-room"),
+            "a channel became a label:\n{text}"
+        );
+        assert!(
+            !text.contains("socket_id"),
+            "a socket became a label:\n{text}"
+        );
+    }
+    std::fs::write(
+        herald_tests::binary::target_dir().join("metrics-sample.txt"),
+        format!(
+            "# edge admin /metrics\n{}\n# hub /metrics\n{}",
+            edge.text, hub.text
+        ),
+    )
+    .expect("the sample can be saved");
+}

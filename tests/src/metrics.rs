@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use promql_parser::parser::{self, Expr};
 
+use crate::eventually::eventually;
+
 /// One sample line: metric name, labels, value.
 #[derive(Debug, Clone)]
 pub struct Sample {
@@ -135,18 +137,17 @@ pub async fn scrape_until(
     limit: Duration,
     check: impl Fn(&Metrics) -> bool,
 ) -> Metrics {
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        let metrics = scrape(addr).await;
-        if check(&metrics) {
-            return metrics;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            panic!(
-                "the metrics of {addr} never reached the expected values within {limit:?}:\n{}",
-                metrics.text
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        &format!("the metrics of {addr} to reach the expected values"),
+        limit,
+        async || scrape(addr).await,
+        |metrics| check(metrics),
+    )
+    .await
+    .unwrap_or_else(|unmet| {
+        panic!(
+            "waited {:?} for {}; last scrape:\n{}",
+            unmet.waited, unmet.what, unmet.last.text
+        )
+    })
 }

@@ -93,7 +93,7 @@ pub fn start(
             .zip(config.cluster.as_ref())
             .map(|(cluster, settings)| webhooks::RedisSetup {
                 client: settings.redis.clone(),
-                connection: cluster.connection(),
+                connection: cluster.connection().0,
                 keys: cluster.keys().clone(),
                 hub_id: config.hub_id,
             }),

@@ -23,6 +23,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsClos
 
 use super::SocketContext;
 use super::heartbeat::{Beat, Heartbeat};
+use super::linger::linger;
 use super::session::Session;
 use crate::index::{CloseOrder, Next, OutboxReceiver, encode, outbox};
 use crate::metrics::{self, Received};
@@ -31,7 +32,7 @@ type Socket = WebSocketStream<TcpStream>;
 
 /// Most frames written between two flushes.
 const WRITE_BATCH: usize = 64;
-/// How long a closing handshake may take.
+/// How long sending the close frame may take.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What the loop does next.
@@ -88,18 +89,20 @@ async fn error_then_close(
     Flow::Close(code.code(), reason)
 }
 
+/// Sends the close frame, then closes the TCP connection so the client reads it whatever it is
+/// still sending ([`linger`]). The bytes after our close frame are never parsed: the client's
+/// close frame among them needs no answer, and after an error the read side may be mid-frame.
 async fn close(ws: &mut Socket, code: u16, reason: &str) {
     let frame = CloseFrame {
         code: WsCloseCode::from(code),
         reason: reason.into(),
     };
-    let closing = async {
-        if ws.close(Some(frame)).await.is_ok() {
-            // Wait for the client's close frame so it sees a clean close with our code.
-            while let Some(Ok(_)) = ws.next().await {}
-        }
-    };
-    let _ = tokio::time::timeout(CLOSE_TIMEOUT, closing).await;
+    if matches!(
+        tokio::time::timeout(CLOSE_TIMEOUT, ws.close(Some(frame))).await,
+        Ok(Ok(()))
+    ) {
+        linger(ws.get_mut()).await;
+    }
 }
 
 impl Connection {

@@ -176,8 +176,10 @@ pub async fn reject(stream: &mut TcpStream, rejection: &Rejection) {
     response.push_str(&rejection.body);
     response.push('\n');
     // The peer may already be gone; there is nobody left to tell.
-    let _ = stream.write_all(response.as_bytes()).await;
-    let _ = stream.shutdown().await;
+    if stream.write_all(response.as_bytes()).await.is_ok() {
+        // A peer still sending (a head over the limit) must read the answer, not a reset.
+        super::linger::linger(stream).await;
+    }
 }
 
 #[cfg(test)]

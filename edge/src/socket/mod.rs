@@ -7,6 +7,7 @@
 //! - [`session`] — the socket's subscriptions, sign-in and client events.
 //! - [`limiter`] — the client-event token bucket.
 //! - [`heartbeat`] — the single idle → ping → pong deadline.
+//! - [`linger`] — the lingering close every answered socket ends with.
 //!
 //! A socket's outbox (the bounded queue fan-out pushes into) lives with its writers in
 //! [`crate::index`]; the socket task only drains it.
@@ -16,6 +17,7 @@ mod connection;
 mod handshake;
 mod heartbeat;
 mod limiter;
+mod linger;
 mod session;
 
 use std::sync::Arc;

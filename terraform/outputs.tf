@@ -69,3 +69,8 @@ output "alarm_topic_arn" {
   description = "SNS topic the alarms notify: subscribe your on-call to it."
   value       = module.alarms.topic_arn
 }
+
+output "metrics_scraper_security_group_id" {
+  description = "Attach to the Prometheus server or Amazon Managed Prometheus scraper that scrapes /metrics (edges :9080, hubs :8081)."
+  value       = module.security_groups.metrics_scraper_id
+}

@@ -101,7 +101,8 @@ impl Received {
     }
 }
 
-/// Describes every metric (help text and unit); called once by the process at start.
+/// Describes every metric (help text and unit) and registers those without labels at zero, so
+/// dashboards and alerts see them before anything happened; called once by the process.
 pub fn describe() {
     describe_gauge!(CONNECTIONS, "Open client connections.");
     describe_counter!(CONNECTIONS_OPENED, "Client connections admitted.");
@@ -139,6 +140,12 @@ pub fn describe() {
         "From the hub accepting an event to its frame being written to a client socket (one socket sampled per event and index shard)."
     );
     describe_gauge!(DRAINING, "1 while the edge drains.");
+    for name in [MESSAGES_SENT, BYTES_SENT, LINK_FAILOVERS, EVENTS_LOST] {
+        counter!(name).increment(0);
+    }
+    gauge!(DRAINING).set(0.0);
+    // Registered, so its series exist (at zero) before the first delivery.
+    let _ = metrics::histogram!(DELIVERY_SECONDS);
 }
 
 fn app(app: &AppId) -> String {

@@ -50,7 +50,8 @@ pub const DRAINING: &str = "herald_hub_draining";
 /// The `route` of requests no route matched.
 const UNMATCHED: &str = "unmatched";
 
-/// Describes every metric (help text and unit); called once by the process at start.
+/// Describes every metric (help text and unit) and registers those without labels at zero, so
+/// dashboards and alerts see them before anything happened; called once by the process.
 pub fn describe() {
     describe_counter!(
         HTTP_REQUESTS,
@@ -84,6 +85,9 @@ pub fn describe() {
         "Backfills edges asked for after a sequence gap."
     );
     describe_gauge!(DRAINING, "1 while the hub drains.");
+    counter!(HISTORY_BACKFILLS).increment(0);
+    gauge!(EDGES).increment(0.0);
+    gauge!(DRAINING).set(0.0);
 }
 
 /// An event was published on one channel of `app_id`.

@@ -39,8 +39,6 @@ fn install() -> Option<Arc<Exporter>> {
             return None;
         }
     };
-    herald_edge::metrics::describe();
-    herald_hub::metrics::describe();
     let process = Collector::default();
     process.describe();
     metrics::describe_gauge!(BUILD_INFO, "1, labelled with the version of this build.");
@@ -57,9 +55,11 @@ fn install() -> Option<Arc<Exporter>> {
     Some(Arc::new(Exporter { handle, process }))
 }
 
-/// The renderer for `/metrics`, installing the recorder on first use (inside the runtime).
-pub fn render() -> Arc<dyn Fn() -> String + Send + Sync> {
+/// The renderer for `/metrics`, installing the recorder on first use (inside the runtime);
+/// `describe` declares the caller's metrics (the edge's or the hub's) on it.
+pub fn render(describe: fn()) -> Arc<dyn Fn() -> String + Send + Sync> {
     let exporter = EXPORTER.get_or_init(install).clone();
+    describe();
     Arc::new(move || match &exporter {
         Some(exporter) => {
             exporter.process.collect();

@@ -33,7 +33,7 @@ pub fn start(
         EdgeListeners {
             websocket,
             admin,
-            metrics: crate::metrics::render(),
+            metrics: crate::metrics::render(herald_edge::metrics::describe),
         },
         shutdown,
     )

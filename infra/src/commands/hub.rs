@@ -116,7 +116,7 @@ pub async fn start(mut plan: HubPlan, shutdown: CancellationToken) -> Result<Sta
         HubListeners {
             http,
             link,
-            metrics: crate::metrics::render(),
+            metrics: crate::metrics::render(herald_hub::metrics::describe),
         },
         shutdown,
     )

@@ -277,3 +277,56 @@ resource "aws_vpc_security_group_ingress_rule" "redis_from_hub" {
   to_port                      = 6379
   referenced_security_group_id = aws_security_group.hub.id
 }
+
+# --- metrics scrapers ----------------------------------------------------------------------------
+# Attach this group to a Prometheus server in the VPC, or give it to an Amazon Managed Service for
+# Prometheus scraper (its securityGroupIds), to scrape /metrics: edges on the admin port 9080,
+# hubs on 8081 (docs/deploy.md has the scrape configuration).
+
+resource "aws_security_group" "metrics_scraper" {
+  #checkov:skip=CKV2_AWS_5:attached by the operator to their Prometheus or managed scraper
+  name_prefix = "${var.name}-metrics-scraper-"
+  description = "Prometheus scrapers of Herald: /metrics on edges and hubs"
+  vpc_id      = var.vpc_id
+  tags        = merge(var.tags, { Name = "${var.name}-metrics-scraper" })
+
+  lifecycle {
+    create_before_destroy = true
+  }
+}
+
+resource "aws_vpc_security_group_egress_rule" "metrics_scraper_to_edge_admin" {
+  security_group_id            = aws_security_group.metrics_scraper.id
+  description                  = "Scrape /metrics on the edges' admin port"
+  ip_protocol                  = "tcp"
+  from_port                    = 9080
+  to_port                      = 9080
+  referenced_security_group_id = aws_security_group.edge.id
+}
+
+resource "aws_vpc_security_group_egress_rule" "metrics_scraper_to_hub_api" {
+  security_group_id            = aws_security_group.metrics_scraper.id
+  description                  = "Scrape /metrics on the hubs' HTTP port"
+  ip_protocol                  = "tcp"
+  from_port                    = 8081
+  to_port                      = 8081
+  referenced_security_group_id = aws_security_group.hub.id
+}
+
+resource "aws_vpc_security_group_ingress_rule" "edge_admin_from_metrics_scraper" {
+  security_group_id            = aws_security_group.edge.id
+  description                  = "/metrics from Prometheus scrapers"
+  ip_protocol                  = "tcp"
+  from_port                    = 9080
+  to_port                      = 9080
+  referenced_security_group_id = aws_security_group.metrics_scraper.id
+}
+
+resource "aws_vpc_security_group_ingress_rule" "hub_api_from_metrics_scraper" {
+  security_group_id            = aws_security_group.hub.id
+  description                  = "/metrics from Prometheus scrapers"
+  ip_protocol                  = "tcp"
+  from_port                    = 8081
+  to_port                      = 8081
+  referenced_security_group_id = aws_security_group.metrics_scraper.id
+}

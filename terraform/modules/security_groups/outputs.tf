@@ -22,3 +22,8 @@ output "nlb_id" {
   description = "Security group of the internal NLB, or null without one."
   value       = var.enable_hub_nlb ? aws_security_group.nlb[0].id : null
 }
+
+output "metrics_scraper_id" {
+  description = "Security group to attach to a Prometheus server or managed scraper that scrapes /metrics."
+  value       = aws_security_group.metrics_scraper.id
+}

@@ -81,6 +81,12 @@ impl History {
         }
     }
 
+    /// When the newest event held expires by age (`None` when nothing is held): from then on
+    /// the history is empty.
+    pub fn expires_at(&self, limits: HistoryLimits) -> Option<Instant> {
+        self.entries.back().map(|entry| entry.at + limits.max_age)
+    }
+
     /// Whether nothing is held.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()

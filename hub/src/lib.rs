@@ -4,12 +4,15 @@
 //! # Layout
 //! - [`config`] — the typed configuration.
 //! - [`server`] — start and stop.
-//! - [`cluster`] — hubs linked through Redis: events, history, presence, counts, liveness.
-//! - [`region`] — the region's shared state: this hub alone, or Redis.
+//! - [`region`] — the seam: the region's shared state as the rest of the hub sees it, and its
+//!   in-memory implementation (a hub alone).
+//! - [`cluster`] — its Redis implementation (hubs linked through Redis): events, history,
+//!   presence, counts, liveness.
 //! - [`registry`] — the sharded channel registry: interest per edge, sequences, fan-out to edges.
 //! - [`watchlist`] — online/offline events for signed-in users' watchlists.
 //! - [`history`] — per-channel history for resume and backfill.
 //! - [`link`] — the QUIC endpoint and one session per edge.
+//! - [`edge`] — the handle to one linked edge that registry shards queue frames to.
 //! - [`api`] — the Pusher HTTP API, `/up`, `/stats`, `/metrics`.
 //! - [`metrics`] — every metric the hub exports, declared once.
 //! - [`stats`] — counters.
@@ -25,6 +28,7 @@
 pub mod api;
 pub mod cluster;
 pub mod config;
+pub mod edge;
 pub mod history;
 pub mod link;
 pub mod metrics;

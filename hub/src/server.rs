@@ -9,14 +9,14 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::api::{self, ApiState};
-use crate::cluster::{Cluster, bus, counts, liveness};
+use crate::cluster::{Cluster, ClusterSetup};
 use crate::config::HubConfig;
 use crate::link::{self, LinkContext, TlsConfigError};
 use crate::metrics::Render;
-use crate::region::Region;
-use crate::registry::Registry;
+use crate::region::{self, Online, Pending, Retention, Store, memory};
+use crate::registry::{self, RegionPort, Registry};
 use crate::stats::HubStats;
-use crate::watchlist;
+use crate::watchlist::{self, WatchlistRegion};
 use crate::webhooks;
 
 /// What the process hands a hub: the sockets it serves, bound by the caller, and the process's
@@ -69,65 +69,81 @@ pub fn start(
     let stats = Arc::new(HubStats::default());
     let tasks = TaskTracker::new();
     let (watchlist, watchlist_queue) = watchlist::channel();
-    let (bus, bus_task) = bus::bus();
-    let cluster = config
-        .cluster
-        .as_ref()
-        .map(|settings| Cluster::new(settings, config.hub_id, config.registry.lifetimes, bus))
-        .transpose()?;
+    let (occupancy, occupancy_queue) = registry::occupancy();
+    let pending = Arc::new(Pending::default());
+    let (inboxes, mailboxes) = region::inboxes(config.registry.shards);
+    let lifetimes = config.registry.lifetimes;
+    // The one place that decides between a hub alone and a hub in a region.
+    let mut redis = None;
+    let (store, online, retention): (Arc<dyn Store>, Arc<dyn Online>, Retention) =
+        match &config.cluster {
+            Some(settings) => {
+                let setup = ClusterSetup {
+                    hub_id: config.hub_id,
+                    history: lifetimes.history,
+                    cache_ttl: lifetimes.cache_ttl,
+                    pending: pending.clone(),
+                    inboxes,
+                };
+                let cluster = Cluster::start(settings, setup, &tasks, shutdown.clone())?;
+                redis = Some(webhooks::RedisSetup {
+                    client: settings.redis.clone(),
+                    connection: cluster.connection().0,
+                    keys: cluster.keys().clone(),
+                    hub_id: config.hub_id,
+                });
+                (
+                    Arc::new(cluster.clone()),
+                    Arc::new(cluster),
+                    settings.retention(),
+                )
+            }
+            None => {
+                let (store, task) = memory::memory();
+                tasks.spawn(memory::run(
+                    task,
+                    pending.clone(),
+                    inboxes,
+                    lifetimes.cache_ttl,
+                    shutdown.clone(),
+                ));
+                (
+                    Arc::new(store.clone()),
+                    Arc::new(store),
+                    memory::retention(),
+                )
+            }
+        };
     let registry = Registry::start(
         config.registry,
         config.apps.clone(),
         stats.clone(),
-        watchlist.clone(),
-        cluster.clone(),
+        occupancy,
+        RegionPort {
+            pending,
+            inboxes: mailboxes.shards,
+            retention,
+        },
         shutdown.clone(),
         &tasks,
     );
-    // Not yet told of any cause: the event sources are wired once the region seam lands.
+    // Not yet told of any cause: the region's facts are wired by the webhooks work.
     let _webhooks = webhooks::start(
         config.webhooks.clone(),
         &config.apps,
-        cluster
-            .as_ref()
-            .zip(config.cluster.as_ref())
-            .map(|(cluster, settings)| webhooks::RedisSetup {
-                client: settings.redis.clone(),
-                connection: cluster.connection().0,
-                keys: cluster.keys().clone(),
-                hub_id: config.hub_id,
-            }),
+        redis,
         stats.clone(),
         shutdown.clone(),
         &tasks,
     )?;
-    let region = match (&cluster, &config.cluster) {
-        (Some(cluster), Some(settings)) => {
-            tasks.spawn(bus::run(
-                bus_task,
-                settings.redis.clone(),
-                cluster.keys().clone(),
-                bus::Listeners {
-                    registry: registry.clone(),
-                    watchlist: watchlist.clone(),
-                },
-                settings.max_backoff,
-                shutdown.clone(),
-            ));
-            tasks.spawn(liveness::run(cluster.clone(), shutdown.clone()));
-            tasks.spawn(counts::run(
-                cluster.clone(),
-                config.apps.clone(),
-                config.registry.intervals.subscription_count,
-                shutdown.clone(),
-            ));
-            Region::Redis(cluster.clone())
-        }
-        _ => Region::Alone(registry.clone()),
-    };
     tasks.spawn(watchlist::run(
         watchlist_queue,
-        region.clone(),
+        WatchlistRegion {
+            occupancy: occupancy_queue,
+            store: store.clone(),
+            online,
+            told: mailboxes.watchlist,
+        },
         registry.clone(),
         config.apps.clone(),
         shutdown.clone(),
@@ -153,7 +169,7 @@ pub fn start(
         cluster_key: config.cluster_key.clone(),
         settings: config.link,
         registry: registry.clone(),
-        region: region.clone(),
+        store: store.clone(),
         watchlist,
         stats: stats.clone(),
     });
@@ -167,7 +183,7 @@ pub fn start(
     let state = ApiState {
         hub_id: config.hub_id,
         apps: config.apps,
-        region,
+        store,
         registry,
         stats,
         draining: shutdown.clone(),

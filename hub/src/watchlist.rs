@@ -7,9 +7,9 @@
 //! `pusher_internal:watchlist_events` on the watcher's own channel: the current state when a
 //! watchlist arrives, then one event per change.
 //!
-//! Alone, the hub's own occupancy is the truth. In a region each hub records its users in Redis
-//! and learns of changes from the region (see [`crate::cluster::online`]), so a watcher hears of
-//! a friend on any hub.
+//! Each hub records its users online in the region ([`Online`]) and learns of changes from the
+//! region ([`Told`]), so a watcher hears of a friend on any hub. A hub alone is a region of one:
+//! it decides each change at once.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -20,33 +20,22 @@ use herald_shared::channel::{ChannelKey, ChannelName};
 use herald_shared::event::{EventData, EventName, WATCHLIST_EVENTS};
 use herald_shared::ids::AppId;
 use tokio::sync::mpsc;
-use tokio::sync::mpsc::error::TrySendError;
 use tokio_util::sync::CancellationToken;
 
-use crate::cluster::online::OnlineChange;
-use crate::link::LinkId;
-use crate::region::Region;
-use crate::registry::{Publication, Registry};
+use crate::edge::LinkId;
+use crate::region::{Online, OnlineChange, Publication, Store, Told};
+use crate::registry::{Occupancy, Registry};
 
 /// Capacity of the actor's queue.
 const QUEUE: usize = 4096;
+/// How long a failed re-assertion waits before it is tried again: at first briefly (the
+/// region's connection that just came back reconnects on its first failed command), then longer.
+const RESYNC_RETRY: [Duration; 2] = [Duration::from_millis(20), Duration::from_millis(500)];
 /// How long a new watchlist's answer waits for the watcher's channel to be attached.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// A user's own channel became occupied (online) or vacated (offline).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Occupancy {
-    /// The app.
-    pub app: AppId,
-    /// The user.
-    pub user_id: String,
-    /// Whether the user is now online.
-    pub online: bool,
-}
-
 #[derive(Debug)]
 enum Command {
-    Occupancy(Occupancy),
     Watchlist {
         link: LinkId,
         app: AppId,
@@ -54,8 +43,6 @@ enum Command {
         watched: Vec<String>,
     },
     EdgeGone(LinkId),
-    Changed(AppId, OnlineChange),
-    Resync,
 }
 
 /// A cheap handle to the watchlist actor.
@@ -72,15 +59,6 @@ pub fn channel() -> (WatchlistSender, WatchlistReceiver) {
 }
 
 impl WatchlistSender {
-    /// Reports an occupancy change without waiting; `false` when the queue is full (the change
-    /// is dropped and counted by the caller).
-    pub fn notify(&self, occupancy: Occupancy) -> bool {
-        !matches!(
-            self.0.try_send(Command::Occupancy(occupancy)),
-            Err(TrySendError::Full(_))
-        )
-    }
-
     /// Records a watcher's watchlist as reported by one edge link (empty: none any more).
     pub async fn set(&self, link: LinkId, app: AppId, watcher: String, watched: Vec<String>) {
         let _ = self
@@ -92,16 +70,6 @@ impl WatchlistSender {
                 watched,
             })
             .await;
-    }
-
-    /// The region announced that a user came online or went offline.
-    pub async fn changed(&self, app: AppId, change: OnlineChange) {
-        let _ = self.0.send(Command::Changed(app, change)).await;
-    }
-
-    /// The hub's pub/sub connection came (back): re-assert and catch up.
-    pub async fn resync(&self) {
-        let _ = self.0.send(Command::Resync).await;
     }
 
     /// Forgets the watchlists a link reported.
@@ -188,13 +156,14 @@ fn watchlist_event(groups: &[(&str, Vec<String>)]) -> EventData {
 /// The actor: the watch state and where it tells watchers.
 struct Actor {
     state: State,
-    region: Region,
+    store: Arc<dyn Store>,
+    online: Arc<dyn Online>,
     registry: Registry,
     apps: Arc<AppTable>,
-    /// In a region: the users this hub has online (what it asserted to Redis).
+    /// The users this hub has online (what it recorded in the region).
     local: HashSet<UserKey>,
-    /// In a region: per user, the change number their status was read at; changes up to it
-    /// (still on their way through the bus) are already reflected.
+    /// Per user, the change number their status was read at; changes up to it (still on their
+    /// way from the region) are already reflected.
     read_at: HashMap<UserKey, u64>,
 }
 
@@ -215,25 +184,18 @@ impl Actor {
             online,
         } = occupancy;
         let key = (app, user_id);
-        match &self.region {
-            Region::Alone(_) => {
-                let watchers = self.set_online(&key, online);
-                for watcher in watchers {
-                    self.tell(&key.0, watcher, &[(status(online), vec![key.1.clone()])])
-                        .await;
-                }
-            }
-            Region::Redis(cluster) => {
-                if online {
-                    self.local.insert(key.clone());
-                } else {
-                    self.local.remove(&key);
-                }
-                // The region announces the change if it is one; a failure is repaired when the
-                // bus reconnects (see `resync`).
-                if let Err(error) = cluster.user_online(&key.0, &key.1, online).await {
-                    tracing::warn!(message = "Cannot record a user online in Redis.", %error);
-                }
+        if online {
+            self.local.insert(key.clone());
+        } else {
+            self.local.remove(&key);
+        }
+        // The region announces the change if it is one (at once, or through its bus); a failure
+        // is repaired when the hub hears the region again (see `resync`).
+        match self.online.set(key.0.clone(), key.1, online).await {
+            Ok(Some(change)) => self.changed(key.0, change).await,
+            Ok(None) => {}
+            Err(error) => {
+                tracing::warn!(message = "Cannot record a user online in the region.", %error)
             }
         }
     }
@@ -262,10 +224,6 @@ impl Actor {
 
     /// The region announced a change; each watcher hears it from the hub that claims it.
     async fn changed(&mut self, app: AppId, change: OnlineChange) {
-        let Region::Redis(cluster) = &self.region else {
-            return;
-        };
-        let cluster = cluster.clone();
         let key = (app.clone(), change.user_id.clone());
         if let Some(read_at) = self.read_at.get(&key) {
             if change.number <= *read_at {
@@ -280,10 +238,14 @@ impl Actor {
             return;
         }
         let watchers = self.set_online(&key, change.online);
-        let won = match cluster.claim_change(&app, change.number, &watchers).await {
+        let claimed = self
+            .online
+            .claim(app.clone(), change.number, watchers.clone())
+            .await;
+        let won = match claimed {
             Ok(won) => won,
             Err(error) => {
-                tracing::warn!(message = "Cannot claim a watchlist change in Redis.", %error);
+                tracing::warn!(message = "Cannot claim a watchlist change in the region.", %error);
                 return;
             }
         };
@@ -311,23 +273,21 @@ impl Actor {
             return;
         }
         let list: Vec<String> = list.into_iter().collect();
-        if let Region::Redis(cluster) = &self.region {
-            match cluster.online_among(&app, &list).await {
-                Ok((statuses, read_at)) => {
-                    for (user, online) in list.iter().zip(statuses) {
-                        self.read(&(app.clone(), user.clone()), online, read_at);
-                    }
+        match self.online.among(app.clone(), list.clone()).await {
+            Ok((statuses, read_at)) => {
+                for (user, online) in list.iter().zip(statuses) {
+                    self.read(&(app.clone(), user.clone()), online, read_at);
                 }
-                Err(error) => {
-                    tracing::warn!(message = "Cannot read who is online from Redis.", %error)
-                }
+            }
+            Err(error) => {
+                tracing::warn!(message = "Cannot read who is online in the region.", %error)
             }
         }
         let (online, offline): (Vec<String>, Vec<String>) = list
             .into_iter()
             .partition(|id| self.state.online.contains(&(app.clone(), id.clone())));
         // The watcher's sockets subscribed to their own channel just before reporting the list;
-        // in a region this hub may still be attaching it, and would miss its own answer.
+        // this hub may still be attaching it, and would miss its own answer.
         if let Some(key) = own_channel(&app, &watcher) {
             let settled = self.registry.settled(key);
             if tokio::time::timeout(SETTLE_TIMEOUT, settled).await.is_err() {
@@ -338,39 +298,23 @@ impl Actor {
             .await;
     }
 
-    /// The bus reconnected: assert again who is online here, and tell watchers of any change
-    /// announced while the hub was deaf.
-    async fn resync(&mut self) {
-        let Region::Redis(cluster) = &self.region else {
-            return;
-        };
-        let cluster = cluster.clone();
-        let recorded = match cluster.online_on(cluster.hub_id()).await {
-            Ok(recorded) => recorded,
-            Err(error) => {
-                tracing::warn!(message = "Cannot read this hub's online users from Redis.", %error);
-                return;
-            }
-        };
-        let stale = recorded
-            .iter()
-            .filter(|key| !self.local.contains(*key))
-            .map(|key| (key, false));
-        let here = self.local.iter().map(|key| (key, true));
-        let asserted: Vec<_> = stale
-            .chain(here)
-            .map(|((app, user), online)| (app, user.as_str(), online))
-            .collect();
-        if let Err(error) = cluster.users_online_on(cluster.hub_id(), &asserted).await {
-            tracing::warn!(message = "Cannot record a user online in Redis.", %error);
-            return;
+    /// The hub hears the region again: record again who is online here, and tell watchers of
+    /// any change announced while the hub was deaf.
+    /// Returns whether it succeeded; a failure is retried (the region's connection may still be
+    /// recovering).
+    async fn resync(&mut self) -> bool {
+        let local: Vec<UserKey> = self.local.iter().cloned().collect();
+        if let Err(error) = self.online.reassert(local).await {
+            tracing::warn!(message = "Cannot record users online in the region; retrying.", %error);
+            return false;
         }
         let mut by_app: HashMap<AppId, Vec<String>> = HashMap::new();
         for (app, user) in self.watched_users() {
             by_app.entry(app.clone()).or_default().push(user.clone());
         }
         for (app, users) in by_app {
-            let Ok((statuses, read_at)) = cluster.online_among(&app, &users).await else {
+            let Ok((statuses, read_at)) = self.online.among(app.clone(), users.clone()).await
+            else {
                 continue;
             };
             for (user, online) in users.into_iter().zip(statuses) {
@@ -386,6 +330,7 @@ impl Actor {
                 }
             }
         }
+        true
     }
 
     /// Publishes a watchlist event on the watcher's own channel.
@@ -400,7 +345,7 @@ impl Actor {
             exclude: None,
             user_id: None,
         };
-        if let Err(error) = self.region.publish(publication).await {
+        if let Err(error) = self.store.publish(publication).await {
             tracing::warn!(message = "A watchlist event could not be published.", %error);
         }
     }
@@ -416,34 +361,87 @@ fn status(online: bool) -> &'static str {
     if online { "online" } else { "offline" }
 }
 
-/// Runs the actor until every sender is gone.
+/// What the watchlist hears: occupancy changes from the registry, and the region.
+pub struct WatchlistRegion {
+    /// Users' own channels occupied or vacated on this hub (see [`crate::registry::occupancy`]).
+    pub occupancy: mpsc::Receiver<Occupancy>,
+    /// Where watchlist events are published.
+    pub store: Arc<dyn Store>,
+    /// Who is online.
+    pub online: Arc<dyn Online>,
+    /// What the region tells the watchlist.
+    pub told: mpsc::Receiver<Told>,
+}
+
+/// Sleeps until `at` (forever without one).
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Runs the actor until `stop` or until every sender is gone.
 pub async fn run(
     receiver: WatchlistReceiver,
-    region: Region,
+    region: WatchlistRegion,
     registry: Registry,
     apps: Arc<AppTable>,
     stop: CancellationToken,
 ) {
     let WatchlistReceiver(mut commands) = receiver;
+    let WatchlistRegion {
+        mut occupancy,
+        store,
+        online,
+        mut told,
+    } = region;
     let mut actor = Actor {
         state: State::default(),
-        region,
+        store,
+        online,
         registry,
         apps,
         local: HashSet::new(),
         read_at: HashMap::new(),
     };
+    let mut resync_at: Option<tokio::time::Instant> = None;
+    let mut retries = 0;
     loop {
         let command = tokio::select! {
             _ = stop.cancelled() => return,
+            () = sleep_until(resync_at), if resync_at.is_some() => {
+                retries += 1;
+                resync_at = (!actor.resync().await).then(|| {
+                    tokio::time::Instant::now() + RESYNC_RETRY[retries.min(1)]
+                });
+                continue;
+            }
+            occupancy = occupancy.recv() => {
+                match occupancy {
+                    Some(occupancy) => actor.occupancy(occupancy).await,
+                    None => return,
+                }
+                continue;
+            }
+            told = told.recv() => {
+                match told {
+                    Some(Told::Change(app, change)) => actor.changed(app, change).await,
+                    Some(Told::Resync) => {
+                        retries = 0;
+                        resync_at = (!actor.resync().await)
+                            .then(|| tokio::time::Instant::now() + RESYNC_RETRY[0]);
+                    }
+                    None => return,
+                }
+                continue;
+            }
             command = commands.recv() => match command {
                 Some(command) => command,
                 None => return,
             },
         };
         match command {
-            Command::Occupancy(occupancy) => actor.occupancy(occupancy).await,
-            Command::Changed(app, change) => actor.changed(app, change).await,
             Command::Watchlist {
                 link,
                 app,
@@ -451,7 +449,6 @@ pub async fn run(
                 watched,
             } => actor.watchlist(link, app, watcher, watched).await,
             Command::EdgeGone(link) => actor.state.forget_link(link),
-            Command::Resync => actor.resync().await,
         }
     }
 }

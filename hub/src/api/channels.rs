@@ -25,7 +25,7 @@ pub async fn list(State(state): State<ApiState>, request: Signed) -> Result<Json
         ));
     }
     let channels: Map<String, Value> = state
-        .region
+        .store
         .list(request.app.id.clone(), prefix)
         .await?
         .into_iter()
@@ -44,7 +44,7 @@ pub async fn show(
     let info = Info::parse(request.param("info"), &["subscription_count", "user_count"])?;
     info.check(&channel)?;
     let counts = state
-        .region
+        .store
         .counts(ChannelKey::new(request.app.id.clone(), channel))
         .await?;
     let mut body = info.attributes(counts);
@@ -63,7 +63,7 @@ pub async fn users(
         return Err(ApiError::NotPresence(channel.to_string()));
     }
     let users: Vec<Value> = state
-        .region
+        .store
         .users(ChannelKey::new(request.app.id.clone(), channel))
         .await?
         .into_iter()

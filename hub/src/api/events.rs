@@ -1,8 +1,8 @@
 //! `POST /apps/{id}/events` and `POST /apps/{id}/batch_events`.
 //!
 //! A trigger is acknowledged only once it has been handed to the fan-out path (R-API-5): in a
-//! region, Redis holds it with its sequence; alone, the registry shard has assigned its
-//! sequence and queued it to every interested edge.
+//! region, Redis holds it with its sequence; alone, the hub's memory region has numbered it and
+//! the registry shard has queued it to every interested edge.
 
 use axum::Json;
 use axum::extract::State;
@@ -19,7 +19,7 @@ use super::ApiState;
 use super::error::ApiError;
 use super::info::Info;
 use super::signed::Signed;
-use crate::registry::{ChannelCounts, Publication};
+use crate::region::{ChannelCounts, Publication};
 
 /// The attributes a trigger's `info` may ask for.
 const TRIGGER_INFO: &[&str] = &["subscription_count", "user_count"];
@@ -119,11 +119,15 @@ async fn publish(
             user_id: None,
         };
         async move {
-            state.region.publish(publication).await?;
+            state.store.publish(publication).await?;
             crate::metrics::published(&app.id);
+            state
+                .stats
+                .events_published
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let counts = if trigger.info.any() {
                 state
-                    .region
+                    .store
                     .counts(ChannelKey::new(app.id.clone(), channel.clone()))
                     .await?
             } else {

@@ -3,7 +3,7 @@
 use herald_shared::channel::{ChannelKind, ChannelName};
 
 use super::error::ApiError;
-use crate::registry::ChannelCounts;
+use crate::region::ChannelCounts;
 
 /// The attributes asked for.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

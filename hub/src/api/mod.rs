@@ -1,5 +1,5 @@
 //! The Pusher HTTP API that Laravel's broadcaster and the server SDKs call, plus `/up` and
-//! `/stats`. Thin handlers over the [`Region`]; one error type ([`ApiError`]); tower layers for
+//! `/stats`. Thin handlers over the region's [`Store`]; one error type ([`ApiError`]); tower layers for
 //! the body limit, the request timeout and tracing.
 //!
 //! # Layout
@@ -36,7 +36,7 @@ use tower_http::trace::TraceLayer;
 pub use error::ApiError;
 
 use crate::metrics::{self as hub_metrics, PROMETHEUS_TEXT, Render};
-use crate::region::Region;
+use crate::region::{Health, Store};
 use crate::registry::Registry;
 use crate::stats::HubStats;
 
@@ -57,7 +57,7 @@ pub struct ApiState {
     /// The apps.
     pub apps: Arc<AppTable>,
     /// Where events go and queries are answered.
-    pub region: Region,
+    pub store: Arc<dyn Store>,
     /// This hub's own channels (what its edges subscribe to).
     pub registry: Registry,
     /// Counters.
@@ -110,13 +110,12 @@ async fn not_found(uri: Uri) -> ApiError {
     ApiError::NotFound(uri.path().to_string())
 }
 
-/// `/up`: 200 while serving, 503 once draining.
 /// `/up`: 200 while serving; 503 once draining, or while a clustered hub does not hear Redis
 /// (a deaf hub must leave the load balancer).
 async fn up(State(state): State<ApiState>) -> Response {
     let reason = if state.draining.is_cancelled() {
         Some("draining")
-    } else if !state.region.ready() {
+    } else if !state.store.health().ready() {
         Some("not connected to Redis")
     } else {
         None
@@ -136,12 +135,13 @@ async fn up(State(state): State<ApiState>) -> Response {
 async fn metrics(State(state): State<ApiState>) -> Response {
     for app in state.apps.apps() {
         // A stopped registry means the hub is stopping; the gauge keeps its last value.
-        if let Ok(channels) = state.registry.list(app.id.clone(), String::new()).await {
-            hub_metrics::channels(&app.id, channels.len());
+        if let Ok(channels) = state.registry.channels(app.id.clone()).await {
+            hub_metrics::channels(&app.id, channels);
         }
     }
-    if let Region::Redis(cluster) = &state.region {
-        hub_metrics::redis_up(cluster.hears());
+    match state.store.health() {
+        Health::Alone => {}
+        health => hub_metrics::redis_up(health == Health::Connected),
     }
     hub_metrics::draining(state.draining.is_cancelled());
     ([(header::CONTENT_TYPE, PROMETHEUS_TEXT)], (state.metrics)()).into_response()
@@ -152,10 +152,10 @@ async fn stats(State(state): State<ApiState>) -> Response {
         "role": "hub",
         "hub_id": state.hub_id.to_string(),
         "draining": state.draining.is_cancelled(),
-        "redis": match &state.region {
-            Region::Alone(_) => "none",
-            Region::Redis(cluster) if cluster.hears() => "connected",
-            Region::Redis(_) => "disconnected",
+        "redis": match state.store.health() {
+            Health::Alone => "none",
+            Health::Connected => "connected",
+            Health::Disconnected => "disconnected",
         },
         "counters": &*state.stats,
     }))

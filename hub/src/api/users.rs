@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use super::ApiState;
 use super::error::ApiError;
 use super::signed::Signed;
-use crate::registry::Publication;
+use crate::region::Publication;
 
 /// Terminates the user's connections; answers `{}`.
 pub async fn terminate(
@@ -35,6 +35,6 @@ pub async fn terminate(
         exclude: None,
         user_id: None,
     };
-    state.region.publish(publication).await?;
+    state.store.publish(publication).await?;
     Ok(Json(json!({})))
 }

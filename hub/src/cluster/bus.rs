@@ -1,31 +1,32 @@
-//! The hub's Redis pub/sub connection: subscribed to exactly the channels some local edge wants.
+//! The hub's Redis pub/sub connection: subscribed to exactly the channels its registry follows.
 //!
-//! One task owns the connection. Registry shards ask it to subscribe (on a channel's first
-//! interest) and unsubscribe (after the last interest, and a linger); it forwards every message
-//! to the shard owning the channel. When the connection drops it reconnects with a jittered
-//! back-off, subscribes again to everything wanted, and tells the registry to back-fill from
-//! history whatever was published while it was deaf (pub/sub is at-most-once). It also hears
-//! every app's watchlist channel and hands those changes to the watchlist actor. Its state —
-//! connected or not — is the hub's readiness: a deaf hub is not "up".
+//! One task owns the connection. Which channels are wanted is state ([`BusHandle::want`],
+//! [`BusHandle::unwant`], latest request per channel wins), so requests never wait and the bus
+//! subscribes and unsubscribes many channels in one command. It hands every event it hears to
+//! the shard owning the channel, and every watchlist change to the watchlist ([`Inboxes`]).
+//!
+//! When the connection drops it reconnects with a jittered back-off, subscribes again to
+//! everything wanted, and tells every shard and the watchlist to catch up ([`Heard::Resync`],
+//! [`Told::Resync`]): whatever was published while it was deaf is in history (pub/sub is
+//! at-most-once). Its state — connected or not — is the hub's readiness: a deaf hub is not
+//! "up".
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use herald_shared::backoff::backoff;
 use herald_shared::channel::ChannelKey;
 use redis::aio::{PubSubSink, PubSubStream};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{Notify, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::keys::Keys;
-use super::online::OnlineChange;
+use super::online::decode_change;
 use super::wire;
-use crate::registry::Registry;
-use crate::watchlist::WatchlistSender;
+use crate::region::{Heard, Inboxes, Told};
 
-/// Commands queued for the bus task.
-const QUEUE: usize = 4096;
 /// How long connecting (and each health ping) may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// How often the connection is pinged to notice a dead peer.
@@ -45,55 +46,80 @@ pub enum BusState {
 #[error("not connected to Redis pub/sub")]
 pub struct BusDown;
 
-#[derive(Debug)]
-enum Command {
-    Subscribe(ChannelKey, oneshot::Sender<Result<(), BusDown>>),
-    Unsubscribe(ChannelKey),
+type Waiter = oneshot::Sender<Result<(), BusDown>>;
+
+#[derive(Debug, Default)]
+struct Wants {
+    /// Every channel wanted.
+    wanted: HashSet<ChannelKey>,
+    /// Changes not applied to the connection yet: `true` subscribe, `false` unsubscribe.
+    changed: HashMap<ChannelKey, bool>,
+    /// Who waits for a channel's subscription.
+    waiters: HashMap<ChannelKey, Vec<Waiter>>,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    wants: Mutex<Wants>,
+    changed: Notify,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Wants> {
+        self.wants.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 /// A handle to the bus task.
 #[derive(Debug, Clone)]
 pub struct BusHandle {
-    commands: mpsc::Sender<Command>,
+    shared: Arc<Shared>,
     state: watch::Receiver<BusState>,
 }
 
 /// The bus task's inputs, for [`run`].
 pub struct BusTask {
-    commands: mpsc::Receiver<Command>,
+    shared: Arc<Shared>,
     state: watch::Sender<BusState>,
 }
 
 /// Creates the bus's handle and task inputs.
 pub fn bus() -> (BusHandle, BusTask) {
-    let (tx, rx) = mpsc::channel(QUEUE);
+    let shared = Arc::new(Shared::default());
     let (state_tx, state_rx) = watch::channel(BusState::Down);
     (
         BusHandle {
-            commands: tx,
+            shared: shared.clone(),
             state: state_rx,
         },
         BusTask {
-            commands: rx,
+            shared,
             state: state_tx,
         },
     )
 }
 
 impl BusHandle {
-    /// Subscribes to a channel; returns once Redis confirmed the subscription.
-    pub async fn subscribe(&self, key: ChannelKey) -> Result<(), BusDown> {
+    /// Wants a channel; the answer comes once Redis confirmed the subscription (or at once,
+    /// `BusDown`, while the bus is not connected — it subscribes when it reconnects).
+    pub fn want(&self, key: ChannelKey) -> oneshot::Receiver<Result<(), BusDown>> {
         let (tx, rx) = oneshot::channel();
-        self.commands
-            .send(Command::Subscribe(key, tx))
-            .await
-            .map_err(|_| BusDown)?;
-        rx.await.map_err(|_| BusDown)?
+        let mut wants = self.shared.lock();
+        wants.wanted.insert(key.clone());
+        wants.changed.insert(key.clone(), true);
+        wants.waiters.entry(key).or_default().push(tx);
+        drop(wants);
+        self.shared.changed.notify_one();
+        rx
     }
 
-    /// Unsubscribes from a channel.
-    pub async fn unsubscribe(&self, key: ChannelKey) {
-        let _ = self.commands.send(Command::Unsubscribe(key)).await;
+    /// No longer wants a channel.
+    pub fn unwant(&self, key: ChannelKey) {
+        let mut wants = self.shared.lock();
+        wants.wanted.remove(&key);
+        wants.changed.insert(key, false);
+        drop(wants);
+        self.shared.changed.notify_one();
     }
 
     /// The current state.
@@ -102,31 +128,24 @@ impl BusHandle {
     }
 }
 
-/// Where the bus hands what it hears.
-#[derive(Clone)]
-pub struct Listeners {
-    /// Channel events and catch-up after a reconnect.
-    pub registry: Registry,
-    /// Online changes and re-assertion after a reconnect.
-    pub watchlist: WatchlistSender,
-}
-
 /// Runs the bus until `shutdown`.
 pub async fn run(
     task: BusTask,
     client: redis::Client,
     keys: Keys,
-    listeners: Listeners,
+    inboxes: Inboxes,
     max_backoff: Duration,
     shutdown: CancellationToken,
 ) {
-    let BusTask {
-        mut commands,
-        state,
-    } = task;
-    let mut wanted: HashSet<ChannelKey> = HashSet::new();
+    let BusTask { shared, state } = task;
     let mut failures = 0u32;
     while !shutdown.is_cancelled() {
+        // Everything wanted is subscribed on connecting; pending changes are moot.
+        let wanted: Vec<ChannelKey> = {
+            let mut wants = shared.lock();
+            wants.changed.clear();
+            wants.wanted.iter().cloned().collect()
+        };
         let connected =
             tokio::time::timeout(CONNECT_TIMEOUT, connect(&client, &keys, &wanted)).await;
         let (mut sink, mut stream) = match connected {
@@ -138,17 +157,15 @@ pub async fn run(
                     _ => "timed out".to_string(),
                 };
                 tracing::warn!(message = "Cannot connect and subscribe to Redis pub/sub.", reason = %reason, attempt = failures);
+                refuse_waiters(&shared);
                 let pause = tokio::time::sleep(backoff(failures, max_backoff, fastrand::f64()));
                 tokio::pin!(pause);
-                // Keep answering while waiting: subscriptions are recorded and refused for now.
+                // Keep refusing while waiting: wants are recorded and subscribed on reconnect.
                 loop {
                     tokio::select! {
                         () = &mut pause => break,
                         _ = shutdown.cancelled() => return,
-                        command = commands.recv() => match command {
-                            Some(command) => refuse(command, &mut wanted),
-                            None => return,
-                        },
+                        () = shared.changed.notified() => refuse_waiters(&shared),
                     }
                 }
                 continue;
@@ -156,23 +173,15 @@ pub async fn run(
         };
         failures = 0;
         state.send_replace(BusState::Up);
+        answer_waiters(&shared, &wanted.iter().cloned().collect());
         tracing::info!(
             message = "Redis pub/sub connected.",
             channels = wanted.len()
         );
         // Whatever was published while deaf is in history: have every channel catch up.
-        listeners.registry.resync().await;
-        listeners.watchlist.resync().await;
-        let reason = serve(
-            &mut sink,
-            &mut stream,
-            &mut commands,
-            &mut wanted,
-            &keys,
-            &listeners,
-            &shutdown,
-        )
-        .await;
+        inboxes.shard(Heard::Resync).await;
+        inboxes.watchlist(Told::Resync).await;
+        let reason = serve(&mut sink, &mut stream, &shared, &keys, &inboxes, &shutdown).await;
         state.send_replace(BusState::Down);
         match reason {
             Some(reason) => {
@@ -188,7 +197,7 @@ pub async fn run(
 async fn connect(
     client: &redis::Client,
     keys: &Keys,
-    wanted: &HashSet<ChannelKey>,
+    wanted: &[ChannelKey],
 ) -> redis::RedisResult<(PubSubSink, PubSubStream)> {
     let (mut sink, stream) = client.get_async_pubsub().await?.split();
     sink.psubscribe(keys.watchlist_pattern()).await?;
@@ -199,14 +208,27 @@ async fn connect(
     Ok((sink, stream))
 }
 
-fn refuse(command: Command, wanted: &mut HashSet<ChannelKey>) {
-    match command {
-        Command::Subscribe(key, reply) => {
-            wanted.insert(key);
-            let _ = reply.send(Err(BusDown));
+/// Answers the waiters of channels now subscribed.
+fn answer_waiters(shared: &Shared, subscribed: &HashSet<ChannelKey>) {
+    let mut wants = shared.lock();
+    wants.waiters.retain(|key, waiters| {
+        if !subscribed.contains(key) {
+            return true;
         }
-        Command::Unsubscribe(key) => {
-            wanted.remove(&key);
+        for waiter in waiters.drain(..) {
+            let _ = waiter.send(Ok(()));
+        }
+        false
+    });
+}
+
+/// While disconnected: every waiter hears `BusDown` at once (the registry retries, and catches
+/// up when the bus reconnects).
+fn refuse_waiters(shared: &Shared) {
+    let mut wants = shared.lock();
+    for (_, waiters) in wants.waiters.drain() {
+        for waiter in waiters {
+            let _ = waiter.send(Err(BusDown));
         }
     }
 }
@@ -215,10 +237,9 @@ fn refuse(command: Command, wanted: &mut HashSet<ChannelKey>) {
 async fn serve(
     sink: &mut PubSubSink,
     stream: &mut PubSubStream,
-    commands: &mut mpsc::Receiver<Command>,
-    wanted: &mut HashSet<ChannelKey>,
+    shared: &Shared,
     keys: &Keys,
-    listeners: &Listeners,
+    inboxes: &Inboxes,
     shutdown: &CancellationToken,
 ) -> Option<String> {
     let mut ping = tokio::time::interval(PING_INTERVAL);
@@ -232,8 +253,10 @@ async fn serve(
                 let name = message.get_channel_name();
                 let payload = String::from_utf8_lossy(message.get_payload_bytes());
                 if let Some(app) = keys.parse_watchlist(name) {
-                    match OnlineChange::decode(&payload) {
-                        Some(change) => listeners.watchlist.changed(app, change).await,
+                    match decode_change(&payload) {
+                        Some(change) => {
+                            inboxes.watchlist(Told::Change(app, change)).await;
+                        }
                         None => tracing::warn!(message = "Dropped a malformed watchlist message from Redis."),
                     }
                     continue;
@@ -242,32 +265,30 @@ async fn serve(
                     continue;
                 };
                 match wire::decode(key, &payload) {
-                    Ok(event) => listeners.registry.remote(event).await,
+                    Ok(event) => {
+                        inboxes.shard(Heard::Event { event, delivered: None }).await;
+                    }
                     Err(error) => tracing::warn!(message = "Dropped a malformed message from Redis.", %error),
                 }
             }
-            command = commands.recv() => match command {
-                Some(Command::Subscribe(key, reply)) => {
-                    let subscribed = sink.subscribe(keys.events(&key)).await;
-                    wanted.insert(key);
-                    match subscribed {
-                        Ok(()) => {
-                            let _ = reply.send(Ok(()));
-                        }
-                        Err(error) => {
-                            let _ = reply.send(Err(BusDown));
-                            return Some(error.to_string());
-                        }
-                    }
-                }
-                Some(Command::Unsubscribe(key)) => {
-                    wanted.remove(&key);
-                    if let Err(error) = sink.unsubscribe(keys.events(&key)).await {
+            () = shared.changed.notified() => {
+                let changed: Vec<(ChannelKey, bool)> = shared.lock().changed.drain().collect();
+                let (subscribe, unsubscribe): (Vec<_>, Vec<_>) =
+                    changed.into_iter().partition(|(_, wanted)| *wanted);
+                if !unsubscribe.is_empty() {
+                    let names: Vec<String> = unsubscribe.iter().map(|(key, _)| keys.events(key)).collect();
+                    if let Err(error) = sink.unsubscribe(names).await {
                         return Some(error.to_string());
                     }
                 }
-                None => return None,
-            },
+                if !subscribe.is_empty() {
+                    let names: Vec<String> = subscribe.iter().map(|(key, _)| keys.events(key)).collect();
+                    if let Err(error) = sink.subscribe(names).await {
+                        return Some(error.to_string());
+                    }
+                    answer_waiters(shared, &subscribe.into_iter().map(|(key, _)| key).collect());
+                }
+            }
             _ = ping.tick() => {
                 let pinged = tokio::time::timeout(CONNECT_TIMEOUT, sink.ping::<redis::Value>()).await;
                 match pinged {

@@ -1,10 +1,40 @@
-//! Redis key and channel names. Everything lives under one prefix (`redis.prefix`), so several
-//! environments or deployments can share a Redis (with the database index, `redis.db`, as a
-//! second separator). Channel names cannot contain `:`, so `{app}:{channel}` splits on its last
-//! `:` even when an app id contains one.
+//! Every Redis key and pub/sub channel name, in one place — for Rust here, and for the Lua
+//! scripts through [`LUA_KEYS`], which derives the same names.
+//!
+//! Everything lives under one prefix (`redis.prefix`), so several environments or deployments
+//! can share a Redis (with the database index, `redis.db`, as a second separator). A channel's
+//! keys are `{prefix}:{kind}:{app}:{channel}`; channel names cannot contain `:`, so
+//! `{app}:{channel}` splits on its last `:` even when an app id contains one. (Should Herald run
+//! on Redis Cluster, `{app}:{channel}` is the part to wrap in a hash tag so a channel's keys
+//! share a slot.)
+//!
+//! | kind | key | what |
+//! |---|---|---|
+//! | channel | `ev` | pub/sub channel of the channel's events |
+//! | channel | `seq`, `hist`, `cache` | sequence, history stream, cached event |
+//! | channel | `ps`, `pn`, `pu` | presence: socket → `{hub}\n{user}`, user → sockets, user → info |
+//! | channel | `cnt` | subscription counts: edge → `{session}:{hub}:{count}` |
+//! | channel | `sca` | lock spacing out subscription-count announcements |
+//! | app | `chs` | channels with a subscription count |
+//! | app | `online`, `wl`, `wln`, `wlc` | who is online, watchlist changes and claims |
+//! | hub | `hubs` | live hubs (score: when their heartbeat expires, ms) |
+//! | hub | `phs`, `hp`, `hc`, `onlh` | a hub's presence sockets and channels, counted channels, online users |
+//! | hub | `reap` | the lock one hub takes to reap a dead hub |
 
 use herald_shared::channel::{ChannelKey, ChannelName};
 use herald_shared::ids::{AppId, HubId};
+
+/// The key naming the Lua scripts use, mirroring [`Keys`]. Scripts take the prefix, the app id
+/// and the channel name as their first three arguments (`P`, `A`, `C`).
+pub const LUA_KEYS: &str = r#"
+local P, A, C = ARGV[1], ARGV[2], ARGV[3]
+local function key(kind) return P .. ':' .. kind .. ':' .. A .. ':' .. C end
+local function app_channels() return P .. ':chs:' .. A end
+local function hub_sockets(hub) return P .. ':phs:' .. hub .. ':' .. A .. ':' .. C end
+local function hub_channels(hub) return P .. ':hp:' .. hub end
+local function hub_counts(hub) return P .. ':hc:' .. hub end
+local function hubs() return P .. ':hubs' end
+"#;
 
 /// Names of everything Herald keeps in Redis.
 #[derive(Debug, Clone)]
@@ -25,9 +55,13 @@ impl Keys {
         &self.prefix
     }
 
+    fn channel(&self, kind: &str, key: &ChannelKey) -> String {
+        format!("{}:{kind}:{}:{}", self.prefix, key.app, key.channel)
+    }
+
     /// The pub/sub channel a channel's events are published on.
     pub fn events(&self, key: &ChannelKey) -> String {
-        format!("{}:ev:{}:{}", self.prefix, key.app, key.channel)
+        self.channel("ev", key)
     }
 
     /// The channel key of a pub/sub channel name, if it is one of ours.
@@ -38,6 +72,26 @@ impl Keys {
             AppId::new(app),
             ChannelName::parse(channel).ok()?,
         ))
+    }
+
+    /// A presence channel's sockets (socket → `{hub}\n{user}`).
+    pub fn presence_sockets(&self, key: &ChannelKey) -> String {
+        self.channel("ps", key)
+    }
+
+    /// A channel's subscription counts (edge → `{session}:{hub}:{count}`).
+    pub fn counts(&self, key: &ChannelKey) -> String {
+        self.channel("cnt", key)
+    }
+
+    /// The lock that spaces out a channel's subscription-count announcements.
+    pub fn count_announcement(&self, key: &ChannelKey) -> String {
+        self.channel("sca", key)
+    }
+
+    /// The channels of an app that have a subscription count.
+    pub fn app_channels(&self, app: &AppId) -> String {
+        format!("{}:chs:{app}", self.prefix)
     }
 
     /// The pattern of every app's watchlist channel.
@@ -76,34 +130,19 @@ impl Keys {
         format!("{}:hubs", self.prefix)
     }
 
-    /// A hub's subscription counts for one app (channel → count).
-    pub fn counts(&self, hub: HubId, app: &AppId) -> String {
-        format!("{}:cnt:{hub}:{app}", self.prefix)
-    }
-
-    /// The apps a hub has counts for.
-    pub fn count_apps(&self, hub: HubId) -> String {
-        format!("{}:cnta:{hub}", self.prefix)
-    }
-
     /// The presence channels a hub holds sockets in (`{app}\n{channel}`).
     pub fn hub_presence(&self, hub: HubId) -> String {
         format!("{}:hp:{hub}", self.prefix)
     }
 
-    /// A presence channel's sockets (socket → `{hub}\n{user}`).
-    pub fn presence_sockets(&self, key: &ChannelKey) -> String {
-        format!("{}:ps:{}:{}", self.prefix, key.app, key.channel)
+    /// The channels where a hub wrote subscription counts (`{app}\n{channel}`).
+    pub fn hub_counts(&self, hub: HubId) -> String {
+        format!("{}:hc:{hub}", self.prefix)
     }
 
     /// The lock one hub takes to reap a dead hub.
     pub fn reap_lock(&self, hub: HubId) -> String {
         format!("{}:reap:{hub}", self.prefix)
-    }
-
-    /// The lock that spaces out a channel's subscription-count announcements.
-    pub fn count_announcement(&self, key: &ChannelKey) -> String {
-        format!("{}:sca:{}:{}", self.prefix, key.app, key.channel)
     }
 
     /// The queue (a stream) of one webhook endpoint. Webhook keys are region-wide, not per
@@ -142,5 +181,20 @@ mod tests {
         assert_eq!(name, "herald:prod:ev:a:b:presence-x");
         assert_eq!(keys.parse_events(&name), Some(key));
         assert_eq!(Keys::new("other").parse_events(&name), None);
+    }
+
+    #[test]
+    fn lua_names_match_the_rust_names() {
+        // The Lua prelude builds `P .. ':' .. kind .. ':' .. A .. ':' .. C`, as `channel` does.
+        let keys = Keys::new("p");
+        let key = ChannelKey::new(AppId::new("a"), ChannelName::parse("c").unwrap());
+        assert_eq!(keys.counts(&key), "p:cnt:a:c");
+        assert_eq!(keys.presence_sockets(&key), "p:ps:a:c");
+        assert!(LUA_KEYS.contains("P .. ':' .. kind .. ':' .. A .. ':' .. C"));
+        assert_eq!(keys.app_channels(&AppId::new("a")), "p:chs:a");
+        assert!(LUA_KEYS.contains("P .. ':chs:' .. A"));
+        assert_eq!(keys.hub_counts(HubId(7)), "p:hc:0000000000000007");
+        assert!(LUA_KEYS.contains("P .. ':hc:' .. hub"));
+        assert_eq!(keys.hubs(), "p:hubs");
     }
 }

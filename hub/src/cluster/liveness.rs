@@ -1,102 +1,138 @@
 //! Heartbeats and the reaping of dead hubs.
 //!
-//! Every hub refreshes its score in the hubs sorted set (the time its heartbeat expires) and the
-//! expiry of its per-hub keys several times per TTL. Every hub also looks for hubs whose score
-//! has passed: one of them (whoever takes the reap lock) removes the dead hub's presence sockets
-//! that no live hub took over — one script per channel, all in one pipeline, publishing
-//! `member_removed` for users left with no socket — and takes its signed-in users offline there,
-//! then forgets the hub. Edges of a dead hub re-link to other hubs within a few seconds and
-//! re-assert their sockets there, well inside the TTL, so their users never flap.
+//! Every hub refreshes its score in the hubs sorted set (the time its heartbeat expires) five
+//! times per TTL. Every hub also watches the earliest expiry in the set and wakes up for it, so a
+//! hub that stopped beating is reaped as soon as its TTL has passed since its last heartbeat —
+//! not at the next round of a periodic sweep. One hub (whoever takes the reap lock) removes the
+//! dead hub's presence sockets that no live hub took over — one script per channel, all in one
+//! pipeline, publishing `member_removed` for users left with no socket — and the counts it wrote
+//! that no live hub rewrote, takes its signed-in users offline, then forgets the hub. Edges of a
+//! dead hub re-link to other hubs within the link timeout and re-assert their sockets and counts
+//! there, well inside the TTL, so their users never flap and nothing is counted twice.
 
 use std::time::Duration;
 
-use herald_shared::ids::{AppId, HubId};
+use herald_shared::ids::HubId;
 use redis::AsyncCommands;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::{Cluster, ClusterError, unix_ms};
 
 /// Beats and reaps until `shutdown`.
 pub async fn run(cluster: Cluster, shutdown: CancellationToken) {
-    let period = cluster.hub_ttl() / 5;
-    let mut tick = tokio::time::interval(period.max(Duration::from_millis(100)));
+    let period = (cluster.hub_ttl() / 5).max(Duration::from_millis(100));
+    let mut next_beat = Instant::now();
     loop {
+        let now = Instant::now();
+        if now >= next_beat {
+            next_beat = now + period;
+            if let Err(error) = beat(&cluster).await {
+                tracing::warn!(message = "Cannot send the hub heartbeat to Redis.", %error);
+            }
+        }
+        let next_expiry = match reap(&cluster).await {
+            Ok(next_expiry) => next_expiry,
+            Err(error) => {
+                tracing::warn!(message = "Cannot reap dead hubs.", %error);
+                None
+            }
+        };
+        let wake = next_expiry.map_or(next_beat, |expiry| expiry.min(next_beat));
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        if let Err(error) = beat(&cluster).await {
-            tracing::warn!(message = "Cannot send the hub heartbeat to Redis.", %error);
-            continue;
-        }
-        if let Err(error) = reap(&cluster).await {
-            tracing::warn!(message = "Cannot reap dead hubs.", %error);
+            () = tokio::time::sleep_until(wake) => {}
         }
     }
 }
 
 async fn beat(cluster: &Cluster) -> Result<(), ClusterError> {
-    let keys = cluster.keys();
-    let hub = cluster.hub_id();
-    let ttl = cluster.hub_ttl().as_millis() as i64;
-    let mut redis = cluster.connection();
-    let apps: Vec<String> = redis.smembers(keys.count_apps(hub)).await?;
-    let mut pipe = redis::pipe();
-    pipe.zadd(keys.hubs(), hub.to_string(), unix_ms() + ttl as u64)
-        .ignore();
-    pipe.pexpire(keys.count_apps(hub), ttl).ignore();
-    for app in apps {
-        pipe.pexpire(keys.counts(hub, &AppId::new(app)), ttl)
-            .ignore();
-    }
-    let () = pipe.query_async(&mut redis).await?;
+    let ttl = cluster.hub_ttl().as_millis() as u64;
+    let () = cluster
+        .connection()
+        .zadd(
+            cluster.keys().hubs(),
+            cluster.hub_id().to_string(),
+            unix_ms() + ttl,
+        )
+        .await?;
     Ok(())
 }
 
-async fn reap(cluster: &Cluster) -> Result<(), ClusterError> {
+/// Reaps every hub whose heartbeat expired; returns when the next one expires (just after).
+async fn reap(cluster: &Cluster) -> Result<Option<Instant>, ClusterError> {
     let keys = cluster.keys();
     let mut redis = cluster.connection();
-    let dead: Vec<String> = redis.zrangebyscore(keys.hubs(), "-inf", unix_ms()).await?;
+    let now_ms = unix_ms();
+    let dead: Vec<String> = redis.zrangebyscore(keys.hubs(), "-inf", now_ms).await?;
     for hub in dead {
-        let Ok(id) = hub.parse::<HubId>() else {
-            let _: () = redis.zrem(keys.hubs(), &hub).await?;
-            continue;
-        };
-        let lock: Option<String> = redis::cmd("SET")
-            .arg(keys.reap_lock(id))
-            .arg(cluster.hub_id().to_string())
-            .arg("NX")
-            .arg("PX")
-            .arg(30_000)
-            .query_async(&mut redis)
-            .await?;
-        if lock.is_none() {
-            continue;
+        match hub.parse::<HubId>() {
+            Ok(id) => reap_hub(cluster, id).await?,
+            Err(_) => {
+                let () = redis.zrem(keys.hubs(), &hub).await?;
+            }
         }
-        let channels: Vec<String> = redis.smembers(keys.hub_presence(id)).await?;
-        let (maxlen, history_ttl) = cluster.history_args();
-        let script = &cluster.scripts().reap;
-        let mut pipe = redis::pipe();
-        pipe.load_script(script).ignore();
-        for (app, name) in channels.iter().filter_map(|c| c.split_once('\n')) {
-            pipe.invoke_script(
-                script
-                    .arg(keys.prefix())
-                    .arg(app)
-                    .arg(name)
-                    .arg(&hub)
-                    .arg(maxlen)
-                    .arg(history_ttl),
-            );
-        }
-        let removed: Vec<i64> = pipe.query_async(&mut redis).await?;
-        let removed: i64 = removed.iter().sum();
-        let users = cluster.forget_online_on(id).await?;
-        let mut pipe = redis::pipe();
-        pipe.del(keys.hub_presence(id)).ignore();
-        pipe.zrem(keys.hubs(), &hub).ignore();
-        let () = pipe.query_async(&mut redis).await?;
-        tracing::info!(message = "Reaped a dead hub.", hub = %hub, sockets = removed, channels = channels.len(), users = users);
     }
+    let next: Vec<(String, u64)> = redis
+        .zrangebyscore_limit_withscores(keys.hubs(), format!("({now_ms}"), "+inf", 0, 1)
+        .await?;
+    Ok(next.first().map(|(_, expires_ms)| {
+        Instant::now() + Duration::from_millis(expires_ms.saturating_sub(unix_ms()) + 1)
+    }))
+}
+
+async fn reap_hub(cluster: &Cluster, id: HubId) -> Result<(), ClusterError> {
+    let keys = cluster.keys();
+    let mut redis = cluster.connection();
+    let lock: Option<String> = redis::cmd("SET")
+        .arg(keys.reap_lock(id))
+        .arg(cluster.hub_id().to_string())
+        .arg("NX")
+        .arg("PX")
+        .arg(30_000)
+        .query_async(&mut redis)
+        .await?;
+    if lock.is_none() {
+        return Ok(());
+    }
+    let hub = id.to_string();
+    let presence: Vec<String> = redis.smembers(keys.hub_presence(id)).await?;
+    let counted: Vec<String> = redis.smembers(keys.hub_counts(id)).await?;
+    let (maxlen, history_ttl) = cluster.history_args();
+    let scripts = cluster.scripts();
+    let mut pipe = redis::pipe();
+    pipe.load_script(&scripts.reap).ignore();
+    pipe.load_script(&scripts.reap_counts).ignore();
+    for (app, name) in presence.iter().filter_map(|c| c.split_once('\n')) {
+        pipe.invoke_script(
+            scripts
+                .reap
+                .arg(keys.prefix())
+                .arg(app)
+                .arg(name)
+                .arg(&hub)
+                .arg(maxlen)
+                .arg(history_ttl),
+        );
+    }
+    for (app, name) in counted.iter().filter_map(|c| c.split_once('\n')) {
+        pipe.invoke_script(
+            scripts
+                .reap_counts
+                .arg(keys.prefix())
+                .arg(app)
+                .arg(name)
+                .arg(&hub),
+        );
+    }
+    let removed: Vec<i64> = pipe.query_async(&mut redis).await?;
+    let sockets: i64 = removed.iter().take(presence.len()).sum();
+    let users = cluster.forget_online_on(id).await?;
+    let mut pipe = redis::pipe();
+    pipe.del(keys.hub_presence(id)).ignore();
+    pipe.del(keys.hub_counts(id)).ignore();
+    pipe.zrem(keys.hubs(), &hub).ignore();
+    let () = pipe.query_async(&mut redis).await?;
+    tracing::info!(message = "Reaped a dead hub.", hub = %hub, sockets, channels = presence.len(), counted = counted.len(), users);
     Ok(())
 }

@@ -1,53 +1,63 @@
-//! Hubs of a region linked through Redis (R-HA-1, R-HA-2, R-HA-4, R-API-4).
+//! Hubs of a region linked through Redis (R-HA-1, R-HA-2, R-HA-4, R-API-4): the Redis
+//! implementation of [`crate::region`].
+//!
+//! A leaf: it knows Redis and the region's seam, nothing of the registry, the watchlist, the
+//! link or the API. It takes the registry's requests from the [`Pending`] board and reports what
+//! it hears and answers on the region's [`Inboxes`].
 //!
 //! - **Events** are published by a Lua script that assigns the channel's next sequence, appends
-//!   the event to the channel's history stream and `PUBLISH`es it, atomically
-//!   ([`scripts`]). A hub receives a channel's events only while one of its edges wants the
-//!   channel: the registry subscribes on the first interest and unsubscribes after the last one
-//!   and a linger ([`bus`]).
+//!   the event to the channel's history stream and `PUBLISH`es it, atomically ([`scripts`]). A
+//!   hub receives a channel's events only while one of its shards follows the channel: the
+//!   [`bus`] subscribes on the first interest and unsubscribes when the registry lets go.
 //! - **History** serves edges that resume (after a failover, on another hub) and closes the gaps
-//!   pub/sub leaves when a hub's connection drops.
-//! - **Presence and counts** are kept in Redis so every hub answers every query the same way:
-//!   presence sockets are owned by the hub that holds them, subscription counts are written per
-//!   hub, and both count only while their hub's heartbeat is fresh. A live hub reaps a dead
-//!   one's presence sockets — except those its edges re-asserted on another hub meanwhile
-//!   ([`liveness`]).
+//!   pub/sub leaves when a hub's connection drops ([`follower`] reads it).
+//! - **Counts and presence** are written by one [`writer`] task in group commits — one pipeline
+//!   in flight at a time carrying everything recorded meanwhile — in the order the shards decided
+//!   them, and acknowledged to the shards once durable. Counts are kept per edge; both count only
+//!   while the hub that wrote them is alive, and [`liveness`] reaps a dead hub's entries.
+//! - **Queries** are read-only scripts, so one answer is read at one instant.
 //!
 //! # Layout
 //! - [`keys`] — key and channel names under the prefix.
 //! - [`wire`] — the event body in Redis.
 //! - [`scripts`] — the Lua scripts.
 //! - [`bus`] — the pub/sub connection.
-//! - [`counts`] — writing this hub's subscription counts, announcing counts to subscribers.
+//! - [`follower`] — attaching and fetching channels, with bounded concurrency.
+//! - [`writer`] — the group commit of counts, presence and announcements.
 //! - [`liveness`] — heartbeat and reaping of dead hubs.
 //! - [`online`] — who is online across the region, for watchlists.
 
 pub mod bus;
-pub mod counts;
+pub mod follower;
 pub mod keys;
 pub mod liveness;
 pub mod online;
 pub mod scripts;
 pub mod wire;
+pub mod writer;
 
-use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use herald_shared::channel::{ChannelKey, ChannelKind, ChannelName};
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+use herald_shared::channel::{ChannelKey, ChannelName};
 use herald_shared::event::{EventName, MEMBER_ADDED};
 use herald_shared::ids::{AppId, HubId, SocketId};
-use herald_shared::link::Event;
 use herald_shared::presence::Member;
 use herald_shared::time::UnixTime;
+use redis::RedisError;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
+use crate::history::HistoryLimits;
 use crate::metrics::TimedRedis;
-use redis::{AsyncCommands, RedisError};
-
-use crate::registry::{ChannelCounts, Lifetimes, Publication};
+use crate::region::{
+    ChannelCounts, Fetched, Health, Inboxes, JoinOutcome, Pending, Publication, RegionError,
+    Retention, Store,
+};
 use bus::{BusHandle, BusState};
-use counts::CountBoard;
 use keys::Keys;
 use scripts::Scripts;
 
@@ -59,13 +69,29 @@ pub struct ClusterSettings {
     /// The prefix of every key and channel.
     pub prefix: String,
     /// How long a hub counts as alive after its last heartbeat; a dead hub's presence sockets
-    /// are reaped within about this long plus one reaper round.
+    /// and counts are reaped this long after its last heartbeat.
     pub hub_ttl: Duration,
     /// How long the hub stays subscribed to a channel after its last interest.
     pub linger: Duration,
     /// The longest wait between two connection attempts.
     pub max_backoff: Duration,
 }
+
+impl ClusterSettings {
+    /// How the registry keeps unwanted channels in a region: subscribed for the linger, and no
+    /// longer (history lives in Redis).
+    pub fn retention(&self) -> Retention {
+        Retention {
+            linger: self.linger,
+            history_is_local: false,
+        }
+    }
+}
+
+/// Redis answered something a script never returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("unexpected answer from Redis: {0}")]
+pub struct UnexpectedReply(pub &'static str);
 
 /// Why a cluster operation failed. All are dependency failures: answered 503, retried.
 #[derive(Debug, thiserror::Error)]
@@ -77,33 +103,20 @@ pub enum ClusterError {
     #[error(transparent)]
     Deaf(#[from] bus::BusDown),
     /// A script answered something unexpected.
-    #[error("unexpected answer from Redis: {0}")]
-    Reply(String),
+    #[error(transparent)]
+    Reply(#[from] UnexpectedReply),
+    /// An event in Redis does not decode.
+    #[error(transparent)]
+    Wire(#[from] wire::WireError),
 }
 
-/// A channel's state read from Redis.
-#[derive(Debug)]
-pub struct Fetched {
-    /// The channel's current sequence.
-    pub seq: u64,
-    /// History after the requested sequence, oldest first.
-    pub events: Vec<Event>,
-    /// A cache channel's cached event.
-    pub cached: Option<Event>,
-}
-
-/// What a presence join did in the region.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum JoinOutcome {
-    /// Accepted; `snapshot` is the member list as of sequence `seq`.
-    Accepted {
-        /// The `subscription_succeeded` data.
-        snapshot: String,
-        /// Its sequence.
-        seq: u64,
-    },
-    /// The channel is full.
-    Full,
+impl From<ClusterError> for RegionError {
+    fn from(error: ClusterError) -> Self {
+        match error {
+            ClusterError::Deaf(_) => Self::Deaf,
+            other => Self::Store(Box::new(other)),
+        }
+    }
 }
 
 /// A cheap-to-clone handle to the region's shared state in Redis.
@@ -118,10 +131,9 @@ struct Inner {
     scripts: Scripts,
     redis: ConnectionManager,
     bus: BusHandle,
-    lifetimes: Lifetimes,
+    history: HistoryLimits,
+    cache_ttl: Duration,
     hub_ttl: Duration,
-    linger: Duration,
-    counts: CountBoard,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -140,12 +152,12 @@ fn unix_ms() -> u64 {
 
 fn parse_seq(text: &str) -> Result<u64, ClusterError> {
     text.parse()
-        .map_err(|_| ClusterError::Reply(format!("sequence {text:?}")))
+        .map_err(|_| UnexpectedReply("a sequence that is not a number").into())
 }
 
 /// The `subscription_succeeded` data for presence members given as `user, info, …`.
 pub fn snapshot(pairs: &[String]) -> String {
-    let members: BTreeSet<(&str, &str)> = pairs
+    let members: std::collections::BTreeSet<(&str, &str)> = pairs
         .chunks(2)
         .filter_map(|pair| match pair {
             [user, info] => Some((user.as_str(), info.as_str())),
@@ -155,13 +167,28 @@ pub fn snapshot(pairs: &[String]) -> String {
     herald_shared::presence::presence_data(members)
 }
 
+/// What the region's tasks need besides the settings.
+pub struct ClusterSetup {
+    /// This hub.
+    pub hub_id: HubId,
+    /// History bounds (script arguments).
+    pub history: HistoryLimits,
+    /// How long a cache channel keeps its last event.
+    pub cache_ttl: Duration,
+    /// The registry's requests.
+    pub pending: Arc<Pending>,
+    /// Where answers and what is heard go.
+    pub inboxes: Inboxes,
+}
+
 impl Cluster {
-    /// Connects lazily (the first command connects; failures are retried by every command).
-    pub fn new(
+    /// Joins the region: starts the pub/sub bus, the follower, the writer and the heartbeat on
+    /// `tracker` (Redis is connected lazily; failures are retried by every task).
+    pub fn start(
         settings: &ClusterSettings,
-        hub_id: HubId,
-        lifetimes: Lifetimes,
-        bus: BusHandle,
+        setup: ClusterSetup,
+        tracker: &TaskTracker,
+        shutdown: CancellationToken,
     ) -> Result<Self, ClusterError> {
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
@@ -169,19 +196,44 @@ impl Cluster {
             .set_number_of_retries(1)
             .set_max_delay(settings.max_backoff);
         let redis = ConnectionManager::new_lazy_with_config(settings.redis.clone(), config)?;
-        Ok(Self {
+        let keys = Keys::new(settings.prefix.clone());
+        let (bus, bus_task) = bus::bus();
+        let cluster = Self {
             inner: Arc::new(Inner {
-                hub_id,
-                keys: Keys::new(settings.prefix.clone()),
+                hub_id: setup.hub_id,
+                keys: keys.clone(),
                 scripts: Scripts::default(),
                 redis,
                 bus,
-                lifetimes,
+                history: setup.history,
+                cache_ttl: setup.cache_ttl,
                 hub_ttl: settings.hub_ttl,
-                linger: settings.linger,
-                counts: CountBoard::default(),
             }),
-        })
+        };
+        tracker.spawn(bus::run(
+            bus_task,
+            settings.redis.clone(),
+            keys,
+            setup.inboxes.clone(),
+            settings.max_backoff,
+            shutdown.clone(),
+        ));
+        tracker.spawn(follower::run(
+            cluster.clone(),
+            setup.pending.clone(),
+            setup.inboxes.clone(),
+            tracker.clone(),
+            shutdown.clone(),
+        ));
+        tracker.spawn(writer::run(
+            cluster.clone(),
+            setup.pending,
+            setup.inboxes,
+            settings.max_backoff,
+            shutdown.clone(),
+        ));
+        tracker.spawn(liveness::run(cluster.clone(), shutdown));
+        Ok(cluster)
     }
 
     /// This hub.
@@ -194,309 +246,14 @@ impl Cluster {
         &self.inner.keys
     }
 
-    /// How long to stay subscribed after the last interest.
-    pub fn linger(&self) -> Duration {
-        self.inner.linger
+    /// The pub/sub bus.
+    pub fn bus(&self) -> &BusHandle {
+        &self.inner.bus
     }
 
     /// Whether the hub hears the region (its pub/sub connection is up).
     pub fn hears(&self) -> bool {
         self.inner.bus.state() == BusState::Up
-    }
-
-    fn channel_args<'a>(&'a self, invocation: &mut redis::ScriptInvocation<'a>, key: &ChannelKey) {
-        invocation
-            .arg(self.inner.keys.prefix())
-            .arg(key.app.as_str())
-            .arg(key.channel.as_str());
-    }
-
-    /// History bounds as script arguments: most events, and age in milliseconds.
-    pub fn history_args(&self) -> (usize, u64) {
-        let history = self.inner.lifetimes.history;
-        (history.max_events, history.max_age.as_millis() as u64)
-    }
-
-    /// Publishes an event to the region; returns its sequence once Redis holds it.
-    pub async fn publish(&self, publication: &Publication) -> Result<u64, ClusterError> {
-        let body = wire::body(
-            &publication.name,
-            &publication.data,
-            publication.exclude,
-            publication.user_id.as_deref(),
-        );
-        let cached = publication.key.channel.is_cache() && !publication.name.is_reserved();
-        let cache_ttl = if cached {
-            self.inner.lifetimes.cache_ttl.as_millis() as u64
-        } else {
-            0
-        };
-        let (maxlen, history_ttl) = self.history_args();
-        let mut invocation = self.inner.scripts.publish.prepare_invoke();
-        self.channel_args(&mut invocation, &publication.key);
-        invocation
-            .arg(body)
-            .arg(maxlen)
-            .arg(history_ttl)
-            .arg(cache_ttl);
-        let seq: String = invocation.invoke_async(&mut self.connection()).await?;
-        parse_seq(&seq)
-    }
-
-    /// Subscribes to a channel, then reads its sequence, history after `after`, and cache.
-    pub async fn attach(
-        &self,
-        key: &ChannelKey,
-        after: Option<u64>,
-    ) -> Result<Fetched, ClusterError> {
-        self.inner.bus.subscribe(key.clone()).await?;
-        self.fetch(key, after).await
-    }
-
-    /// Unsubscribes from a channel.
-    pub async fn detach(&self, key: &ChannelKey) {
-        self.inner.bus.unsubscribe(key.clone()).await;
-    }
-
-    /// Reads a channel's sequence, history after `after`, and cache.
-    pub async fn fetch(
-        &self,
-        key: &ChannelKey,
-        after: Option<u64>,
-    ) -> Result<Fetched, ClusterError> {
-        let oldest =
-            unix_ms().saturating_sub(self.inner.lifetimes.history.max_age.as_millis() as u64);
-        let mut invocation = self.inner.scripts.fetch.prepare_invoke();
-        self.channel_args(&mut invocation, key);
-        invocation
-            .arg(after.map(|a| a.to_string()).unwrap_or_default())
-            .arg(oldest);
-        let (seq, events, cached): (String, Vec<String>, String) =
-            invocation.invoke_async(&mut self.connection()).await?;
-        let decode = |text: &str| {
-            wire::decode(key.clone(), text).map_err(|e| ClusterError::Reply(e.to_string()))
-        };
-        Ok(Fetched {
-            seq: parse_seq(&seq)?,
-            events: events.iter().map(|e| decode(e)).collect::<Result<_, _>>()?,
-            cached: if cached.is_empty() {
-                None
-            } else {
-                Some(decode(&cached)?)
-            },
-        })
-    }
-
-    /// Joins a socket to a presence channel in the region. `announce` publishes `member_added`
-    /// for a new user (re-assertions after a reconnect pass `false`).
-    pub async fn join(
-        &self,
-        key: &ChannelKey,
-        socket: SocketId,
-        member: &Member,
-        limit: usize,
-        announce: bool,
-    ) -> Result<JoinOutcome, ClusterError> {
-        let added = wire::body(
-            &EventName::internal(MEMBER_ADDED),
-            &member.added_data(),
-            Some(socket),
-            None,
-        );
-        let info = member.user_info.as_ref().map_or("null", |info| info.json());
-        let (maxlen, history_ttl) = self.history_args();
-        let mut invocation = self.inner.scripts.join.prepare_invoke();
-        self.channel_args(&mut invocation, key);
-        invocation
-            .arg(self.inner.hub_id.to_string())
-            .arg(socket.to_string())
-            .arg(&member.user_id)
-            .arg(info)
-            .arg(limit.min(i64::MAX as usize))
-            .arg(if announce { "1" } else { "0" })
-            .arg(added)
-            .arg(maxlen)
-            .arg(history_ttl);
-        let (outcome, seq, members): (String, String, Vec<String>) =
-            invocation.invoke_async(&mut self.connection()).await?;
-        match outcome.as_str() {
-            "joined" | "existing" => Ok(JoinOutcome::Accepted {
-                snapshot: snapshot(&members),
-                seq: parse_seq(&seq)?,
-            }),
-            "full" => Ok(JoinOutcome::Full),
-            other => Err(ClusterError::Reply(format!("join outcome {other:?}"))),
-        }
-    }
-
-    /// Removes a socket from a presence channel in the region.
-    pub async fn leave(&self, key: &ChannelKey, socket: SocketId) -> Result<(), ClusterError> {
-        let (maxlen, history_ttl) = self.history_args();
-        let mut invocation = self.inner.scripts.leave.prepare_invoke();
-        self.channel_args(&mut invocation, key);
-        invocation
-            .arg(socket.to_string())
-            .arg(maxlen)
-            .arg(history_ttl);
-        let _: i64 = invocation.invoke_async(&mut self.connection()).await?;
-        Ok(())
-    }
-
-    /// The hubs whose heartbeat is fresh; each query reads them once.
-    async fn live_hubs(&self) -> Result<HashSet<HubId>, ClusterError> {
-        let hubs: Vec<String> = self
-            .connection()
-            .zrangebyscore(self.inner.keys.hubs(), unix_ms(), "+inf")
-            .await?;
-        Ok(hubs.iter().filter_map(|hub| hub.parse().ok()).collect())
-    }
-
-    /// Per channel of an app, its subscription count summed over the `live` hubs.
-    async fn subscription_counts(
-        &self,
-        app: &AppId,
-        live: &HashSet<HubId>,
-    ) -> Result<HashMap<String, u64>, ClusterError> {
-        if live.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let mut pipe = redis::pipe();
-        for hub in live {
-            pipe.hgetall(self.inner.keys.counts(*hub, app));
-        }
-        let per_hub: Vec<HashMap<String, u64>> = pipe.query_async(&mut self.connection()).await?;
-        let mut total: HashMap<String, u64> = HashMap::new();
-        for counts in per_hub {
-            for (channel, count) in counts {
-                *total.entry(channel).or_default() += count;
-            }
-        }
-        Ok(total)
-    }
-
-    /// A channel's subscription count summed over the `live` hubs.
-    async fn subscription_count_on(
-        &self,
-        key: &ChannelKey,
-        live: &HashSet<HubId>,
-    ) -> Result<u64, ClusterError> {
-        if live.is_empty() {
-            return Ok(0);
-        }
-        let mut pipe = redis::pipe();
-        for hub in live {
-            pipe.hget(self.inner.keys.counts(*hub, &key.app), key.channel.as_str());
-        }
-        let per_hub: Vec<Option<u64>> = pipe.query_async(&mut self.connection()).await?;
-        Ok(per_hub.into_iter().flatten().sum())
-    }
-
-    /// Each presence channel's users with a socket on a `live` hub, sorted; one round trip.
-    async fn users_among(
-        &self,
-        keys: &[ChannelKey],
-        live: &HashSet<HubId>,
-    ) -> Result<Vec<Vec<String>>, ClusterError> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut pipe = redis::pipe();
-        for key in keys {
-            pipe.hgetall(self.inner.keys.presence_sockets(key));
-        }
-        let per_channel: Vec<HashMap<String, String>> =
-            pipe.query_async(&mut self.connection()).await?;
-        Ok(per_channel
-            .into_iter()
-            .map(|sockets| {
-                let users: BTreeSet<String> = sockets
-                    .into_values()
-                    .filter_map(|entry| {
-                        let (hub, user) = entry.split_once('\n')?;
-                        live.contains(&hub.parse().ok()?).then(|| user.to_string())
-                    })
-                    .collect();
-                users.into_iter().collect()
-            })
-            .collect())
-    }
-
-    /// The counts of an app's channels given their subscription counts: presence channels get
-    /// their user counts.
-    async fn with_user_counts(
-        &self,
-        app: &AppId,
-        channels: Vec<(ChannelName, u64)>,
-        live: &HashSet<HubId>,
-    ) -> Result<Vec<(ChannelName, ChannelCounts)>, ClusterError> {
-        let presence: Vec<ChannelKey> = channels
-            .iter()
-            .filter(|(channel, _)| channel.kind() == ChannelKind::Presence)
-            .map(|(channel, _)| ChannelKey::new(app.clone(), channel.clone()))
-            .collect();
-        let mut users = self.users_among(&presence, live).await?.into_iter();
-        Ok(channels
-            .into_iter()
-            .map(|(channel, subscription_count)| {
-                let user_count = (channel.kind() == ChannelKind::Presence)
-                    .then(|| users.next().map_or(0, |users| users.len() as u64));
-                let counts = ChannelCounts {
-                    subscription_count,
-                    user_count,
-                };
-                (channel, counts)
-            })
-            .collect())
-    }
-
-    /// The users present in a presence channel, sorted; sockets of dead hubs do not count.
-    pub async fn users(&self, key: &ChannelKey) -> Result<Vec<String>, ClusterError> {
-        let live = self.live_hubs().await?;
-        let mut users = self.users_among(std::slice::from_ref(key), &live).await?;
-        Ok(users.pop().unwrap_or_default())
-    }
-
-    /// A channel's subscription count across the region.
-    pub async fn subscription_count(&self, key: &ChannelKey) -> Result<u64, ClusterError> {
-        let live = self.live_hubs().await?;
-        self.subscription_count_on(key, &live).await
-    }
-
-    /// A channel's counts across the region.
-    pub async fn counts(&self, key: &ChannelKey) -> Result<ChannelCounts, ClusterError> {
-        let live = self.live_hubs().await?;
-        let subscription_count = self.subscription_count_on(key, &live).await?;
-        let channels = vec![(key.channel.clone(), subscription_count)];
-        let mut counts = self.with_user_counts(&key.app, channels, &live).await?;
-        Ok(counts.pop().map(|(_, counts)| counts).unwrap_or_default())
-    }
-
-    /// The occupied channels of an app starting with `prefix`, sorted by name.
-    pub async fn list(
-        &self,
-        app: &AppId,
-        prefix: &str,
-    ) -> Result<Vec<(ChannelName, ChannelCounts)>, ClusterError> {
-        let live = self.live_hubs().await?;
-        let mut channels: Vec<(ChannelName, u64)> = self
-            .subscription_counts(app, &live)
-            .await?
-            .into_iter()
-            .filter(|(name, count)| *count > 0 && name.starts_with(prefix))
-            .filter_map(|(name, count)| Some((ChannelName::parse(&name).ok()?, count)))
-            .collect();
-        channels.sort_by(|a, b| a.0.cmp(&b.0));
-        self.with_user_counts(app, channels, &live).await
-    }
-
-    /// Records this hub's subscription count of a channel; written to Redis shortly.
-    pub fn report_count(&self, key: ChannelKey, count: u64) {
-        self.inner.counts.set(key, count);
-    }
-
-    /// The board of counts waiting to be written.
-    pub fn count_board(&self) -> &CountBoard {
-        &self.inner.counts
     }
 
     /// How long a hub counts as alive after a heartbeat.
@@ -513,6 +270,199 @@ impl Cluster {
     /// command timed.
     pub fn connection(&self) -> TimedRedis<ConnectionManager> {
         TimedRedis(self.inner.redis.clone())
+    }
+
+    /// A channel script call with its first three arguments (prefix, app, channel).
+    pub fn channel_call<'a>(
+        &'a self,
+        script: &'a redis::Script,
+        key: &ChannelKey,
+    ) -> redis::ScriptInvocation<'a> {
+        let mut invocation = script.prepare_invoke();
+        invocation
+            .arg(self.inner.keys.prefix())
+            .arg(key.app.as_str())
+            .arg(key.channel.as_str());
+        invocation
+    }
+
+    /// History bounds as script arguments: most events, and age in milliseconds.
+    pub fn history_args(&self) -> (usize, u64) {
+        let history = self.inner.history;
+        (history.max_events, history.max_age.as_millis() as u64)
+    }
+
+    /// Publishes an event to the region; returns its sequence once Redis holds it.
+    pub async fn publish(&self, publication: &Publication) -> Result<u64, ClusterError> {
+        let body = wire::body(
+            &publication.name,
+            &publication.data,
+            publication.exclude,
+            publication.user_id.as_deref(),
+        );
+        let cached = publication.key.channel.is_cache() && !publication.name.is_reserved();
+        let cache_ttl = if cached {
+            self.inner.cache_ttl.as_millis() as u64
+        } else {
+            0
+        };
+        let (maxlen, history_ttl) = self.history_args();
+        let mut invocation = self.channel_call(&self.inner.scripts.publish, &publication.key);
+        invocation
+            .arg(body)
+            .arg(maxlen)
+            .arg(history_ttl)
+            .arg(cache_ttl);
+        let seq: String = invocation.invoke_async(&mut self.connection()).await?;
+        parse_seq(&seq)
+    }
+
+    /// Reads a channel's sequence, history after `after`, and cache.
+    pub async fn fetch(
+        &self,
+        key: &ChannelKey,
+        after: Option<u64>,
+    ) -> Result<Fetched, ClusterError> {
+        let oldest = unix_ms().saturating_sub(self.inner.history.max_age.as_millis() as u64);
+        let mut invocation = self.channel_call(&self.inner.scripts.fetch, key);
+        invocation
+            .arg(after.map(|a| a.to_string()).unwrap_or_default())
+            .arg(oldest);
+        let (seq, events, cached): (String, Vec<String>, String) =
+            invocation.invoke_async(&mut self.connection()).await?;
+        let decode = |text: &str| wire::decode(key.clone(), text);
+        Ok(Fetched {
+            seq: parse_seq(&seq)?,
+            events: events.iter().map(|e| decode(e)).collect::<Result<_, _>>()?,
+            cached: if cached.is_empty() {
+                None
+            } else {
+                Some(decode(&cached)?)
+            },
+        })
+    }
+
+    /// The script call joining a socket to a presence channel. `announce` publishes
+    /// `member_added` for a new user (re-assertions pass `false`).
+    pub fn join_call<'a>(
+        &'a self,
+        key: &ChannelKey,
+        socket: SocketId,
+        member: &Member,
+        limit: usize,
+        announce: bool,
+    ) -> redis::ScriptInvocation<'a> {
+        let added = wire::body(
+            &EventName::internal(MEMBER_ADDED),
+            &member.added_data(),
+            Some(socket),
+            None,
+        );
+        let info = member.user_info.as_ref().map_or("null", |info| info.json());
+        let (maxlen, history_ttl) = self.history_args();
+        let mut invocation = self.channel_call(&self.inner.scripts.join, key);
+        invocation
+            .arg(self.inner.hub_id.to_string())
+            .arg(socket.to_string())
+            .arg(&member.user_id)
+            .arg(info)
+            .arg(limit.min(i64::MAX as usize))
+            .arg(if announce { "1" } else { "0" })
+            .arg(added)
+            .arg(maxlen)
+            .arg(history_ttl);
+        invocation
+    }
+
+    /// Reads a join script's answer.
+    pub fn join_outcome(
+        (outcome, seq, members): (String, String, Vec<String>),
+    ) -> Result<JoinOutcome, ClusterError> {
+        match outcome.as_str() {
+            "joined" | "existing" => Ok(JoinOutcome::Accepted {
+                snapshot: snapshot(&members),
+                seq: parse_seq(&seq)?,
+            }),
+            "full" => Ok(JoinOutcome::Full),
+            _ => Err(UnexpectedReply("a join outcome").into()),
+        }
+    }
+
+    /// A channel's counts over live hubs.
+    pub async fn counts(&self, key: &ChannelKey) -> Result<ChannelCounts, ClusterError> {
+        let mut invocation = self.channel_call(&self.inner.scripts.read, key);
+        invocation.arg(unix_ms());
+        let (subscriptions, users): (u64, u64) =
+            invocation.invoke_async(&mut self.connection()).await?;
+        Ok(ChannelCounts::of(&key.channel, subscriptions, users))
+    }
+
+    /// The users present in a presence channel, sorted; sockets of dead hubs do not count.
+    pub async fn users(&self, key: &ChannelKey) -> Result<Vec<String>, ClusterError> {
+        let mut invocation = self.channel_call(&self.inner.scripts.users, key);
+        invocation.arg(unix_ms());
+        Ok(invocation.invoke_async(&mut self.connection()).await?)
+    }
+
+    /// The occupied channels of an app starting with `prefix`, sorted by name.
+    pub async fn list(
+        &self,
+        app: &AppId,
+        prefix: &str,
+    ) -> Result<Vec<(ChannelName, ChannelCounts)>, ClusterError> {
+        let mut invocation = self.inner.scripts.list.prepare_invoke();
+        invocation
+            .arg(self.inner.keys.prefix())
+            .arg(app.as_str())
+            .arg("")
+            .arg(prefix)
+            .arg(unix_ms());
+        let listed: Vec<(String, u64, u64)> =
+            invocation.invoke_async(&mut self.connection()).await?;
+        let mut channels: Vec<(ChannelName, ChannelCounts)> = listed
+            .into_iter()
+            .filter_map(|(name, subscriptions, users)| {
+                let channel = ChannelName::parse(&name).ok()?;
+                let counts = ChannelCounts::of(&channel, subscriptions, users);
+                Some((channel, counts))
+            })
+            .collect();
+        channels.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(channels)
+    }
+}
+
+impl Store for Cluster {
+    fn publish(&self, publication: Publication) -> BoxFuture<'_, Result<(), RegionError>> {
+        async move {
+            Cluster::publish(self, &publication).await?;
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn counts(&self, key: ChannelKey) -> BoxFuture<'_, Result<ChannelCounts, RegionError>> {
+        async move { Ok(Cluster::counts(self, &key).await?) }.boxed()
+    }
+
+    fn list(
+        &self,
+        app: AppId,
+        prefix: String,
+    ) -> BoxFuture<'_, Result<Vec<(ChannelName, ChannelCounts)>, RegionError>> {
+        async move { Ok(Cluster::list(self, &app, &prefix).await?) }.boxed()
+    }
+
+    fn users(&self, key: ChannelKey) -> BoxFuture<'_, Result<Vec<String>, RegionError>> {
+        async move { Ok(Cluster::users(self, &key).await?) }.boxed()
+    }
+
+    fn health(&self) -> Health {
+        if self.hears() {
+            Health::Connected
+        } else {
+            Health::Disconnected
+        }
     }
 }
 

@@ -1,4 +1,4 @@
-//! Who is online across the region, for watchlist events.
+//! Who is online across the region, for watchlist events: the Redis [`Online`].
 //!
 //! Each hub records the signed-in users it has (`user_online`); Redis counts, per user, the hubs
 //! that have them and announces a user's first and last hub on the app's watchlist channel as a
@@ -6,41 +6,80 @@
 //! hub — whoever claims the change first — tells the watcher, so a watcher whose sockets sit on
 //! several hubs hears each change once. The reaper takes a dead hub's users offline.
 
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
 use herald_shared::ids::{AppId, HubId};
 use redis::{AsyncCommands, ScriptInvocation};
 
 use super::{Cluster, ClusterError};
+use crate::region::{Online, OnlineChange, RegionError};
 
 /// How long a claim on telling a watcher of a change is kept (long past any bus delay).
 const CLAIM_TTL_MS: u64 = 60_000;
 
-/// A user's first hub came (online) or last hub went (offline).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OnlineChange {
-    /// Whether the user is now online.
-    pub online: bool,
-    /// The number of this change among the app's changes.
-    pub number: u64,
-    /// The user.
-    pub user_id: String,
+/// Decodes a watchlist channel message: `{online|offline}\n{number}\n{user}`.
+pub fn decode_change(payload: &str) -> Option<OnlineChange> {
+    let mut parts = payload.splitn(3, '\n');
+    let online = match parts.next()? {
+        "online" => true,
+        "offline" => false,
+        _ => return None,
+    };
+    let number = parts.next()?.parse().ok()?;
+    let user_id = parts.next()?.to_string();
+    Some(OnlineChange {
+        online,
+        number,
+        user_id,
+    })
 }
 
-impl OnlineChange {
-    /// Decodes a watchlist channel message: `{online|offline}\n{number}\n{user}`.
-    pub fn decode(payload: &str) -> Option<Self> {
-        let mut parts = payload.splitn(3, '\n');
-        let online = match parts.next()? {
-            "online" => true,
-            "offline" => false,
-            _ => return None,
-        };
-        let number = parts.next()?.parse().ok()?;
-        let user_id = parts.next()?.to_string();
-        Some(Self {
-            online,
-            number,
-            user_id,
-        })
+impl Online for Cluster {
+    fn set(
+        &self,
+        app: AppId,
+        user: String,
+        online: bool,
+    ) -> BoxFuture<'_, Result<Option<OnlineChange>, RegionError>> {
+        async move {
+            // The change, if it is one, arrives through the bus.
+            self.user_online(&app, &user, online).await?;
+            Ok(None)
+        }
+        .boxed()
+    }
+
+    fn reassert(&self, users: Vec<(AppId, String)>) -> BoxFuture<'_, Result<(), RegionError>> {
+        async move {
+            let hub = self.hub_id();
+            let recorded = self.online_on(hub).await?;
+            let stale = recorded
+                .iter()
+                .filter(|user| !users.contains(user))
+                .map(|(app, user)| (app, user.as_str(), false));
+            let here = users.iter().map(|(app, user)| (app, user.as_str(), true));
+            let asserted: Vec<_> = stale.chain(here).collect();
+            self.users_online_on(hub, &asserted).await?;
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn among(
+        &self,
+        app: AppId,
+        users: Vec<String>,
+    ) -> BoxFuture<'_, Result<(Vec<bool>, u64), RegionError>> {
+        async move { Ok(self.online_among(&app, &users).await?) }.boxed()
+    }
+
+    fn claim(
+        &self,
+        app: AppId,
+        number: u64,
+        watchers: Vec<String>,
+    ) -> BoxFuture<'_, Result<Vec<bool>, RegionError>> {
+        async move { Ok(self.claim_change(&app, number, &watchers).await?) }.boxed()
     }
 }
 
@@ -170,7 +209,7 @@ mod tests {
     #[test]
     fn changes_decode_and_reject_garbage() {
         assert_eq!(
-            OnlineChange::decode("online\n7\nuser\nwith newline"),
+            decode_change("online\n7\nuser\nwith newline"),
             Some(OnlineChange {
                 online: true,
                 number: 7,
@@ -178,11 +217,11 @@ mod tests {
             })
         );
         assert_eq!(
-            OnlineChange::decode("offline\n8\nu").map(|c| c.online),
+            decode_change("offline\n8\nu").map(|c| c.online),
             Some(false)
         );
-        assert_eq!(OnlineChange::decode("online\nx\nu"), None);
-        assert_eq!(OnlineChange::decode("away\n1\nu"), None);
-        assert_eq!(OnlineChange::decode("online\n1"), None);
+        assert_eq!(decode_change("online\nx\nu"), None);
+        assert_eq!(decode_change("away\n1\nu"), None);
+        assert_eq!(decode_change("online\n1"), None);
     }
 }

@@ -1,8 +1,9 @@
 //! The Lua scripts that make each cluster-wide decision atomic in Redis.
 //!
 //! Every script takes the key prefix, the app id and the channel name as its first three
-//! arguments and derives its keys from them (Herald requires a Redis without cluster mode, as
-//! ElastiCache recommends for pub/sub, so scripts may name keys themselves).
+//! arguments and derives its keys from them with the naming of [`super::keys::LUA_KEYS`]
+//! (Herald requires a Redis without cluster mode, as ElastiCache recommends for pub/sub, so
+//! scripts may name keys themselves).
 //!
 //! - **Sequences** are `INCR`ed; a channel's first sequence is seeded from the server clock in
 //!   microseconds, so sequences never go backwards, even after Redis lost its data.
@@ -12,15 +13,19 @@
 //!   hub the sockets it holds, so joins, leaves and the reaping of a dead hub's sockets decide
 //!   `member_added`/`member_removed` exactly once for the whole region, and publish them with
 //!   their sequence in the same step.
+//! - **Subscription counts** are kept per edge in each channel's `cnt` hash, with the edge's link
+//!   session and the hub that wrote them: an edge that moves to another hub has its entries
+//!   rewritten there (never counted twice), an earlier session never overwrites a later one, and
+//!   an entry counts only while its hub's heartbeat is fresh.
+//! - **Reads** are scripts too, so one answer reads counts and members at one instant and never
+//!   contradicts itself.
 
 use redis::Script;
 
-/// Helpers every script starts with.
+use super::keys::LUA_KEYS;
+
+/// Helpers every channel script starts with (after [`LUA_KEYS`]).
 const PRELUDE: &str = r#"
-local P, A, C = ARGV[1], ARGV[2], ARGV[3]
-local function key(kind) return P .. ':' .. kind .. ':' .. A .. ':' .. C end
-local function hub_sockets(hub) return P .. ':phs:' .. hub .. ':' .. A .. ':' .. C end
-local function hub_channels(hub) return P .. ':hp:' .. hub end
 local SEQ_TTL_MS = 7 * 24 * 3600 * 1000
 
 local function now_us()
@@ -56,6 +61,38 @@ end
 
 local function members()
   return redis.call('HGETALL', key('pu'))
+end
+
+-- The hubs whose heartbeat is fresh at now_ms, as a set.
+local function live_hubs(now_ms)
+  local live = {}
+  for _, hub in ipairs(redis.call('ZRANGEBYSCORE', hubs(), now_ms, '+inf')) do live[hub] = true end
+  return live
+end
+
+-- The channel's subscription count over entries of live hubs.
+local function live_count(live)
+  local total = 0
+  for _, entry in ipairs(redis.call('HVALS', key('cnt'))) do
+    local hub, count = string.match(entry, '^%d+:(.-):(%d+)$')
+    if hub and live[hub] then total = total + tonumber(count) end
+  end
+  return total
+end
+
+-- The channel's present users (sockets of live hubs), sorted.
+local function live_users(live)
+  local seen, users = {}, {}
+  local sockets = redis.call('HGETALL', key('ps'))
+  for i = 2, #sockets, 2 do
+    local hub, user = string.match(sockets[i], '^(.-)\n(.*)$')
+    if hub and live[hub] and not seen[user] then
+      seen[user] = true
+      table.insert(users, user)
+    end
+  end
+  table.sort(users)
+  return users
 end
 
 -- Removes one socket; publishes member_removed when it was its user's last.
@@ -138,10 +175,103 @@ end
 return {'joined', current_seq(), members()}
 "#;
 
-/// `leave(P, A, C, socket, maxlen, history_ttl_ms)`.
+/// `leave(P, A, C, hub, socket, maxlen, history_ttl_ms)`: removes the socket if `hub` holds
+/// it (a hub that lost an edge never removes what the edge's new hub re-asserted meanwhile).
 const LEAVE: &str = r#"
-leave(ARGV[4], '1', ARGV[5], ARGV[6])
+local entry = redis.call('HGET', key('ps'), ARGV[5])
+if entry and string.match(entry, '^(.-)\n') == ARGV[4] then
+  leave(ARGV[5], '1', ARGV[6], ARGV[7])
+end
 return 1
+"#;
+
+/// `count(P, A, C, hub, edge, session, count)` → 1, or 0 when a later session of the edge
+/// already wrote its count: records an edge's subscription count of the channel.
+const COUNT: &str = r#"
+local hub, edge, session, count = ARGV[4], ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
+local counts = key('cnt')
+local entry = redis.call('HGET', counts, edge)
+if entry and tonumber(string.match(entry, '^(%d+):')) > session then
+  return 0
+end
+if count > 0 then
+  redis.call('HSET', counts, edge, session .. ':' .. hub .. ':' .. count)
+  redis.call('SADD', app_channels(), C)
+  redis.call('SADD', hub_counts(hub), A .. '\n' .. C)
+  return 1
+end
+if entry then
+  redis.call('HDEL', counts, edge)
+  local remaining = redis.call('HVALS', counts)
+  if #remaining == 0 then redis.call('SREM', app_channels(), C) end
+  for _, other in ipairs(remaining) do
+    if string.match(other, '^%d+:(.-):') == hub then return 1 end
+  end
+  redis.call('SREM', hub_counts(hub), A .. '\n' .. C)
+end
+return 1
+"#;
+
+/// `reap_counts(P, A, C, dead_hub)` → entries removed: forgets the counts a dead hub wrote and
+/// no live hub rewrote.
+const REAP_COUNTS: &str = r#"
+local dead, counts, removed = ARGV[4], key('cnt'), 0
+local entries = redis.call('HGETALL', counts)
+for i = 2, #entries, 2 do
+  if string.match(entries[i], '^%d+:(.-):') == dead then
+    redis.call('HDEL', counts, entries[i - 1])
+    removed = removed + 1
+  end
+end
+if redis.call('HLEN', counts) == 0 then redis.call('SREM', app_channels(), C) end
+return removed
+"#;
+
+/// `read(P, A, C, now_ms)` → `{subscription_count, user_count}`: one channel's counts over live
+/// hubs, read at one instant.
+const READ: &str = r#"
+local live = live_hubs(ARGV[4])
+return {live_count(live), #live_users(live)}
+"#;
+
+/// `users(P, A, C, now_ms)` → the channel's present users, sorted.
+const USERS: &str = r#"
+return live_users(live_hubs(ARGV[4]))
+"#;
+
+/// `list(P, A, '', prefix, now_ms)` → `{channel, subscription_count, user_count, …}`: the app's
+/// channels starting with `prefix` that have a subscription, with their counts over live hubs,
+/// read at one instant.
+const LIST: &str = r#"
+local prefix, live = ARGV[4], live_hubs(ARGV[5])
+local listed = {}
+for _, channel in ipairs(redis.call('SMEMBERS', app_channels())) do
+  if string.sub(channel, 1, #prefix) == prefix then
+    C = channel
+    local count = live_count(live)
+    if count > 0 then
+      table.insert(listed, channel)
+      table.insert(listed, count)
+      table.insert(listed, #live_users(live))
+    end
+  end
+end
+return listed
+"#;
+
+/// `announce(P, A, C, hub, interval_ms, now_ms, maxlen, history_ttl_ms)` → `{1, count}` once it
+/// published the channel's subscription count, or `{0, ms}` when another announcement was made
+/// within the interval and the lock expires in `ms`.
+const ANNOUNCE: &str = r#"
+local lock = key('sca')
+if not redis.call('SET', lock, ARGV[4], 'NX', 'PX', ARGV[5]) then
+  return {0, math.max(redis.call('PTTL', lock), 1)}
+end
+local count = live_count(live_hubs(ARGV[6]))
+local data = cjson.encode('{"subscription_count":' .. count .. '}')
+local body = field('pusher_internal:subscription_count') .. field('') .. field('') .. data
+publish(body, ARGV[7], ARGV[8], 0)
+return {1, count}
 "#;
 
 /// `reap(P, A, C, dead_hub, maxlen, history_ttl_ms)` → sockets removed: removes the dead hub's
@@ -201,12 +331,24 @@ pub struct Scripts {
     pub reap: Script,
     /// See [`USER_ONLINE`].
     pub user_online: Script,
+    /// See [`COUNT`].
+    pub count: Script,
+    /// See [`REAP_COUNTS`].
+    pub reap_counts: Script,
+    /// See [`READ`].
+    pub read: Script,
+    /// See [`USERS`].
+    pub users: Script,
+    /// See [`LIST`].
+    pub list: Script,
+    /// See [`ANNOUNCE`].
+    pub announce: Script,
 }
 
 impl Default for Scripts {
     /// Compiles the script texts (hashing them for `EVALSHA`).
     fn default() -> Self {
-        let script = |body: &str| Script::new(&format!("{PRELUDE}{body}"));
+        let script = |body: &str| Script::new(&format!("{LUA_KEYS}{PRELUDE}{body}"));
         Self {
             publish: script(PUBLISH),
             fetch: script(FETCH),
@@ -214,6 +356,12 @@ impl Default for Scripts {
             leave: script(LEAVE),
             reap: script(REAP),
             user_online: Script::new(USER_ONLINE),
+            count: script(COUNT),
+            reap_counts: script(REAP_COUNTS),
+            read: script(READ),
+            users: script(USERS),
+            list: script(LIST),
+            announce: script(ANNOUNCE),
         }
     }
 }

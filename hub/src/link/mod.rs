@@ -6,12 +6,10 @@
 //! When the connection ends — closed, timed out, lagging — one `EdgeGone` goes to every shard.
 //!
 //! # Layout
-//! - [`edge`] — the handle shards use to queue frames to an edge.
 //! - [`session`] — one edge connection.
 //! - [`tls`] — the server certificate.
 
-mod edge;
-mod session;
+pub mod session;
 mod tls;
 
 use std::sync::Arc;
@@ -24,10 +22,10 @@ use quinn::Endpoint;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use edge::{EdgeLink, LinkId};
+pub use session::LinkError;
 pub use tls::{HubTls, TlsConfigError, server_config};
 
-use crate::region::Region;
+use crate::region::Store;
 use crate::registry::Registry;
 use crate::stats::HubStats;
 use crate::watchlist::WatchlistSender;
@@ -60,7 +58,7 @@ pub struct LinkContext {
     /// The channel registry.
     pub registry: Registry,
     /// Where client events are published.
-    pub region: Region,
+    pub store: Arc<dyn Store>,
     /// Watchlists reported by edges.
     pub watchlist: WatchlistSender,
     /// Counters.

@@ -17,33 +17,52 @@ use tokio_util::codec::{Decoder, FramedRead};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::{EdgeLink, LinkContext, LinkId};
-use crate::registry::Publication;
+use super::LinkContext;
+use crate::edge::{EdgeLink, LinkId};
+use crate::region::Publication;
+
+/// Why an edge is refused or its link ends, as the edge's `LinkError` names its side's causes.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    /// The edge speaks another link version.
+    #[error("link version {0} is not supported; this hub speaks {LINK_VERSION}")]
+    Version(u16),
+    /// The edge's token is invalid, expired or for another edge.
+    #[error(transparent)]
+    Token(#[from] claims::TokenError),
+    /// The QUIC connection failed or closed.
+    #[error("connection: {0}")]
+    Connection(#[from] quinn::ConnectionError),
+    /// A write to the edge failed.
+    #[error("write: {0}")]
+    Write(#[from] quinn::WriteError),
+    /// Reading the control stream failed.
+    #[error("read: {0}")]
+    Read(#[from] std::io::Error),
+    /// The edge sent a frame that does not decode.
+    #[error(transparent)]
+    Codec(#[from] LinkCodecError),
+    /// The edge closed its control stream.
+    #[error("the edge closed the control stream")]
+    ControlClosed,
+    /// The edge sent `Hello` twice.
+    #[error("a second Hello")]
+    SecondHello,
+}
 
 /// Frames written to a stream in one go.
 const WRITE_BATCH: usize = 64;
 /// How long a refused edge has to read the refusal before the connection is closed.
 const REFUSAL_GRACE: Duration = Duration::from_secs(2);
 
-/// Why a frame could not be read from an edge.
-#[derive(Debug, thiserror::Error)]
-enum FrameError {
-    /// The stream failed.
-    #[error("read: {0}")]
-    Read(#[from] std::io::Error),
-    /// The bytes are not a frame.
-    #[error(transparent)]
-    Codec(#[from] LinkCodecError),
-}
-
 /// The hub's one link frame reader: bytes from a QUIC stream, frames from the shared decoder.
 struct FromEdge;
 
 impl Decoder for FromEdge {
     type Item = EdgeToHub;
-    type Error = FrameError;
+    type Error = LinkError;
 
-    fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<EdgeToHub>, FrameError> {
+    fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<EdgeToHub>, LinkError> {
         Ok(link::decode_frame(buf)?)
     }
 }
@@ -72,7 +91,7 @@ pub async fn serve(incoming: Incoming, context: Arc<LinkContext>, shutdown: Canc
         Err(reason) => {
             context.stats.links_refused.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(message = "Edge refused.", %remote, edge_id = %hello.edge_id, reason = %reason);
-            refuse(&connection, control_send, &reason).await;
+            refuse(&connection, control_send, &reason.to_string()).await;
             return;
         }
     };
@@ -93,7 +112,7 @@ pub async fn serve(incoming: Incoming, context: Arc<LinkContext>, shutdown: Canc
         Ok(code) => connection.close(code.into(), b"hub closing"),
         Err(reason) => {
             tracing::info!(message = "Edge link ended.", reason = %reason);
-            connection.close(CLOSE_PROTOCOL_ERROR.into(), reason.as_bytes());
+            connection.close(CLOSE_PROTOCOL_ERROR.into(), reason.to_string().as_bytes());
         }
     }
 }
@@ -106,7 +125,7 @@ async fn read_hello(
         let (send, recv) = connection.accept_bi().await.ok()?;
         let mut control = FramedRead::new(recv, FromEdge);
         match control.next().await? {
-            Err(FrameError::Read(_)) => None,
+            Err(LinkError::Read(_)) => None,
             decoded => Some((send, control, decoded)),
         }
     };
@@ -129,21 +148,17 @@ async fn read_hello(
 }
 
 /// Checks the link version and the edge's token.
-fn admit(context: &LinkContext, hello: &Hello) -> Result<(), String> {
+fn admit(context: &LinkContext, hello: &Hello) -> Result<(), LinkError> {
     if hello.version != LINK_VERSION {
-        return Err(format!(
-            "link version {} is not supported; this hub speaks {LINK_VERSION}",
-            hello.version
-        ));
+        return Err(LinkError::Version(hello.version));
     }
     claims::verify(
         &context.cluster_key,
         &hello.token,
         hello.edge_id,
         UnixTime::from_system(SystemTime::now()).as_secs(),
-    )
-    .map(|_| ())
-    .map_err(|error| error.to_string())
+    )?;
+    Ok(())
 }
 
 async fn refuse(connection: &Connection, mut send: SendStream, reason: &str) {
@@ -166,7 +181,7 @@ async fn relay(
     mut control_send: SendStream,
     mut control: Frames,
     shutdown: &CancellationToken,
-) -> Result<u32, String> {
+) -> Result<u32, LinkError> {
     let welcome = HubToEdge::Welcome(Welcome {
         version: LINK_VERSION,
         hub_id: context.hub_id,
@@ -174,13 +189,10 @@ async fn relay(
         cache_ttl_ms: context.cache_ttl.as_millis() as u64,
         apps: context.apps.apps().cloned().collect(),
     });
-    control_send
-        .write_all(&link::encode(&welcome))
-        .await
-        .map_err(|e| e.to_string())?;
+    control_send.write_all(&link::encode(&welcome)).await?;
     let mut queues = Vec::new();
     for _ in 0..context.settings.channel_streams.max(1) {
-        let stream = connection.open_uni().await.map_err(|e| e.to_string())?;
+        let stream = connection.open_uni().await?;
         let (tx, rx) = mpsc::channel(context.settings.stream_queue);
         tokio::spawn(write_stream(stream, rx));
         queues.push(tx);
@@ -189,6 +201,7 @@ async fn relay(
     let edge = Arc::new(EdgeLink::new(
         link_id,
         hello.edge_id,
+        0,
         queues,
         lagging.clone(),
     ));
@@ -205,7 +218,7 @@ async fn relay(
             frame = control.next() => frame,
         };
         let Some(frame) = frame else {
-            break Err("control stream closed".to_string());
+            break Err(LinkError::ControlClosed);
         };
         match frame {
             Ok(EdgeToHub::Interest(interest)) => {
@@ -232,7 +245,7 @@ async fn relay(
                         exclude: Some(event.socket),
                         user_id: event.user_id,
                     };
-                    if let Err(error) = context.region.publish(publication).await {
+                    if let Err(error) = context.store.publish(publication).await {
                         tracing::warn!(message = "A client event could not be published.", %error);
                     }
                 }
@@ -247,8 +260,8 @@ async fn relay(
                     .set(link_id, app, user_id, watchlist)
                     .await;
             }
-            Ok(EdgeToHub::Hello(_)) => break Err("a second Hello".to_string()),
-            Err(error) => break Err(error.to_string()),
+            Ok(EdgeToHub::Hello(_)) => break Err(LinkError::SecondHello),
+            Err(error) => break Err(error),
         }
     };
     // A hub that stops leaves its edges' presence in place: they re-link to another hub and

@@ -1,35 +1,35 @@
-//! One channel's state on the hub: the edges that want it, its sequence, its history, and —
-//! depending on its kind — its presence sockets and its cached last event.
+//! One channel's state on the hub: the edges that want it, its sequence, its history, its counts
+//! and its presence sockets — the sequencing core, pure: no I/O, time passed in.
 //!
-//! A channel is fed one of two ways. **Alone** (no Redis), the hub is the region: it assigns the
-//! next sequence itself when an event is published ([`ChannelState::publish`]). **In a region**,
-//! events come from Redis with their sequence ([`ChannelState::receive`]); the channel is
-//! attached (subscribed and its current sequence read) before any edge is confirmed, events
-//! that arrive ahead of a gap wait in `ahead` until history fills it, and interests that need
-//! history the hub does not hold wait for a fetch. Either way edges see each sequence once, in
-//! order, and every confirmed interest gets exactly the events after its `Subscribed`.
+//! Events come from the region with their sequence ([`ChannelState::receive`]), whether the
+//! region is this hub alone or Redis. The channel is attached (followed, and its current sequence
+//! read) before any edge is confirmed; events that arrive ahead of a gap wait in `ahead` until a
+//! fetch fills it; interests that need history the hub does not hold wait for a fetch. Either
+//! way edges see each sequence once, in order, and every confirmed interest gets exactly the
+//! events after its `Subscribed`.
+//!
+//! Counts and presence are recorded in the region in the order decided here: an edge's count is
+//! recorded on every change of its interest, and a presence join is handed to the region only
+//! once the edge is confirmed and the count that includes the socket is durable, so no answer of
+//! the region ever shows a member who is not counted as a subscription.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use bytes::Bytes;
 use herald_shared::channel::{ChannelKey, ChannelKind};
-use herald_shared::event::{EventData, EventName, MEMBER_ADDED, MEMBER_REMOVED};
 use herald_shared::ids::SocketId;
 use herald_shared::link::{
     self, CachedEvent, Event, HubToEdge, Interest, PresenceAnswer, PresenceOutcome,
 };
 use herald_shared::presence::Member;
-use herald_shared::time::UnixTime;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use super::presence::{Joined, Members};
-use super::{ChannelCounts, Publication};
-use crate::cluster::{Fetched, JoinOutcome};
+use crate::edge::{EdgeLink, LinkId};
 use crate::history::{History, HistoryLimits, Replay};
-use crate::link::{EdgeLink, LinkId};
+use crate::region::{Counter, Fetched, JoinOutcome, Op, RegionError, Retention};
 
 /// Events held ahead of a gap before the channel gives up on them and refetches.
 const AHEAD_LIMIT: usize = 10_000;
@@ -41,10 +41,21 @@ struct EdgeInterest {
     generation: u32,
 }
 
+/// One link's count of the channel: what was recorded in the region and what is durable.
+#[derive(Debug, Clone, Copy)]
+struct Count {
+    counter: Counter,
+    subscribers: u32,
+    /// The version of the latest count recorded.
+    recorded: u64,
+    /// The highest version the region confirmed durable.
+    durable: u64,
+}
+
 #[derive(Debug)]
 struct Cached {
-    name: EventName,
-    data: EventData,
+    name: herald_shared::event::EventName,
+    data: herald_shared::event::EventData,
     expires: Instant,
 }
 
@@ -58,7 +69,7 @@ pub struct Lifetimes {
 }
 
 /// A socket's request to join a presence channel.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Joining {
     /// The socket.
     pub socket: SocketId,
@@ -70,16 +81,12 @@ pub struct Joining {
     pub limit: usize,
 }
 
-/// Who decides presence membership.
 #[derive(Debug)]
-enum Presence {
-    /// Not a presence channel.
-    None,
-    /// This hub alone: the members themselves.
-    Local(Members),
-    /// The region (Redis): here only this hub's sockets, with their link and member (kept to
-    /// re-assert them if Redis loses its data).
-    Regional(HashMap<SocketId, (LinkId, Member)>),
+struct PendingJoin {
+    edge: Arc<EdgeLink>,
+    joining: Joining,
+    /// The count version of the edge that includes the socket.
+    needs: u64,
 }
 
 /// A channel known to the hub.
@@ -88,134 +95,83 @@ pub struct ChannelState {
     key: ChannelKey,
     /// `key.stable_hash()`, computed once: picks the link stream on every send.
     hash: u64,
-    /// The last sequence delivered to edges; `None` until a regional channel is attached.
+    /// The last sequence delivered to edges; `None` until attached.
     seq: Option<u64>,
     history: History,
-    /// Regional events that arrived ahead of a gap.
+    /// Events that arrived ahead of a gap.
     ahead: BTreeMap<u64, Event>,
+    /// Confirmed interests.
     edges: HashMap<LinkId, EdgeInterest>,
     /// Interests waiting for an attach or a history fetch.
     waiting: Vec<(Arc<EdgeLink>, Interest)>,
-    /// Regional presence joins waiting for their edge's interest to be confirmed, so the member
-    /// list they get is never older than the events the edge receives.
-    pending_joins: Vec<(Arc<EdgeLink>, Joining)>,
-    /// Regional sockets that left while their join was in flight.
-    left_in_flight: Vec<SocketId>,
+    /// Every interested link's count (confirmed or waiting).
+    counts: HashMap<LinkId, Count>,
+    /// Presence joins waiting for their edge's interest to be confirmed and counted, so the
+    /// member list they get is never older than the events the edge receives, and no member is
+    /// recorded before its subscription is counted.
+    pending_joins: Vec<PendingJoin>,
+    /// Presence joins handed to the region, waiting for its answer.
+    joins_in_flight: HashMap<SocketId, (Arc<EdgeLink>, Joining)>,
+    /// Sockets that left while their join was in flight: an accepted join is undone.
+    left_in_flight: HashSet<SocketId>,
+    /// This hub's presence sockets the region accepted, with their link and member (to leave
+    /// when the link goes, and to re-assert when the region lost its data).
+    sockets: HashMap<SocketId, (LinkId, Member)>,
     /// Told once no interest waits any more (see [`ChannelState::when_settled`]).
     settled: Vec<oneshot::Sender<()>>,
-    presence: Presence,
     cached: Option<Cached>,
-    /// Whether a fetch from Redis is in flight.
-    pub fetching: bool,
-    /// Whether the hub is subscribed to the channel in Redis.
-    pub attached: bool,
-    /// Since when nobody wants the channel (regional channels linger before detaching).
+    /// Whether a fetch is in flight.
+    fetching: bool,
+    /// When a failed fetch is retried.
+    retry_at: Option<Instant>,
+    /// Whether the channel is followed in the region.
+    attached: bool,
+    /// Since when nobody wants the channel.
     unwanted_since: Option<Instant>,
 }
 
+/// What an edge's interest asks of the shard.
+#[derive(Debug, Default, PartialEq)]
+pub struct InterestOutcome {
+    /// The channel must be fetched (or attached) before the interest can be confirmed.
+    pub fetch: bool,
+    /// The count to record in the region.
+    pub count: Option<Op>,
+}
+
 impl ChannelState {
-    /// A channel of a hub alone, whose first sequence is `seed` (the clock, so sequences never
-    /// go backwards across restarts).
-    pub fn local(key: ChannelKey, seed: u64) -> Self {
-        let presence = if key.channel.kind() == ChannelKind::Presence {
-            Presence::Local(Members::default())
-        } else {
-            Presence::None
-        };
-        Self::new(key, Some(seed), presence)
-    }
-
-    /// A channel fed by Redis, not attached yet.
-    pub fn regional(key: ChannelKey) -> Self {
-        let presence = if key.channel.kind() == ChannelKind::Presence {
-            Presence::Regional(HashMap::new())
-        } else {
-            Presence::None
-        };
-        Self::new(key, None, presence)
-    }
-
-    fn new(key: ChannelKey, seq: Option<u64>, presence: Presence) -> Self {
+    /// A channel not attached yet.
+    pub fn new(key: ChannelKey) -> Self {
         Self {
             hash: key.stable_hash(),
             key,
-            seq,
+            seq: None,
             history: History::default(),
             ahead: BTreeMap::new(),
             edges: HashMap::new(),
             waiting: Vec::new(),
+            counts: HashMap::new(),
             pending_joins: Vec::new(),
-            left_in_flight: Vec::new(),
+            joins_in_flight: HashMap::new(),
+            left_in_flight: HashSet::new(),
+            sockets: HashMap::new(),
             settled: Vec::new(),
-            presence,
             cached: None,
             fetching: false,
+            retry_at: None,
             attached: false,
             unwanted_since: None,
         }
     }
 
-    /// Connections subscribed through this hub's edges, and (alone) presence members.
-    pub fn counts(&self) -> ChannelCounts {
-        ChannelCounts {
-            subscription_count: self.edges.values().map(|e| u64::from(e.subscribers)).sum(),
-            user_count: match &self.presence {
-                Presence::Local(members) => Some(members.count() as u64),
-                Presence::None | Presence::Regional(_) => None,
-            },
-        }
+    /// Whether this is a presence channel.
+    pub fn is_presence(&self) -> bool {
+        self.key.channel.kind() == ChannelKind::Presence
     }
 
-    /// The presence members' user ids (alone; empty otherwise).
-    pub fn user_ids(&self) -> Vec<String> {
-        match &self.presence {
-            Presence::Local(members) => members.user_ids().map(str::to_string).collect(),
-            Presence::None | Presence::Regional(_) => Vec::new(),
-        }
-    }
-
-    /// Alone: assigns the next sequence and delivers.
-    pub fn publish(&mut self, publication: Publication, now: Instant, lifetimes: Lifetimes) {
-        let seq = self.seq.map_or(1, |seq| seq + 1);
-        let event = Event {
-            key: publication.key,
-            seq,
-            name: publication.name,
-            data: publication.data,
-            exclude: publication.exclude,
-            user_id: publication.user_id,
-            accepted_micros: UnixTime::from_system(SystemTime::now()).as_micros(),
-        };
-        self.deliver(event, now, lifetimes);
-    }
-
-    /// Tells the channel's members that a user's last socket left.
-    fn announce_removed(&mut self, user_id: &str, now: Instant, lifetimes: Lifetimes) {
-        self.publish_internal(
-            MEMBER_REMOVED,
-            Member::removed_data(user_id),
-            None,
-            now,
-            lifetimes,
-        );
-    }
-
-    fn publish_internal(
-        &mut self,
-        name: &'static str,
-        data: EventData,
-        exclude: Option<SocketId>,
-        now: Instant,
-        lifetimes: Lifetimes,
-    ) {
-        let publication = Publication {
-            key: self.key.clone(),
-            name: EventName::internal(name),
-            data,
-            exclude,
-            user_id: None,
-        };
-        self.publish(publication, now, lifetimes);
+    /// Connections subscribed through this hub's edges.
+    pub fn local_subscriptions(&self) -> u64 {
+        self.counts.values().map(|c| u64::from(c.subscribers)).sum()
     }
 
     /// Records the event and queues it once to every interested edge — the same encoded bytes
@@ -237,7 +193,7 @@ impl ChannelState {
         self.seq = Some(seq);
     }
 
-    /// Regional: an event from Redis. Returns whether a gap appeared that history must fill.
+    /// An event from the region. Returns whether a gap appeared that history must fill.
     pub fn receive(&mut self, event: Event, now: Instant, lifetimes: Lifetimes) -> bool {
         match self.seq {
             Some(seq) if event.seq <= seq => false,
@@ -275,25 +231,34 @@ impl ChannelState {
         !self.ahead.is_empty() && self.seq.is_some()
     }
 
-    /// The sequence a fetch should start after: the earliest resume among waiting interests,
-    /// or the channel's own sequence.
-    pub fn fetch_after(&self) -> Option<u64> {
+    /// Starts a fetch unless one is in flight: returns the sequence it should start after (the
+    /// earliest resume among waiting interests, or the channel's own sequence) and whether it
+    /// is an attach.
+    pub fn start_fetch(&mut self) -> Option<(Option<u64>, bool)> {
+        if self.fetching {
+            return None;
+        }
+        self.fetching = true;
+        self.retry_at = None;
         let resumes = self
             .waiting
             .iter()
             .filter_map(|(_, interest)| interest.resume_after);
-        resumes.chain(self.seq).min()
+        Some((resumes.chain(self.seq).min(), !self.attached))
     }
 
-    /// Regional: the answer of an attach or fetch that asked for history after `after`.
+    /// The region's answer to an attach or fetch that asked for history after `after`: fills
+    /// gaps, confirms the waiting interests, tells who waited for them.
     pub fn fetched(
         &mut self,
         fetched: Fetched,
         after: Option<u64>,
+        attached: bool,
         now: Instant,
         lifetimes: Lifetimes,
     ) {
         self.fetching = false;
+        self.attached |= attached;
         if let Some(cached) = fetched.cached {
             self.cached = Some(Cached {
                 name: cached.name,
@@ -335,6 +300,22 @@ impl ChannelState {
         }
     }
 
+    /// A fetch failed: interests keep waiting, and it is tried again at `retry_at`.
+    pub fn fetch_failed(&mut self, retry_at: Instant) {
+        self.fetching = false;
+        self.retry_at = Some(retry_at);
+    }
+
+    /// Whether something waits for a fetch (interests, or a gap) and none is in flight.
+    pub fn needs_fetch(&self) -> bool {
+        !self.fetching && (!self.attached || !self.waiting.is_empty() || self.has_gap())
+    }
+
+    /// When a failed fetch is due again.
+    pub fn retry_at(&self) -> Option<Instant> {
+        self.retry_at.filter(|_| self.needs_fetch())
+    }
+
     /// Replies once every interest recorded so far is confirmed: an event published after that
     /// reaches every socket of this hub that wants the channel.
     pub fn when_settled(&mut self, reply: oneshot::Sender<()>) {
@@ -345,35 +326,35 @@ impl ChannelState {
         }
     }
 
-    /// A fetch failed: interests keep waiting, and the next retry fetches again.
-    pub fn fetch_failed(&mut self) {
-        self.fetching = false;
-    }
-
-    /// Whether something waits for a fetch (interests, or a gap).
-    pub fn needs_fetch(&self) -> bool {
-        !self.fetching && (!self.waiting.is_empty() || self.has_gap())
-    }
-
-    /// Applies an edge's interest; returns whether the channel needs a fetch before it can be
-    /// confirmed (not attached yet, or resuming beyond the history held here).
-    pub fn interest(&mut self, edge: Arc<EdgeLink>, interest: Interest, now: Instant) -> bool {
+    /// Applies an edge's interest: confirms it (or queues it for a fetch) and records the
+    /// edge's new count.
+    pub fn interest(
+        &mut self,
+        edge: Arc<EdgeLink>,
+        interest: Interest,
+        now: Instant,
+    ) -> InterestOutcome {
         let link_id = edge.link_id;
+        let count = self.count(&edge, interest.subscribers);
         if interest.subscribers == 0 {
             self.edges.remove(&link_id);
             self.waiting
                 .retain(|(waiting, _)| waiting.link_id != link_id);
-            if self.edges.is_empty() && self.waiting.is_empty() {
-                self.unwanted_since = Some(now);
-            }
-            return false;
+            self.mark_unwanted(now);
+            return InterestOutcome {
+                fetch: false,
+                count,
+            };
         }
         self.unwanted_since = None;
         if let Some(existing) = self.edges.get_mut(&link_id)
             && existing.generation == interest.generation
         {
             existing.subscribers = interest.subscribers;
-            return false;
+            return InterestOutcome {
+                fetch: false,
+                count,
+            };
         }
         let covered = match (self.seq, interest.resume_after) {
             (None, _) => false,
@@ -382,12 +363,61 @@ impl ChannelState {
         };
         if covered && self.waiting.is_empty() {
             self.confirm(edge, interest, now);
-            false
+            InterestOutcome {
+                fetch: false,
+                count,
+            }
         } else {
             self.waiting
                 .retain(|(waiting, _)| waiting.link_id != link_id);
             self.waiting.push((edge, interest));
-            true
+            InterestOutcome { fetch: true, count }
+        }
+    }
+
+    /// Records a link's new subscriber count; returns the region write, if it changed.
+    fn count(&mut self, edge: &EdgeLink, subscribers: u32) -> Option<Op> {
+        let counter = Counter {
+            edge: edge.edge_id,
+            session: edge.session,
+        };
+        let entry = self.counts.entry(edge.link_id).or_insert(Count {
+            counter,
+            subscribers: 0,
+            recorded: 0,
+            durable: 0,
+        });
+        if entry.subscribers == subscribers && entry.recorded > 0 {
+            return None;
+        }
+        entry.subscribers = subscribers;
+        entry.recorded += 1;
+        let op = Op::Count {
+            counter,
+            count: subscribers,
+            version: entry.recorded,
+        };
+        if subscribers == 0 {
+            self.counts.remove(&edge.link_id);
+        }
+        Some(op)
+    }
+
+    fn mark_unwanted(&mut self, now: Instant) {
+        if self.edges.is_empty() && self.waiting.is_empty() && self.unwanted_since.is_none() {
+            self.unwanted_since = Some(now);
+        }
+    }
+
+    /// The region confirmed a count durable up to `version`; returns whether it is this
+    /// channel's current count of a linked edge.
+    pub fn counted(&mut self, counter: Counter, version: u64) -> bool {
+        match self.counts.values_mut().find(|c| c.counter == counter) {
+            Some(count) => {
+                count.durable = count.durable.max(version);
+                true
+            }
+            None => false,
         }
     }
 
@@ -448,92 +478,86 @@ impl ChannelState {
         }
     }
 
-    /// Alone: a socket joins the presence channel: the joining edge gets the member list, and a
-    /// new user is announced to everyone else with `member_added`. Regional channels decide in
-    /// Redis and answer through [`ChannelState::joined`].
-    pub fn join(&mut self, edge: &EdgeLink, joining: Joining, now: Instant, lifetimes: Lifetimes) {
-        let Joining {
-            socket,
-            join_id,
-            member,
-            limit,
-        } = joining;
-        let key = self.key.clone();
-        let answer = |outcome| {
-            let answer = PresenceAnswer {
-                key: key.clone(),
-                socket,
-                join_id,
-                outcome,
-            };
-            edge.send(&key, link::encode(&HubToEdge::Presence(answer)));
+    /// Answers a presence join at once (a refusal), without asking the region.
+    pub fn refuse(&self, edge: &EdgeLink, joining: &Joining, reason: String) {
+        let answer = PresenceAnswer {
+            key: self.key.clone(),
+            socket: joining.socket,
+            join_id: joining.join_id,
+            outcome: PresenceOutcome::Refused { reason },
         };
-        let Presence::Local(members) = &mut self.presence else {
-            let reason = format!("{} is not a presence channel", key.channel);
-            answer(PresenceOutcome::Refused { reason });
-            return;
-        };
-        let added = member.added_data();
-        match members.join(socket, edge.link_id, member, limit) {
-            Ok(joined) => {
-                let snapshot = members.snapshot();
-                if joined == Joined::NewMember {
-                    self.publish_internal(MEMBER_ADDED, added, Some(socket), now, lifetimes);
-                }
-                let seq = self.seq.unwrap_or(0);
-                answer(PresenceOutcome::Joined { snapshot, seq });
-            }
-            Err(full) => answer(PresenceOutcome::Refused {
-                reason: full.to_string(),
-            }),
-        }
+        edge.send(&self.key, link::encode(&HubToEdge::Presence(answer)));
     }
 
-    /// Regional: queues a join until its edge is confirmed.
+    /// Queues a presence join until its edge is confirmed and counted with the socket.
     pub fn defer_join(&mut self, edge: Arc<EdgeLink>, joining: Joining) {
+        let needs = self.counts.get(&edge.link_id).map_or(0, |c| c.recorded);
         self.pending_joins
-            .retain(|(_, pending)| pending.socket != joining.socket);
-        self.pending_joins.push((edge, joining));
+            .retain(|pending| pending.joining.socket != joining.socket);
+        self.pending_joins.push(PendingJoin {
+            edge,
+            joining,
+            needs,
+        });
     }
 
-    /// Regional: the deferred joins whose edge is now confirmed.
-    pub fn ready_joins(&mut self) -> Vec<(Arc<EdgeLink>, Joining)> {
-        let (ready, pending): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending_joins)
-            .into_iter()
-            .partition(|(edge, _)| self.edges.contains_key(&edge.link_id));
-        self.pending_joins = pending;
+    /// The deferred joins that may go to the region now (their edge is confirmed and its count
+    /// including them is durable), as region writes; they are in flight from now on.
+    pub fn ready_joins(&mut self) -> Vec<Op> {
+        let mut ready = Vec::new();
+        let pending = std::mem::take(&mut self.pending_joins);
+        for join in pending {
+            let link_id = join.edge.link_id;
+            let counted = self
+                .counts
+                .get(&link_id)
+                .is_some_and(|count| count.durable >= join.needs);
+            if !self.edges.contains_key(&link_id) || !counted {
+                self.pending_joins.push(join);
+                continue;
+            }
+            let PendingJoin { edge, joining, .. } = join;
+            ready.push(Op::Join {
+                socket: joining.socket,
+                join_id: joining.join_id,
+                member: joining.member.clone(),
+                limit: joining.limit,
+            });
+            self.left_in_flight.remove(&joining.socket);
+            self.joins_in_flight.insert(joining.socket, (edge, joining));
+        }
         ready
     }
 
-    /// Regional: the region's answer to a join. Returns whether the socket left meanwhile, so
-    /// the region must be told it left (again).
+    /// The region's answer to a join. Returns the write that undoes it when the socket left
+    /// meanwhile.
     pub fn joined(
         &mut self,
-        edge: &EdgeLink,
-        joining: Joining,
-        outcome: Result<JoinOutcome, String>,
-    ) -> bool {
-        let Joining {
-            socket,
-            join_id,
-            member,
-            ..
-        } = joining;
-        if let Some(at) = self.left_in_flight.iter().position(|s| *s == socket) {
-            self.left_in_flight.swap_remove(at);
-            return matches!(outcome, Ok(JoinOutcome::Accepted { .. }));
+        socket: SocketId,
+        join_id: u64,
+        outcome: Result<JoinOutcome, RegionError>,
+    ) -> Option<Op> {
+        match self.joins_in_flight.get(&socket) {
+            Some((_, joining)) if joining.join_id == join_id => {}
+            _ => return None,
+        }
+        let (edge, joining) = self.joins_in_flight.remove(&socket)?;
+        if self.left_in_flight.remove(&socket) {
+            return matches!(outcome, Ok(JoinOutcome::Accepted { .. }))
+                .then_some(Op::Leave { socket });
         }
         let outcome = match outcome {
             Ok(JoinOutcome::Accepted { snapshot, seq }) => {
-                if let Presence::Regional(sockets) = &mut self.presence {
-                    sockets.insert(socket, (edge.link_id, member));
-                }
+                self.sockets
+                    .insert(socket, (edge.link_id, joining.member.clone()));
                 PresenceOutcome::Joined { snapshot, seq }
             }
             Ok(JoinOutcome::Full) => PresenceOutcome::Refused {
-                reason: "the presence channel is full".into(),
+                reason: format!("the presence channel is full ({} members)", joining.limit),
             },
-            Err(reason) => PresenceOutcome::Refused { reason },
+            Err(error) => PresenceOutcome::Refused {
+                reason: error.to_string(),
+            },
         };
         let answer = PresenceAnswer {
             key: self.key.clone(),
@@ -542,110 +566,108 @@ impl ChannelState {
             outcome,
         };
         edge.send(&self.key, link::encode(&HubToEdge::Presence(answer)));
-        false
+        None
     }
 
-    /// A socket leaves the presence channel. Alone, its user's last socket announces
-    /// `member_removed`; regionally, returns whether the region must be told.
-    pub fn leave(&mut self, socket: SocketId, now: Instant, lifetimes: Lifetimes) -> bool {
-        match &mut self.presence {
-            Presence::None => false,
-            Presence::Local(members) => {
-                if let Some(user_id) = members.leave(socket) {
-                    self.announce_removed(&user_id, now, lifetimes);
-                }
-                false
-            }
-            Presence::Regional(sockets) => {
-                let pending = self.pending_joins.len();
-                self.pending_joins
-                    .retain(|(_, joining)| joining.socket != socket);
-                if pending != self.pending_joins.len() {
-                    // The join was never sent: nothing to undo in the region.
-                    return false;
-                }
-                if sockets.remove(&socket).is_none() {
-                    // The join is in flight: its answer must be undone when it comes.
-                    self.left_in_flight.push(socket);
-                }
-                true
-            }
+    /// A socket leaves the presence channel; returns the region write, if the region holds it
+    /// (or is deciding its join).
+    pub fn leave(&mut self, socket: SocketId) -> Option<Op> {
+        let pending = self.pending_joins.len();
+        self.pending_joins
+            .retain(|join| join.joining.socket != socket);
+        if pending != self.pending_joins.len() {
+            // The join was never sent: nothing to undo in the region.
+            return None;
         }
+        if self.joins_in_flight.contains_key(&socket) {
+            // Its answer must be undone when it comes.
+            self.left_in_flight.insert(socket);
+            return None;
+        }
+        self.sockets.remove(&socket).map(|_| Op::Leave { socket })
     }
 
-    /// Forgets a link's interest and its presence sockets; returns the regional sockets the
-    /// region must be told left.
-    pub fn edge_gone(&mut self, link: LinkId, now: Instant, lifetimes: Lifetimes) -> Vec<SocketId> {
+    /// Forgets a link's interest and presence sockets; returns the region writes, in order:
+    /// the sockets' leaves before the edge's count falls to zero.
+    pub fn edge_gone(&mut self, link: LinkId, now: Instant) -> Vec<Op> {
         self.edges.remove(&link);
         self.waiting.retain(|(edge, _)| edge.link_id != link);
-        self.pending_joins.retain(|(edge, _)| edge.link_id != link);
-        if self.edges.is_empty() && self.waiting.is_empty() && self.unwanted_since.is_none() {
-            self.unwanted_since = Some(now);
-        }
-        match &mut self.presence {
-            Presence::None => Vec::new(),
-            Presence::Local(members) => {
-                for user_id in members.link_gone(link) {
-                    self.announce_removed(&user_id, now, lifetimes);
-                }
-                Vec::new()
-            }
-            Presence::Regional(sockets) => {
-                let gone: Vec<SocketId> = sockets
-                    .iter()
-                    .filter(|(_, (owner, _))| *owner == link)
-                    .map(|(socket, _)| *socket)
-                    .collect();
-                for socket in &gone {
-                    sockets.remove(socket);
-                }
-                gone
+        self.pending_joins.retain(|join| join.edge.link_id != link);
+        for (socket, (edge, _)) in &self.joins_in_flight {
+            if edge.link_id == link {
+                self.left_in_flight.insert(*socket);
             }
         }
+        self.mark_unwanted(now);
+        let gone: Vec<SocketId> = self
+            .sockets
+            .iter()
+            .filter(|(_, (owner, _))| *owner == link)
+            .map(|(socket, _)| *socket)
+            .collect();
+        let mut ops: Vec<Op> = gone
+            .into_iter()
+            .map(|socket| {
+                self.sockets.remove(&socket);
+                Op::Leave { socket }
+            })
+            .collect();
+        if let Some(count) = self.counts.remove(&link) {
+            ops.push(Op::Count {
+                counter: count.counter,
+                count: 0,
+                version: count.recorded + 1,
+            });
+        }
+        ops
     }
 
-    /// This hub's regional presence sockets (to re-assert after Redis came back).
-    pub fn regional_sockets(&self) -> Vec<(SocketId, Member)> {
-        match &self.presence {
-            Presence::Regional(sockets) => sockets
-                .iter()
-                .map(|(socket, (_, member))| (*socket, member.clone()))
-                .collect(),
-            Presence::None | Presence::Local(_) => Vec::new(),
-        }
+    /// Everything this hub holds of the channel, to record again after the region lost its
+    /// data: counts, then presence sockets.
+    pub fn reassert(&self) -> Vec<Op> {
+        let counts = self.counts.values().map(|count| Op::Count {
+            counter: count.counter,
+            count: count.subscribers,
+            version: count.recorded,
+        });
+        let sockets = self
+            .sockets
+            .iter()
+            .map(|(socket, (_, member))| Op::Reassert {
+                socket: *socket,
+                member: member.clone(),
+            });
+        counts.chain(sockets).collect()
     }
 
     fn unused(&self) -> bool {
         self.edges.is_empty()
             && self.waiting.is_empty()
+            && self.counts.is_empty()
             && self.pending_joins.is_empty()
-            && match &self.presence {
-                Presence::None => true,
-                Presence::Local(members) => members.is_empty(),
-                Presence::Regional(sockets) => sockets.is_empty(),
-            }
+            && self.joins_in_flight.is_empty()
+            && self.sockets.is_empty()
     }
 
-    /// Alone: whether the channel can be forgotten — nobody wants it, nobody is a member, and its
-    /// history and cache have expired.
-    pub fn is_idle(&mut self, now: Instant, lifetimes: Lifetimes) -> bool {
-        self.history.expire(now, lifetimes.history);
-        if self
-            .cached
-            .as_ref()
-            .is_some_and(|cached| cached.expires <= now)
-        {
-            self.cached = None;
+    /// When the channel may be forgotten (and no longer followed): once nobody has wanted it for
+    /// the region's linger and no fetch is in flight — and, when the registry's history is the
+    /// only one, once its history and cache expired. `None` while it is in use.
+    pub fn release_at(&self, retention: Retention, lifetimes: Lifetimes) -> Option<Instant> {
+        if !self.unused() || self.fetching {
+            return None;
         }
-        self.unused() && self.history.is_empty() && self.cached.is_none()
-    }
-
-    /// Regional: whether nobody has wanted the channel for `linger`, so it can be detached.
-    pub fn lingered(&self, now: Instant, linger: Duration) -> bool {
-        self.unused()
-            && !self.fetching
-            && self
-                .unwanted_since
-                .is_some_and(|since| now.saturating_duration_since(since) >= linger)
+        let mut at = self.unwanted_since? + retention.linger;
+        if retention.history_is_local {
+            if let Some(expires) = self.history.expires_at(lifetimes.history) {
+                at = at.max(expires);
+            }
+            if let Some(cached) = &self.cached {
+                at = at.max(cached.expires);
+            }
+        }
+        Some(at)
     }
 }
+
+#[cfg(test)]
+mod tests;

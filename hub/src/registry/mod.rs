@@ -1,94 +1,75 @@
-//! The hub's channel registry: which edges want which channel, sequence numbers, history.
+//! The hub's channel registry: which edges want which channel, sequence numbers, history, and
+//! this hub's part of counts and presence.
 //!
-//! Split into shards by [`ChannelKey::slot`], each owned by one task ([`shard`]); the API and the
-//! link sessions hold a [`Registry`] handle and send commands. A shard applies each command
-//! synchronously — decide, mutate, queue frames to edges — so the order of frames on an edge's
-//! stream is the order of the shard's decisions.
+//! Split into shards by [`ChannelKey::slot`], each owned by one task ([`shard`]); link sessions
+//! hold a [`Registry`] handle and send commands, and the region reports on each shard's inbox. A
+//! shard applies each input synchronously — decide, mutate, queue frames to edges, record
+//! requests to the region — so the order of frames on an edge's stream is the order of the
+//! shard's decisions. The registry never asks whether the region is this hub alone or Redis.
 //!
 //! # Layout
-//! - [`channel`] — one channel's state (interested edges, sequence, history, members, cache).
-//! - [`presence`] — presence membership rules.
+//! - [`channel`] — one channel's state: the sequencing core (gaps, back-fill, held events).
+//! - [`announce`] — the subscription-count announcement policy.
 //! - [`shard`] — the task owning a set of channels.
 
+mod announce;
 mod channel;
-mod presence;
 mod shard;
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use futures_util::future::join_all;
 use herald_shared::app::AppTable;
-use herald_shared::channel::{ChannelKey, ChannelKind, ChannelName};
-use herald_shared::event::{EventData, EventName, SUBSCRIPTION_COUNT};
-use herald_shared::ids::{AppId, SocketId};
-use herald_shared::link::{Event, Interest, PresenceChange};
+use herald_shared::channel::ChannelKey;
+use herald_shared::ids::AppId;
+use herald_shared::link::{Interest, PresenceChange};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use announce::announces_counts;
 pub use channel::{Joining, Lifetimes};
-pub use shard::Intervals;
 
-use crate::cluster::{Cluster, Fetched, JoinOutcome};
-use crate::link::{EdgeLink, LinkId};
+use crate::edge::{EdgeLink, LinkId};
+use crate::region::{Heard, Pending, Retention};
 use crate::stats::HubStats;
-use crate::watchlist::WatchlistSender;
 
 /// Capacity of each shard's command queue; senders wait when it is full.
 const SHARD_QUEUE: usize = 4096;
+/// Capacity of the occupancy queue (read by the watchlist).
+const OCCUPANCY_QUEUE: usize = 4096;
 
-/// An event to publish on one channel.
+/// A user's own `#server-to-user-{id}` channel became occupied (online) or vacated (offline) on
+/// this hub: every signed-in socket holds that subscription.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Occupancy {
+    /// The app.
+    pub app: AppId,
+    /// The user.
+    pub user_id: String,
+    /// Whether the user is now online.
+    pub online: bool,
+}
+
+/// Where shards report occupancy changes, without waiting.
 #[derive(Debug, Clone)]
-pub struct Publication {
-    /// The channel.
-    pub key: ChannelKey,
-    /// The event name.
-    pub name: EventName,
-    /// The data.
-    pub data: EventData,
-    /// A socket that must not receive it.
-    pub exclude: Option<SocketId>,
-    /// The sender's user id (client events on presence channels).
-    pub user_id: Option<String>,
-}
+pub struct OccupancySender(mpsc::Sender<Occupancy>);
 
-impl Publication {
-    /// `pusher_internal:subscription_count` announcing a channel's count to its subscribers.
-    pub fn subscription_count(key: ChannelKey, count: u64) -> Self {
-        Self {
-            key,
-            name: EventName::internal(SUBSCRIPTION_COUNT),
-            data: EventData::from_string(&format!(r#"{{"subscription_count":{count}}}"#)),
-            exclude: None,
-            user_id: None,
-        }
+impl OccupancySender {
+    /// Reports a change; `false` when the queue is full (the change is dropped, and the caller
+    /// counts it).
+    pub fn notify(&self, occupancy: Occupancy) -> bool {
+        !matches!(
+            self.0.try_send(occupancy),
+            Err(mpsc::error::TrySendError::Full(_))
+        )
     }
 }
 
-/// Whether a channel's subscribers are told its subscription count: its app enables
-/// subscription-count events and it is not a user's own channel. Pusher's current reference
-/// sends counts on every other kind of channel, presence included.
-pub fn announces_counts(apps: &AppTable, key: &ChannelKey) -> bool {
-    key.channel.kind() != ChannelKind::ServerToUser
-        && apps
-            .by_id(key.app.as_str())
-            .is_some_and(|app| app.settings.subscription_count_events)
-}
-
-/// A channel's counts, as the HTTP API reports them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ChannelCounts {
-    /// Connections subscribed to the channel, across all edges.
-    pub subscription_count: u64,
-    /// Presence members (users), for presence channels.
-    pub user_count: Option<u64>,
-}
-
-impl ChannelCounts {
-    /// Whether anyone is subscribed.
-    pub fn occupied(&self) -> bool {
-        self.subscription_count > 0
-    }
+/// The occupancy queue: shards send, the watchlist reads.
+pub fn occupancy() -> (OccupancySender, mpsc::Receiver<Occupancy>) {
+    let (tx, rx) = mpsc::channel(OCCUPANCY_QUEUE);
+    (OccupancySender(tx), rx)
 }
 
 /// How the registry is sharded and timed.
@@ -102,11 +83,16 @@ pub struct RegistrySettings {
     pub intervals: Intervals,
 }
 
+/// Timer periods.
+#[derive(Debug, Clone, Copy)]
+pub struct Intervals {
+    /// At most one `pusher_internal:subscription_count` per channel per this period.
+    pub subscription_count: Duration,
+}
+
 /// A command to one shard.
 #[derive(Debug)]
 pub enum Command {
-    /// Publish an event; reply with the channel's counts.
-    Publish(Publication, oneshot::Sender<()>),
     /// An edge's interest in a channel changed.
     Interest(Arc<EdgeLink>, Interest),
     /// A socket joined or left a presence channel.
@@ -115,44 +101,26 @@ pub enum Command {
     Backfill(Arc<EdgeLink>, ChannelKey, u64),
     /// A link ended: forget its interest everywhere.
     EdgeGone(LinkId),
-    /// Report one channel's counts.
-    Channel(ChannelKey, oneshot::Sender<ChannelCounts>),
-    /// Report a presence channel's user ids.
-    Users(ChannelKey, oneshot::Sender<Vec<String>>),
-    /// Report the occupied channels of an app whose names start with the prefix.
-    List(
-        AppId,
-        String,
-        oneshot::Sender<Vec<(ChannelName, ChannelCounts)>>,
-    ),
-    /// Regional: an event from Redis.
-    Remote(Event),
-    /// Regional: the answer of an attach or history fetch.
-    Fetched {
-        /// The channel.
-        key: ChannelKey,
-        /// History was asked after this sequence.
-        after: Option<u64>,
-        /// Whether it was an attach (subscribe + fetch).
-        attached: bool,
-        /// The answer, or why it failed.
-        result: Result<Fetched, String>,
-    },
-    /// Regional: the answer of a presence join.
-    Joined {
-        /// The channel.
-        key: ChannelKey,
-        /// The edge of the socket.
-        edge: Arc<EdgeLink>,
-        /// The join.
-        joining: Joining,
-        /// The region's answer, or why it failed.
-        result: Result<JoinOutcome, String>,
-    },
-    /// Regional: Redis pub/sub is back; catch up and re-assert.
-    Resync,
     /// Reply once the channel's interests recorded so far are confirmed.
     Settled(ChannelKey, oneshot::Sender<()>),
+    /// Reply with how many of an app's channels some edge of this hub subscribes to.
+    Channels(AppId, oneshot::Sender<usize>),
+}
+
+/// The registry's shards stopped (the hub is shutting down).
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the channel registry has stopped")]
+pub struct RegistryStopped;
+
+/// What the registry needs of the region: where to record requests, where answers arrive, and
+/// how long to keep unwanted channels.
+pub struct RegionPort {
+    /// The board of requests.
+    pub pending: Arc<Pending>,
+    /// One inbox per shard (their number is the number of shards).
+    pub inboxes: Vec<mpsc::Receiver<Heard>>,
+    /// How unwanted channels are kept.
+    pub retention: Retention,
 }
 
 /// A cheap-to-clone handle to every shard.
@@ -161,36 +129,37 @@ pub struct Registry {
     shards: Arc<[mpsc::Sender<Command>]>,
 }
 
-/// The registry's shards stopped (the hub is shutting down).
-#[derive(Debug, Clone, Copy, thiserror::Error)]
-#[error("the channel registry has stopped")]
-pub struct RegistryStopped;
-
 impl Registry {
-    /// Starts `shards` shard tasks on `tracker`; with a `cluster`, channels are fed by Redis.
+    /// Starts one shard task per region inbox on `tracker`.
     pub fn start(
         settings: RegistrySettings,
         apps: Arc<AppTable>,
         stats: Arc<HubStats>,
-        watchlist: WatchlistSender,
-        cluster: Option<Cluster>,
+        occupancy: OccupancySender,
+        region: RegionPort,
         stop: CancellationToken,
         tracker: &TaskTracker,
     ) -> Self {
-        let senders = (0..settings.shards.max(1))
-            .map(|_| {
+        let RegionPort {
+            pending,
+            inboxes,
+            retention,
+        } = region;
+        let senders = inboxes
+            .into_iter()
+            .map(|inbox| {
                 let (tx, rx) = mpsc::channel(SHARD_QUEUE);
                 let setup = shard::ShardSetup {
                     apps: apps.clone(),
                     lifetimes: settings.lifetimes,
+                    retention,
+                    announce_interval: settings.intervals.subscription_count,
                     stats: stats.clone(),
-                    watchlist: watchlist.clone(),
-                    intervals: settings.intervals,
-                    cluster: cluster.clone(),
-                    me: tx.downgrade(),
+                    occupancy: occupancy.clone(),
+                    region: pending.clone(),
                     stop: stop.clone(),
                 };
-                tracker.spawn(shard::run(rx, setup));
+                tracker.spawn(shard::run(rx, inbox, setup));
                 tx
             })
             .collect();
@@ -199,18 +168,6 @@ impl Registry {
 
     fn shard(&self, key: &ChannelKey) -> &mpsc::Sender<Command> {
         &self.shards[key.slot(self.shards.len())]
-    }
-
-    /// Publishes an event; returns once it is queued to every
-    /// interested edge.
-    pub async fn publish(&self, publication: Publication) -> Result<(), RegistryStopped> {
-        let (tx, rx) = oneshot::channel();
-        let shard = self.shard(&publication.key);
-        shard
-            .send(Command::Publish(publication, tx))
-            .await
-            .map_err(|_| RegistryStopped)?;
-        rx.await.map_err(|_| RegistryStopped)
     }
 
     /// Records an edge's interest.
@@ -229,19 +186,8 @@ impl Registry {
         let _ = self.shard(&key).send(Command::Presence(edge, change)).await;
     }
 
-    /// A presence channel's user ids.
-    pub async fn users(&self, key: ChannelKey) -> Result<Vec<String>, RegistryStopped> {
-        let (tx, rx) = oneshot::channel();
-        self.shard(&key)
-            .send(Command::Users(key, tx))
-            .await
-            .map_err(|_| RegistryStopped)?;
-        rx.await.map_err(|_| RegistryStopped)
-    }
-
-    /// Returns once every interest in the channel recorded so far is confirmed (at once alone;
-    /// in a region, once the channel is attached and fetched). Events published afterwards reach
-    /// those interests.
+    /// Returns once every interest in the channel recorded so far is confirmed (once the channel
+    /// is attached and fetched). Events published afterwards reach those interests.
     pub async fn settled(&self, key: ChannelKey) {
         let (tx, rx) = oneshot::channel();
         if self
@@ -254,19 +200,6 @@ impl Registry {
         }
     }
 
-    /// Hands an event from Redis to its shard.
-    pub async fn remote(&self, event: Event) {
-        let key = event.key.clone();
-        let _ = self.shard(&key).send(Command::Remote(event)).await;
-    }
-
-    /// Tells every shard Redis pub/sub is back.
-    pub async fn resync(&self) {
-        for shard in self.shards.iter() {
-            let _ = shard.send(Command::Resync).await;
-        }
-    }
-
     /// Replays a channel's history to an edge.
     pub async fn backfill(&self, edge: Arc<EdgeLink>, key: ChannelKey, after: u64) {
         let _ = self
@@ -275,42 +208,24 @@ impl Registry {
             .await;
     }
 
+    /// How many of an app's channels some edge of this hub subscribes to.
+    pub async fn channels(&self, app: AppId) -> Result<usize, RegistryStopped> {
+        let mut total = 0;
+        for shard in self.shards.iter() {
+            let (tx, rx) = oneshot::channel();
+            shard
+                .send(Command::Channels(app.clone(), tx))
+                .await
+                .map_err(|_| RegistryStopped)?;
+            total += rx.await.map_err(|_| RegistryStopped)?;
+        }
+        Ok(total)
+    }
+
     /// Forgets a link's interest in every shard.
     pub async fn edge_gone(&self, link: LinkId) {
         for shard in self.shards.iter() {
             let _ = shard.send(Command::EdgeGone(link)).await;
         }
-    }
-
-    /// One channel's counts.
-    pub async fn channel(&self, key: ChannelKey) -> Result<ChannelCounts, RegistryStopped> {
-        let (tx, rx) = oneshot::channel();
-        self.shard(&key)
-            .send(Command::Channel(key, tx))
-            .await
-            .map_err(|_| RegistryStopped)?;
-        rx.await.map_err(|_| RegistryStopped)
-    }
-
-    /// The occupied channels of an app whose names start with `prefix`, sorted by name.
-    pub async fn list(
-        &self,
-        app: AppId,
-        prefix: String,
-    ) -> Result<Vec<(ChannelName, ChannelCounts)>, RegistryStopped> {
-        let asks = self.shards.iter().map(|shard| {
-            let (tx, rx) = oneshot::channel();
-            let command = Command::List(app.clone(), prefix.clone(), tx);
-            async move {
-                shard.send(command).await.map_err(|_| RegistryStopped)?;
-                rx.await.map_err(|_| RegistryStopped)
-            }
-        });
-        let mut channels = Vec::new();
-        for answer in join_all(asks).await {
-            channels.extend(answer?);
-        }
-        channels.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(channels)
     }
 }

@@ -1,254 +1,143 @@
 //! One registry shard: the task that owns a set of channels.
 //!
-//! Everything a shard decides it decides synchronously. Work that needs Redis (attaching a
-//! channel, fetching history, presence joins and leaves) is started as a small task whose
-//! answer comes back to the shard as a command, so a shard never waits on the network and the
-//! order of its decisions is the order of its commands.
+//! Everything a shard decides it decides synchronously: commands from link sessions, and what
+//! the region reports on the shard's inbox ([`Heard`]). What the region must record or fetch is
+//! written to the [`Pending`] board, in the order decided; the answers come back on the inbox. A
+//! shard never waits on the network, and the order of its decisions is the order of its inputs.
+//!
+//! Each channel has at most one timer ([`DelayQueue`]), set to the earliest of: when it may be
+//! forgotten (the region's linger after its last interest), when a failed fetch is retried, and
+//! when a held-back subscription-count announcement is due. So every timer fires when the
+//! documentation says, not on the next tick of a periodic sweep.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
+use futures_util::StreamExt;
 use herald_shared::app::AppTable;
 use herald_shared::channel::ChannelKey;
-use herald_shared::ids::SocketId;
 use herald_shared::link::PresenceChange;
-use herald_shared::presence::Member;
-use herald_shared::time::UnixTime;
 use tokio::sync::mpsc;
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tokio_util::time::{DelayQueue, delay_queue};
 
+use super::announce::{Announcer, announces_counts};
 use super::channel::{ChannelState, Joining, Lifetimes};
-use super::{ChannelCounts, Command, Publication, announces_counts};
-use crate::cluster::Cluster;
-use crate::link::EdgeLink;
+use super::{Command, Occupancy, OccupancySender};
+use crate::region::{Follow, Heard, Op, Pending, Retention};
 use crate::stats::HubStats;
-use crate::watchlist::{Occupancy, WatchlistSender};
 
-/// How often dirty subscription counts are announced, and idle channels purged.
-#[derive(Debug, Clone, Copy)]
-pub struct Intervals {
-    /// `pusher_internal:subscription_count` coalescing period.
-    pub subscription_count: Duration,
-    /// Purge (and retry) period.
-    pub purge: Duration,
-}
+/// How long a failed fetch waits before it is tried again (a reconnect retries at once).
+const FETCH_RETRY: Duration = Duration::from_millis(500);
 
-/// A regional shard's way to Redis, and back to itself.
-struct Region {
-    cluster: Cluster,
-    me: mpsc::WeakSender<Command>,
+/// A channel and its timer.
+struct Entry {
+    state: ChannelState,
+    announcer: Announcer,
+    timer: Option<(Instant, delay_queue::Key)>,
 }
 
 struct Shard {
-    channels: HashMap<ChannelKey, ChannelState>,
+    channels: HashMap<ChannelKey, Entry>,
+    timers: DelayQueue<ChannelKey>,
     apps: Arc<AppTable>,
     lifetimes: Lifetimes,
+    retention: Retention,
+    announce_interval: Duration,
     stats: Arc<HubStats>,
-    watchlist: WatchlistSender,
-    /// Alone: channels whose subscription count changed since the last announcement.
-    counts_changed: HashSet<ChannelKey>,
-    region: Option<Region>,
+    occupancy: OccupancySender,
+    region: Arc<Pending>,
 }
 
-/// What a shard needs besides its commands.
+/// What a shard needs besides its inputs.
 pub struct ShardSetup {
     /// The apps (limits and settings).
     pub apps: Arc<AppTable>,
     /// History and cache lifetimes.
     pub lifetimes: Lifetimes,
+    /// How the region wants unwanted channels kept.
+    pub retention: Retention,
+    /// At most one `subscription_count` announcement per channel per interval.
+    pub announce_interval: Duration,
     /// Counters.
     pub stats: Arc<HubStats>,
     /// Where user-channel occupancy changes go.
-    pub watchlist: WatchlistSender,
-    /// Timer periods.
-    pub intervals: Intervals,
-    /// Redis, for a hub in a region; `None` alone.
-    pub cluster: Option<Cluster>,
-    /// The shard's own queue (weakly), for answers of work it starts.
-    pub me: mpsc::WeakSender<Command>,
+    pub occupancy: OccupancySender,
+    /// Where requests to the region go.
+    pub region: Arc<Pending>,
     /// Cancelled when the hub stops.
     pub stop: CancellationToken,
 }
 
-/// Runs a shard until every handle is dropped.
-pub async fn run(mut commands: mpsc::Receiver<Command>, setup: ShardSetup) {
+/// Runs a shard until `stop` or until every handle is dropped.
+pub async fn run(
+    mut commands: mpsc::Receiver<Command>,
+    mut heard: mpsc::Receiver<Heard>,
+    setup: ShardSetup,
+) {
+    let stop = setup.stop.clone();
     let mut shard = Shard {
         channels: HashMap::new(),
+        timers: DelayQueue::new(),
         apps: setup.apps,
         lifetimes: setup.lifetimes,
+        retention: setup.retention,
+        announce_interval: setup.announce_interval,
         stats: setup.stats,
-        watchlist: setup.watchlist,
-        counts_changed: HashSet::new(),
-        region: setup.cluster.map(|cluster| Region {
-            cluster,
-            me: setup.me,
-        }),
+        occupancy: setup.occupancy,
+        region: setup.region,
     };
-    let mut purge = tokio::time::interval(setup.intervals.purge);
-    purge.set_missed_tick_behavior(MissedTickBehavior::Skip);
-    let mut announce = tokio::time::interval(setup.intervals.subscription_count);
-    announce.set_missed_tick_behavior(MissedTickBehavior::Skip);
     loop {
         tokio::select! {
-            _ = setup.stop.cancelled() => return,
+            _ = stop.cancelled() => return,
             command = commands.recv() => match command {
                 Some(command) => shard.apply(command, Instant::now()),
                 None => return,
             },
-            _ = announce.tick() => shard.announce_counts(Instant::now()),
-            _ = purge.tick() => shard.purge(Instant::now()),
-        }
-    }
-}
-
-/// Microseconds since 1970: a channel's first sequence, so sequences never go backwards.
-fn sequence_seed() -> u64 {
-    UnixTime::from_system(SystemTime::now()).as_micros()
-}
-
-impl Region {
-    /// Starts `work` and brings its answer back to the shard as a command.
-    fn spawn<F, T>(&self, work: F, answer: impl FnOnce(T) -> Command + Send + 'static)
-    where
-        F: Future<Output = T> + Send + 'static,
-        T: Send + 'static,
-    {
-        let me = self.me.clone();
-        tokio::spawn(async move {
-            let result = work.await;
-            if let Some(shard) = me.upgrade() {
-                let _ = shard.send(answer(result)).await;
-            }
-        });
-    }
-
-    /// Starts an attach or fetch unless one is in flight.
-    fn fetch(&self, channel: &mut ChannelState, key: &ChannelKey) {
-        if channel.fetching {
-            return;
-        }
-        channel.fetching = true;
-        let after = channel.fetch_after();
-        let attach = !channel.attached;
-        let cluster = self.cluster.clone();
-        let key_for_answer = key.clone();
-        let key = key.clone();
-        self.spawn(
-            async move {
-                if attach {
-                    cluster.attach(&key, after).await
-                } else {
-                    cluster.fetch(&key, after).await
+            Some(heard) = heard.recv() => shard.heard(heard, Instant::now()),
+            Some(expired) = shard.timers.next(), if !shard.timers.is_empty() => {
+                let key = expired.into_inner();
+                if let Some(entry) = shard.channels.get_mut(&key) {
+                    entry.timer = None;
                 }
-            },
-            move |result| Command::Fetched {
-                key: key_for_answer,
-                after,
-                attached: attach,
-                result: result.map_err(|e| e.to_string()),
-            },
-        );
-    }
-
-    fn join(&self, key: &ChannelKey, edge: Arc<EdgeLink>, joining: Joining) {
-        let cluster = self.cluster.clone();
-        let key = key.clone();
-        let member = joining.member.clone();
-        let (socket, limit) = (joining.socket, joining.limit);
-        let work_key = key.clone();
-        self.spawn(
-            async move { cluster.join(&work_key, socket, &member, limit, true).await },
-            move |result| Command::Joined {
-                key,
-                edge,
-                joining,
-                result: result.map_err(|e| e.to_string()),
-            },
-        );
-    }
-
-    fn leave(&self, key: &ChannelKey, socket: SocketId) {
-        let cluster = self.cluster.clone();
-        let key = key.clone();
-        tokio::spawn(async move {
-            if let Err(error) = cluster.leave(&key, socket).await {
-                tracing::warn!(message = "Cannot record a presence leave in Redis; the reaper will.", %error);
+                shard.tick(&key, Instant::now());
             }
-        });
-    }
-
-    fn reassert(&self, key: &ChannelKey, socket: SocketId, member: Member) {
-        let cluster = self.cluster.clone();
-        let key = key.clone();
-        tokio::spawn(async move {
-            if let Err(error) = cluster.join(&key, socket, &member, usize::MAX, false).await {
-                tracing::warn!(message = "Cannot re-assert a presence member in Redis.", %error);
-            }
-        });
-    }
-
-    fn detach(&self, key: ChannelKey) {
-        let cluster = self.cluster.clone();
-        tokio::spawn(async move { cluster.detach(&key).await });
+        }
     }
 }
 
 impl Shard {
-    fn channel(&mut self, key: &ChannelKey) -> &mut ChannelState {
-        let regional = self.region.is_some();
-        self.channels.entry(key.clone()).or_insert_with(|| {
-            if regional {
-                ChannelState::regional(key.clone())
-            } else {
-                ChannelState::local(key.clone(), sequence_seed())
-            }
+    fn entry(&mut self, key: &ChannelKey) -> &mut Entry {
+        self.channels.entry(key.clone()).or_insert_with(|| Entry {
+            state: ChannelState::new(key.clone()),
+            announcer: Announcer::default(),
+            timer: None,
         })
     }
 
     /// Applies one command. Synchronous: nothing here awaits.
     fn apply(&mut self, command: Command, now: Instant) {
-        let lifetimes = self.lifetimes;
         match command {
-            Command::Publish(publication, reply) => {
-                self.publish(publication, now);
-                let _ = reply.send(());
-            }
-            Command::Remote(event) => {
-                let key = event.key.clone();
-                let Some(channel) = self.channels.get_mut(&key) else {
-                    return;
-                };
-                if channel.receive(event, now, lifetimes) {
-                    self.fetch(&key);
-                }
-            }
-            Command::Fetched {
-                key,
-                after,
-                attached,
-                result,
-            } => self.fetched(key, after, attached, result, now),
-            Command::Settled(key, reply) => match self.channels.get_mut(&key) {
-                Some(channel) => channel.when_settled(reply),
-                None => {
-                    let _ = reply.send(());
-                }
-            },
             Command::Interest(edge, interest) => {
                 if interest.subscribers == 0 && !self.channels.contains_key(&interest.key) {
                     return;
                 }
                 let key = interest.key.clone();
-                let channel = self.channel(&key);
-                let before = channel.counts();
-                if channel.interest(edge, interest, now) {
+                let entry = self.entry(&key);
+                let before = entry.state.local_subscriptions();
+                let outcome = entry.state.interest(edge, interest, now);
+                if let Some(count) = outcome.count {
+                    self.region.record(&key, count);
+                }
+                if outcome.fetch {
                     self.fetch(&key);
                 }
                 self.release_joins(&key);
-                self.counts_moved(&key, before);
+                self.occupancy(&key, before);
+                self.tick(&key, now);
             }
             Command::Presence(
                 edge,
@@ -269,226 +158,250 @@ impl Shard {
                     member,
                     limit,
                 };
-                match &self.region {
-                    None => self.channel(&key).join(&edge, joining, now, lifetimes),
-                    Some(_) => {
-                        self.channel(&key).defer_join(edge, joining);
-                        self.release_joins(&key);
-                    }
+                let entry = self.entry(&key);
+                if !entry.state.is_presence() {
+                    let reason = format!("{} is not a presence channel", key.channel);
+                    entry.state.refuse(&edge, &joining, reason);
+                    return;
                 }
+                entry.state.defer_join(edge, joining);
+                self.release_joins(&key);
             }
             Command::Presence(_, PresenceChange::Leave { key, socket }) => {
-                let Some(channel) = self.channels.get_mut(&key) else {
+                let Some(entry) = self.channels.get_mut(&key) else {
                     return;
                 };
-                if channel.leave(socket, now, lifetimes)
-                    && let Some(region) = &self.region
-                {
-                    region.leave(&key, socket);
+                if let Some(leave) = entry.state.leave(socket) {
+                    self.region.record(&key, leave);
                 }
-            }
-            Command::Joined {
-                key,
-                edge,
-                joining,
-                result,
-            } => {
-                let socket = joining.socket;
-                let Some(channel) = self.channels.get_mut(&key) else {
-                    return;
-                };
-                if channel.joined(&edge, joining, result)
-                    && let Some(region) = &self.region
-                {
-                    region.leave(&key, socket);
-                }
+                self.tick(&key, now);
             }
             Command::Backfill(edge, key, after) => {
-                if let Some(channel) = self.channels.get(&key) {
-                    channel.replay(&edge, after);
+                if let Some(entry) = self.channels.get(&key) {
+                    entry.state.replay(&edge, after);
                 }
             }
             Command::EdgeGone(link) => {
-                let mut moved = Vec::new();
-                for (key, channel) in &mut self.channels {
-                    let before = channel.counts();
-                    let gone = channel.edge_gone(link, now, lifetimes);
-                    if let Some(region) = &self.region {
-                        for socket in gone {
-                            region.leave(key, socket);
-                        }
+                let keys: Vec<ChannelKey> = self.channels.keys().cloned().collect();
+                for key in keys {
+                    let Some(entry) = self.channels.get_mut(&key) else {
+                        continue;
+                    };
+                    let before = entry.state.local_subscriptions();
+                    for op in entry.state.edge_gone(link, now) {
+                        self.region.record(&key, op);
                     }
-                    if channel.counts().subscription_count != before.subscription_count {
-                        moved.push((key.clone(), before));
-                    }
-                }
-                for (key, before) in moved {
-                    self.counts_moved(&key, before);
+                    self.occupancy(&key, before);
+                    self.tick(&key, now);
                 }
             }
-            Command::Resync => self.resync(),
-            Command::Channel(key, reply) => {
-                let counts = self.channels.get(&key).map(ChannelState::counts);
-                let _ = reply.send(counts.unwrap_or_else(|| ChannelState::local(key, 0).counts()));
-            }
-            Command::Users(key, reply) => {
-                let users = self.channels.get(&key).map(ChannelState::user_ids);
-                let _ = reply.send(users.unwrap_or_default());
-            }
-            Command::List(app, prefix, reply) => {
-                let occupied = self
+            Command::Channels(app, reply) => {
+                let subscribed = self
                     .channels
                     .iter()
-                    .filter(|(key, _)| key.app == app && key.channel.as_str().starts_with(&prefix))
-                    .map(|(key, channel)| (key.channel.clone(), channel.counts()))
-                    .filter(|(_, counts)| counts.occupied())
-                    .collect();
-                let _ = reply.send(occupied);
+                    .filter(|(key, entry)| key.app == app && entry.state.local_subscriptions() > 0)
+                    .count();
+                let _ = reply.send(subscribed);
             }
+            Command::Settled(key, reply) => match self.channels.get_mut(&key) {
+                Some(entry) => entry.state.when_settled(reply),
+                None => {
+                    let _ = reply.send(());
+                }
+            },
         }
     }
 
-    /// Alone: publishes (regional hubs publish through Redis, never here).
-    fn publish(&mut self, publication: Publication, now: Instant) {
-        self.stats.events_published.fetch_add(1, Ordering::Relaxed);
-        let key = publication.key.clone();
+    /// Applies what the region reports. Synchronous: nothing here awaits.
+    fn heard(&mut self, heard: Heard, now: Instant) {
         let lifetimes = self.lifetimes;
-        self.channel(&key).publish(publication, now, lifetimes)
-    }
-
-    fn fetch(&mut self, key: &ChannelKey) {
-        let Some(region) = &self.region else {
-            return;
-        };
-        if let Some(channel) = self.channels.get_mut(key) {
-            region.fetch(channel, key);
-        }
-    }
-
-    fn fetched(
-        &mut self,
-        key: ChannelKey,
-        after: Option<u64>,
-        attached: bool,
-        result: Result<crate::cluster::Fetched, String>,
-        now: Instant,
-    ) {
-        let lifetimes = self.lifetimes;
-        let Some(channel) = self.channels.get_mut(&key) else {
-            return;
-        };
-        match result {
-            Ok(fetched) => {
-                let before = channel.counts();
-                channel.attached |= attached;
-                channel.fetched(fetched, after, now, lifetimes);
-                if channel.needs_fetch() {
+        match heard {
+            Heard::Event { event, delivered } => {
+                let key = event.key.clone();
+                if let Some(entry) = self.channels.get_mut(&key)
+                    && entry.state.receive(event, now, lifetimes)
+                {
                     self.fetch(&key);
                 }
-                self.release_joins(&key);
-                self.counts_moved(&key, before);
-            }
-            Err(error) => {
-                // Retried at the next purge round, or as soon as Redis is back.
-                channel.fetch_failed();
-                tracing::debug!(message = "Cannot fetch a channel from Redis.", channel = %key.channel, %error);
-            }
-        }
-    }
-
-    /// Sends the deferred presence joins whose edge is confirmed now.
-    fn release_joins(&mut self, key: &ChannelKey) {
-        let Some(region) = &self.region else {
-            return;
-        };
-        let Some(channel) = self.channels.get_mut(key) else {
-            return;
-        };
-        for (edge, joining) in channel.ready_joins() {
-            region.join(key, edge, joining);
-        }
-    }
-
-    /// Redis pub/sub is back: catch every channel up from history, and re-assert this hub's
-    /// presence sockets and counts (Redis may have lost them).
-    fn resync(&mut self) {
-        let Some(region) = &self.region else {
-            return;
-        };
-        for (key, channel) in &mut self.channels {
-            region.fetch(channel, key);
-            for (socket, member) in channel.regional_sockets() {
-                region.reassert(key, socket, member);
-            }
-            region
-                .cluster
-                .report_count(key.clone(), channel.counts().subscription_count);
-        }
-    }
-
-    /// Notes a change of a channel's counts: for subscription counts (announced alone, written
-    /// to Redis in a region), and for watchlists when a user's own channel becomes occupied or
-    /// vacated.
-    fn counts_moved(&mut self, key: &ChannelKey, before: ChannelCounts) {
-        let after = self.channel(key).counts();
-        if after.subscription_count == before.subscription_count {
-            return;
-        }
-        match &self.region {
-            Some(region) => region
-                .cluster
-                .report_count(key.clone(), after.subscription_count),
-            None => {
-                if after.occupied() && announces_counts(&self.apps, key) {
-                    self.counts_changed.insert(key.clone());
+                if let Some(delivered) = delivered {
+                    let _ = delivered.send(());
                 }
             }
-        }
-        if before.occupied() != after.occupied()
-            && let Some(user_id) = key.channel.server_to_user_id()
-        {
-            let change = Occupancy {
-                app: key.app.clone(),
-                user_id: user_id.to_string(),
-                online: after.occupied(),
-            };
-            if !self.watchlist.notify(change) {
-                self.stats.watchlist_dropped.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-    }
-
-    fn announce_counts(&mut self, now: Instant) {
-        for key in std::mem::take(&mut self.counts_changed) {
-            let Some(channel) = self.channels.get(&key) else {
-                continue;
-            };
-            let count = channel.counts().subscription_count;
-            self.publish(Publication::subscription_count(key, count), now);
-        }
-    }
-
-    fn purge(&mut self, now: Instant) {
-        let lifetimes = self.lifetimes;
-        match &self.region {
-            None => self
-                .channels
-                .retain(|_, channel| !channel.is_idle(now, lifetimes)),
-            Some(region) => {
-                let linger = region.cluster.linger();
-                let mut detached = Vec::new();
-                for (key, channel) in &mut self.channels {
-                    if channel.lingered(now, linger) {
-                        detached.push(key.clone());
-                    } else if channel.needs_fetch() {
-                        region.fetch(channel, key);
+            Heard::Fetched {
+                key,
+                after,
+                attached,
+                result,
+            } => {
+                let Some(entry) = self.channels.get_mut(&key) else {
+                    return;
+                };
+                match result {
+                    Ok(fetched) => {
+                        entry
+                            .state
+                            .fetched(fetched, after, attached, now, lifetimes);
+                        if entry.state.has_gap() {
+                            self.fetch(&key);
+                        }
+                        self.release_joins(&key);
+                    }
+                    Err(error) => {
+                        entry.state.fetch_failed(now + FETCH_RETRY);
+                        tracing::debug!(message = "Cannot fetch a channel from the region.", channel = %key.channel, %error);
                     }
                 }
-                for key in detached {
-                    self.channels.remove(&key);
-                    region.detach(key);
-                }
+                self.tick(&key, now);
             }
+            Heard::Counted {
+                key,
+                counter,
+                version,
+            } => {
+                let Some(entry) = self.channels.get_mut(&key) else {
+                    return;
+                };
+                entry.state.counted(counter, version);
+                if announces_counts(&self.apps, &key) {
+                    entry.announcer.changed();
+                }
+                self.release_joins(&key);
+                self.tick(&key, now);
+            }
+            Heard::Joined {
+                key,
+                socket,
+                join_id,
+                outcome,
+            } => {
+                let Some(entry) = self.channels.get_mut(&key) else {
+                    return;
+                };
+                if let Some(undo) = entry.state.joined(socket, join_id, outcome) {
+                    self.region.record(&key, undo);
+                }
+                self.tick(&key, now);
+            }
+            Heard::Announced { key, retry_after } => {
+                let Some(entry) = self.channels.get_mut(&key) else {
+                    return;
+                };
+                entry.announcer.answered(retry_after, now);
+                self.tick(&key, now);
+            }
+            Heard::Resync => self.resync(now),
+        }
+    }
+
+    /// Asks the region for the channel's state, unless a fetch is in flight.
+    fn fetch(&mut self, key: &ChannelKey) {
+        let Some(entry) = self.channels.get_mut(key) else {
+            return;
+        };
+        if let Some((after, attach)) = entry.state.start_fetch() {
+            let follow = if attach {
+                Follow::Attach { after }
+            } else {
+                Follow::Fetch { after }
+            };
+            self.region.follow(key, follow);
+        }
+    }
+
+    /// Hands the deferred presence joins whose edge is confirmed and counted to the region.
+    fn release_joins(&mut self, key: &ChannelKey) {
+        let Some(entry) = self.channels.get_mut(key) else {
+            return;
+        };
+        for join in entry.state.ready_joins() {
+            self.region.record(key, join);
+        }
+    }
+
+    /// The region heard again after being deaf: catch every channel up from history, and record
+    /// again this hub's counts and presence sockets (the region may have lost them).
+    fn resync(&mut self, now: Instant) {
+        let keys: Vec<ChannelKey> = self.channels.keys().cloned().collect();
+        for key in keys {
+            let Some(entry) = self.channels.get_mut(&key) else {
+                continue;
+            };
+            for op in entry.state.reassert() {
+                self.region.record(&key, op);
+            }
+            self.fetch(&key);
+            self.tick(&key, now);
+        }
+    }
+
+    /// Tells the watchlist when a user's own channel became occupied or vacated on this hub.
+    fn occupancy(&mut self, key: &ChannelKey, before: u64) {
+        let Some(user_id) = key.channel.server_to_user_id() else {
+            return;
+        };
+        let Some(entry) = self.channels.get(key) else {
+            return;
+        };
+        let after = entry.state.local_subscriptions();
+        if (before > 0) == (after > 0) {
+            return;
+        }
+        let change = Occupancy {
+            app: key.app.clone(),
+            user_id: user_id.to_string(),
+            online: after > 0,
+        };
+        if !self.occupancy.notify(change) {
+            self.stats.watchlist_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Does what is due for a channel at `now`, then sets its timer to the next thing due:
+    /// forgetting it, retrying a fetch, or announcing its subscription count.
+    fn tick(&mut self, key: &ChannelKey, now: Instant) {
+        let Some(entry) = self.channels.get_mut(key) else {
+            return;
+        };
+        let release = entry.state.release_at(self.retention, self.lifetimes);
+        if release.is_some_and(|at| at <= now) {
+            if let Some((_, timer)) = entry.timer.take() {
+                self.timers.remove(&timer);
+            }
+            self.channels.remove(key);
+            self.region.follow(key, Follow::Detach);
+            return;
+        }
+        if entry.state.retry_at().is_some_and(|at| at <= now) {
+            self.fetch(key);
+        }
+        let Some(entry) = self.channels.get_mut(key) else {
+            return;
+        };
+        if entry.announcer.due(now, self.announce_interval) {
+            let interval = self.announce_interval;
+            self.region.record(key, Op::Announce { interval });
+        }
+        let next = [
+            release,
+            entry.state.retry_at(),
+            entry.announcer.next(self.announce_interval),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        match (next, entry.timer) {
+            (None, Some((_, timer))) => {
+                self.timers.remove(&timer);
+                entry.timer = None;
+            }
+            (Some(at), Some((current, timer))) if at != current => {
+                self.timers.reset_at(&timer, at);
+                entry.timer = Some((at, timer));
+            }
+            (Some(at), None) => {
+                entry.timer = Some((at, self.timers.insert_at(key.clone(), at)));
+            }
+            _ => {}
         }
     }
 }

@@ -262,7 +262,6 @@ pub fn hub(
                 },
                 intervals: Intervals {
                     subscription_count: r.get(s, &HUB_SUBSCRIPTION_COUNT_INTERVAL_MS),
-                    purge: Duration::from_secs(5),
                 },
             },
             cluster: None,

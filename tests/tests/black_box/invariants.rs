@@ -186,3 +186,48 @@ fn the_edges_modules_form_layers() {
         );
     }
 }
+
+#[test]
+fn the_hubs_modules_form_layers() {
+    let graph = module_imports(&workspace_root().join("hub/src"));
+    // The scan read the crate: the server wires the registry, the region and the link together.
+    for module in ["registry", "region", "cluster", "link", "api"] {
+        assert!(
+            graph["server"].contains(module),
+            "the scan missed server → {module}: {graph:?}"
+        );
+    }
+    // The layers ARCHITECTURE.md draws have no cycle. (Counters are shared by everyone: `stats`
+    // may name the webhooks' counters, so it is left out of the layering.)
+    let layered: BTreeMap<String, BTreeSet<String>> = graph
+        .iter()
+        .filter(|(module, _)| *module != "stats")
+        .map(|(module, imports)| {
+            let imports = imports.iter().filter(|m| *m != "stats").cloned().collect();
+            (module.clone(), imports)
+        })
+        .collect();
+    assert_eq!(find_cycle(&layered), None, "hub/src modules: {graph:?}");
+    for (lower, upper) in [
+        ("registry", "watchlist"),
+        ("registry", "link"),
+        ("registry", "api"),
+        ("region", "registry"),
+        ("region", "cluster"),
+        ("edge", "link"),
+    ] {
+        assert!(
+            !graph[lower].contains(upper),
+            "hub/src/{lower} imports {upper}: {graph:?}"
+        );
+    }
+    // cluster/ is the Redis implementation of the region seam: it reports what it hears and
+    // never calls up into the registry, the watchlist, the link or the API.
+    assert!(graph["cluster"].contains("region"), "{graph:?}");
+    for upper in ["registry", "watchlist", "link", "api"] {
+        assert!(
+            !graph["cluster"].contains(upper),
+            "hub/src/cluster imports {upper}: {graph:?}"
+        );
+    }
+}

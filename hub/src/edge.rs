@@ -1,4 +1,6 @@
-//! The hub's handle to one linked edge: the queues of its channel streams.
+//! The hub's handle to one linked edge: the queues of its channel streams. The link session
+//! creates it; registry shards hold it to queue frames. It sits below both, so the registry
+//! never imports the link.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -31,6 +33,9 @@ pub struct EdgeLink {
     pub link_id: LinkId,
     /// The edge's own id.
     pub edge_id: EdgeId,
+    /// The edge's link session: grows with each session of the edge, whichever hub it links to,
+    /// so the region can tell a later session's counts from an earlier one's.
+    pub session: u64,
     streams: Vec<mpsc::Sender<Bytes>>,
     lagging: CancellationToken,
 }
@@ -40,12 +45,14 @@ impl EdgeLink {
     pub fn new(
         link_id: LinkId,
         edge_id: EdgeId,
+        session: u64,
         streams: Vec<mpsc::Sender<Bytes>>,
         lagging: CancellationToken,
     ) -> Self {
         Self {
             link_id,
             edge_id,
+            session,
             streams,
             lagging,
         }

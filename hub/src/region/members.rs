@@ -1,16 +1,14 @@
-//! A presence channel's members: pure rules over sockets and users, no I/O.
+//! A presence channel's members: pure rules over sockets and users, no I/O. The memory region
+//! decides with them; the Redis region runs the same rules in its Lua scripts.
 //!
 //! A user is one member however many sockets (on however many edges) joined as that user; the
 //! member is added when its first socket joins and removed when its last socket leaves. Sockets
-//! are keyed by their [`SocketId`], which is unique cluster-wide, and remember the link they came
-//! over so a lost link removes exactly its sockets.
+//! are keyed by their [`SocketId`], which is unique cluster-wide.
 
 use std::collections::{BTreeMap, HashMap};
 
 use herald_shared::ids::SocketId;
 use herald_shared::presence::Member;
-
-use crate::link::LinkId;
 
 #[derive(Debug)]
 struct Entry {
@@ -40,23 +38,29 @@ pub struct ChannelFull {
 #[derive(Debug, Default)]
 pub struct Members {
     users: BTreeMap<String, Entry>,
-    sockets: HashMap<SocketId, (String, LinkId)>,
+    sockets: HashMap<SocketId, String>,
 }
 
 impl Members {
+    /// The user a socket joined as.
+    pub fn user_of(&self, socket: SocketId) -> Option<&str> {
+        self.sockets.get(&socket).map(String::as_str)
+    }
+
     /// Adds a socket as `member`. A socket that joins again (after a reconnect) keeps its place;
-    /// a new user beyond `limit` members is refused.
+    /// a new user beyond `limit` members is refused. A socket that joined as another user must
+    /// [`Members::leave`] first.
     pub fn join(
         &mut self,
         socket: SocketId,
-        link: LinkId,
         member: Member,
         limit: usize,
     ) -> Result<Joined, ChannelFull> {
-        if let Some((user_id, _)) = self.sockets.get(&socket)
-            && *user_id != member.user_id
+        if self
+            .sockets
+            .get(&socket)
+            .is_some_and(|user_id| *user_id != member.user_id)
         {
-            // The socket re-joined as someone else: leave as the old user first.
             self.leave(socket);
         }
         let is_new = !self.users.contains_key(&member.user_id);
@@ -65,7 +69,7 @@ impl Members {
         }
         let rejoined = self
             .sockets
-            .insert(socket, (member.user_id.clone(), link))
+            .insert(socket, member.user_id.clone())
             .is_some();
         let entry = self
             .users
@@ -86,7 +90,7 @@ impl Members {
 
     /// Removes a socket; returns the user id when it was the user's last socket.
     pub fn leave(&mut self, socket: SocketId) -> Option<String> {
-        let (user_id, _) = self.sockets.remove(&socket)?;
+        let user_id = self.sockets.remove(&socket)?;
         let entry = self.users.get_mut(&user_id)?;
         entry.sockets -= 1;
         if entry.sockets == 0 {
@@ -95,19 +99,6 @@ impl Members {
         } else {
             None
         }
-    }
-
-    /// Removes every socket that came over `link`; returns the users that left.
-    pub fn link_gone(&mut self, link: LinkId) -> Vec<String> {
-        let gone: Vec<SocketId> = self
-            .sockets
-            .iter()
-            .filter(|(_, (_, owner))| *owner == link)
-            .map(|(socket, _)| *socket)
-            .collect();
-        gone.into_iter()
-            .filter_map(|socket| self.leave(socket))
-            .collect()
     }
 
     /// Members (users).
@@ -158,11 +149,11 @@ mod tests {
     fn a_user_with_several_sockets_is_one_member_until_the_last_leaves() {
         let mut members = Members::default();
         assert_eq!(
-            members.join(socket(1), LinkId(1), member("a"), 100),
+            members.join(socket(1), member("a"), 100),
             Ok(Joined::NewMember)
         );
         assert_eq!(
-            members.join(socket(2), LinkId(2), member("a"), 100),
+            members.join(socket(2), member("a"), 100),
             Ok(Joined::Existing)
         );
         assert_eq!(members.count(), 1);
@@ -173,33 +164,15 @@ mod tests {
     }
 
     #[test]
-    fn a_lost_link_removes_only_its_sockets() {
-        let mut members = Members::default();
-        members
-            .join(socket(1), LinkId(1), member("a"), 100)
-            .unwrap();
-        members
-            .join(socket(2), LinkId(2), member("a"), 100)
-            .unwrap();
-        members
-            .join(socket(3), LinkId(1), member("b"), 100)
-            .unwrap();
-        let mut gone = members.link_gone(LinkId(1));
-        gone.sort();
-        assert_eq!(gone, vec!["b".to_string()]);
-        assert_eq!(members.user_ids().collect::<Vec<_>>(), vec!["a"]);
-    }
-
-    #[test]
     fn the_member_limit_refuses_new_users_only() {
         let mut members = Members::default();
-        members.join(socket(1), LinkId(1), member("a"), 1).unwrap();
+        members.join(socket(1), member("a"), 1).unwrap();
         assert_eq!(
-            members.join(socket(2), LinkId(1), member("b"), 1),
+            members.join(socket(2), member("b"), 1),
             Err(ChannelFull { limit: 1 })
         );
         assert_eq!(
-            members.join(socket(3), LinkId(1), member("a"), 1),
+            members.join(socket(3), member("a"), 1),
             Ok(Joined::Existing)
         );
     }
@@ -207,11 +180,9 @@ mod tests {
     #[test]
     fn rejoining_as_another_user_moves_the_socket() {
         let mut members = Members::default();
-        members
-            .join(socket(1), LinkId(1), member("a"), 100)
-            .unwrap();
+        members.join(socket(1), member("a"), 100).unwrap();
         assert_eq!(
-            members.join(socket(1), LinkId(1), member("b"), 100),
+            members.join(socket(1), member("b"), 100),
             Ok(Joined::NewMember)
         );
         assert_eq!(members.user_ids().collect::<Vec<_>>(), vec!["b"]);
@@ -220,13 +191,10 @@ mod tests {
     #[test]
     fn the_snapshot_has_pushers_shape() {
         let mut members = Members::default();
-        members
-            .join(socket(1), LinkId(1), member("a"), 100)
-            .unwrap();
+        members.join(socket(1), member("a"), 100).unwrap();
         members
             .join(
                 socket(2),
-                LinkId(1),
                 Member::parse(Some(r#"{"user_id":2}"#), 10).unwrap(),
                 100,
             )

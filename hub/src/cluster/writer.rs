@@ -1,0 +1,219 @@
+//! The group commit of what registry shards decided: counts, presence joins and leaves,
+//! re-assertions and subscription-count announcements.
+//!
+//! One pipeline is in flight at a time, carrying every write recorded on the [`Pending`] board
+//! since the previous one — no timer: under load the batches grow, idle a write goes out at once,
+//! so a write costs about one Redis round trip (two when it just missed a pipeline). Within a
+//! channel the writes keep the order the shard decided them, each one a script (atomic), so no
+//! reader ever sees a member whose subscription is not counted yet, or a count that fell before
+//! its member left. Once the pipeline is answered, each write is acknowledged to its shard:
+//! counts as durable, joins with their outcome, announcements made or deferred.
+//!
+//! When Redis fails, counts, leaves and re-assertions go back on the board in front of newer
+//! writes and are retried after a back-off; joins are answered with the error (the client is
+//! told, as it would be for any failed subscription); announcements are retried later.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use herald_shared::backoff::backoff;
+use herald_shared::channel::ChannelKey;
+use redis::{FromRedisValue, RedisError, Value};
+use tokio_util::sync::CancellationToken;
+
+use super::{Cluster, ClusterError, UnexpectedReply};
+use crate::region::{Heard, Inboxes, Op, Pending, RegionError, Taken};
+
+/// Writes the registry's decisions until `shutdown`.
+pub async fn run(
+    cluster: Cluster,
+    pending: Arc<Pending>,
+    inboxes: Inboxes,
+    max_backoff: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut failures = 0u32;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            () = pending.ops_changed() => {}
+        }
+        let taken = pending.take_ops();
+        if taken.is_empty() {
+            continue;
+        }
+        match write(&cluster, &taken).await {
+            Ok(replies) => {
+                failures = 0;
+                report(&taken, replies, &inboxes).await;
+            }
+            Err(error) => {
+                failures = failures.saturating_add(1);
+                tracing::warn!(message = "Cannot record counts and presence in Redis; retrying.", %error, attempt = failures);
+                let pause = backoff(failures, max_backoff, fastrand::f64());
+                let retried = fail(taken, Arc::new(error), pause, &inboxes).await;
+                pending.requeue(retried);
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(pause) => {}
+                }
+            }
+        }
+    }
+}
+
+/// Sends every write in one pipeline; returns one reply per write, in order.
+async fn write(cluster: &Cluster, taken: &Taken) -> Result<Vec<Value>, ClusterError> {
+    let scripts = cluster.scripts();
+    let hub = cluster.hub_id().to_string();
+    let (maxlen, history_ttl) = cluster.history_args();
+    let mut pipe = redis::pipe();
+    // EVALSHA needs the scripts loaded: a Redis that restarted has forgotten them.
+    for script in [
+        &scripts.count,
+        &scripts.join,
+        &scripts.leave,
+        &scripts.announce,
+    ] {
+        pipe.load_script(script).ignore();
+    }
+    for (key, ops) in taken {
+        for op in ops {
+            match op {
+                Op::Count { counter, count, .. } => {
+                    let mut call = cluster.channel_call(&scripts.count, key);
+                    call.arg(&hub)
+                        .arg(counter.edge.0)
+                        .arg(counter.session)
+                        .arg(*count);
+                    pipe.invoke_script(&call);
+                }
+                Op::Join {
+                    socket,
+                    member,
+                    limit,
+                    ..
+                } => {
+                    pipe.invoke_script(&cluster.join_call(key, *socket, member, *limit, true));
+                }
+                Op::Reassert { socket, member } => {
+                    pipe.invoke_script(&cluster.join_call(key, *socket, member, usize::MAX, false));
+                }
+                Op::Leave { socket } => {
+                    let mut call = cluster.channel_call(&scripts.leave, key);
+                    call.arg(&hub)
+                        .arg(socket.to_string())
+                        .arg(maxlen)
+                        .arg(history_ttl);
+                    pipe.invoke_script(&call);
+                }
+                Op::Announce { interval } => {
+                    let mut call = cluster.channel_call(&scripts.announce, key);
+                    call.arg(&hub)
+                        .arg(interval.as_millis() as u64)
+                        .arg(super::unix_ms())
+                        .arg(maxlen)
+                        .arg(history_ttl);
+                    pipe.invoke_script(&call);
+                }
+            }
+        }
+    }
+    let replies: Vec<Value> = pipe.query_async(&mut cluster.connection()).await?;
+    let expected: usize = taken.iter().map(|(_, ops)| ops.len()).sum();
+    if replies.len() != expected {
+        return Err(UnexpectedReply("a pipeline with a reply missing").into());
+    }
+    Ok(replies)
+}
+
+/// Acknowledges each write to the shard owning its channel.
+async fn report(taken: &Taken, replies: Vec<Value>, inboxes: &Inboxes) {
+    let mut replies = replies.into_iter();
+    for (key, ops) in taken {
+        for op in ops {
+            let Some(reply) = replies.next() else { return };
+            if let Some(heard) = answer(key, op, reply) {
+                inboxes.shard(heard).await;
+            }
+        }
+    }
+}
+
+/// The acknowledgement of one applied write.
+fn answer(key: &ChannelKey, op: &Op, reply: Value) -> Option<Heard> {
+    match op {
+        Op::Count {
+            counter, version, ..
+        } => Some(Heard::Counted {
+            key: key.clone(),
+            counter: *counter,
+            version: *version,
+        }),
+        Op::Join {
+            socket, join_id, ..
+        } => {
+            let outcome = <(String, String, Vec<String>)>::from_redis_value(reply)
+                .map_err(|error| ClusterError::from(RedisError::from(error)))
+                .and_then(Cluster::join_outcome)
+                .map_err(RegionError::from);
+            Some(Heard::Joined {
+                key: key.clone(),
+                socket: *socket,
+                join_id: *join_id,
+                outcome,
+            })
+        }
+        Op::Announce { .. } => {
+            let retry_after = match <(u8, u64)>::from_redis_value(reply) {
+                Ok((1, _)) => None,
+                Ok((_, lock_ms)) => Some(Duration::from_millis(lock_ms)),
+                Err(error) => {
+                    tracing::warn!(message = "Unexpected answer to a count announcement.", %error);
+                    None
+                }
+            };
+            Some(Heard::Announced {
+                key: key.clone(),
+                retry_after,
+            })
+        }
+        Op::Reassert { .. } | Op::Leave { .. } => None,
+    }
+}
+
+/// The pipeline failed: answers the joins with the error and defers the announcements; returns
+/// the writes to retry (counts, leaves, re-assertions), in order.
+async fn fail(taken: Taken, error: Arc<ClusterError>, pause: Duration, inboxes: &Inboxes) -> Taken {
+    let mut retried = Vec::new();
+    for (key, ops) in taken {
+        let mut kept = Vec::new();
+        for op in ops {
+            match op {
+                Op::Join {
+                    socket, join_id, ..
+                } => {
+                    let joined = Heard::Joined {
+                        key: key.clone(),
+                        socket,
+                        join_id,
+                        outcome: Err(RegionError::Store(Box::new(error.clone()))),
+                    };
+                    inboxes.shard(joined).await;
+                }
+                Op::Announce { .. } => {
+                    let announced = Heard::Announced {
+                        key: key.clone(),
+                        retry_after: Some(pause),
+                    };
+                    inboxes.shard(announced).await;
+                }
+                Op::Count { .. } | Op::Leave { .. } | Op::Reassert { .. } => kept.push(op),
+            }
+        }
+        if !kept.is_empty() {
+            retried.push((key, kept));
+        }
+    }
+    retried
+}

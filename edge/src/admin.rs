@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::index::IndexHandle;
-use crate::link::LinkState;
+use crate::link::{LinkFailure, LinkState};
 use crate::metrics::{PROMETHEUS_TEXT, Render};
 use crate::stats::EdgeStats;
 
@@ -29,6 +29,8 @@ pub struct AdminState {
     pub edge_id: EdgeId,
     /// The link state.
     pub link: watch::Receiver<LinkState>,
+    /// Why the link last ended or could not be made.
+    pub link_failure: watch::Receiver<Option<Arc<LinkFailure>>>,
     /// Cancelled once the edge drains.
     pub drain: CancellationToken,
     /// Counters.
@@ -59,11 +61,14 @@ async fn up(State(state): State<AdminState>) -> Response {
     }
     match link {
         LinkState::Up(_) => Json(json!({"health": "OK"})).into_response(),
-        LinkState::Down => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"health": "unavailable", "reason": "no hub link"})),
-        )
-            .into_response(),
+        LinkState::Down => {
+            let mut body = json!({"health": "unavailable", "reason": "no hub link"});
+            // Why, so an operator sees a certificate the edge cannot verify without its logs.
+            if let Some(failure) = state.link_failure.borrow().as_ref() {
+                body["link_error"] = json!(failure.to_string());
+            }
+            (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+        }
     }
 }
 
@@ -76,7 +81,10 @@ async fn stats(State(state): State<AdminState>) -> Response {
     let (channels, subscriptions) = state.index.count().await;
     let link = match *state.link.borrow() {
         LinkState::Up(hub) => json!({"state": "up", "hub_id": hub.to_string()}),
-        LinkState::Down => json!({"state": "down"}),
+        LinkState::Down => json!({
+            "state": "down",
+            "error": state.link_failure.borrow().as_ref().map(|failure| failure.to_string()),
+        }),
     };
     let counters = state.stats.snapshot();
     Json(json!({

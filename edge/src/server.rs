@@ -23,6 +23,10 @@ use crate::stats::EdgeStats;
 pub struct EdgeListeners {
     /// The client WebSocket port.
     pub websocket: TcpListener,
+    /// Serve `wss://` on the WebSocket port with this configuration (`ws://` when `None`).
+    /// Its certificate resolver may swap certificates at any time: open connections keep the
+    /// one they were made with, new ones get the new one.
+    pub websocket_tls: Option<Arc<rustls::ServerConfig>>,
     /// The admin HTTP port (`/up`, `/stats`, `/metrics`).
     pub admin: TcpListener,
     /// Renders the process's metrics (the process installed the recorder).
@@ -66,6 +70,7 @@ pub fn start(
     );
     let (apps_tx, apps_rx) = watch::channel(None);
     let (link_tx, link_rx) = watch::channel(LinkState::Down);
+    let (failure_tx, failure_rx) = watch::channel(None);
     let link = LinkTask {
         config: config.link.clone(),
         edge_id: config.edge_id,
@@ -73,6 +78,7 @@ pub fn start(
         index: index.clone(),
         apps: apps_tx,
         state: link_tx,
+        failure: failure_tx,
         stats: stats.clone(),
     };
     background.spawn(link.run(stop_background.clone()));
@@ -80,6 +86,7 @@ pub fn start(
     let admin_state = AdminState {
         edge_id: config.edge_id,
         link: link_rx.clone(),
+        link_failure: failure_rx,
         drain: shutdown.clone(),
         stats: stats.clone(),
         index: index.clone(),
@@ -103,6 +110,7 @@ pub fn start(
         next_socket: AtomicU64::new(1),
         drain: shutdown.clone(),
         stats: stats.clone(),
+        tls: listeners.websocket_tls,
     });
     let sockets = TaskTracker::new();
     background.spawn(accept_loop(

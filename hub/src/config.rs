@@ -8,6 +8,7 @@ use herald_shared::secret::Secret;
 
 use crate::api::ApiSettings;
 use crate::cluster::ClusterSettings;
+use crate::http::HttpSettings;
 use crate::link::{HubTls, LinkSettings};
 use crate::registry::RegistrySettings;
 use crate::webhooks::WebhookSettings;
@@ -27,6 +28,8 @@ pub struct HubConfig {
     pub link: LinkSettings,
     /// HTTP API limits.
     pub api: ApiSettings,
+    /// The HTTP listener's connection limits.
+    pub http: HttpSettings,
     /// Registry sharding, history and cache lifetimes, timers.
     pub registry: RegistrySettings,
     /// Redis, for a hub in a region of hubs; `None` runs alone, in memory.

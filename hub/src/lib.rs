@@ -15,6 +15,7 @@
 //! - [`edge`] — the handle to one linked edge that registry shards queue frames to.
 //! - [`api`] — the Pusher HTTP API, `/up`, `/stats`, `/metrics`.
 //! - [`metrics`] — every metric the hub exports, declared once.
+//! - [`http`] — the API's listener: TLS, slow and idle clients, the connection cap.
 //! - [`stats`] — counters.
 //! - [`webhooks`] — Pusher webhooks to the apps, once per region.
 //!
@@ -30,6 +31,7 @@ pub mod cluster;
 pub mod config;
 pub mod edge;
 pub mod history;
+pub mod http;
 pub mod link;
 pub mod metrics;
 pub mod region;

@@ -11,6 +11,7 @@ use tokio_util::task::TaskTracker;
 use crate::api::{self, ApiState};
 use crate::cluster::{Cluster, ClusterSetup};
 use crate::config::HubConfig;
+use crate::http::HttpServer;
 use crate::link::{self, LinkContext, TlsConfigError};
 use crate::metrics::Render;
 use crate::region::{self, Online, Pending, Retention, Store, memory};
@@ -24,6 +25,9 @@ use crate::webhooks;
 pub struct HubListeners {
     /// The HTTP API (and `/up`, `/stats`, `/metrics`).
     pub http: TcpListener,
+    /// Serve `https://` on the HTTP port with this configuration (plain HTTP when `None`).
+    /// Its certificate resolver may swap certificates at any time.
+    pub http_tls: Option<Arc<rustls::ServerConfig>>,
     /// The QUIC link endpoint's UDP socket.
     pub link: std::net::UdpSocket,
     /// Renders the process's metrics (the process installed the recorder).
@@ -180,6 +184,7 @@ pub fn start(
         shutdown.clone(),
     ));
 
+    let http_stats = stats.clone();
     let state = ApiState {
         hub_id: config.hub_id,
         apps: config.apps,
@@ -189,16 +194,14 @@ pub fn start(
         draining: shutdown.clone(),
         metrics: listeners.metrics,
     };
-    let router = api::router(state, config.api);
-    let stop_http = shutdown.clone();
-    tasks.spawn(async move {
-        let served = axum::serve(listeners.http, router)
-            .with_graceful_shutdown(stop_http.cancelled_owned())
-            .await;
-        if let Err(error) = served {
-            tracing::error!(message = "HTTP API server failed.", %error);
-        }
-    });
+    let http = HttpServer {
+        listener: listeners.http,
+        tls: listeners.http_tls,
+        router: api::router(state, config.api),
+        settings: config.http,
+        stats: http_stats,
+    };
+    tasks.spawn(http.run(shutdown.clone()));
     tasks.close();
     Ok(RunningHub {
         http_addr,

@@ -25,4 +25,10 @@ pub struct HubStats {
     pub watchlist_dropped: AtomicU64,
     /// Webhooks sent, retried, failed and dropped, and the queue depth.
     pub webhooks: WebhookStats,
+    /// Open HTTP API connections.
+    pub http_connections: AtomicU64,
+    /// HTTP API connections refused because `hub.http_max_connections` were open.
+    pub http_connections_refused: AtomicU64,
+    /// HTTP API connections closed because no request head arrived in time.
+    pub http_header_timeouts: AtomicU64,
 }

@@ -32,6 +32,8 @@ pub enum Command {
     Sign(commands::sign::SignArgs),
     /// Inspect the configuration.
     Config(commands::config::ConfigCommand),
+    /// Make a private CA and certificates it signs (the hub link, private listeners).
+    Cert(commands::cert::CertCommand),
     /// Print the Redis endpoint of an ElastiCache replication group.
     RedisEndpoint(commands::redis_endpoint::RedisEndpointArgs),
     /// Benchmark any Pusher-compatible server (fan-out latency and loss, idle socket memory),

@@ -6,7 +6,7 @@
 //! - [`config`] — files, environment and flags resolved into typed configs.
 //! - [`process`] — logging, signals, the ready line, exit codes.
 //! - [`net`] — listeners with a large backlog.
-//! - [`tls`] — hub link certificates.
+//! - [`tls`] — certificates: the hub link's, served ones (reloaded), `herald cert`'s.
 //! - [`rlimit`] — the open-files limit.
 //! - [`metrics`] — the process's Prometheus recorder.
 //! - [`discovery`] — finding Redis through the ElastiCache API.
@@ -42,6 +42,7 @@ fn main() -> ExitCode {
         Command::Sign(args) => commands::sign::run(args),
         Command::RedisEndpoint(args) => commands::redis_endpoint::run(args),
         Command::Config(args) => commands::config::run(args),
+        Command::Cert(args) => commands::cert::run(args),
         server => {
             process::init_logging(&ProcessEnv);
             process::stop_with_parent(&ProcessEnv);
@@ -64,7 +65,10 @@ fn main() -> ExitCode {
                     Command::Dev(args) => commands::dev::run(args).await,
                     Command::Bench(args) => commands::bench::run(args).await,
                     Command::Probe(args) => commands::probe::run(args).await,
-                    Command::Sign(_) | Command::Config(_) | Command::RedisEndpoint(_) => {
+                    Command::Sign(_)
+                    | Command::Config(_)
+                    | Command::Cert(_)
+                    | Command::RedisEndpoint(_) => {
                         unreachable!("handled above")
                     }
                 }

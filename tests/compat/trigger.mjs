@@ -2,7 +2,8 @@
 //
 // Usage: node trigger.mjs '<request JSON>'
 //
-// Request: {"server": {"appId", "key", "secret", "host", "port", "encryptionMasterKeyBase64"?},
+// Request: {"server": {"appId", "key", "secret", "host", "port", "useTLS"?,
+// "encryptionMasterKeyBase64"?},
 // "ops": [...]}, where each op is
 //   {"op": "trigger", "channels": "ch" | ["ch", ...], "event": "name", "data": <any>, "params": {...}}
 //   {"op": "triggerBatch", "batch": [{"channel", "name", "data", "socket_id"?, "info"?}, ...]}
@@ -21,7 +22,7 @@
 import PusherServer from 'pusher';
 
 const request = JSON.parse(process.argv[2]);
-const pusher = new PusherServer({ ...request.server, useTLS: false });
+const pusher = new PusherServer({ useTLS: false, ...request.server });
 
 const operations = {
   trigger: (op) => pusher.trigger(op.channels, op.event, op.data, op.params),

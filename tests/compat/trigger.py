@@ -2,7 +2,8 @@
 
 Usage: python trigger.py '<request JSON>'
 
-Request: {"server": {"app_id", "key", "secret", "host", "port"}, "ops": [...]}, where each op is
+Request: {"server": {"app_id", "key", "secret", "host", "port", "ssl"?}, "ops": [...]}, where each op
+is
   {"op": "trigger", "channels": "ch" | ["ch", ...], "event": "name", "data": <any>,
    "socket_id": "1.2"?}
   {"op": "trigger_batch", "batch": [{"channel", "name", "data", "socket_id"?}, ...]}
@@ -20,9 +21,25 @@ The process exits 0 once every op has run, whatever their outcome: the Rust test
 """
 
 import json
+import os
 import sys
 
 import pusher
+from pusher.requests import RequestsBackend
+
+
+class CaBundleBackend(RequestsBackend):
+    """The SDK's requests backend, verifying TLS against REQUESTS_CA_BUNDLE when it is set.
+
+    With ssl=True the SDK verifies against the CA bundle it ships (pusher/cacert.pem) and
+    ignores REQUESTS_CA_BUNDLE; a server with a certificate from a private CA needs this.
+    """
+
+    def __init__(self, client, **options):
+        super().__init__(client, **options)
+        bundle = os.environ.get("REQUESTS_CA_BUNDLE")
+        if bundle:
+            self.options["verify"] = bundle
 
 
 def main():
@@ -34,7 +51,8 @@ def main():
         secret=server["secret"],
         host=server["host"],
         port=server["port"],
-        ssl=False,
+        ssl=server.get("ssl", False),
+        backend=CaBundleBackend,
     )
     operations = {
         "trigger": lambda op: client.trigger(

@@ -55,7 +55,7 @@ use crate::topology::{APP_ID, APP_KEY, APP_SECRET, Cluster, Hub};
 
 pub use echo::{EchoClient, Kind};
 pub use pusher_js::JsClient;
-pub use script::{MASTER_KEY_BASE64, signer};
+pub use script::{Launch, MASTER_KEY_BASE64, signer};
 pub use sdk::{node_sdk, python_sdk};
 pub use webhooks::WebhookReceiver;
 
@@ -276,6 +276,8 @@ pub struct Server {
     pub port: u16,
     /// The app the SDK calls as: id, key, secret.
     pub app: (String, String, String),
+    /// Call over HTTPS, trusting this CA certificate (PEM file); plain HTTP when `None`.
+    pub tls_ca: Option<PathBuf>,
 }
 
 impl Server {
@@ -286,6 +288,7 @@ impl Server {
             host,
             port,
             app: (id.to_string(), key.to_string(), secret.to_string()),
+            tls_ca: None,
         }
     }
 }

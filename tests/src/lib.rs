@@ -17,6 +17,7 @@
 //! - [`metrics`] — scraping `/metrics` and reading samples by name and labels.
 //! - [`auth`] — channel and user signatures, as an app's auth endpoint makes them.
 //! - [`moto`] — a local ElastiCache API (moto), for discovery tests.
+//! - [`tls`] — a CA made in the test, its certificates, TLS clients that trust it.
 //! - [`terraform`] — the `terraform/` tree parsed with hcl-rs, for offline invariant checks.
 
 pub mod api;
@@ -32,4 +33,5 @@ pub mod process;
 pub mod redis;
 pub mod redis_cluster;
 pub mod terraform;
+pub mod tls;
 pub mod topology;

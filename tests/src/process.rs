@@ -157,15 +157,24 @@ impl HeraldProcess {
         let _ = self.child.kill().await;
     }
 
+    /// Sends SIGHUP (reload the certificates).
+    pub fn hangup(&self) {
+        self.signal("HUP");
+    }
+
     /// Sends SIGTERM (the graceful stop).
     pub fn terminate(&self) {
+        self.signal("TERM");
+    }
+
+    fn signal(&self, name: &str) {
         let status = std::process::Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
+            .args([&format!("-{name}"), &self.pid().to_string()])
             .status()
             .expect("kill can be run");
         assert!(
             status.success(),
-            "SIGTERM could not be sent to {}",
+            "SIG{name} could not be sent to {}",
             self.name
         );
     }

@@ -28,20 +28,44 @@ pub struct Hub {
     pub hub_id: String,
 }
 
+/// The flags that give a hub the test app and the test cluster key.
+const HUB_APP_ARGS: [&str; 8] = [
+    "--app-id",
+    APP_ID,
+    "--app-key",
+    APP_KEY,
+    "--app-secret",
+    APP_SECRET,
+    "--cluster-key",
+    CLUSTER_KEY,
+];
+
+/// `herald edge` on free loopback ports with `cluster_key`, before its hubs and trust.
+pub fn edge_base_args(cluster_key: &str) -> Vec<String> {
+    [
+        "edge",
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+        "--cluster-key",
+        cluster_key,
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
 impl Hub {
     /// Starts `herald hub` with the test app.
     pub async fn start(test: &str, name: &str, env: &[(&str, &str)]) -> Self {
-        let app = [
-            "--app-id",
-            APP_ID,
-            "--app-key",
-            APP_KEY,
-            "--app-secret",
-            APP_SECRET,
-            "--cluster-key",
-            CLUSTER_KEY,
-        ];
-        Self::run(test, name, &app, env).await
+        Self::run(test, name, &HUB_APP_ARGS, env).await
+    }
+
+    /// Starts `herald hub` with the test app and these extra arguments.
+    pub async fn start_with_args(test: &str, name: &str, extra: &[String]) -> Self {
+        let mut args = HUB_APP_ARGS.to_vec();
+        args.extend(extra.iter().map(String::as_str));
+        Self::run(test, name, &args, &[]).await
     }
 
     /// Starts `herald hub` with its apps and cluster key from a TOML file only.
@@ -78,21 +102,11 @@ impl Hub {
 
     /// The arguments that link an edge to this hub with `cluster_key`.
     pub fn edge_args(&self, cluster_key: &str) -> Vec<String> {
-        [
-            "edge",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-            "--hub",
-            &self.link,
-            "--hub-cert-sha256",
-            &self.cert_sha256,
-            "--cluster-key",
-            cluster_key,
-        ]
-        .map(String::from)
-        .to_vec()
+        let mut args = edge_base_args(cluster_key);
+        args.extend(
+            ["--hub", &self.link, "--hub-cert-sha256", &self.cert_sha256].map(String::from),
+        );
+        args
     }
 }
 
@@ -125,18 +139,8 @@ impl Edge {
         env: &[(&str, &str)],
     ) -> Self {
         let zone = format!("z{preferred}");
-        let mut args: Vec<String> = [
-            "edge",
-            "--ready-json",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-            "--cluster-key",
-            CLUSTER_KEY,
-        ]
-        .map(String::from)
-        .to_vec();
+        let mut args = edge_base_args(CLUSTER_KEY);
+        args.push("--ready-json".into());
         for (index, hub) in hubs.iter().enumerate() {
             args.extend(["--hub".to_string(), format!("z{index}={}", hub.link)]);
             args.extend(["--hub-cert-sha256".to_string(), hub.cert_sha256.clone()]);

@@ -27,6 +27,7 @@ use herald_shared::secret::Secret;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+pub use session::LinkError;
 pub use tls::{HubTrust, TlsConfigError};
 
 use crate::index::{Board, IndexHandle};
@@ -50,8 +51,9 @@ pub struct LinkConfig {
     pub hubs: Vec<HubAddress>,
     /// This edge's availability zone: hubs in the same zone are preferred.
     pub zone: Option<String>,
-    /// The name the hub certificate must carry (with CA verification).
-    pub server_name: String,
+    /// The name every hub certificate must carry (with CA verification); `None`: the host of
+    /// each hub's address ([`tls::server_name`]).
+    pub server_name: Option<String>,
     /// How the hub certificate is trusted.
     pub trust: HubTrust,
     /// The cluster key link tokens are signed with.
@@ -71,6 +73,21 @@ pub enum LinkState {
     Up(HubId),
 }
 
+/// Why the last link attempt (or the last link) ended, for `/up` while the edge has no link.
+#[derive(Debug)]
+pub struct LinkFailure {
+    /// The hub's address.
+    pub hub: String,
+    /// What went wrong (a certificate the edge cannot verify, a refused token, silence…).
+    pub error: LinkError,
+}
+
+impl std::fmt::Display for LinkFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.hub, self.error)
+    }
+}
+
 /// What the link task needs.
 pub struct LinkTask {
     /// The configuration.
@@ -85,11 +102,24 @@ pub struct LinkTask {
     pub apps: watch::Sender<Option<Arc<AppTable>>>,
     /// The link state.
     pub state: watch::Sender<LinkState>,
+    /// Why the link last ended or failed to start.
+    pub failure: watch::Sender<Option<Arc<LinkFailure>>>,
     /// Counters.
     pub stats: Arc<EdgeStats>,
 }
 
 impl LinkTask {
+    /// Records why the link to `hub` ended, for `/up` (before it is logged, so whoever reads
+    /// the log finds it in `/up` too).
+    fn failed(&self, hub: &str, error: LinkError) -> Arc<LinkFailure> {
+        let failure = Arc::new(LinkFailure {
+            hub: hub.to_string(),
+            error,
+        });
+        self.failure.send_replace(Some(failure.clone()));
+        failure
+    }
+
     /// Runs until `shutdown`.
     pub async fn run(self, shutdown: CancellationToken) {
         let crypto = match tls::client_config(&self.config.trust) {
@@ -119,13 +149,15 @@ impl LinkTask {
                 SessionEnd::Shutdown => return,
                 SessionEnd::Lasted(reason) => {
                     crate::metrics::link_failover();
-                    tracing::warn!(message = "Link to hub lost; linking to the next hub.", hub = %hub, reason = %reason);
+                    let failure = self.failed(&hub, reason);
+                    tracing::warn!(message = "Link to hub lost; linking to the next hub.", hub = %hub, reason = %failure.error);
                     failures = 0;
                     Duration::ZERO
                 }
                 SessionEnd::Failed(reason) => {
                     failures = failures.saturating_add(1);
-                    tracing::warn!(message = "Cannot link to hub.", hub = %hub, reason = %reason, attempt = failures);
+                    let failure = self.failed(&hub, reason);
+                    tracing::warn!(message = "Cannot link to hub.", hub = %hub, reason = %failure.error, attempt = failures);
                     // Back off only once every hub has failed in a row.
                     let rounds = failures / order.len() as u32;
                     if failures.is_multiple_of(order.len() as u32) {

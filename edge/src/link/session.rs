@@ -203,7 +203,8 @@ async fn connect(
         transport.max_idle_timeout(idle.try_into().ok());
         transport.keep_alive_interval(Some(idle / 3));
         client.transport_config(Arc::new(transport));
-        let connecting = endpoint.connect_with(client, address, &task.config.server_name)?;
+        let name = super::tls::server_name(hub, task.config.server_name.as_deref());
+        let connecting = endpoint.connect_with(client, address, &name)?;
         match tokio::time::timeout(handshake_timeout, connecting).await {
             Ok(Ok(connection)) => return Ok((endpoint, connection)),
             Ok(Err(error)) => last_error = error.into(),

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 pub enum HubTrust {
     /// Accept only certificates whose DER SHA-256 is one of these (self-signed hubs, `herald dev`).
     Pinned(Vec<[u8; 32]>),
-    /// Verify the chain against these CA certificates and the configured server name.
+    /// Verify the chain against these CA certificates and the hub's name ([`server_name`]).
     CertificateAuthorities(Vec<CertificateDer<'static>>),
 }
 
@@ -35,6 +35,22 @@ pub enum TlsConfigError {
     /// The verifier could not be built.
     #[error("cannot build the hub certificate verifier: {0}")]
     Verifier(String),
+}
+
+/// The name a hub's certificate is verified for (with a CA; pins ignore it): the configured
+/// name when there is one, otherwise the host of the hub's address, as every TLS client does —
+/// `hub.internal` for `hub.internal:4433`, `10.0.0.5` for `10.0.0.5:4433`, `::1` for
+/// `[::1]:4433`.
+pub fn server_name(address: &str, configured: Option<&str>) -> String {
+    if let Some(name) = configured {
+        return name.to_string();
+    }
+    let host = address
+        .rsplit_once(':')
+        .map_or(address, |(host, _port)| host);
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string()
 }
 
 fn provider() -> Arc<CryptoProvider> {
@@ -138,5 +154,21 @@ impl ServerCertVerifier for PinnedCertificate {
         self.provider
             .signature_verification_algorithms
             .supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_server_name_is_the_host_of_the_address_unless_configured() {
+        assert_eq!(server_name("hub.internal:4433", None), "hub.internal");
+        assert_eq!(server_name("10.0.0.5:4433", None), "10.0.0.5");
+        assert_eq!(server_name("[::1]:4433", None), "::1");
+        assert_eq!(
+            server_name("hub.internal:4433", Some("herald-hub")),
+            "herald-hub"
+        );
     }
 }

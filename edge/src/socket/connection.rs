@@ -13,7 +13,6 @@ use futures_util::{SinkExt, StreamExt};
 use herald_shared::app::App;
 use herald_shared::ids::SocketId;
 use herald_shared::protocol::{CloseCode, Incoming, Outgoing, ProtocolError};
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -25,10 +24,11 @@ use super::SocketContext;
 use super::heartbeat::{Beat, Heartbeat};
 use super::linger::linger;
 use super::session::Session;
+use super::stream::ClientStream;
 use crate::index::{CloseOrder, Next, OutboxReceiver, encode, outbox};
 use crate::metrics::{self, Received};
 
-type Socket = WebSocketStream<TcpStream>;
+type Socket = WebSocketStream<ClientStream>;
 
 /// Most frames written between two flushes.
 const WRITE_BATCH: usize = 64;

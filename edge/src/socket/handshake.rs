@@ -8,8 +8,9 @@
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+
+use super::stream::ClientStream;
 
 /// The largest request head accepted, in bytes.
 const MAX_HEAD_BYTES: usize = 8 * 1024;
@@ -59,7 +60,10 @@ impl Rejection {
 }
 
 /// Reads and routes the request head.
-pub async fn read_upgrade(stream: &mut TcpStream, timeout: Duration) -> Result<Upgrade, ReadError> {
+pub async fn read_upgrade(
+    stream: &mut ClientStream,
+    timeout: Duration,
+) -> Result<Upgrade, ReadError> {
     let mut buf = Vec::with_capacity(1024);
     let read = async {
         loop {
@@ -154,7 +158,7 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<Upgrade>, ReadError> {
 }
 
 /// Writes the `101 Switching Protocols` answer.
-pub async fn accept(stream: &mut TcpStream, upgrade: &Upgrade) -> std::io::Result<()> {
+pub async fn accept(stream: &mut ClientStream, upgrade: &Upgrade) -> std::io::Result<()> {
     let response = format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
         derive_accept_key(upgrade.websocket_key.as_bytes())
@@ -163,7 +167,7 @@ pub async fn accept(stream: &mut TcpStream, upgrade: &Upgrade) -> std::io::Resul
 }
 
 /// Writes an HTTP error answer and closes the write side.
-pub async fn reject(stream: &mut TcpStream, rejection: &Rejection) {
+pub async fn reject(stream: &mut ClientStream, rejection: &Rejection) {
     let (code, reason) = rejection.status;
     let mut response = format!(
         "HTTP/1.1 {code} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n",

@@ -11,8 +11,7 @@
 
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// How long a closing socket keeps reading what the client still sends.
 pub const LINGER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -22,7 +21,7 @@ pub const LINGER_BYTES: usize = 64 << 20;
 /// Ends the write side (FIN after everything written), then reads and discards until the
 /// client closes, [`LINGER_TIMEOUT`] passes or [`LINGER_BYTES`] were read; the caller drops the
 /// stream afterwards. Returns how many bytes were discarded.
-pub async fn linger(stream: &mut TcpStream) -> usize {
+pub async fn linger<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S) -> usize {
     let mut discarded = 0;
     let lingering = async {
         stream.shutdown().await?;
@@ -42,7 +41,7 @@ pub async fn linger(stream: &mut TcpStream) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::net::TcpListener;
+    use tokio::net::{TcpListener, TcpStream};
 
     /// A peer that writes `sending` bytes without reading, then reads everything it was sent.
     #[tokio::test]

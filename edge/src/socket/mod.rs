@@ -8,6 +8,7 @@
 //! - [`limiter`] — the client-event token bucket.
 //! - [`heartbeat`] — the single idle → ping → pong deadline.
 //! - [`linger`] — the lingering close every answered socket ends with.
+//! - [`stream`] — the connection's bytes: plain TCP or TLS.
 //!
 //! A socket's outbox (the bounded queue fan-out pushes into) lives with its writers in
 //! [`crate::index`]; the socket task only drains it.
@@ -19,6 +20,7 @@ mod heartbeat;
 mod limiter;
 mod linger;
 mod session;
+mod stream;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,10 +30,12 @@ use herald_shared::app::AppTable;
 use herald_shared::ids::{EdgeId, SocketId};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
+use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_util::sync::CancellationToken;
 
+use self::stream::ClientStream;
 use crate::index::{IndexHandle, OutboxLimits};
 use crate::metrics;
 use crate::stats::EdgeStats;
@@ -91,13 +95,27 @@ pub struct SocketContext {
     pub drain: CancellationToken,
     /// Counters.
     pub stats: Arc<EdgeStats>,
+    /// Serve `wss://` with this configuration (its certificate resolver may change
+    /// certificates at any time); plain `ws://` when `None`.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// Serves one accepted TCP connection until it closes.
-pub async fn serve(mut stream: TcpStream, ctx: Arc<SocketContext>) {
+pub async fn serve(tcp: TcpStream, ctx: Arc<SocketContext>) {
     // Small frames must not wait for Nagle.
-    let _ = stream.set_nodelay(true);
-    let upgrade = match handshake::read_upgrade(&mut stream, ctx.limits.handshake_timeout).await {
+    let _ = tcp.set_nodelay(true);
+    // The TLS handshake and the upgrade request share one deadline.
+    let deadline = Instant::now() + ctx.limits.handshake_timeout;
+    let tls = ctx.tls.clone().map(tokio_rustls::TlsAcceptor::from);
+    let mut stream = match ClientStream::accept(tcp, tls, ctx.limits.handshake_timeout).await {
+        Ok(stream) => stream,
+        Err(error) => {
+            tracing::debug!(message = "Client TLS handshake failed.", %error);
+            return;
+        }
+    };
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    let upgrade = match handshake::read_upgrade(&mut stream, remaining).await {
         Ok(upgrade) => upgrade,
         Err(handshake::ReadError::Rejected(rejection)) => {
             handshake::reject(&mut stream, &rejection).await;
@@ -153,7 +171,7 @@ pub async fn serve(mut stream: TcpStream, ctx: Arc<SocketContext>) {
 }
 
 /// Answers 503: the edge cannot serve this connection now, another edge (or a retry) can.
-async fn unavailable(stream: &mut TcpStream, body: &str) {
+async fn unavailable(stream: &mut ClientStream, body: &str) {
     let rejection = handshake::Rejection {
         status: (503, "Service Unavailable"),
         body: body.to_string(),

@@ -16,7 +16,7 @@ use crate::config::keys;
 use crate::config::raw::{Origin, RawConfig, Setting};
 use crate::config::resolve::{self, Resolver};
 use crate::process::print_ready;
-use crate::{rlimit, tls};
+use crate::rlimit;
 
 /// The app `herald dev` serves when none is configured. Numeric, as Pusher and Reverb issue app
 /// ids: the Python server SDK refuses any other (`\A[0-9]+\Z`).
@@ -121,7 +121,7 @@ pub async fn run(args: DevArgs) -> ExitCode {
             zone: None,
         }],
         zone: None,
-        server_name: tls::HUB_SERVER_NAME.to_string(),
+        server_name: None,
         trust: HubTrust::Pinned(pins),
         cluster_key,
         idle_timeout: edge_plan.link_idle_timeout,
@@ -131,6 +131,11 @@ pub async fn run(args: DevArgs) -> ExitCode {
         Ok(running) => running,
         Err(code) => return code,
     };
+    let reloader = super::watch_certificates(
+        [edge_plan.tls.clone(), started.http_tls.clone()],
+        edge_plan.tls_watch,
+        &shutdown,
+    );
     if super::wait_linked(&mut running, &shutdown).await {
         let websocket = running.websocket_addr;
         let http = started.running.http_addr;
@@ -154,6 +159,7 @@ pub async fn run(args: DevArgs) -> ExitCode {
     }
     running.stopped().await;
     started.running.stopped().await;
+    let _ = reloader.await;
     ExitCode::SUCCESS
 }
 

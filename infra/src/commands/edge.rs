@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::EdgeArgs;
 use crate::config::resolve::{self, EdgePlan, Resolver};
 use crate::process::{EXIT_OS, fail, print_ready};
+use crate::tls::files::CertFiles;
 use crate::{net, rlimit};
 
 /// A fresh edge id: random, in the range of the first half of Pusher socket ids.
@@ -32,6 +33,7 @@ pub fn start(
         plan.config(edge_id, link),
         EdgeListeners {
             websocket,
+            websocket_tls: plan.tls.as_ref().map(CertFiles::server_config),
             admin,
             metrics: crate::metrics::render(herald_edge::metrics::describe),
         },
@@ -42,6 +44,7 @@ pub fn start(
         message = "Edge listening.",
         %edge_id,
         websocket = %running.websocket_addr,
+        wss = plan.tls.is_some(),
         admin = %running.admin_addr,
     );
     Ok(running)
@@ -78,6 +81,7 @@ pub async fn run(args: EdgeArgs) -> ExitCode {
         Ok(running) => running,
         Err(code) => return code,
     };
+    let reloader = super::watch_certificates([plan.tls.clone()], plan.tls_watch, &shutdown);
     if super::wait_linked(&mut running, &shutdown).await && args.common.ready_json {
         print_ready(json!({
             "role": "edge",
@@ -87,5 +91,6 @@ pub async fn run(args: EdgeArgs) -> ExitCode {
         }));
     }
     running.stopped().await;
+    let _ = reloader.await;
     ExitCode::SUCCESS
 }

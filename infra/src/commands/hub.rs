@@ -1,6 +1,7 @@
 //! `herald hub`.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use herald_hub::cluster::ClusterSettings;
@@ -14,6 +15,7 @@ use crate::config::raw::RawConfig;
 use crate::config::resolve::{self, HubPlan, RedisPlan, RedisSource, Resolver, redis_url};
 use crate::discovery::elasticache::{self, ClientOptions, GroupEndpoint};
 use crate::process::{EXIT_CONFIG, fail, print_ready};
+use crate::tls::files::CertFiles;
 use crate::{net, rlimit, tls};
 
 /// Resolves a hub plan, or the exit code of the configuration failure.
@@ -98,6 +100,8 @@ pub struct StartedHub {
     pub running: RunningHub,
     /// SHA-256 of its link certificate, for edges to pin.
     pub cert_sha256: String,
+    /// The certificate its HTTP API serves, to be watched for renewals.
+    pub http_tls: Option<Arc<CertFiles>>,
 }
 
 /// Binds the hub's sockets and starts it (joining its region through Redis when configured).
@@ -111,26 +115,27 @@ pub async fn start(mut plan: HubPlan, shutdown: CancellationToken) -> Result<Sta
         .map_err(super::cannot_bind("hub.link_listen", plan.link_listen))?;
     let cert_sha256 = tls::fingerprint(&plan.config.tls);
     let hub_id = plan.config.hub_id;
-    let running = herald_hub::start(
-        plan.config,
-        HubListeners {
-            http,
-            link,
-            metrics: crate::metrics::render(herald_hub::metrics::describe),
-        },
-        shutdown,
-    )
-    .map_err(|e| fail(EXIT_CONFIG, e))?;
+    let http_tls = plan.http_tls.clone();
+    let listeners = HubListeners {
+        http,
+        http_tls: http_tls.as_ref().map(CertFiles::server_config),
+        link,
+        metrics: crate::metrics::render(herald_hub::metrics::describe),
+    };
+    let running =
+        herald_hub::start(plan.config, listeners, shutdown).map_err(|e| fail(EXIT_CONFIG, e))?;
     tracing::info!(
         message = "Hub serving.",
         %hub_id,
         http = %running.http_addr,
+        https = http_tls.is_some(),
         link = %running.link_addr,
         cert_sha256 = %cert_sha256,
     );
     Ok(StartedHub {
         running,
         cert_sha256,
+        http_tls,
     })
 }
 
@@ -150,10 +155,12 @@ pub async fn run(args: HubArgs) -> ExitCode {
         Err(code) => return code,
     };
     let hub_id = plan.config.hub_id;
-    let started = match start(plan, shutdown).await {
+    let tls_watch = plan.tls_watch;
+    let started = match start(plan, shutdown.clone()).await {
         Ok(started) => started,
         Err(code) => return code,
     };
+    let reloader = super::watch_certificates([started.http_tls.clone()], tls_watch, &shutdown);
     if args.common.ready_json {
         print_ready(json!({
             "role": "hub",
@@ -164,5 +171,6 @@ pub async fn run(args: HubArgs) -> ExitCode {
         }));
     }
     started.running.stopped().await;
+    let _ = reloader.await;
     ExitCode::SUCCESS
 }

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod bench;
+pub mod cert;
 pub mod config;
 pub mod dev;
 pub mod edge;
@@ -13,6 +14,7 @@ pub mod sign;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use herald_edge::RunningEdge;
 use tokio_util::sync::CancellationToken;
@@ -22,6 +24,7 @@ use crate::config::env::ProcessEnv;
 use crate::config::raw::RawConfig;
 use crate::config::resolve::Resolver;
 use crate::process::{EXIT_CONFIG, EXIT_OS, fail, shutdown_on_signal};
+use crate::tls::files::{CertFiles, Reloader};
 
 /// A command's configuration: its file (if any), then the process environment, then its flags.
 /// A bad file or value is reported naming the key, and the command exits with [`EXIT_CONFIG`].
@@ -55,4 +58,15 @@ async fn wait_linked(edge: &mut RunningEdge, shutdown: &CancellationToken) -> bo
 /// and [`EXIT_OS`].
 fn cannot_bind(key: &str, address: SocketAddr) -> impl FnOnce(std::io::Error) -> ExitCode + '_ {
     move |error| fail(EXIT_OS, format!("{key} {address}: {error}"))
+}
+
+/// Re-reads the served certificates on SIGHUP and when their files change, until `shutdown`;
+/// await the handle after the servers stopped.
+fn watch_certificates(
+    sources: impl IntoIterator<Item = Option<Arc<CertFiles>>>,
+    interval: std::time::Duration,
+    shutdown: &CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let reloader = Reloader::new(sources.into_iter().flatten().collect(), interval);
+    tokio::spawn(reloader.run(shutdown.clone()))
 }

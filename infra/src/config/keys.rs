@@ -81,6 +81,22 @@ declare_keys! {
     HUB_TLS_CERT: PathBuf = "hub.tls_cert", optional("self-signed at start"), parse::path;
     /// link private key, PEM file
     HUB_TLS_KEY: PathBuf = "hub.tls_key", optional("self-signed at start"), parse::path;
+    /// certificate chain (PEM file) the HTTP API serves https:// with; re-read on SIGHUP and
+    /// when the file changes
+    HUB_HTTP_TLS_CERT: PathBuf = "hub.http_tls_cert", optional("plain http://"), parse::path;
+    /// private key (PEM file) of hub.http_tls_cert
+    HUB_HTTP_TLS_KEY: PathBuf = "hub.http_tls_key", optional("plain http://"), parse::path;
+    /// seconds a new HTTP connection has to send a complete request head (TLS handshake
+    /// included) before it is closed
+    HUB_HTTP_HEADER_TIMEOUT_SECS: Duration = "hub.http_header_timeout_secs",
+        default("5"), parse::seconds;
+    /// seconds a keep-alive HTTP connection may wait for its next request before it is closed
+    /// (above a load balancer's own idle timeout, 60 s on AWS ALB)
+    HUB_HTTP_IDLE_TIMEOUT_SECS: Duration = "hub.http_idle_timeout_secs",
+        default("75"), parse::seconds;
+    /// most HTTP connections served at once; more are answered 503 and closed
+    HUB_HTTP_MAX_CONNECTIONS: usize = "hub.http_max_connections", default("10000"),
+        parse::positive;
     /// channel registry shards
     HUB_REGISTRY_SHARDS: NonZeroUsize = "hub.registry_shards",
         machine("the CPU count", cpu_count), parse::nonzero;
@@ -151,11 +167,20 @@ declare_keys! {
     WEBHOOKS_BACKOFF_MAX_MS: Duration = "webhooks.backoff_max_ms",
         computed(|| RetryPolicy::default().backoff_max.as_millis().to_string()), parse::millis;
 
+    /// seconds between two checks of the served certificate files (edge.tls_cert,
+    /// hub.http_tls_cert) for a renewal; SIGHUP re-reads them at once
+    TLS_WATCH_INTERVAL_SECS: Duration = "tls.watch_interval_secs", default("2"), parse::seconds;
+
     /// WebSocket address (also REVERB_SERVER_HOST + REVERB_SERVER_PORT)
     EDGE_LISTEN: SocketAddr = "edge.listen", default("0.0.0.0:8080"), parse::socket_addr;
     /// admin HTTP address for /up and /stats
     EDGE_ADMIN_LISTEN: SocketAddr = "edge.admin_listen", default("0.0.0.0:9080"),
         parse::socket_addr;
+    /// certificate chain (PEM file) the WebSocket port serves wss:// with; re-read on SIGHUP and
+    /// when the file changes
+    EDGE_TLS_CERT: PathBuf = "edge.tls_cert", optional("plain ws://"), parse::path;
+    /// private key (PEM file) of edge.tls_cert
+    EDGE_TLS_KEY: PathBuf = "edge.tls_key", optional("plain ws://"), parse::path;
     /// hub link addresses host:port or zone=host:port, comma-separated; own zone first
     EDGE_HUBS: Vec<HubAddress> = "edge.hubs", required, parse::hub_addresses;
     /// this edge's availability zone (hubs in it are preferred)
@@ -164,9 +189,9 @@ declare_keys! {
     EDGE_HUB_CA: PathBuf = "edge.hub_ca", optional("unset"), parse::path;
     /// SHA-256 pins of hub certificates, hex, comma-separated
     EDGE_HUB_CERT_SHA256: Vec<[u8; 32]> = "edge.hub_cert_sha256", optional("unset"), parse::pins;
-    /// name in the hub certificates
+    /// the name hub certificates are verified for (with edge.hub_ca), the same for every hub
     EDGE_HUB_SERVER_NAME: String = "edge.hub_server_name",
-        computed(|| crate::tls::HUB_SERVER_NAME.to_string()), parse::non_empty;
+        optional("the host of each edge.hubs address"), parse::non_empty;
     /// client silence before a server ping, seconds
     EDGE_ACTIVITY_TIMEOUT_SECS: Duration = "edge.activity_timeout_secs",
         computed(|| limits::DEFAULT_ACTIVITY_TIMEOUT_SECS.to_string()), parse::seconds;

@@ -10,6 +10,7 @@ use herald_edge::{HubTrust, LinkConfig, OutboxLimits, SocketLimits};
 use herald_hub::HubConfig;
 use herald_hub::api::ApiSettings;
 use herald_hub::history::HistoryLimits;
+use herald_hub::http::HttpSettings;
 use herald_hub::link::{HubTls, LinkSettings};
 use herald_hub::registry::{Intervals, Lifetimes, RegistrySettings};
 use herald_shared::app::{App, AppSettings, AppTable};
@@ -23,6 +24,7 @@ use super::raw::{Origin, RawConfig, Setting, Settings};
 use super::{ConfigError, ConfigErrors};
 use crate::commands::sign::percent_encode;
 use crate::tls;
+use crate::tls::files::CertFiles;
 
 /// Collects problems while values are resolved. Invalid values resolve to their default (or an
 /// empty value) so resolution can go on and report everything; [`Resolver::finish`] then fails.
@@ -174,6 +176,10 @@ pub struct HubPlan {
     pub config: HubConfig,
     /// The region to join, if any.
     pub redis: Option<RedisPlan>,
+    /// The certificate the HTTP API serves `https://` with; plain HTTP when `None`.
+    pub http_tls: Option<Arc<CertFiles>>,
+    /// How often served certificate files are checked for a renewal.
+    pub tls_watch: Duration,
 }
 
 fn pem_file(
@@ -190,6 +196,43 @@ fn pem_file(
                 s.get(&key.meta),
                 format!("cannot read {}: {error}", path.display()),
             );
+            None
+        }
+    }
+}
+
+/// The certificate a listener serves, from a pair of keys that are both set or both unset.
+fn serving_tls(
+    s: &Settings,
+    r: &mut Resolver,
+    cert_key: &'static Key<std::path::PathBuf, Optional>,
+    key_key: &'static Key<std::path::PathBuf, Optional>,
+) -> Option<Arc<CertFiles>> {
+    let cert = r.optional(s, cert_key);
+    let key = r.optional(s, key_key);
+    let (cert, key) = match (cert, key) {
+        (Some(cert), Some(key)) => (cert, key),
+        (None, None) => return None,
+        (cert, _) => {
+            let (missing, other) = if cert.is_some() {
+                (key_key, cert_key)
+            } else {
+                (cert_key, key_key)
+            };
+            if s.get(&other.meta).is_some() {
+                r.fail(
+                    missing.meta.path,
+                    None,
+                    format!("is required when {} is set", other.meta.path),
+                );
+            }
+            return None;
+        }
+    };
+    match CertFiles::load(cert_key.meta.path, &cert, &key) {
+        Ok(files) => Some(files),
+        Err(error) => {
+            r.fail(cert_key.meta.path, s.get(&cert_key.meta), error.to_string());
             None
         }
     }
@@ -233,6 +276,7 @@ pub fn hub(
     cluster_key: Secret,
 ) -> HubPlan {
     let s = &raw.settings;
+    let request_timeout = r.get(s, &HUB_REQUEST_TIMEOUT_SECS);
     HubPlan {
         http_listen: r.get(s, &HUB_HTTP_LISTEN),
         link_listen: r.get(s, &HUB_LINK_LISTEN),
@@ -249,7 +293,13 @@ pub fn hub(
             },
             api: ApiSettings {
                 body_limit_bytes: r.get(s, &HUB_BODY_LIMIT_BYTES),
-                request_timeout: r.get(s, &HUB_REQUEST_TIMEOUT_SECS),
+                request_timeout,
+            },
+            http: HttpSettings {
+                header_timeout: r.get(s, &HUB_HTTP_HEADER_TIMEOUT_SECS),
+                idle_timeout: r.get(s, &HUB_HTTP_IDLE_TIMEOUT_SECS),
+                max_connections: r.get(s, &HUB_HTTP_MAX_CONNECTIONS),
+                shutdown_grace: request_timeout,
             },
             registry: RegistrySettings {
                 shards: r.get(s, &HUB_REGISTRY_SHARDS).get(),
@@ -268,6 +318,8 @@ pub fn hub(
             webhooks: super::webhooks::webhooks(raw, r),
         },
         redis: redis(raw, r),
+        http_tls: serving_tls(s, r, &HUB_HTTP_TLS_CERT, &HUB_HTTP_TLS_KEY),
+        tls_watch: r.get(s, &TLS_WATCH_INTERVAL_SECS),
     }
 }
 
@@ -387,6 +439,10 @@ pub struct EdgePlan {
     pub drain_timeout: Duration,
     /// Link idle timeout.
     pub link_idle_timeout: Duration,
+    /// The certificate the WebSocket port serves `wss://` with; plain `ws://` when `None`.
+    pub tls: Option<Arc<CertFiles>>,
+    /// How often served certificate files are checked for a renewal.
+    pub tls_watch: Duration,
 }
 
 impl EdgePlan {
@@ -427,6 +483,8 @@ pub fn edge(raw: &RawConfig, r: &mut Resolver) -> EdgePlan {
         index_shards: r.get(s, &EDGE_INDEX_SHARDS),
         drain_timeout,
         link_idle_timeout: r.get(s, &EDGE_LINK_IDLE_TIMEOUT_SECS),
+        tls: serving_tls(s, r, &EDGE_TLS_CERT, &EDGE_TLS_KEY),
+        tls_watch: r.get(s, &TLS_WATCH_INTERVAL_SECS),
     }
 }
 
@@ -472,7 +530,7 @@ pub fn edge_link(
     LinkConfig {
         hubs,
         zone: r.optional(s, &EDGE_ZONE),
-        server_name: r.get(s, &EDGE_HUB_SERVER_NAME),
+        server_name: r.optional(s, &EDGE_HUB_SERVER_NAME),
         trust,
         cluster_key,
         idle_timeout: plan.link_idle_timeout,

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::script::Script;
+use super::script::{Launch, Script};
 use crate::topology::Edge;
 
 /// The Echo method that names a channel, as `echo.mjs` takes it.
@@ -41,7 +41,8 @@ impl EchoClient {
     /// Starts Echo against `edge` as `user` (`{"id", "info"}`: presence `channel_data` and
     /// sign-in `user_data`, signed by the app's custom handlers), and waits until it connected.
     pub async fn connect(test: &str, name: &str, edge: &Edge, user: &Value) -> Self {
-        let (script, socket_id) = Script::start(test, name, "echo.mjs", edge, user).await;
+        let (script, socket_id) =
+            Script::start(test, name, "echo.mjs", edge, user, &Launch::default()).await;
         Self { script, socket_id }
     }
 

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use super::script::Script;
+use super::script::{Launch, Script};
 use crate::topology::Edge;
 
 /// A pusher-js client in its own `node client.mjs` process.
@@ -25,7 +25,19 @@ impl JsClient {
     /// the presence `channel_data` and the sign-in `user_data` the app's endpoints sign), and
     /// waits until it reports `connected`.
     pub async fn connect_as(test: &str, name: &str, edge: &Edge, user: &Value) -> Self {
-        let (script, socket_id) = Script::start(test, name, "client.mjs", edge, user).await;
+        Self::connect_with(test, name, edge, user, &Launch::default()).await
+    }
+
+    /// Starts pusher-js against `edge` as `user` with extra options and environment (e.g.
+    /// `forceTLS` and `NODE_EXTRA_CA_CERTS`), and waits until it reports `connected`.
+    pub async fn connect_with(
+        test: &str,
+        name: &str,
+        edge: &Edge,
+        user: &Value,
+        launch: &Launch,
+    ) -> Self {
+        let (script, socket_id) = Script::start(test, name, "client.mjs", edge, user, launch).await;
         Self { script, socket_id }
     }
 

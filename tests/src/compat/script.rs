@@ -63,11 +63,18 @@ pub(super) struct NodeChild {
 }
 
 /// Starts `node <file> <options>` in `tests/compat`, installing its packages first.
-pub(super) async fn spawn_node(test: &str, name: &str, file: &str, options: &Value) -> NodeChild {
+pub(super) async fn spawn_node(
+    test: &str,
+    name: &str,
+    file: &str,
+    options: &Value,
+    env: &[(String, String)],
+) -> NodeChild {
     let dir = node_modules().await;
     let mut child = Command::new("node")
         .arg(dir.join(file))
         .arg(options.to_string())
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .current_dir(dir)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -109,6 +116,16 @@ pub(super) struct Script {
     stderr: Stderr,
 }
 
+/// How a client script starts beyond its edge and user: pusher-js options over the defaults
+/// (`{"forceTLS": true, …}`), and environment variables (`NODE_EXTRA_CA_CERTS`).
+#[derive(Debug, Clone, Default)]
+pub struct Launch {
+    /// pusher-js options merged over the script's defaults (null: none).
+    pub pusher: Value,
+    /// Extra environment of the node process.
+    pub env: Vec<(String, String)>,
+}
+
 impl Script {
     /// Starts `node <file>` against `edge` as `user` (`{"id", "info"}`, or null for nobody), and
     /// waits for its `connected` report; returns the script and its socket id.
@@ -118,17 +135,21 @@ impl Script {
         file: &str,
         edge: &Edge,
         user: &Value,
+        launch: &Launch,
     ) -> (Self, String) {
         let (host, port) = split_address(&edge.websocket);
         let mut options = json!({"key": APP_KEY, "host": host, "port": port, "signer": signer()});
         if !user.is_null() {
             options["user"] = user.clone();
         }
+        if !launch.pusher.is_null() {
+            options["pusher"] = launch.pusher.clone();
+        }
         let NodeChild {
             mut child,
             lines,
             stderr,
-        } = spawn_node(test, name, file, &options).await;
+        } = spawn_node(test, name, file, &options, &launch.env).await;
         let mut script = Self {
             name: name.to_string(),
             stdin: child.stdin.take(),

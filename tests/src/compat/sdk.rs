@@ -49,7 +49,7 @@ pub async fn node_sdk(test: &str, server: &Server, ops: Value) -> Vec<Value> {
     let count = ops.as_array().map_or(0, Vec::len);
     let request = json!({
         "server": {"appId": server.app.0, "key": server.app.1, "secret": server.app.2,
-                   "host": server.host, "port": server.port,
+                   "host": server.host, "port": server.port, "useTLS": server.tls_ca.is_some(),
                    "encryptionMasterKeyBase64": MASTER_KEY_BASE64},
         "ops": ops,
     });
@@ -58,6 +58,9 @@ pub async fn node_sdk(test: &str, server: &Server, ops: Value) -> Vec<Value> {
         .arg(dir.join("trigger.mjs"))
         .arg(request.to_string())
         .current_dir(dir);
+    if let Some(ca) = &server.tls_ca {
+        command.env("NODE_EXTRA_CA_CERTS", ca);
+    }
     run_sdk(test, "node-sdk", &mut command, count).await
 }
 
@@ -67,12 +70,16 @@ pub async fn python_sdk(test: &str, server: &Server, ops: Value) -> Vec<Value> {
     let count = ops.as_array().map_or(0, Vec::len);
     let request = json!({
         "server": {"app_id": server.app.0, "key": server.app.1, "secret": server.app.2,
-                   "host": server.host, "port": server.port},
+                   "host": server.host, "port": server.port, "ssl": server.tls_ca.is_some()},
         "ops": ops,
     });
     let mut command = Command::new(python);
     command
         .arg(compat_dir().join("trigger.py"))
         .arg(request.to_string());
+    if let Some(ca) = &server.tls_ca {
+        // requests (under the SDK) trusts this bundle instead of the system's.
+        command.env("REQUESTS_CA_BUNDLE", ca);
+    }
     run_sdk(test, "python-sdk", &mut command, count).await
 }

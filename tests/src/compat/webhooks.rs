@@ -39,7 +39,7 @@ impl WebhookReceiver {
             mut child,
             lines,
             stderr,
-        } = spawn_node(test, name, "webhook_receiver.mjs", &options).await;
+        } = spawn_node(test, name, "webhook_receiver.mjs", &options, &[]).await;
         let stdin = child.stdin.take().expect("stdin is piped");
         let mut receiver = Self {
             name: name.to_string(),

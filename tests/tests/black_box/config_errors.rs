@@ -192,3 +192,47 @@ async fn bad_webhook_endpoints_stop_the_hub_naming_the_key() {
         .await;
     }
 }
+
+#[tokio::test]
+async fn unusable_certificate_settings_are_named() {
+    let test = "unusable_certificate_settings_are_named";
+    let dir = herald_tests::binary::target_dir()
+        .join("test-logs")
+        .join(test);
+    std::fs::create_dir_all(&dir).unwrap();
+    let not_pem = dir.join("not.pem");
+    std::fs::write(&not_pem, "not a certificate").unwrap();
+    let not_pem = not_pem.display().to_string();
+    fails_with(
+        test,
+        &["hub"],
+        &[
+            ("HERALD_CLUSTER__KEY", "0123456789abcdef0123"),
+            ("REVERB_APP_ID", "1"),
+            ("REVERB_APP_KEY", "k"),
+            ("REVERB_APP_SECRET", "s"),
+            ("HERALD_HUB__HTTP_TLS_CERT", &not_pem),
+            ("HERALD_HUB__HTTP_TLS_KEY", &not_pem),
+        ],
+        &[&format!(
+            "hub.http_tls_cert (from HERALD_HUB__HTTP_TLS_CERT): {not_pem} holds no PEM certificate"
+        )],
+    )
+    .await;
+    fails_with(
+        test,
+        &[
+            "edge",
+            "--hub",
+            "127.0.0.1:1",
+            "--hub-cert-sha256",
+            &"ab".repeat(32),
+        ],
+        &[
+            ("HERALD_CLUSTER__KEY", "0123456789abcdef0123"),
+            ("HERALD_EDGE__TLS_CERT", "/nonexistent/edge.crt"),
+        ],
+        &["edge.tls_key: is required when edge.tls_cert is set"],
+    )
+    .await;
+}

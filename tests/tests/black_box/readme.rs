@@ -34,11 +34,11 @@ const NOT_RUN_HERE: &[(&str, &str)] = &[
     ),
     (
         "herald hub --http-listen 0.0.0.0:8081",
-        "the production layout: needs hub.crt and hub.key files",
+        "the production layout: fixed ports on 0.0.0.0 (tls.rs starts hubs with `herald cert` certificates on free ports)",
     ),
     (
         "herald edge --listen 0.0.0.0:8080",
-        "the production layout: needs ca.crt and a hub named hub.internal",
+        "the production layout: needs a hub named hub.internal",
     ),
     (
         "herald dev --hubs 2 --edges 3 --redis redis://127.0.0.1:6379",
@@ -173,6 +173,8 @@ async fn every_readme_shell_command_works_against_herald_dev() {
 
     let dir = target_dir().join("test-logs").join("readme");
     std::fs::create_dir_all(&dir).expect("the log directory can be created");
+    // `herald cert` never overwrites: each run makes its CA afresh, as a new user would.
+    let _ = std::fs::remove_dir_all(dir.join("certs"));
     let start_args: Vec<&str> = START
         .split_once(" -- ")
         .expect("the start command passes arguments to herald")

@@ -42,8 +42,13 @@ pub fn from_pem(cert: &[u8], key: &[u8]) -> Result<HubTls, String> {
 pub fn fingerprint(tls: &HubTls) -> String {
     tls.certificate_chain
         .first()
-        .map(|leaf| hex::encode(Sha256::digest(leaf.as_ref())))
+        .map(leaf_fingerprint)
         .unwrap_or_default()
+}
+
+/// The SHA-256 of a certificate, in hex.
+pub fn leaf_fingerprint(leaf: &CertificateDer<'_>) -> String {
+    hex::encode(Sha256::digest(leaf.as_ref()))
 }
 
 #[cfg(test)]

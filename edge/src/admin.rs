@@ -3,15 +3,18 @@
 //!
 //! `/up` tells the truth: 200 only while the edge is linked to a hub and not draining;
 //! otherwise 503, so a deaf or departing edge leaves the load balancer. It is plain HTTP on its
-//! own port because ALB health checks cannot speak WebSocket.
+//! own port because ALB health checks cannot speak WebSocket. `/stats` and `/metrics` answer
+//! only whom [`AdminAccess`] admits (the admin token beyond loopback); `/up` answers everyone.
 
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use herald_shared::admin::{AdminAccess, AdminRefusal};
 use herald_shared::ids::EdgeId;
 use serde_json::json;
 use tokio::sync::watch;
@@ -39,15 +42,36 @@ pub struct AdminState {
     pub index: IndexHandle,
     /// Renders `/metrics`.
     pub metrics: Render,
+    /// Who may read `/stats` and `/metrics`.
+    pub access: Arc<AdminAccess>,
 }
 
 /// The admin routes.
 pub fn router(state: AdminState) -> Router {
-    Router::new()
-        .route("/up", get(up))
+    let guarded = Router::new()
         .route("/stats", get(stats))
         .route("/metrics", get(metrics))
+        .route_layer(middleware::from_fn_with_state(state.access.clone(), guard));
+    Router::new()
+        .route("/up", get(up))
+        .merge(guarded)
         .with_state(state)
+}
+
+/// Lets through only requests [`AdminAccess`] admits.
+async fn guard(State(access): State<Arc<AdminAccess>>, request: Request, next: Next) -> Response {
+    let authorization = request.headers().get(header::AUTHORIZATION);
+    match access.check(authorization.map(|value| value.as_bytes())) {
+        Ok(()) => next.run(request).await,
+        Err(refusal) => {
+            let status = match refusal {
+                AdminRefusal::NotConfigured => StatusCode::FORBIDDEN,
+                AdminRefusal::Missing | AdminRefusal::Wrong => StatusCode::UNAUTHORIZED,
+            };
+            let body = Json(json!({"error": refusal.to_string()}));
+            (status, [(header::WWW_AUTHENTICATE, "Bearer")], body).into_response()
+        }
+    }
 }
 
 async fn up(State(state): State<AdminState>) -> Response {

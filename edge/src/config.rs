@@ -3,6 +3,7 @@
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
+use herald_shared::admin::AdminAccess;
 use herald_shared::ids::EdgeId;
 
 use crate::link::LinkConfig;
@@ -21,4 +22,6 @@ pub struct EdgeConfig {
     pub index_shards: NonZeroUsize,
     /// On SIGTERM, how long the edge waits for its sockets to go before it exits anyway.
     pub drain_timeout: Duration,
+    /// Who may read `/stats` and `/metrics` on the admin port.
+    pub admin: AdminAccess,
 }

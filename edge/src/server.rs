@@ -91,6 +91,7 @@ pub fn start(
         stats: stats.clone(),
         index: index.clone(),
         metrics: listeners.metrics,
+        access: Arc::new(config.admin.clone()),
     };
     let stop_admin = stop_background.clone();
     background.spawn(async move {

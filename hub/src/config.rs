@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use herald_shared::admin::AdminAccess;
 use herald_shared::app::AppTable;
 use herald_shared::ids::HubId;
 use herald_shared::secret::Secret;
@@ -30,6 +31,8 @@ pub struct HubConfig {
     pub api: ApiSettings,
     /// The HTTP listener's connection limits.
     pub http: HttpSettings,
+    /// Who may read `/stats` and `/metrics`.
+    pub admin: AdminAccess,
     /// Registry sharding, history and cache lifetimes, timers.
     pub registry: RegistrySettings,
     /// Redis, for a hub in a region of hubs; `None` runs alone, in memory.

@@ -193,6 +193,7 @@ pub fn start(
         stats,
         draining: shutdown.clone(),
         metrics: listeners.metrics,
+        access: Arc::new(config.admin),
     };
     let http = HttpServer {
         listener: listeners.http,

@@ -9,6 +9,7 @@
 //! - [`channel`] — channel names, their kinds and the Pusher naming rules.
 //! - [`event`] — event names and raw JSON event data.
 //! - [`hash`] — FNV-1a, the stable hash every process agrees on.
+//! - [`admin`] — who may read `/stats` and `/metrics`.
 //! - [`app`] — an application's credentials and settings, and the app table.
 //! - [`secret`] — a string that never prints.
 //! - [`limits`] — Pusher's documented limits, used as defaults.
@@ -25,6 +26,7 @@
 //! - No dependency on tokio, axum, quinn or redis; no reading of the clock or the environment.
 //! - No panic on any input: every parser returns a typed error.
 
+pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod backoff;

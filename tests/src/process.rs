@@ -111,6 +111,11 @@ impl HeraldProcess {
         }
     }
 
+    /// The name the process was started as (its log file's name).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// A field of the ready line, as a string.
     pub fn ready_field(&self, field: &str) -> String {
         self.ready[field]

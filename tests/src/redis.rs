@@ -16,6 +16,7 @@ pub struct RedisServer {
     /// Its port on 127.0.0.1.
     pub port: u16,
     child: Option<Child>,
+    args: Vec<String>,
 }
 
 /// A loopback port nobody listens on right now (another process may take it before we bind it:
@@ -118,14 +119,20 @@ pub(crate) async fn spawn(
 impl RedisServer {
     /// Starts a redis-server on a free port (retrying if another process took the port first).
     pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// Starts a redis-server with extra arguments (e.g. `--requirepass`), kept for restarts.
+    pub async fn start_with(extra: &[&str]) -> Self {
         let mut last_error = None;
         for _ in 0..5 {
             let port = free_port();
-            match spawn(port, &[], None).await {
+            match spawn(port, extra, None).await {
                 Ok(child) => {
                     return Self {
                         port,
                         child: Some(child),
+                        args: extra.iter().map(ToString::to_string).collect(),
                     };
                 }
                 Err(error) => last_error = Some(error),
@@ -149,7 +156,8 @@ impl RedisServer {
     /// Starts it again on the same port.
     pub async fn restart(&mut self) {
         self.kill().await;
-        let child = spawn(self.port, &[], None)
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        let child = spawn(self.port, &args, None)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         self.child = Some(child);

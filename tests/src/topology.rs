@@ -61,6 +61,12 @@ impl Hub {
         Self::run(test, name, &HUB_APP_ARGS, env).await
     }
 
+    /// Starts `herald hub` with nothing but free ports on its command line: its apps and
+    /// cluster key come from `env`.
+    pub async fn start_from_env(test: &str, name: &str, env: &[(&str, &str)]) -> Self {
+        Self::run(test, name, &[], env).await
+    }
+
     /// Starts `herald hub` with the test app and these extra arguments.
     pub async fn start_with_args(test: &str, name: &str, extra: &[String]) -> Self {
         let mut args = HUB_APP_ARGS.to_vec();

@@ -1,8 +1,9 @@
 //! The HTTP API's one error type: every failure is a status and a JSON `{"error": "…"}` body.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use herald_shared::admin::AdminRefusal;
 use herald_shared::auth::api::SignatureError;
 use herald_shared::channel::{ChannelName, ChannelNameError};
 use herald_shared::event::EventNameError;
@@ -97,6 +98,9 @@ pub enum ApiError {
     /// The region's state cannot be read or written now (shutting down, Redis unreachable).
     #[error("Unavailable, retry: {0}")]
     Unavailable(#[from] RegionError),
+    /// `/stats` or `/metrics` without the admin token it needs.
+    #[error("{0}")]
+    Admin(#[from] AdminRefusal),
 }
 
 impl ApiError {
@@ -126,6 +130,8 @@ impl ApiError {
             Self::DataTooLarge { .. } | Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Admin(AdminRefusal::NotConfigured) => StatusCode::FORBIDDEN,
+            Self::Admin(AdminRefusal::Missing | AdminRefusal::Wrong) => StatusCode::UNAUTHORIZED,
         }
     }
 }
@@ -134,6 +140,13 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         tracing::debug!(message = "API request refused.", status = status.as_u16(), error = %self);
-        (status, Json(json!({ "error": self.to_string() }))).into_response()
+        let mut response = (status, Json(json!({ "error": self.to_string() }))).into_response();
+        if status == StatusCode::UNAUTHORIZED && matches!(self, Self::Admin(_)) {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
     }
 }

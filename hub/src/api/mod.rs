@@ -20,12 +20,13 @@ mod users;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{StatusCode, Uri, header};
-use axum::middleware;
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use herald_shared::admin::AdminAccess;
 use herald_shared::app::AppTable;
 use herald_shared::ids::HubId;
 use serde_json::json;
@@ -66,6 +67,8 @@ pub struct ApiState {
     pub draining: CancellationToken,
     /// Renders `/metrics`.
     pub metrics: Render,
+    /// Who may read `/stats` and `/metrics`.
+    pub access: Arc<AdminAccess>,
 }
 
 /// The hub's HTTP routes with their layers.
@@ -93,8 +96,15 @@ pub fn router(state: ApiState, settings: ApiSettings) -> Router {
             post(users::terminate),
         )
         .route("/up", get(up))
-        .route("/stats", get(stats))
-        .route("/metrics", get(metrics))
+        .merge(
+            Router::new()
+                .route("/stats", get(stats))
+                .route("/metrics", get(metrics))
+                .route_layer(middleware::from_fn_with_state(
+                    state.access.clone(),
+                    admin_only,
+                )),
+        )
         .fallback(not_found)
         .layer(middleware::from_fn(crate::metrics::track))
         .layer(DefaultBodyLimit::max(settings.body_limit_bytes))
@@ -104,6 +114,18 @@ pub fn router(state: ApiState, settings: ApiSettings) -> Router {
         ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// `/stats` and `/metrics` answer only whom [`AdminAccess`] admits (the admin token beyond
+/// loopback).
+async fn admin_only(
+    State(access): State<Arc<AdminAccess>>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let authorization = request.headers().get(header::AUTHORIZATION);
+    access.check(authorization.map(|value| value.as_bytes()))?;
+    Ok(next.run(request).await)
 }
 
 async fn not_found(uri: Uri) -> ApiError {

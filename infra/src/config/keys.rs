@@ -28,7 +28,7 @@ fn cpu_count() -> String {
 
 declare_keys! {
     /// shared secret that signs edge-hub link tokens (at least 16 characters)
-    CLUSTER_KEY: Secret = "cluster.key", required, parse::cluster_key;
+    CLUSTER_KEY: Secret = "cluster.key", required, parse::token;
 
     /// app id (Pusher/Reverb app_id)
     APP_ID: String = "app.id", required, parse::non_empty, aliases["REVERB_APP_ID"];
@@ -166,6 +166,11 @@ declare_keys! {
     /// longest wait between two webhook attempts, milliseconds
     WEBHOOKS_BACKOFF_MAX_MS: Duration = "webhooks.backoff_max_ms",
         computed(|| RetryPolicy::default().backoff_max.as_millis().to_string()), parse::millis;
+
+    /// bearer token /stats and /metrics require (Authorization: Bearer <token>, at least 16
+    /// characters); without it they answer only on loopback listeners
+    ADMIN_TOKEN: Secret = "admin.token", optional("unset: open on loopback listeners, closed elsewhere"),
+        parse::token;
 
     /// seconds between two checks of the served certificate files (edge.tls_cert,
     /// hub.http_tls_cert) for a renewal; SIGHUP re-reads them at once

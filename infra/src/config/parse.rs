@@ -99,8 +99,8 @@ pub fn path(text: &str) -> Parsed<std::path::PathBuf> {
     non_empty(text).map(std::path::PathBuf::from)
 }
 
-/// The cluster key: at least 16 characters.
-pub fn cluster_key(text: &str) -> Parsed<Secret> {
+/// A shared secret or token: at least 16 characters.
+pub fn token(text: &str) -> Parsed<Secret> {
     if text.len() < 16 {
         invalid(format!(
             "is {} characters long; use at least 16 (e.g. `openssl rand -hex 32`)",

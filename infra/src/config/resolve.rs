@@ -13,6 +13,7 @@ use herald_hub::history::HistoryLimits;
 use herald_hub::http::HttpSettings;
 use herald_hub::link::{HubTls, LinkSettings};
 use herald_hub::registry::{Intervals, Lifetimes, RegistrySettings};
+use herald_shared::admin::AdminAccess;
 use herald_shared::app::{App, AppSettings, AppTable};
 use herald_shared::ids::{AppId, AppKey, EdgeId, HubId};
 use herald_shared::secret::Secret;
@@ -105,6 +106,25 @@ impl Resolver {
             Err(ConfigErrors(self.errors))
         }
     }
+}
+
+/// Who may read `/stats` and `/metrics` on the listener `listen` configures: the admin token
+/// when set; without it, anyone on a loopback address and nobody beyond (logged, since the
+/// endpoints then answer 403).
+fn admin_access(
+    s: &Settings,
+    r: &mut Resolver,
+    listen: &Key<SocketAddr, Defaulted>,
+) -> AdminAccess {
+    let loopback = r.get(s, listen).ip().is_loopback();
+    let access = AdminAccess::for_listener(r.optional(s, &ADMIN_TOKEN), loopback);
+    if access == AdminAccess::Closed {
+        tracing::warn!(
+            message = "/stats and /metrics answer 403 on this listener: it is reachable beyond loopback and admin.token is not set.",
+            key = listen.meta.path,
+        );
+    }
+    access
 }
 
 /// The cluster key (required, at least 16 characters).
@@ -295,6 +315,7 @@ pub fn hub(
                 body_limit_bytes: r.get(s, &HUB_BODY_LIMIT_BYTES),
                 request_timeout,
             },
+            admin: admin_access(s, r, &HUB_HTTP_LISTEN),
             http: HttpSettings {
                 header_timeout: r.get(s, &HUB_HTTP_HEADER_TIMEOUT_SECS),
                 idle_timeout: r.get(s, &HUB_HTTP_IDLE_TIMEOUT_SECS),
@@ -443,6 +464,8 @@ pub struct EdgePlan {
     pub tls: Option<Arc<CertFiles>>,
     /// How often served certificate files are checked for a renewal.
     pub tls_watch: Duration,
+    /// Who may read `/stats` and `/metrics` on the admin port.
+    pub admin_access: AdminAccess,
 }
 
 impl EdgePlan {
@@ -454,6 +477,7 @@ impl EdgePlan {
             sockets: self.sockets,
             index_shards: self.index_shards,
             drain_timeout: self.drain_timeout,
+            admin: self.admin_access.clone(),
         }
     }
 }
@@ -485,6 +509,7 @@ pub fn edge(raw: &RawConfig, r: &mut Resolver) -> EdgePlan {
         link_idle_timeout: r.get(s, &EDGE_LINK_IDLE_TIMEOUT_SECS),
         tls: serving_tls(s, r, &EDGE_TLS_CERT, &EDGE_TLS_KEY),
         tls_watch: r.get(s, &TLS_WATCH_INTERVAL_SECS),
+        admin_access: admin_access(s, r, &EDGE_ADMIN_LISTEN),
     }
 }
 

@@ -28,6 +28,7 @@ mod readme;
 mod redis_cluster;
 mod region;
 mod region_failures;
+mod secrets;
 mod slow_clients;
 mod slow_consumer;
 mod terraform_invariants;

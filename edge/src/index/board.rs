@@ -8,8 +8,12 @@
 //! all. Client events are events, not state: they wait in a bounded queue, and a full queue
 //! refuses the event (the sender gets an error).
 //!
-//! Changes are handed over in dependency order: interest first (the hub must route a channel to
-//! this edge before a presence join on it is answered), then presence, watchlists, client events.
+//! Changes are handed over in dependency order: presence leaves first, then interest, then
+//! presence joins, watchlists, client events. The hub must route a channel to this edge before a
+//! presence join on it is answered; and the region must never see a member whose subscription is
+//! not counted — so a count falls only after the leave it excludes, and rises before the join it
+//! includes. (An index shard records a leave before the count that excludes it, and a count
+//! before the join it includes, so a take between the two keeps that order too.)
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -30,6 +34,8 @@ pub struct Desired {
     pub subscribers: u32,
     /// The interest generation (see `Interest::generation`).
     pub generation: u32,
+    /// The count's version (see `Interest::version`).
+    pub version: u64,
 }
 
 /// A socket's presence membership.
@@ -45,10 +51,12 @@ type UserKey = (AppId, String);
 /// Changes taken from the board, in the order they must be sent.
 #[derive(Debug, Default, PartialEq)]
 pub struct Changes {
+    /// Presence leaves.
+    pub leaves: Vec<PresenceChange>,
     /// Channel interest.
     pub interests: Vec<(ChannelKey, Desired)>,
-    /// Presence joins and leaves.
-    pub presence: Vec<PresenceChange>,
+    /// Presence joins.
+    pub joins: Vec<PresenceChange>,
     /// Watchlists of signed-in users (empty: the user's last socket left).
     pub watchlists: Vec<(AppId, String, Vec<String>)>,
     /// Client events, oldest first.
@@ -98,11 +106,12 @@ impl Board {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Records the current subscriber count of a channel.
-    pub fn set(&self, key: ChannelKey, subscribers: u32, generation: u32) {
+    /// Records the current subscriber count of a channel, as of `version`.
+    pub fn set(&self, key: ChannelKey, subscribers: u32, generation: u32, version: u64) {
         let desired = Desired {
             subscribers,
             generation,
+            version,
         };
         self.update(|state| {
             if subscribers == 0 {
@@ -163,13 +172,15 @@ impl Board {
     /// Takes the changes since the last take.
     pub fn take(&self) -> Changes {
         let mut state = self.lock();
+        let (joins, leaves): (Vec<_>, Vec<_>) = state
+            .members_dirty
+            .drain()
+            .map(|(key, joining)| presence_change(key, joining))
+            .partition(|change| matches!(change, PresenceChange::Join { .. }));
         Changes {
+            leaves,
             interests: state.interest_dirty.drain().collect(),
-            presence: state
-                .members_dirty
-                .drain()
-                .map(|(key, joining)| presence_change(key, joining))
-                .collect(),
+            joins,
             watchlists: state
                 .watchlists_dirty
                 .drain()
@@ -187,8 +198,9 @@ impl Board {
         state.members_dirty.clear();
         state.watchlists_dirty.clear();
         Changes {
+            leaves: Vec::new(),
             interests: state.wanted.iter().map(|(k, d)| (k.clone(), *d)).collect(),
-            presence: state
+            joins: state
                 .members
                 .iter()
                 .map(|(key, joining)| presence_change(key.clone(), Some(joining.clone())))
@@ -229,16 +241,17 @@ mod tests {
     #[test]
     fn interest_changes_coalesce_to_the_latest_value() {
         let board = Board::default();
-        board.set(key("a"), 1, 1);
-        board.set(key("a"), 2, 1);
-        board.set(key("a"), 3, 1);
+        board.set(key("a"), 1, 1, 1);
+        board.set(key("a"), 2, 1, 2);
+        board.set(key("a"), 3, 1, 3);
         assert_eq!(
             board.take().interests,
             vec![(
                 key("a"),
                 Desired {
                     subscribers: 3,
-                    generation: 1
+                    generation: 1,
+                    version: 3
                 }
             )]
         );
@@ -248,9 +261,9 @@ mod tests {
     #[test]
     fn snapshot_holds_what_is_current() {
         let board = Board::default();
-        board.set(key("a"), 1, 1);
-        board.set(key("b"), 1, 2);
-        board.set(key("b"), 0, 2);
+        board.set(key("a"), 1, 1, 1);
+        board.set(key("b"), 1, 2, 1);
+        board.set(key("b"), 0, 2, 2);
         board.join(key("presence-a"), socket(1), 7, member("u"));
         board.join(key("presence-a"), socket(2), 8, member("v"));
         board.leave(key("presence-a"), socket(2));
@@ -262,12 +275,14 @@ mod tests {
                 key("a"),
                 Desired {
                     subscribers: 1,
-                    generation: 1
+                    generation: 1,
+                    version: 1
                 }
             )]
         );
+        assert!(snapshot.leaves.is_empty());
         assert_eq!(
-            snapshot.presence,
+            snapshot.joins,
             vec![PresenceChange::Join {
                 key: key("presence-a"),
                 socket: socket(1),
@@ -289,12 +304,31 @@ mod tests {
         board.join(key("presence-a"), socket(1), 1, member("u"));
         board.leave(key("presence-a"), socket(1));
         assert_eq!(
-            board.take().presence,
+            board.take().leaves,
             vec![PresenceChange::Leave {
                 key: key("presence-a"),
                 socket: socket(1)
             }]
         );
+    }
+
+    #[test]
+    fn leaves_come_before_interest_and_joins_after_it() {
+        let board = Board::default();
+        board.join(key("presence-a"), socket(1), 1, member("u"));
+        board.take();
+        // Socket 1 leaves (and the count falls), socket 2 joins (and the count rises).
+        board.leave(key("presence-a"), socket(1));
+        board.set(key("presence-a"), 0, 1, 2);
+        board.set(key("presence-b"), 1, 1, 1);
+        board.join(key("presence-b"), socket(2), 2, member("v"));
+        let changes = board.take();
+        assert_eq!(changes.leaves.len(), 1);
+        assert_eq!(changes.interests.len(), 2);
+        assert!(matches!(
+            changes.joins.as_slice(),
+            [PresenceChange::Join { join_id: 2, .. }]
+        ));
     }
 
     #[test]
@@ -319,7 +353,7 @@ mod tests {
     #[tokio::test]
     async fn a_change_before_waiting_is_not_missed() {
         let board = Board::default();
-        board.set(key("a"), 1, 1);
+        board.set(key("a"), 1, 1, 1);
         tokio::time::timeout(std::time::Duration::from_secs(1), board.changed())
             .await
             .expect("the stored permit wakes the waiter");

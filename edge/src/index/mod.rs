@@ -30,6 +30,7 @@ use herald_shared::ids::SocketId;
 use herald_shared::link::{CachedEvent, ClientEvent, Event, PresenceAnswer};
 use herald_shared::presence::Member;
 use tokio::sync::{mpsc, oneshot};
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::task::TaskTracker;
 
 pub use board::{Board, Changes, Desired};
@@ -51,10 +52,14 @@ pub enum Mode {
     /// the join.
     Presence(Member),
     /// The socket's own `#server-to-user-` channel, held from sign-in on so server-to-user
-    /// events, watchlist events and terminations reach it; nothing is announced.
+    /// events, watchlist events and terminations reach it; no `subscription_succeeded`.
     SignedIn {
         /// The user's watchlist.
         watchlist: Vec<String>,
+        /// What the socket is told once the hub confirms the channel and the region counts the
+        /// socket (`pusher:signin_success`, and a watchlist warning): a server-to-user event
+        /// sent after it reaches the socket.
+        greeting: Vec<Utf8Bytes>,
     },
 }
 
@@ -90,6 +95,15 @@ pub enum Command {
         /// How long delivered events of cache channels stay cached.
         cache_ttl: Duration,
     },
+    /// The region holds the channel's subscriber count as of `version`.
+    Counted {
+        /// The channel.
+        key: ChannelKey,
+        /// The interest generation it is about.
+        generation: u32,
+        /// The highest count version the region holds.
+        version: u64,
+    },
     /// The hub answered a presence join.
     Presence(PresenceAnswer),
     /// An event to fan out to the channel's local subscribers.
@@ -111,6 +125,7 @@ impl Command {
             Self::Subscribe { key, .. }
             | Self::Unsubscribe { key, .. }
             | Self::Confirmed { key, .. }
+            | Self::Counted { key, .. }
             | Self::Presence(PresenceAnswer { key, .. }) => Some(key),
             Self::Deliver(event) => Some(&event.key),
             Self::ClientEvent { event, .. } => Some(&event.key),

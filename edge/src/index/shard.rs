@@ -1,4 +1,12 @@
 //! One shard of the local index: owns its channels, decides transitions, fans out.
+//!
+//! A subscription is confirmed to its client (`subscription_succeeded`, or a sign-in's
+//! `signin_success`) only once the hub has confirmed the channel *and* said the region counts the
+//! socket: each change of a channel's subscriber count gets a version, each subscriber remembers
+//! the version that includes it, and the hub's `Counted` answers the highest version the region
+//! holds. So every hub's answer to a channel query sent after the confirmation counts the socket
+//! (read-your-writes, R-API-4). Presence subscribers are confirmed by their join's answer, which
+//! the hub gives only after their count is held.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -32,19 +40,26 @@ struct Subscriber {
     /// Events held for a pending presence join, with their sequences: once the hub answers
     /// with the member list as of sequence S, those after S are delivered.
     held: Vec<(u64, Utf8Bytes)>,
+    /// The channel's count version that includes this socket: it becomes active only once the
+    /// region holds it.
+    counted_at: u64,
+    /// Frames it gets first when it becomes active (a sign-in's answer).
+    greeting: Vec<Utf8Bytes>,
 }
 
 /// Events held for one pending presence join before the socket counts as too slow.
 const HELD_LIMIT: usize = 256;
 
 impl Subscriber {
-    fn new(outbox: Outbox, active: bool, announce: bool, join_id: Option<u64>) -> Self {
+    fn new(outbox: Outbox, announce: bool, join_id: Option<u64>, counted_at: u64) -> Self {
         Self {
             outbox,
-            active,
+            active: false,
             announce,
             join_id,
             held: Vec::new(),
+            counted_at,
+            greeting: Vec::new(),
         }
     }
 }
@@ -64,6 +79,10 @@ struct LocalChannel {
     generation: u32,
     /// Whether the hub has confirmed `generation`.
     confirmed: bool,
+    /// Bumped on every change of the subscriber count (within `generation`).
+    version: u64,
+    /// The highest version the hub said the region holds.
+    counted: u64,
     /// A cache channel's last event and how long events stay cached.
     cached: Option<Cached>,
     cache_ttl: Duration,
@@ -129,8 +148,21 @@ fn welcome(
 }
 
 impl LocalChannel {
-    /// Makes subscribers active; the announced ones get the [`welcome`] frames, encoded once for
-    /// all of them.
+    /// The subscribers (not presence ones, which their join's answer activates) that may become
+    /// active now: the channel is confirmed and the region counts them.
+    fn ready(&self) -> Vec<SocketId> {
+        if !self.confirmed {
+            return Vec::new();
+        }
+        self.subscribers
+            .iter()
+            .filter(|(_, s)| !s.active && s.join_id.is_none() && s.counted_at <= self.counted)
+            .map(|(socket, _)| *socket)
+            .collect()
+    }
+
+    /// Makes subscribers active: each gets its greeting, and the announced ones the [`welcome`]
+    /// frames, encoded once for all of them.
     fn activate(&mut self, key: &ChannelKey, sockets: &[SocketId], data: String, now: Instant) {
         let mut data = Some(data);
         let mut frames = Vec::new();
@@ -139,6 +171,9 @@ impl LocalChannel {
                 continue;
             };
             subscriber.active = true;
+            for frame in std::mem::take(&mut subscriber.greeting) {
+                subscriber.outbox.push(frame);
+            }
             if !subscriber.announce {
                 continue;
             }
@@ -179,6 +214,11 @@ impl Shard {
                 cached,
                 cache_ttl,
             } => self.confirmed(&key, generation, cached, cache_ttl, now),
+            Command::Counted {
+                key,
+                generation,
+                version,
+            } => self.counted(&key, generation, version, now),
             Command::Presence(PresenceAnswer {
                 key,
                 socket,
@@ -234,6 +274,8 @@ impl Shard {
                     subscribers: HashMap::new(),
                     generation: self.next_generation,
                     confirmed: false,
+                    version: 0,
+                    counted: 0,
                     cached: None,
                     cache_ttl: Duration::ZERO,
                     watchlist_reported: false,
@@ -241,37 +283,48 @@ impl Shard {
             }
         };
         let before = channel.subscribers.len();
+        // The count version that includes the socket if it is new.
+        let counted_at = channel.version + 1;
+        let mut join = None;
         match mode {
             Mode::Announced => match channel.subscribers.get_mut(&socket) {
                 Some(existing) => {
-                    // Subscribing again (or asking for a channel already held since sign-in).
+                    // Subscribing again (or asking for a channel already held since sign-in):
+                    // announced now if it is active, else when it becomes active.
                     existing.announce = true;
                     if existing.active {
                         channel.activate(&key, &[socket], "{}".into(), now);
                     }
                 }
                 None => {
-                    channel
-                        .subscribers
-                        .insert(socket, Subscriber::new(outbox, false, true, None));
-                    if channel.confirmed {
-                        channel.activate(&key, &[socket], "{}".into(), now);
-                    }
+                    let subscriber = Subscriber::new(outbox, true, None, counted_at);
+                    channel.subscribers.insert(socket, subscriber);
                 }
             },
             Mode::Presence(member) => {
                 self.next_join += 1;
                 let join_id = self.next_join;
-                channel
-                    .subscribers
-                    .insert(socket, Subscriber::new(outbox, false, true, Some(join_id)));
-                self.board.join(key.clone(), socket, join_id, member);
+                let subscriber = Subscriber::new(outbox, true, Some(join_id), counted_at);
+                channel.subscribers.insert(socket, subscriber);
+                join = Some((join_id, member));
             }
-            Mode::SignedIn { watchlist } => {
-                channel
-                    .subscribers
-                    .entry(socket)
-                    .or_insert_with(|| Subscriber::new(outbox, channel.confirmed, false, None));
+            Mode::SignedIn {
+                watchlist,
+                greeting,
+            } => {
+                match channel.subscribers.entry(socket) {
+                    Entry::Occupied(mut existing) if existing.get().active => {
+                        for frame in greeting {
+                            existing.get_mut().outbox.push(frame);
+                        }
+                    }
+                    Entry::Occupied(mut existing) => existing.get_mut().greeting.extend(greeting),
+                    Entry::Vacant(vacant) => {
+                        let mut subscriber = Subscriber::new(outbox, false, None, counted_at);
+                        subscriber.greeting = greeting;
+                        vacant.insert(subscriber);
+                    }
+                }
                 if !channel.watchlist_reported && !watchlist.is_empty() {
                     channel.watchlist_reported = true;
                     report_watchlist(&self.board, &key, watchlist);
@@ -279,8 +332,20 @@ impl Shard {
             }
         }
         let subscribers = channel.subscribers.len();
-        self.board.set(key, subscribers as u32, channel.generation);
-        metrics::subscriptions(&app_id, subscribers as isize - before as isize);
+        if subscribers != before {
+            channel.version = counted_at;
+            // The count first, then the join it includes (see the board's order).
+            self.board.set(
+                key.clone(),
+                subscribers as u32,
+                channel.generation,
+                channel.version,
+            );
+            metrics::subscriptions(&app_id, subscribers as isize - before as isize);
+        }
+        if let Some((join_id, member)) = join {
+            self.board.join(key, socket, join_id, member);
+        }
     }
 
     fn unsubscribe(&mut self, key: ChannelKey, socket: SocketId) {
@@ -295,14 +360,20 @@ impl Shard {
             self.board.leave(key.clone(), socket);
         }
         metrics::subscriptions(&key.app, -1);
-        let (remaining, generation) = (channel.subscribers.len() as u32, channel.generation);
+        channel.version += 1;
+        let (remaining, generation, version) = (
+            channel.subscribers.len() as u32,
+            channel.generation,
+            channel.version,
+        );
         if remaining == 0 {
             if channel.watchlist_reported {
                 report_watchlist(&self.board, &key, Vec::new());
             }
             entry.remove();
         }
-        self.board.set(key, remaining, generation);
+        // After the leave it excludes (see the board's order).
+        self.board.set(key, remaining, generation, version);
     }
 
     fn confirmed(
@@ -326,13 +397,22 @@ impl Shard {
             data: cached.data,
             expires: now + Duration::from_millis(cached.ttl_ms),
         });
-        let waiting: Vec<SocketId> = channel
-            .subscribers
-            .iter()
-            .filter(|(_, s)| !s.active && s.join_id.is_none())
-            .map(|(socket, _)| *socket)
-            .collect();
-        channel.activate(key, &waiting, "{}".into(), now);
+        let ready = channel.ready();
+        channel.activate(key, &ready, "{}".into(), now);
+    }
+
+    /// The region holds the channel's count as of `version`: the subscribers it includes are
+    /// confirmed to their clients (once the channel is confirmed too).
+    fn counted(&mut self, key: &ChannelKey, generation: u32, version: u64, now: Instant) {
+        let Some(channel) = self.channels.get_mut(key) else {
+            return;
+        };
+        if channel.generation != generation || version <= channel.counted {
+            return;
+        }
+        channel.counted = version;
+        let ready = channel.ready();
+        channel.activate(key, &ready, "{}".into(), now);
     }
 
     fn refused(&mut self, key: ChannelKey, socket: SocketId, join_id: u64, reason: String) {
@@ -481,6 +561,7 @@ mod tests {
         }
     }
 
+    /// The hub confirms the channel's generation, and says the region holds its current count.
     fn confirm(shard: &mut Shard, name: &str, generation: u32) {
         shard.confirmed(
             &key(name),
@@ -489,33 +570,66 @@ mod tests {
             Duration::from_secs(60),
             Instant::now(),
         );
+        let version = shard.channels.get(&key(name)).map_or(0, |c| c.version);
+        shard.counted(&key(name), generation, version, Instant::now());
     }
 
     #[test]
-    fn first_subscriber_waits_for_confirmation_later_ones_do_not() {
+    fn a_subscription_is_confirmed_once_the_channel_is_and_the_region_counts_it() {
         let mut shard = shard();
         let now = Instant::now();
         let (tx1, mut rx1) = new_outbox();
         shard.subscribe(key("a"), socket(1), tx1, Mode::Announced, now);
-        assert_eq!(
-            next_text(&mut rx1),
-            None,
-            "no success before the hub confirms"
-        );
-        assert_eq!(shard.board.take().interests.len(), 1);
-        confirm(&mut shard, "a", 1);
+        let interests = shard.board.take().interests;
+        assert_eq!(interests.len(), 1);
+        assert_eq!((interests[0].1.subscribers, interests[0].1.version), (1, 1));
+        shard.confirmed(&key("a"), 1, None, Duration::from_secs(60), now);
+        assert_eq!(next_text(&mut rx1), None, "not counted yet");
+        shard.counted(&key("a"), 1, 1, now);
         assert!(
             next_text(&mut rx1)
                 .unwrap()
                 .contains("subscription_succeeded")
         );
+        // A later subscriber waits for the count that includes it, even on a confirmed channel.
         let (tx2, mut rx2) = new_outbox();
         shard.subscribe(key("a"), socket(2), tx2, Mode::Announced, now);
+        assert_eq!(shard.board.take().interests[0].1.version, 2);
+        assert_eq!(next_text(&mut rx2), None);
+        shard.counted(&key("a"), 2, 2, now);
+        assert_eq!(next_text(&mut rx2), None, "another generation's count");
+        shard.counted(&key("a"), 1, 2, now);
         assert!(
             next_text(&mut rx2)
                 .unwrap()
                 .contains("subscription_succeeded")
         );
+        assert_eq!(next_text(&mut rx1), None, "announced once");
+    }
+
+    #[test]
+    fn a_sign_in_is_answered_once_the_users_channel_is_confirmed_and_counted() {
+        let mut shard = shard();
+        let now = Instant::now();
+        let (tx, mut rx) = new_outbox();
+        let greeting = vec![Utf8Bytes::from_static("signed in")];
+        let mode = Mode::SignedIn {
+            watchlist: Vec::new(),
+            greeting,
+        };
+        shard.subscribe(key("#server-to-user-7"), socket(1), tx, mode, now);
+        shard.confirmed(
+            &key("#server-to-user-7"),
+            1,
+            None,
+            Duration::from_secs(60),
+            now,
+        );
+        assert_eq!(next_text(&mut rx), None);
+        shard.counted(&key("#server-to-user-7"), 1, 1, now);
+        assert_eq!(next_text(&mut rx).as_deref(), Some("signed in"));
+        shard.deliver(event("#server-to-user-7", "notice", None), now);
+        assert!(next_text(&mut rx).unwrap().contains("notice"));
     }
 
     #[test]
@@ -650,6 +764,7 @@ mod tests {
         shard.deliver(event("cache-a", "price", None), now);
         let (tx2, mut rx2) = new_outbox();
         shard.subscribe(key("cache-a"), socket(2), tx2, Mode::Announced, now);
+        shard.counted(&key("cache-a"), 1, 2, now);
         assert!(
             next_text(&mut rx2)
                 .unwrap()
@@ -672,6 +787,7 @@ mod tests {
             tx,
             Mode::SignedIn {
                 watchlist: vec!["8".into()],
+                greeting: Vec::new(),
             },
             now,
         );

@@ -109,9 +109,10 @@ pub async fn run(
     tracker: &mut Tracker,
     shutdown: &CancellationToken,
 ) -> SessionEnd {
+    let number = tracker.next_session();
     let established = tokio::select! {
         _ = shutdown.cancelled() => return SessionEnd::Shutdown,
-        established = establish(task, hub, crypto) => established,
+        established = establish(task, hub, crypto, number) => established,
     };
     let mut session = match established {
         Ok(session) => session,
@@ -152,15 +153,17 @@ fn frames_for(
     mut interest: impl FnMut(ChannelKey, Desired) -> Interest,
 ) -> Vec<EdgeToHub> {
     let Changes {
+        leaves,
         interests,
-        presence,
+        joins,
         watchlists,
         client_events,
     } = changes;
+    let leaves = leaves.into_iter().map(EdgeToHub::Presence);
     let interests = interests
         .into_iter()
         .map(|(key, desired)| EdgeToHub::Interest(interest(key, desired)));
-    let presence = presence.into_iter().map(EdgeToHub::Presence);
+    let joins = joins.into_iter().map(EdgeToHub::Presence);
     let watchlists = watchlists
         .into_iter()
         .map(|(app, user_id, watchlist)| EdgeToHub::Watchlist {
@@ -169,8 +172,9 @@ fn frames_for(
             watchlist,
         });
     let client_events = client_events.into_iter().map(EdgeToHub::ClientEvent);
-    interests
-        .chain(presence)
+    leaves
+        .chain(interests)
+        .chain(joins)
         .chain(watchlists)
         .chain(client_events)
         .collect()
@@ -218,12 +222,14 @@ async fn establish(
     task: &LinkTask,
     hub: &str,
     crypto: Arc<QuicClientConfig>,
+    session: u64,
 ) -> Result<Session, LinkError> {
     let (endpoint, connection) = connect(task, hub, crypto).await?;
     let (mut control_send, control_recv) = connection.open_bi().await?;
     let hello = EdgeToHub::Hello(Hello {
         version: LINK_VERSION,
         edge_id: task.edge_id,
+        session,
         token: claims::mint(
             &task.config.cluster_key,
             task.edge_id,
@@ -346,6 +352,18 @@ impl Session {
                     };
                     task.index.send(confirmed).await;
                 }
+            }
+            HubToEdge::Counted {
+                key,
+                generation,
+                version,
+            } => {
+                let counted = Command::Counted {
+                    key,
+                    generation,
+                    version,
+                };
+                task.index.send(counted).await;
             }
             HubToEdge::Presence(answer) => task.index.send(Command::Presence(answer)).await,
             HubToEdge::Event(event) => {

@@ -39,9 +39,18 @@ pub enum Verdict {
 #[derive(Debug, Default)]
 pub struct Tracker {
     channels: HashMap<ChannelKey, Track>,
+    /// The number of the latest link session (see `Hello::session`).
+    session: u64,
 }
 
 impl Tracker {
+    /// Numbers a new link session: each gets a larger number than any before, whichever hub it
+    /// is with.
+    pub fn next_session(&mut self) -> u64 {
+        self.session += 1;
+        self.session
+    }
+
     /// Starts a link session: backfills asked of the previous hub will not be answered.
     pub fn begin_session(&mut self) {
         for track in self.channels.values_mut() {
@@ -72,6 +81,7 @@ impl Tracker {
             key,
             subscribers: desired.subscribers,
             generation: desired.generation,
+            version: desired.version,
             resume_after: None,
         }
     }
@@ -149,6 +159,7 @@ mod tests {
         Desired {
             subscribers: 1,
             generation,
+            version: 1,
         }
     }
 
@@ -192,6 +203,7 @@ mod tests {
             Desired {
                 subscribers: 0,
                 generation: 1,
+                version: 2,
             },
         );
         assert_eq!(tracker.event(&key(), 1), Verdict::Unwanted);
@@ -219,6 +231,7 @@ mod tests {
             Desired {
                 subscribers: 0,
                 generation: 1,
+                version: 2,
             },
         );
         tracker.interest(key(), wanted(2));

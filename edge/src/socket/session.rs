@@ -216,18 +216,24 @@ impl Session {
         } else {
             Vec::new()
         };
+        // The success goes out once the hub holds the user's channel, so a server-to-user event
+        // sent after it reaches this socket.
+        let mut greeting = vec![encode(&Outgoing::SigninSuccess { user_data })];
         if watchlist.len() > MAX_WATCHLIST {
             watchlist.truncate(MAX_WATCHLIST);
-            // Queued behind the sign-in success, as Pusher orders them.
+            // Behind the sign-in success, as Pusher orders them.
             let warning = ErrorCode::WatchlistLimit.reply(format!(
                 "Watchlist limit exceeded. Only the first {MAX_WATCHLIST} user IDs are accepted."
             ));
-            self.outbox.push(encode(&warning));
+            greeting.push(encode(&warning));
         }
-        self.send_subscribe(channel, Mode::SignedIn { watchlist })
-            .await;
+        let mode = Mode::SignedIn {
+            watchlist,
+            greeting,
+        };
+        self.send_subscribe(channel, mode).await;
         self.user = Some(user);
-        Some(Outgoing::SigninSuccess { user_data })
+        None
     }
 
     async fn client_event(

@@ -144,10 +144,14 @@ async fn report(taken: &Taken, replies: Vec<Value>, inboxes: &Inboxes) {
 fn answer(key: &ChannelKey, op: &Op, reply: Value) -> Option<Heard> {
     match op {
         Op::Count {
-            counter, version, ..
+            counter,
+            generation,
+            version,
+            ..
         } => Some(Heard::Counted {
             key: key.clone(),
             counter: *counter,
+            generation: *generation,
             version: *version,
         }),
         Op::Join {

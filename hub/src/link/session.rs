@@ -201,7 +201,7 @@ async fn relay(
     let edge = Arc::new(EdgeLink::new(
         link_id,
         hello.edge_id,
-        0,
+        hello.session,
         queues,
         lagging.clone(),
     ));

@@ -412,6 +412,7 @@ impl Region {
             Op::Count {
                 counter,
                 count,
+                generation,
                 version,
             } => {
                 let counts = &mut self.channel(key).counts;
@@ -429,6 +430,7 @@ impl Region {
                 let counted = Heard::Counted {
                     key: key.clone(),
                     counter,
+                    generation,
                     version,
                 };
                 self.inboxes.shard(counted).await;

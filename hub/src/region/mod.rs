@@ -207,6 +207,8 @@ pub enum Heard {
         key: ChannelKey,
         /// Whose count.
         counter: Counter,
+        /// The edge's interest generation the version belongs to.
+        generation: u32,
         /// The version that is durable now.
         version: u64,
     },

@@ -33,6 +33,8 @@ pub enum Op {
         counter: Counter,
         /// Its subscribers on the channel (0: none any more).
         count: u32,
+        /// The edge's interest generation (echoed in the answer).
+        generation: u32,
         /// The count's version; answered with [`super::Heard::Counted`].
         version: u64,
     },
@@ -225,6 +227,7 @@ mod tests {
         Op::Count {
             counter: counter(edge),
             count,
+            generation: 1,
             version,
         }
     }

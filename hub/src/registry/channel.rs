@@ -41,11 +41,15 @@ struct EdgeInterest {
     generation: u32,
 }
 
-/// One link's count of the channel: what was recorded in the region and what is durable.
-#[derive(Debug, Clone, Copy)]
+/// One link's count of the channel: what was recorded in the region and what is durable, in
+/// the edge's versions (see `Interest::version`).
+#[derive(Debug, Clone)]
 struct Count {
+    link: Arc<EdgeLink>,
     counter: Counter,
     subscribers: u32,
+    /// The edge's interest generation the versions belong to.
+    generation: u32,
     /// The version of the latest count recorded.
     recorded: u64,
     /// The highest version the region confirmed durable.
@@ -335,7 +339,7 @@ impl ChannelState {
         now: Instant,
     ) -> InterestOutcome {
         let link_id = edge.link_id;
-        let count = self.count(&edge, interest.subscribers);
+        let count = self.count(&edge, &interest);
         if interest.subscribers == 0 {
             self.edges.remove(&link_id);
             self.waiting
@@ -375,29 +379,36 @@ impl ChannelState {
         }
     }
 
-    /// Records a link's new subscriber count; returns the region write, if it changed.
-    fn count(&mut self, edge: &EdgeLink, subscribers: u32) -> Option<Op> {
+    /// Records a link's subscriber count as of the interest's version; returns the region write
+    /// (every version is written, even with an unchanged count, so that it is acknowledged once
+    /// the region holds it).
+    fn count(&mut self, edge: &Arc<EdgeLink>, interest: &Interest) -> Option<Op> {
         let counter = Counter {
             edge: edge.edge_id,
             session: edge.session,
         };
-        let entry = self.counts.entry(edge.link_id).or_insert(Count {
+        let entry = self.counts.entry(edge.link_id).or_insert_with(|| Count {
+            link: edge.clone(),
             counter,
             subscribers: 0,
+            generation: interest.generation,
             recorded: 0,
             durable: 0,
         });
-        if entry.subscribers == subscribers && entry.recorded > 0 {
-            return None;
+        if entry.generation != interest.generation {
+            // A new subscription after the channel was left: versions start again.
+            entry.generation = interest.generation;
+            entry.durable = 0;
         }
-        entry.subscribers = subscribers;
-        entry.recorded += 1;
+        entry.subscribers = interest.subscribers;
+        entry.recorded = interest.version;
         let op = Op::Count {
             counter,
-            count: subscribers,
-            version: entry.recorded,
+            count: interest.subscribers,
+            generation: interest.generation,
+            version: interest.version,
         };
-        if subscribers == 0 {
+        if interest.subscribers == 0 {
             self.counts.remove(&edge.link_id);
         }
         Some(op)
@@ -409,16 +420,26 @@ impl ChannelState {
         }
     }
 
-    /// The region confirmed a count durable up to `version`; returns whether it is this
-    /// channel's current count of a linked edge.
-    pub fn counted(&mut self, counter: Counter, version: u64) -> bool {
-        match self.counts.values_mut().find(|c| c.counter == counter) {
-            Some(count) => {
-                count.durable = count.durable.max(version);
-                true
-            }
-            None => false,
+    /// The region holds a count up to `version`: the edge is told (`Counted`), so it confirms
+    /// the subscriptions that count includes. Returns whether it is a current count.
+    pub fn counted(&mut self, counter: Counter, generation: u32, version: u64) -> bool {
+        let Some(count) = self
+            .counts
+            .values_mut()
+            .find(|c| c.counter == counter && c.generation == generation)
+        else {
+            return false;
+        };
+        if version > count.durable {
+            count.durable = version;
+            let counted = HubToEdge::Counted {
+                key: self.key.clone(),
+                generation,
+                version,
+            };
+            count.link.send(&self.key, link::encode(&counted));
         }
+        true
     }
 
     /// Replays what the edge missed, then confirms its interest with `Subscribed` (carrying the
@@ -616,6 +637,7 @@ impl ChannelState {
             ops.push(Op::Count {
                 counter: count.counter,
                 count: 0,
+                generation: count.generation,
                 version: count.recorded + 1,
             });
         }
@@ -628,6 +650,7 @@ impl ChannelState {
         let counts = self.counts.values().map(|count| Op::Count {
             counter: count.counter,
             count: count.subscribers,
+            generation: count.generation,
             version: count.recorded,
         });
         let sockets = self

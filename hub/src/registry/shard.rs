@@ -256,12 +256,13 @@ impl Shard {
             Heard::Counted {
                 key,
                 counter,
+                generation,
                 version,
             } => {
                 let Some(entry) = self.channels.get_mut(&key) else {
                     return;
                 };
-                entry.state.counted(counter, version);
+                entry.state.counted(counter, generation, version);
                 if announces_counts(&self.apps, &key) {
                     entry.announcer.changed();
                 }

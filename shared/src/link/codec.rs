@@ -89,6 +89,7 @@ mod tests {
             key: ChannelKey::new(AppId::new("1"), ChannelName::parse("orders").unwrap()),
             subscribers: 3,
             generation: 1,
+            version: 1,
             resume_after: None,
         });
         assert_eq!(
@@ -102,6 +103,7 @@ mod tests {
             key: ChannelKey::new(AppId::new("1"), ChannelName::parse("orders").unwrap()),
             subscribers: n,
             generation: 1,
+            version: 1,
             resume_after: None,
         })
     }
@@ -165,6 +167,7 @@ mod tests {
             key: ChannelKey::new(AppId::new("1"), ChannelName::parse("ok").unwrap()),
             subscribers: 1,
             generation: 1,
+            version: 1,
             resume_after: None,
         });
         let mut bytes = encode(&interest)[4..].to_vec();

@@ -82,6 +82,10 @@ pub struct Hello {
     pub version: u16,
     /// The edge's id.
     pub edge_id: EdgeId,
+    /// This link session's number: it grows with each session of the edge (whichever hub it
+    /// links to), so the region can tell a later session's subscription counts from an earlier
+    /// one's.
+    pub session: u64,
     /// A JWT signed with the cluster key (see [`crate::link::claims`]).
     pub token: String,
 }
@@ -97,6 +101,9 @@ pub struct Interest {
     /// Bumped by the edge each time the channel goes from 0 to some subscribers; echoed in
     /// [`HubToEdge::Subscribed`] so a stale confirmation is never taken for a fresh one.
     pub generation: u32,
+    /// Bumped by the edge on every change of `subscribers`; the hub answers
+    /// [`HubToEdge::Counted`] once the region holds this count (or a later one).
+    pub version: u64,
     /// The last sequence the edge delivered before a reconnect, to receive what follows.
     pub resume_after: Option<u64>,
 }
@@ -202,6 +209,17 @@ pub enum HubToEdge {
         seq: u64,
         /// For cache channels: the last event, if still cached.
         cached: Option<CachedEvent>,
+    },
+    /// Channel stream: the region holds the edge's subscriber count of the channel as of
+    /// `version` (or later): every hub's answer to a channel query counts those subscribers. The
+    /// edge confirms a subscription to its client only once it is counted.
+    Counted {
+        /// The channel.
+        key: ChannelKey,
+        /// The interest generation it is about.
+        generation: u32,
+        /// The highest [`Interest::version`] the region holds.
+        version: u64,
     },
     /// Channel stream: the answer to a socket's presence join.
     Presence(PresenceAnswer),

@@ -6,7 +6,7 @@
 //!   requests; the hub answers [`HubToEdge::Welcome`] (or `Refused`, then closes) and later app
 //!   table updates.
 //! - **channel streams**: [`Welcome::channel_streams`] unidirectional hub → edge streams. Every
-//!   frame about one channel (`Subscribed`, `Event`, `Truncated`) goes on stream
+//!   frame about one channel (`Subscribed`, `Counted`, `Presence`, `Event`, `Truncated`) goes on stream
 //!   `ChannelKey::slot(channel_streams)`, so one channel's frames keep their order while a slow channel only
 //!   stalls its own stream.
 //!
@@ -29,7 +29,7 @@ pub use frame::{
 };
 
 /// The link protocol version this build speaks. A hub refuses a `Hello` with another version.
-pub const LINK_VERSION: u16 = 1;
+pub const LINK_VERSION: u16 = 2;
 
 /// The TLS ALPN protocol id of the link.
 pub const ALPN: &[u8] = b"herald-link/1";

@@ -168,10 +168,7 @@ async fn resubscribing_after_the_last_subscriber_left_gets_only_new_events() {
     );
 }
 
-on_both_topologies!(
-    #[ignore = "needs read-your-writes (issue 9, region helper)"]
-    channel_queries_report_occupied_channels_as_objects
-);
+on_both_topologies!(channel_queries_report_occupied_channels_as_objects);
 async fn channel_queries_report_occupied_channels_as_objects(shape: Shape) {
     let topology =
         Topology::start(shape, "channel_queries_report_occupied_channels_as_objects").await;

@@ -28,6 +28,7 @@ mod readme;
 mod redis_cluster;
 mod region;
 mod region_failures;
+mod region_queries;
 mod secrets;
 mod slow_clients;
 mod slow_consumer;

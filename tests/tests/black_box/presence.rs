@@ -33,10 +33,7 @@ fn member_event(frame: &Value, event: &str) -> Value {
     serde_json::from_str(frame["data"].as_str().expect("data is a string")).unwrap()
 }
 
-on_both_topologies!(
-    #[ignore = "needs read-your-writes (issue 9, region helper)"]
-    one_member_per_user_across_sockets_and_edges
-);
+on_both_topologies!(one_member_per_user_across_sockets_and_edges);
 async fn one_member_per_user_across_sockets_and_edges(shape: Shape) {
     let topology = Topology::start(shape, "one_member_per_user_across_sockets_and_edges").await;
     let channel = "presence-room";
@@ -240,10 +237,7 @@ async fn a_killed_edge_takes_only_its_members_away(shape: Shape) {
     );
 }
 
-on_both_topologies!(
-    #[ignore = "needs read-your-writes (issue 9, region helper)"]
-    every_hub_answers_queries_the_same
-);
+on_both_topologies!(every_hub_answers_queries_the_same);
 async fn every_hub_answers_queries_the_same(shape: Shape) {
     let topology = Topology::start(shape, "every_hub_answers_queries_the_same").await;
     let mut a = topology.connect(0).await;

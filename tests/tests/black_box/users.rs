@@ -12,10 +12,7 @@ use serde_json::json;
 /// How soon watchers hear that a user's last socket closed (the edge sees the TCP close at once).
 const OFFLINE_BOUND: Duration = Duration::from_secs(2);
 
-on_both_topologies!(
-    #[ignore = "needs read-your-writes for sign-in: signin_success precedes the hub's #server-to-user subscription (issue 9, region helper)"]
-    signin_then_server_to_user_events_reach_every_socket_of_the_user
-);
+on_both_topologies!(signin_then_server_to_user_events_reach_every_socket_of_the_user);
 async fn signin_then_server_to_user_events_reach_every_socket_of_the_user(shape: Shape) {
     let topology = Topology::start(
         shape,
@@ -64,10 +61,7 @@ async fn signin_then_server_to_user_events_reach_every_socket_of_the_user(shape:
     );
 }
 
-on_both_topologies!(
-    #[ignore = "needs read-your-writes for sign-in: signin_success precedes the hub's #server-to-user subscription (issue 9, region helper)"]
-    terminate_closes_only_that_users_sockets_on_every_edge
-);
+on_both_topologies!(terminate_closes_only_that_users_sockets_on_every_edge);
 async fn terminate_closes_only_that_users_sockets_on_every_edge(shape: Shape) {
     let topology = Topology::start(
         shape,

@@ -80,11 +80,18 @@ impl TestEdge {
     }
 }
 
-fn interest(name: &str, subscribers: u32, generation: u32, resume_after: Option<u64>) -> Interest {
+fn interest(
+    name: &str,
+    subscribers: u32,
+    generation: u32,
+    version: u64,
+    resume_after: Option<u64>,
+) -> Interest {
     Interest {
         key: key(name),
         subscribers,
         generation,
+        version,
         resume_after,
     }
 }
@@ -112,7 +119,7 @@ fn fetched(seq: u64, events: Vec<Event>) -> Fetched {
 /// A channel attached at `seq` with `edge` confirmed.
 fn attached(name: &str, edge: &mut TestEdge, seq: u64, now: Instant) -> ChannelState {
     let mut channel = ChannelState::new(key(name));
-    let outcome = channel.interest(edge.link.clone(), interest(name, 1, 1, None), now);
+    let outcome = channel.interest(edge.link.clone(), interest(name, 1, 1, 1, None), now);
     assert!(outcome.fetch, "a new channel is attached first");
     assert_eq!(channel.start_fetch(), Some((None, true)));
     channel.fetched(fetched(seq, Vec::new()), None, true, now, LIFETIMES);
@@ -128,11 +135,12 @@ fn an_interest_is_confirmed_once_attached_and_counted_at_every_change() {
     let now = Instant::now();
     let mut edge = TestEdge::new(1);
     let mut channel = ChannelState::new(key("a"));
-    let outcome = channel.interest(edge.link.clone(), interest("a", 1, 1, None), now);
+    let outcome = channel.interest(edge.link.clone(), interest("a", 1, 1, 1, None), now);
     let counter = edge.counter();
     let count = |count, version| Op::Count {
         counter,
         count,
+        generation: 1,
         version,
     };
     assert_eq!(
@@ -150,7 +158,7 @@ fn an_interest_is_confirmed_once_attached_and_counted_at_every_change() {
         edge.frames().as_slice(),
         [HubToEdge::Subscribed { seq: 10, .. }]
     ));
-    let more = channel.interest(edge.link.clone(), interest("a", 3, 1, None), now);
+    let more = channel.interest(edge.link.clone(), interest("a", 3, 1, 2, None), now);
     assert_eq!(
         more,
         InterestOutcome {
@@ -162,8 +170,10 @@ fn an_interest_is_confirmed_once_attached_and_counted_at_every_change() {
         edge.frames().is_empty(),
         "the same generation is not confirmed again"
     );
-    let same = channel.interest(edge.link.clone(), interest("a", 3, 1, None), now);
-    assert_eq!(same.count, None, "an unchanged count is not written again");
+    // Two sockets came and went: the count is the same, its version is new, and is written
+    // again so that the edge hears when the region holds it.
+    let same = channel.interest(edge.link.clone(), interest("a", 3, 1, 4, None), now);
+    assert_eq!(same.count, Some(count(3, 4)));
     assert_eq!(channel.local_subscriptions(), 3);
 }
 
@@ -238,7 +248,7 @@ fn a_resume_within_the_history_held_is_replayed_at_once() {
         channel.receive(event("a", seq), now, LIFETIMES);
     }
     let mut resuming = TestEdge::new(2);
-    let outcome = channel.interest(resuming.link.clone(), interest("a", 1, 4, Some(11)), now);
+    let outcome = channel.interest(resuming.link.clone(), interest("a", 1, 4, 1, Some(11)), now);
     assert!(!outcome.fetch);
     let frames = resuming.frames();
     let seqs: Vec<u64> = frames
@@ -265,7 +275,7 @@ fn a_resume_beyond_the_history_held_waits_for_a_fetch_and_reports_a_truncation()
     let mut first = TestEdge::new(1);
     let mut channel = attached("a", &mut first, 10, now);
     let mut resuming = TestEdge::new(2);
-    let outcome = channel.interest(resuming.link.clone(), interest("a", 1, 1, Some(5)), now);
+    let outcome = channel.interest(resuming.link.clone(), interest("a", 1, 1, 1, Some(5)), now);
     assert!(outcome.fetch);
     assert!(resuming.frames().is_empty());
     let (tx, mut settled) = tokio::sync::oneshot::channel();
@@ -307,7 +317,7 @@ fn a_failed_fetch_keeps_the_interest_waiting_until_the_retry() {
     let now = Instant::now();
     let mut edge = TestEdge::new(1);
     let mut channel = ChannelState::new(key("a"));
-    channel.interest(edge.link.clone(), interest("a", 1, 1, None), now);
+    channel.interest(edge.link.clone(), interest("a", 1, 1, 1, None), now);
     channel.start_fetch();
     let retry = now + Duration::from_millis(500);
     channel.fetch_failed(retry);
@@ -344,16 +354,36 @@ fn a_join_goes_to_the_region_once_its_edge_is_confirmed_and_its_count_durable() 
     let now = Instant::now();
     let mut edge = TestEdge::new(1);
     let mut channel = ChannelState::new(key("presence-a"));
-    channel.interest(edge.link.clone(), interest("presence-a", 1, 1, None), now);
+    channel.interest(
+        edge.link.clone(),
+        interest("presence-a", 1, 1, 1, None),
+        now,
+    );
     channel.defer_join(edge.link.clone(), joining(1, 7, "u"));
     assert!(channel.ready_joins().is_empty(), "not confirmed yet");
     channel.start_fetch();
     channel.fetched(fetched(10, Vec::new()), None, true, now, LIFETIMES);
+    assert!(matches!(
+        edge.frames().as_slice(),
+        [HubToEdge::Subscribed { .. }]
+    ));
     assert!(
         channel.ready_joins().is_empty(),
         "confirmed, but the count with the socket is not durable yet"
     );
-    assert!(channel.counted(edge.counter(), 1));
+    assert!(channel.counted(edge.counter(), 1, 1));
+    assert!(
+        matches!(
+            edge.frames().as_slice(),
+            [HubToEdge::Counted {
+                generation: 1,
+                version: 1,
+                ..
+            }]
+        ),
+        "the edge hears that its count is held"
+    );
+    assert!(!channel.counted(edge.counter(), 2, 1), "another generation");
     let ready = channel.ready_joins();
     assert!(matches!(ready.as_slice(), [Op::Join { join_id: 7, .. }]));
     edge.frames();
@@ -378,7 +408,8 @@ fn a_socket_that_leaves_while_its_join_is_in_flight_is_undone() {
     let now = Instant::now();
     let mut edge = TestEdge::new(1);
     let mut channel = attached("presence-a", &mut edge, 10, now);
-    channel.counted(edge.counter(), 1);
+    channel.counted(edge.counter(), 1, 1);
+    edge.frames();
     channel.defer_join(edge.link.clone(), joining(1, 7, "u"));
     assert_eq!(channel.ready_joins().len(), 1);
     assert_eq!(channel.leave(socket(1)), None, "its answer decides");
@@ -392,14 +423,18 @@ fn a_socket_that_leaves_while_its_join_is_in_flight_is_undone() {
     );
     assert!(edge.frames().is_empty(), "nobody to answer");
     // A leave before the join was handed to the region needs nothing from the region.
-    channel.interest(edge.link.clone(), interest("presence-a", 2, 1, None), now);
+    channel.interest(
+        edge.link.clone(),
+        interest("presence-a", 2, 1, 2, None),
+        now,
+    );
     channel.defer_join(edge.link.clone(), joining(2, 8, "v"));
     assert!(
         channel.ready_joins().is_empty(),
         "waits for count version 2"
     );
     assert_eq!(channel.leave(socket(2)), None);
-    channel.counted(edge.counter(), 2);
+    channel.counted(edge.counter(), 1, 2);
     assert!(channel.ready_joins().is_empty());
 }
 
@@ -408,7 +443,8 @@ fn a_gone_edge_leaves_presence_before_its_count_falls() {
     let now = Instant::now();
     let mut edge = TestEdge::new(1);
     let mut channel = attached("presence-a", &mut edge, 10, now);
-    channel.counted(edge.counter(), 1);
+    channel.counted(edge.counter(), 1, 1);
+    edge.frames();
     channel.defer_join(edge.link.clone(), joining(1, 7, "u"));
     channel.ready_joins();
     let accepted = JoinOutcome::Accepted {
@@ -422,6 +458,7 @@ fn a_gone_edge_leaves_presence_before_its_count_falls() {
             Op::Count {
                 counter: edge.counter(),
                 count: 1,
+                generation: 1,
                 version: 1
             },
             Op::Reassert {
@@ -437,6 +474,7 @@ fn a_gone_edge_leaves_presence_before_its_count_falls() {
             Op::Count {
                 counter: edge.counter(),
                 count: 0,
+                generation: 1,
                 version: 2
             }
         ]
@@ -460,7 +498,7 @@ fn an_unwanted_channel_is_released_after_the_linger_or_once_its_history_expired(
     };
     assert_eq!(channel.release_at(region, LIFETIMES), None, "in use");
     let left = now + Duration::from_secs(1);
-    channel.interest(edge.link.clone(), interest("a", 0, 1, None), left);
+    channel.interest(edge.link.clone(), interest("a", 0, 1, 2, None), left);
     assert_eq!(
         channel.release_at(region, LIFETIMES),
         Some(left + Duration::from_secs(5))
@@ -470,6 +508,6 @@ fn an_unwanted_channel_is_released_after_the_linger_or_once_its_history_expired(
         Some(now + LIFETIMES.history.max_age),
         "alone, history is the registry's: kept until it expired"
     );
-    channel.interest(edge.link.clone(), interest("a", 1, 2, None), left);
+    channel.interest(edge.link.clone(), interest("a", 1, 2, 1, None), left);
     assert_eq!(channel.release_at(region, LIFETIMES), None, "wanted again");
 }

@@ -15,7 +15,7 @@ use crate::http::HttpServer;
 use crate::link::{self, LinkContext, TlsConfigError};
 use crate::metrics::Render;
 use crate::region::{self, Online, Pending, Retention, Store, memory};
-use crate::registry::{self, RegionPort, Registry};
+use crate::registry::{self, Outlets, RegionPort, Registry};
 use crate::stats::HubStats;
 use crate::watchlist::{self, WatchlistRegion};
 use crate::webhooks;
@@ -77,8 +77,24 @@ pub fn start(
     let pending = Arc::new(Pending::default());
     let (inboxes, mailboxes) = region::inboxes(config.registry.shards);
     let lifetimes = config.registry.lifetimes;
+    // Webhooks first: the region reports what it decides to them.
+    let webhooks = webhooks::start(
+        config.webhooks.clone(),
+        &config.apps,
+        config
+            .cluster
+            .as_ref()
+            .map(|settings| {
+                webhooks::RedisSetup::new(settings.redis.clone(), &settings.prefix, config.hub_id)
+            })
+            .transpose()
+            .map_err(crate::cluster::ClusterError::from)?,
+        stats.clone(),
+        shutdown.clone(),
+        &tasks,
+    )?;
+    let decisions: Arc<dyn region::Decisions> = Arc::new(webhooks.clone());
     // The one place that decides between a hub alone and a hub in a region.
-    let mut redis = None;
     let (store, online, retention): (Arc<dyn Store>, Arc<dyn Online>, Retention) =
         match &config.cluster {
             Some(settings) => {
@@ -88,14 +104,9 @@ pub fn start(
                     cache_ttl: lifetimes.cache_ttl,
                     pending: pending.clone(),
                     inboxes,
+                    decisions,
                 };
                 let cluster = Cluster::start(settings, setup, &tasks, shutdown.clone())?;
-                redis = Some(webhooks::RedisSetup {
-                    client: settings.redis.clone(),
-                    connection: cluster.connection().0,
-                    keys: cluster.keys().clone(),
-                    hub_id: config.hub_id,
-                });
                 (
                     Arc::new(cluster.clone()),
                     Arc::new(cluster),
@@ -109,6 +120,7 @@ pub fn start(
                     pending.clone(),
                     inboxes,
                     lifetimes.cache_ttl,
+                    decisions,
                     shutdown.clone(),
                 ));
                 (
@@ -122,7 +134,10 @@ pub fn start(
         config.registry,
         config.apps.clone(),
         stats.clone(),
-        occupancy,
+        Outlets {
+            occupancy,
+            webhooks: webhooks.clone(),
+        },
         RegionPort {
             pending,
             inboxes: mailboxes.shards,
@@ -131,15 +146,6 @@ pub fn start(
         shutdown.clone(),
         &tasks,
     );
-    // Not yet told of any cause: the region's facts are wired by the webhooks work.
-    let _webhooks = webhooks::start(
-        config.webhooks.clone(),
-        &config.apps,
-        redis,
-        stats.clone(),
-        shutdown.clone(),
-        &tasks,
-    )?;
     tasks.spawn(watchlist::run(
         watchlist_queue,
         WatchlistRegion {
@@ -174,6 +180,7 @@ pub fn start(
         settings: config.link,
         registry: registry.clone(),
         store: store.clone(),
+        webhooks,
         watchlist,
         stats: stats.clone(),
     });

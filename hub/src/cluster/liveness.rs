@@ -12,8 +12,9 @@
 
 use std::time::Duration;
 
-use herald_shared::ids::HubId;
-use redis::AsyncCommands;
+use herald_shared::channel::{ChannelKey, ChannelName};
+use herald_shared::ids::{AppId, HubId};
+use redis::{AsyncCommands, FromRedisValue, RedisError, Value};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -125,8 +126,43 @@ async fn reap_hub(cluster: &Cluster, id: HubId) -> Result<(), ClusterError> {
                 .arg(&hub),
         );
     }
-    let removed: Vec<i64> = pipe.query_async(&mut redis).await?;
-    let sockets: i64 = removed.iter().take(presence.len()).sum();
+    let replies: Vec<Value> = pipe.query_async(&mut redis).await?;
+    let mut sockets = 0i64;
+    let keyed = presence
+        .iter()
+        .chain(&counted)
+        .filter_map(|c| c.split_once('\n'));
+    for (index, ((app, name), reply)) in keyed.zip(replies).enumerate() {
+        let reply = Vec::<Value>::from_redis_value(reply).map_err(RedisError::from)?;
+        let mut reply = reply.into_iter();
+        let removed = reply
+            .next()
+            .map(i64::from_redis_value)
+            .transpose()
+            .map_err(RedisError::from)?
+            .unwrap_or(0);
+        let Ok(channel) = ChannelName::parse(name) else {
+            continue;
+        };
+        let key = ChannelKey::new(AppId::new(app), channel);
+        if index < presence.len() {
+            // A presence reap: the rest are the users whose last socket that was.
+            sockets += removed;
+            for user in reply.filter_map(|user| String::from_redis_value(user).ok()) {
+                cluster.decisions().member_removed(&key, &user);
+            }
+        } else if reply
+            .next()
+            .map(i64::from_redis_value)
+            .transpose()
+            .ok()
+            .flatten()
+            == Some(1)
+        {
+            // A counts reap that left the channel with no subscription.
+            cluster.decisions().vacated(&key);
+        }
+    }
     let users = cluster.forget_online_on(id).await?;
     let mut pipe = redis::pipe();
     pipe.del(keys.hub_presence(id)).ignore();

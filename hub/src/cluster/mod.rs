@@ -54,8 +54,8 @@ use tokio_util::task::TaskTracker;
 use crate::history::HistoryLimits;
 use crate::metrics::TimedRedis;
 use crate::region::{
-    ChannelCounts, Fetched, Health, Inboxes, JoinOutcome, Pending, Publication, RegionError,
-    Retention, Store,
+    ChannelCounts, Decisions, Fetched, Health, Inboxes, JoinOutcome, Pending, Publication,
+    RegionError, Retention, Store,
 };
 use bus::{BusHandle, BusState};
 use keys::Keys;
@@ -134,6 +134,7 @@ struct Inner {
     history: HistoryLimits,
     cache_ttl: Duration,
     hub_ttl: Duration,
+    decisions: Arc<dyn Decisions>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -179,6 +180,8 @@ pub struct ClusterSetup {
     pub pending: Arc<Pending>,
     /// Where answers and what is heard go.
     pub inboxes: Inboxes,
+    /// Who is told what this hub's writes decided for the region (webhooks).
+    pub decisions: Arc<dyn Decisions>,
 }
 
 impl Cluster {
@@ -208,6 +211,7 @@ impl Cluster {
                 history: setup.history,
                 cache_ttl: setup.cache_ttl,
                 hub_ttl: settings.hub_ttl,
+                decisions: setup.decisions,
             }),
         };
         tracker.spawn(bus::run(
@@ -234,6 +238,11 @@ impl Cluster {
         ));
         tracker.spawn(liveness::run(cluster.clone(), shutdown));
         Ok(cluster)
+    }
+
+    /// Who is told what this hub's writes decided for the region.
+    pub fn decisions(&self) -> &dyn Decisions {
+        &*self.inner.decisions
     }
 
     /// This hub.
@@ -379,7 +388,7 @@ impl Cluster {
         (outcome, seq, members): (String, String, Vec<String>),
     ) -> Result<JoinOutcome, ClusterError> {
         match outcome.as_str() {
-            "joined" | "existing" => Ok(JoinOutcome::Accepted {
+            "added" | "joined" | "existing" => Ok(JoinOutcome::Accepted {
                 snapshot: snapshot(&members),
                 seq: parse_seq(&seq)?,
             }),

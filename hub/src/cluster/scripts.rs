@@ -98,7 +98,7 @@ end
 -- Removes one socket; publishes member_removed when it was its user's last.
 local function leave(socket, announce, maxlen, history_ttl_ms)
   local entry = redis.call('HGET', key('ps'), socket)
-  if not entry then return end
+  if not entry then return nil end
   local owner, user = string.match(entry, '^(.-)\n(.*)$')
   redis.call('HDEL', key('ps'), socket)
   redis.call('SREM', hub_sockets(owner), socket)
@@ -111,7 +111,9 @@ local function leave(socket, announce, maxlen, history_ttl_ms)
       local body = field('pusher_internal:member_removed') .. field('') .. field('') .. data
       publish(body, maxlen, history_ttl_ms, 0)
     end
+    return user
   end
+  return nil
 end
 "#;
 
@@ -141,7 +143,8 @@ return {seq, events, redis.call('GET', key('cache')) or ''}
 "#;
 
 /// `join(P, A, C, hub, socket, user, info, limit, announce, added_body, maxlen, history_ttl_ms)`
-/// → `{'joined' | 'existing' | 'full', seq, {user, info, …}}`.
+/// → `{'added' | 'joined' | 'existing' | 'full', seq, {user, info, …}}` (`added`: joined as its
+/// user's first socket, and announced).
 const JOIN: &str = r#"
 local hub, socket, user, info, limit = ARGV[4], ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8])
 local announce, added, maxlen, history_ttl_ms = ARGV[9], ARGV[10], ARGV[11], ARGV[12]
@@ -171,22 +174,25 @@ redis.call('HINCRBY', key('pn'), user, 1)
 redis.call('HSET', key('pu'), user, info)
 if sockets == 0 and announce == '1' then
   publish(added, maxlen, history_ttl_ms, 0)
+  return {'added', current_seq(), members()}
 end
 return {'joined', current_seq(), members()}
 "#;
 
 /// `leave(P, A, C, hub, socket, maxlen, history_ttl_ms)`: removes the socket if `hub` holds
-/// it (a hub that lost an edge never removes what the edge's new hub re-asserted meanwhile).
+/// it (a hub that lost an edge never removes what the edge's new hub re-asserted meanwhile);
+/// returns the user when that was their last socket (`member_removed`), else ''.
 const LEAVE: &str = r#"
 local entry = redis.call('HGET', key('ps'), ARGV[5])
 if entry and string.match(entry, '^(.-)\n') == ARGV[4] then
-  leave(ARGV[5], '1', ARGV[6], ARGV[7])
+  return leave(ARGV[5], '1', ARGV[6], ARGV[7]) or ''
 end
-return 1
+return ''
 "#;
 
 /// `count(P, A, C, hub, edge, session, count)` → 1, or 0 when a later session of the edge
-/// already wrote its count: records an edge's subscription count of the channel.
+/// already wrote its count: records an edge's subscription count of the channel; 2 when that
+/// made the channel occupied (its first count), 3 when it made it vacated (its last one gone).
 const COUNT: &str = r#"
 local hub, edge, session, count = ARGV[4], ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
 local counts = key('cnt')
@@ -195,9 +201,11 @@ if entry and tonumber(string.match(entry, '^(%d+):')) > session then
   return 0
 end
 if count > 0 then
+  local before = redis.call('HLEN', counts)
   redis.call('HSET', counts, edge, session .. ':' .. hub .. ':' .. count)
   redis.call('SADD', app_channels(), C)
   redis.call('SADD', hub_counts(hub), A .. '\n' .. C)
+  if before == 0 then return 2 end
   return 1
 end
 if entry then
@@ -208,12 +216,13 @@ if entry then
     if string.match(other, '^%d+:(.-):') == hub then return 1 end
   end
   redis.call('SREM', hub_counts(hub), A .. '\n' .. C)
+  if #remaining == 0 then return 3 end
 end
 return 1
 "#;
 
-/// `reap_counts(P, A, C, dead_hub)` → entries removed: forgets the counts a dead hub wrote and
-/// no live hub rewrote.
+/// `reap_counts(P, A, C, dead_hub)` → `{entries removed, 1 if that vacated the channel}`:
+/// forgets the counts a dead hub wrote and no live hub rewrote.
 const REAP_COUNTS: &str = r#"
 local dead, counts, removed = ARGV[4], key('cnt'), 0
 local entries = redis.call('HGETALL', counts)
@@ -223,8 +232,12 @@ for i = 2, #entries, 2 do
     removed = removed + 1
   end
 end
-if redis.call('HLEN', counts) == 0 then redis.call('SREM', app_channels(), C) end
-return removed
+local emptied = 0
+if redis.call('HLEN', counts) == 0 then
+  redis.call('SREM', app_channels(), C)
+  if removed > 0 then emptied = 1 end
+end
+return {removed, emptied}
 "#;
 
 /// `read(P, A, C, now_ms)` → `{subscription_count, user_count}`: one channel's counts over live
@@ -274,16 +287,17 @@ publish(body, ARGV[7], ARGV[8], 0)
 return {1, count}
 "#;
 
-/// `reap(P, A, C, dead_hub, maxlen, history_ttl_ms)` → sockets removed: removes the dead hub's
-/// sockets that no live hub took over.
+/// `reap(P, A, C, dead_hub, maxlen, history_ttl_ms)` → `{sockets removed, user, …}` (the users
+/// whose last socket that was): removes the dead hub's sockets that no live hub took over.
 const REAP: &str = r#"
 local dead = ARGV[4]
-local removed = 0
+local removed = {0}
 for _, socket in ipairs(redis.call('SMEMBERS', hub_sockets(dead))) do
   local entry = redis.call('HGET', key('ps'), socket)
   if entry and string.match(entry, '^(.-)\n') == dead then
-    leave(socket, '1', ARGV[5], ARGV[6])
-    removed = removed + 1
+    local user = leave(socket, '1', ARGV[5], ARGV[6])
+    removed[1] = removed[1] + 1
+    if user then table.insert(removed, user) end
   end
 end
 redis.call('DEL', hub_sockets(dead))

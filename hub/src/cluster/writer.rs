@@ -45,7 +45,7 @@ pub async fn run(
         match write(&cluster, &taken).await {
             Ok(replies) => {
                 failures = 0;
-                report(&taken, replies, &inboxes).await;
+                report(&cluster, &taken, replies, &inboxes).await;
             }
             Err(error) => {
                 failures = failures.saturating_add(1);
@@ -128,11 +128,12 @@ async fn write(cluster: &Cluster, taken: &Taken) -> Result<Vec<Value>, ClusterEr
 }
 
 /// Acknowledges each write to the shard owning its channel.
-async fn report(taken: &Taken, replies: Vec<Value>, inboxes: &Inboxes) {
+async fn report(cluster: &Cluster, taken: &Taken, replies: Vec<Value>, inboxes: &Inboxes) {
     let mut replies = replies.into_iter();
     for (key, ops) in taken {
         for op in ops {
             let Some(reply) = replies.next() else { return };
+            decided(cluster, key, op, &reply);
             if let Some(heard) = answer(key, op, reply) {
                 inboxes.shard(heard).await;
             }
@@ -141,6 +142,38 @@ async fn report(taken: &Taken, replies: Vec<Value>, inboxes: &Inboxes) {
 }
 
 /// The acknowledgement of one applied write.
+/// Tells the region's decisions a write made (see the scripts' replies) to whoever listens.
+fn decided(cluster: &Cluster, key: &ChannelKey, op: &Op, reply: &Value) {
+    let decisions = cluster.decisions();
+    match op {
+        Op::Count { .. } => match i64::from_redis_value_ref(reply) {
+            Ok(2) => decisions.occupied(key),
+            Ok(3) => decisions.vacated(key),
+            _ => {}
+        },
+        Op::Join { member, .. } => {
+            if let Ok((outcome, _, _)) = <(String, Value, Value)>::from_redis_value_ref(reply)
+                && outcome == "added"
+            {
+                decisions.member_added(key, &member.user_id);
+            }
+        }
+        Op::Leave { .. } => {
+            if let Ok(user) = String::from_redis_value_ref(reply)
+                && !user.is_empty()
+            {
+                decisions.member_removed(key, &user);
+            }
+        }
+        Op::Announce { .. } => {
+            if let Ok((1, count)) = <(u8, u64)>::from_redis_value_ref(reply) {
+                decisions.counted(key, count);
+            }
+        }
+        Op::Reassert { .. } => {}
+    }
+}
+
 fn answer(key: &ChannelKey, op: &Op, reply: Value) -> Option<Heard> {
     match op {
         Op::Count {

@@ -59,6 +59,8 @@ pub struct LinkContext {
     pub registry: Registry,
     /// Where client events are published.
     pub store: Arc<dyn Store>,
+    /// Where `client_event` webhooks go.
+    pub webhooks: crate::webhooks::Webhooks,
     /// Watchlists reported by edges.
     pub watchlist: WatchlistSender,
     /// Counters.

@@ -238,6 +238,13 @@ async fn relay(
                     .is_some_and(|app| app.settings.client_events);
                 if allowed {
                     context.stats.client_events.fetch_add(1, Ordering::Relaxed);
+                    context.webhooks.client_event(
+                        &event.key,
+                        &event.name,
+                        &event.data,
+                        event.socket,
+                        event.user_id.as_deref(),
+                    );
                     let publication = Publication {
                         key: event.key,
                         name: event.name,

@@ -31,8 +31,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::members::{Joined, Members};
 use super::{
-    ChannelCounts, Fetched, Follow, Health, Heard, Inboxes, JoinOutcome, Online, OnlineChange, Op,
-    Pending, Publication, RegionError, Retention, Store,
+    ChannelCounts, Decisions, Fetched, Follow, Health, Heard, Inboxes, JoinOutcome, Online,
+    OnlineChange, Op, Pending, Publication, RegionError, Retention, Store,
 };
 
 /// Capacity of the task's command queue.
@@ -250,6 +250,7 @@ struct Region {
     inboxes: Inboxes,
     pending: Arc<Pending>,
     cache_ttl: Duration,
+    decisions: Arc<dyn Decisions>,
 }
 
 /// Runs the memory region until `stop`.
@@ -258,6 +259,7 @@ pub async fn run(
     pending: Arc<Pending>,
     inboxes: Inboxes,
     cache_ttl: Duration,
+    decisions: Arc<dyn Decisions>,
     stop: CancellationToken,
 ) {
     let MemoryTask { mut commands } = task;
@@ -266,6 +268,7 @@ pub async fn run(
         inboxes,
         pending,
         cache_ttl,
+        decisions,
     };
     let mut sweep = tokio::time::interval(SWEEP);
     let pending = region.pending.clone();
@@ -415,6 +418,7 @@ impl Region {
                 generation,
                 version,
             } => {
+                let before = self.channel(key).subscriptions();
                 let counts = &mut self.channel(key).counts;
                 let stale = counts
                     .get(&counter.edge)
@@ -425,6 +429,11 @@ impl Region {
                     } else {
                         counts.insert(counter.edge, (counter.session, count));
                     }
+                }
+                match (before, self.channel(key).subscriptions()) {
+                    (0, 1..) => self.decisions.occupied(key),
+                    (1.., 0) => self.decisions.vacated(key),
+                    _ => {}
                 }
                 self.forget_if_unused(key);
                 let counted = Heard::Counted {
@@ -456,6 +465,7 @@ impl Region {
             Op::Leave { socket } => self.leave(key, socket).await,
             Op::Announce { .. } => {
                 let count = self.channel(key).subscriptions();
+                self.decisions.counted(key, count);
                 let announcement = Publication::subscription_count(key.clone(), count);
                 self.publish(announcement, None).await;
                 let announced = Heard::Announced {
@@ -490,10 +500,12 @@ impl Region {
             self.leave(key, socket).await;
         }
         let added = member.added_data();
+        let member_user = member.user_id.clone();
         let channel = self.channel(key);
         match channel.members.join(socket, member, limit) {
             Ok(joined) => {
                 if joined == Joined::NewMember && announce {
+                    self.decisions.member_added(key, &member_user);
                     let publication = Publication {
                         key: key.clone(),
                         name: EventName::internal(MEMBER_ADDED),
@@ -518,6 +530,7 @@ impl Region {
             return;
         };
         if let Some(user_id) = channel.members.leave(socket) {
+            self.decisions.member_removed(key, &user_id);
             let publication = Publication {
                 key: key.clone(),
                 name: EventName::internal(MEMBER_REMOVED),

@@ -161,6 +161,22 @@ pub enum RegionError {
     Store(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
+/// What the region decided once for the whole region that an app is told of (its webhooks):
+/// each decision is reported by the hub whose write made it, right after the write, so it is
+/// reported once whichever hub saw the cause.
+pub trait Decisions: Send + Sync + std::fmt::Debug {
+    /// A channel got its first subscription in the region.
+    fn occupied(&self, key: &ChannelKey);
+    /// A channel lost its last subscription in the region.
+    fn vacated(&self, key: &ChannelKey);
+    /// A user's first socket joined a presence channel.
+    fn member_added(&self, key: &ChannelKey, user_id: &str);
+    /// A user's last socket left a presence channel.
+    fn member_removed(&self, key: &ChannelKey, user_id: &str);
+    /// A channel's subscription count was announced to its subscribers.
+    fn counted(&self, key: &ChannelKey, subscription_count: u64);
+}
+
 /// Whether the hub can serve, for `/up` and `/stats`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Health {

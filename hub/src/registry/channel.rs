@@ -132,6 +132,9 @@ pub struct ChannelState {
     attached: bool,
     /// Since when nobody wants the channel.
     unwanted_since: Option<Instant>,
+    /// Whether an interest was confirmed on a cache channel with nothing cached since the last
+    /// [`ChannelState::take_cache_miss`] (its edge answers `pusher:cache_miss`).
+    cache_missed: bool,
 }
 
 /// What an edge's interest asks of the shard.
@@ -165,7 +168,14 @@ impl ChannelState {
             retry_at: None,
             attached: false,
             unwanted_since: None,
+            cache_missed: false,
         }
+    }
+
+    /// Whether a subscriber was confirmed with nothing cached since the last call (for the
+    /// `cache_miss` webhook).
+    pub fn take_cache_miss(&mut self) -> bool {
+        std::mem::take(&mut self.cache_missed)
     }
 
     /// Whether this is a presence channel.
@@ -458,6 +468,7 @@ impl ChannelState {
                 data: cached.data.clone(),
                 ttl_ms: cached.expires.duration_since(now).as_millis() as u64,
             });
+        self.cache_missed |= cached.is_none() && self.key.channel.is_cache();
         let confirmation = HubToEdge::Subscribed {
             key: self.key.clone(),
             generation: interest.generation,

@@ -66,6 +66,16 @@ impl OccupancySender {
     }
 }
 
+/// Where shards report, without waiting: user channels' occupancy (the watchlist) and webhook
+/// events they see (cache misses).
+#[derive(Debug, Clone)]
+pub struct Outlets {
+    /// User channels' occupancy changes.
+    pub occupancy: OccupancySender,
+    /// Webhook events.
+    pub webhooks: crate::webhooks::Webhooks,
+}
+
 /// The occupancy queue: shards send, the watchlist reads.
 pub fn occupancy() -> (OccupancySender, mpsc::Receiver<Occupancy>) {
     let (tx, rx) = mpsc::channel(OCCUPANCY_QUEUE);
@@ -135,7 +145,7 @@ impl Registry {
         settings: RegistrySettings,
         apps: Arc<AppTable>,
         stats: Arc<HubStats>,
-        occupancy: OccupancySender,
+        outlets: Outlets,
         region: RegionPort,
         stop: CancellationToken,
         tracker: &TaskTracker,
@@ -155,7 +165,8 @@ impl Registry {
                     retention,
                     announce_interval: settings.intervals.subscription_count,
                     stats: stats.clone(),
-                    occupancy: occupancy.clone(),
+                    occupancy: outlets.occupancy.clone(),
+                    webhooks: outlets.webhooks.clone(),
                     region: pending.clone(),
                     stop: stop.clone(),
                 };

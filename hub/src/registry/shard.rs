@@ -29,6 +29,7 @@ use super::channel::{ChannelState, Joining, Lifetimes};
 use super::{Command, Occupancy, OccupancySender};
 use crate::region::{Follow, Heard, Op, Pending, Retention};
 use crate::stats::HubStats;
+use crate::webhooks::Webhooks;
 
 /// How long a failed fetch waits before it is tried again (a reconnect retries at once).
 const FETCH_RETRY: Duration = Duration::from_millis(500);
@@ -49,6 +50,7 @@ struct Shard {
     announce_interval: Duration,
     stats: Arc<HubStats>,
     occupancy: OccupancySender,
+    webhooks: Webhooks,
     region: Arc<Pending>,
 }
 
@@ -66,6 +68,8 @@ pub struct ShardSetup {
     pub stats: Arc<HubStats>,
     /// Where user-channel occupancy changes go.
     pub occupancy: OccupancySender,
+    /// Where webhook events go (cache misses).
+    pub webhooks: Webhooks,
     /// Where requests to the region go.
     pub region: Arc<Pending>,
     /// Cancelled when the hub stops.
@@ -88,6 +92,7 @@ pub async fn run(
         announce_interval: setup.announce_interval,
         stats: setup.stats,
         occupancy: setup.occupancy,
+        webhooks: setup.webhooks,
         region: setup.region,
     };
     loop {
@@ -129,6 +134,9 @@ impl Shard {
                 let entry = self.entry(&key);
                 let before = entry.state.local_subscriptions();
                 let outcome = entry.state.interest(edge, interest, now);
+                if entry.state.take_cache_miss() {
+                    self.webhooks.cache_miss(&key);
+                }
                 if let Some(count) = outcome.count {
                     self.region.record(&key, count);
                 }
@@ -241,6 +249,9 @@ impl Shard {
                         entry
                             .state
                             .fetched(fetched, after, attached, now, lifetimes);
+                        if entry.state.take_cache_miss() {
+                            self.webhooks.cache_miss(&key);
+                        }
                         if entry.state.has_gap() {
                             self.fetch(&key);
                         }

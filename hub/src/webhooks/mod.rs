@@ -387,6 +387,29 @@ impl Webhooks {
     }
 }
 
+/// The region's decisions are the webhook events of occupancy, membership and counts.
+impl crate::region::Decisions for Webhooks {
+    fn occupied(&self, key: &ChannelKey) {
+        Webhooks::occupied(self, key);
+    }
+
+    fn vacated(&self, key: &ChannelKey) {
+        Webhooks::vacated(self, key);
+    }
+
+    fn member_added(&self, key: &ChannelKey, user_id: &str) {
+        Webhooks::member_added(self, key, user_id);
+    }
+
+    fn member_removed(&self, key: &ChannelKey, user_id: &str) {
+        Webhooks::member_removed(self, key, user_id);
+    }
+
+    fn counted(&self, key: &ChannelKey, subscription_count: u64) {
+        Webhooks::subscription_count(self, key, subscription_count);
+    }
+}
+
 /// Starts a hub's webhooks: in memory alone, through Redis in a region (`redis`). Without
 /// endpoints nothing starts and [`Webhooks::none`] is returned.
 pub fn start(

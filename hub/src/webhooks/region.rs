@@ -67,6 +67,28 @@ pub struct RedisSetup {
     pub hub_id: HubId,
 }
 
+impl RedisSetup {
+    /// Webhooks' own way to the region's Redis: a connection of their own (their commands have
+    /// no response timeout to share with the hub's), the region's key names.
+    pub fn new(
+        client: redis::Client,
+        prefix: &str,
+        hub_id: HubId,
+    ) -> Result<Self, redis::RedisError> {
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_number_of_retries(1)
+            .set_max_delay(MAX_RETRY);
+        let connection = ConnectionManager::new_lazy_with_config(client.clone(), config)?;
+        Ok(Self {
+            client,
+            connection,
+            keys: Keys::new(prefix),
+            hub_id,
+        })
+    }
+}
+
 /// Appends an event to the streams in `KEYS[2..]`, trimming each to `max` (returns how many
 /// entries were trimmed), unless the mode says otherwise: `cancel` — it undoes the delayed
 /// event `member` of the set `KEYS[1]`, which is removed instead and nothing is queued (returns

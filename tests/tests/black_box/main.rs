@@ -35,4 +35,5 @@ mod slow_consumer;
 mod terraform_invariants;
 mod tls;
 mod users;
+mod webhooks;
 mod websocket_errors;

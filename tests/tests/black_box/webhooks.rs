@@ -1,0 +1,571 @@
+//! Webhooks as an app receives them: a real HTTP endpoint that checks every request with the npm
+//! and PyPI `pusher` SDKs ([`WebhookReceiver`]), against one hub and against a region of two hubs
+//! and three edges.
+//!
+//! "Nothing else was sent" is proven with a fence: a cause whose webhook must come after the
+//! ones under test (one courier delivers an endpoint's queue in order), and every event before
+//! it is compared as a multiset — events of different channels have no common order.
+
+use std::time::{Duration, Instant};
+
+use herald_tests::client::PusherClient;
+use herald_tests::compat::WebhookReceiver;
+use herald_tests::eventually::eventually;
+use herald_tests::on_both_topologies;
+use herald_tests::topology::{APP_KEY, Cluster, Region, Shape, Topology};
+use serde_json::{Value, json};
+
+/// How long a webhook may take to arrive when nothing fails (batch window, delay, load).
+const ARRIVAL: Duration = Duration::from_secs(15);
+
+/// Every type but the opt-in `subscription_count` (its own test below).
+const ALL_TYPES: [&str; 6] = [
+    "channel_occupied",
+    "channel_vacated",
+    "member_added",
+    "member_removed",
+    "client_event",
+    "cache_miss",
+];
+
+/// `HERALD_APP__WEBHOOKS` for one endpoint.
+fn endpoint(receiver: &WebhookReceiver, event_types: &[&str]) -> String {
+    json!([{"url": receiver.url(), "event_types": event_types}]).to_string()
+}
+
+fn occupied(channel: &str) -> Value {
+    json!({"name": "channel_occupied", "channel": channel})
+}
+
+fn vacated(channel: &str) -> Value {
+    json!({"name": "channel_vacated", "channel": channel})
+}
+
+fn count(channel: &str, n: u64) -> Value {
+    json!({"name": "subscription_count", "channel": channel, "subscription_count": n})
+}
+
+fn client_event(channel: &str, event: &str, data: &str, socket_id: &str) -> Value {
+    json!({"name": "client_event", "channel": channel, "event": event, "data": data,
+           "socket_id": socket_id})
+}
+
+/// Lets one socket send as many client events as a test needs (Pusher's default is 10/s).
+const FAST_CLIENT_EVENTS: (&str, &str) = ("HERALD_APP__CLIENT_EVENTS_PER_SECOND", "1000");
+
+/// Sorted by their JSON text: a multiset to compare.
+fn sorted(mut events: Vec<Value>) -> Vec<Value> {
+    events.sort_by_key(Value::to_string);
+    events
+}
+
+/// Collects delivered events until every one of `fence` has arrived; returns the others.
+async fn until_fence(receiver: &mut WebhookReceiver, fence: &[Value]) -> Vec<Value> {
+    let events = receiver
+        .delivered_until(ARRIVAL, |events| fence.iter().all(|f| events.contains(f)))
+        .await;
+    events.into_iter().filter(|e| !fence.contains(e)).collect()
+}
+
+/// A hub's webhook counters once `ready` holds for them (a counter moves just after the
+/// endpoint answered).
+async fn stats_when(http: &str, ready: impl Fn(&Value) -> bool) -> Value {
+    let api = herald_tests::api::Api::new(http);
+    eventually(
+        "the hub's webhook counters",
+        ARRIVAL,
+        async || api.raw("GET", "/stats", "").await.body["counters"]["webhooks"].clone(),
+        |webhooks| ready(webhooks),
+    )
+    .await
+    .unwrap()
+}
+
+on_both_topologies!(each_event_is_sent_once_with_pushers_fields);
+async fn each_event_is_sent_once_with_pushers_fields(shape: Shape) {
+    let test = "each_event_is_sent_once_with_pushers_fields";
+    let mut receiver = WebhookReceiver::start(test, &format!("receiver-{}", shape.label())).await;
+    let hooks = endpoint(&receiver, &ALL_TYPES);
+    let topology =
+        Topology::start_with(shape, test, &[("HERALD_APP__WEBHOOKS", &hooks)], &[]).await;
+    // In a region, edges 0 and 1 are linked to different hubs.
+    let mut a = topology.connect(0).await;
+    let mut b = topology.connect(1).await;
+    let user = json!({"user_id": "u1", "user_info": {"name": "Ada"}});
+
+    a.subscribe("room").await;
+    b.subscribe("room").await;
+    a.subscribe_presence("presence-lobby", &user).await;
+    b.subscribe_presence("presence-lobby", &user).await;
+    b.unsubscribe("presence-lobby").await;
+    b.sync().await;
+    assert_eq!(
+        a.subscribe_private("private-chat").await["event"],
+        "pusher_internal:subscription_succeeded"
+    );
+    a.send(json!({"event": "client-typing", "channel": "private-chat", "data": {"x": 1}}))
+        .await;
+    a.sync().await;
+    for client in [&mut a, &mut b] {
+        client.subscribe("cache-news").await;
+        assert_eq!(client.next_event().await["event"], "pusher:cache_miss");
+    }
+    b.subscribe("fence").await;
+
+    let delivered = until_fence(&mut receiver, &[occupied("fence")]).await;
+    let expected = vec![
+        occupied("room"),
+        occupied("presence-lobby"),
+        json!({"name": "member_added", "channel": "presence-lobby", "user_id": "u1"}),
+        occupied("private-chat"),
+        client_event("private-chat", "client-typing", "{\"x\":1}", &a.socket_id),
+        occupied("cache-news"),
+        json!({"name": "cache_miss", "channel": "cache-news"}),
+    ];
+    assert_eq!(sorted(delivered), sorted(expected));
+}
+
+on_both_topologies!(subscription_counts_follow_each_change_but_not_on_presence_channels);
+async fn subscription_counts_follow_each_change_but_not_on_presence_channels(shape: Shape) {
+    let test = "subscription_counts_follow_each_change_but_not_on_presence_channels";
+    let mut receiver = WebhookReceiver::start(test, &format!("receiver-{}", shape.label())).await;
+    let hooks = endpoint(&receiver, &["subscription_count"]);
+    let env = [
+        ("HERALD_APP__WEBHOOKS", hooks.as_str()),
+        ("HERALD_APP__SUBSCRIPTION_COUNT_EVENTS", "true"),
+    ];
+    let topology = Topology::start_with(shape, test, &env, &[]).await;
+    let mut a = topology.connect(0).await;
+    let mut b = topology.connect(1).await;
+    // Each change is awaited before the next, so each count is sent.
+    a.subscribe("counted").await;
+    assert_eq!(
+        until_fence(&mut receiver, &[count("counted", 1)]).await,
+        Vec::<Value>::new()
+    );
+    b.subscribe("counted").await;
+    assert_eq!(
+        until_fence(&mut receiver, &[count("counted", 2)]).await,
+        Vec::<Value>::new()
+    );
+    a.unsubscribe("counted").await;
+    assert_eq!(
+        until_fence(&mut receiver, &[count("counted", 1)]).await,
+        Vec::<Value>::new()
+    );
+    // Presence channels have none; the fence is the next count. (A fresh client: the others
+    // hold `pusher_internal:subscription_count` frames nobody reads.)
+    let mut c = topology.connect(2).await;
+    c.subscribe_presence("presence-counted", &json!({"user_id": "p"}))
+        .await;
+    // The presence channel's count is announced (to its subscribers) before c's join is
+    // answered, and the fence's count is decided later by the same hub (same edge): a webhook
+    // of that announcement would come before the fence.
+    let mut d = topology.connect(2).await;
+    d.subscribe("fence").await;
+    assert_eq!(
+        until_fence(&mut receiver, &[count("fence", 1)]).await,
+        Vec::<Value>::new()
+    );
+}
+
+#[tokio::test]
+async fn requests_are_signed_batched_and_carry_the_configured_headers() {
+    let test = "requests_are_signed_batched_and_carry_the_configured_headers";
+    let mut receiver = WebhookReceiver::start(test, "receiver").await;
+    let hooks = json!([{"url": receiver.url(), "event_types": ["client_event"],
+                        "headers": {"X-Api-Token": "t0ken"}}])
+    .to_string();
+    let env = [("HERALD_APP__WEBHOOKS", hooks.as_str()), FAST_CLIENT_EVENTS];
+    let cluster = Cluster::start_with(test, 1, &env, &[]).await;
+    let mut clients = vec![PusherClient::connect(&cluster.edges[0].url()).await];
+    join_private(&mut clients[0], "private-batch-0").await;
+    let expected = chatter(&mut clients, "private-batch", 25).await;
+    let mut requests = Vec::new();
+    let mut events = Vec::new();
+    while events.len() < expected.len() {
+        let request = receiver.next_request(ARRIVAL).await;
+        events.extend(request["events"].as_array().cloned().unwrap_or_default());
+        requests.push(request);
+    }
+    // One socket's events on one channel: in the order they were sent.
+    assert_eq!(events, expected);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    for request in &requests {
+        assert_eq!(request["key"], APP_KEY, "{request}");
+        assert_eq!(request["content_type"], "application/json", "{request}");
+        assert_eq!(request["headers"]["x-api-token"], "t0ken", "{request}");
+        assert_eq!(request["headers"]["path"], "/pusher/webhooks", "{request}");
+        // Sent as Pusher names them, for endpoints that read headers by exact name.
+        let names = &request["headers"]["names"];
+        for name in ["X-Pusher-Key", "X-Pusher-Signature", "Content-Type"] {
+            assert!(
+                names.as_array().unwrap().contains(&json!(name)),
+                "{request}"
+            );
+        }
+        let time_ms = request["time_ms"].as_u64().expect("a time_ms");
+        assert!(time_ms <= now_ms && now_ms - time_ms < 60_000, "{request}");
+        assert!(
+            request["events"].as_array().unwrap().len() <= 20,
+            "{request}"
+        );
+    }
+    // 25 events at once make at least two requests of at most 20.
+    assert!(requests.len() >= 2, "{requests:#?}");
+}
+
+on_both_topologies!(a_quick_return_sends_nothing_and_a_real_leave_is_sent_after_three_seconds);
+async fn a_quick_return_sends_nothing_and_a_real_leave_is_sent_after_three_seconds(shape: Shape) {
+    let test = "a_quick_return_sends_nothing_and_a_real_leave_is_sent_after_three_seconds";
+    let mut receiver = WebhookReceiver::start(test, &format!("receiver-{}", shape.label())).await;
+    let hooks = endpoint(&receiver, &["channel_occupied", "channel_vacated"]);
+    let topology =
+        Topology::start_with(shape, test, &[("HERALD_APP__WEBHOOKS", &hooks)], &[]).await;
+    let mut client = topology.connect(0).await;
+    client.subscribe("flap").await;
+    until_fence(&mut receiver, &[occupied("flap")]).await;
+
+    // Unsubscribe and subscribe again within a second — through another edge (and, in a
+    // region, another hub): neither vacated nor occupied.
+    let mut elsewhere = topology.connect(1).await;
+    let left = Instant::now();
+    client.unsubscribe("flap").await;
+    client.sync().await;
+    elsewhere.subscribe("flap").await;
+    assert!(left.elapsed() < Duration::from_secs(1));
+
+    // Now leave for good.
+    elsewhere.unsubscribe("flap").await;
+    elsewhere.sync().await;
+    let left = Instant::now();
+    let delivered = receiver
+        .delivered_until(ARRIVAL, |events| events.contains(&vacated("flap")))
+        .await;
+    let after = left.elapsed();
+    assert_eq!(delivered, vec![vacated("flap")]);
+    assert!(
+        after >= Duration::from_secs(3) && after <= Duration::from_secs(4),
+        "channel_vacated arrived {after:?} after the leave"
+    );
+    // Nothing else came from the flap: the fence is next.
+    client.subscribe("fence").await;
+    assert_eq!(
+        until_fence(&mut receiver, &[occupied("fence")]).await,
+        Vec::<Value>::new()
+    );
+}
+
+on_both_topologies!(members_are_added_for_a_users_first_socket_and_removed_after_their_last);
+async fn members_are_added_for_a_users_first_socket_and_removed_after_their_last(shape: Shape) {
+    let test = "members_are_added_for_a_users_first_socket_and_removed_after_their_last";
+    let mut receiver = WebhookReceiver::start(test, &format!("receiver-{}", shape.label())).await;
+    let hooks = endpoint(
+        &receiver,
+        &["member_added", "member_removed", "channel_occupied"],
+    );
+    let topology =
+        Topology::start_with(shape, test, &[("HERALD_APP__WEBHOOKS", &hooks)], &[]).await;
+    let channel = "presence-room";
+    let alice = json!({"user_id": "alice"});
+    let mut first = topology.connect(0).await;
+    let mut second = topology.connect(1).await;
+    first.subscribe_presence(channel, &alice).await;
+    second.subscribe_presence(channel, &alice).await;
+    first.unsubscribe(channel).await;
+    first.sync().await;
+    // Alice still has a socket: nothing is removed. Her last socket goes: removed after 3 s.
+    drop(second);
+    let removed = json!({"name": "member_removed", "channel": channel, "user_id": "alice"});
+    let delivered = receiver
+        .delivered_until(ARRIVAL, |events| events.contains(&removed))
+        .await;
+    assert_eq!(
+        sorted(delivered),
+        sorted(vec![
+            occupied(channel),
+            json!({"name": "member_added", "channel": channel, "user_id": "alice"}),
+            removed,
+        ])
+    );
+}
+
+#[tokio::test]
+async fn a_failing_endpoint_gets_the_batch_again_until_it_accepts_it() {
+    let test = "a_failing_endpoint_gets_the_batch_again_until_it_accepts_it";
+    let mut receiver = WebhookReceiver::start(test, "receiver").await;
+    let hooks = endpoint(&receiver, &["client_event"]);
+    let cluster = Cluster::start_with(
+        test,
+        1,
+        &[
+            ("HERALD_APP__WEBHOOKS", &hooks),
+            ("HERALD_WEBHOOKS__BACKOFF_MIN_MS", "200"),
+            ("HERALD_WEBHOOKS__BACKOFF_MAX_MS", "2000"),
+        ],
+        &[],
+    )
+    .await;
+    receiver.respond(&[500, 500, 500]).await;
+    let mut clients = vec![PusherClient::connect(&cluster.edges[0].url()).await];
+    join_private(&mut clients[0], "private-retried-0").await;
+    let retried = chatter(&mut clients, "private-retried", 1).await;
+    let mut requests = Vec::new();
+    for _ in 0..4 {
+        let request = receiver.next_request(ARRIVAL).await;
+        requests.push((Instant::now(), request));
+    }
+    let statuses: Vec<&Value> = requests.iter().map(|(_, r)| &r["status"]).collect();
+    assert_eq!(statuses, [500, 500, 500, 200]);
+    for (_, request) in &requests {
+        assert_eq!(request["events"], json!(retried));
+    }
+    // The same body each time, signature and time included.
+    assert!(
+        requests
+            .iter()
+            .all(|(_, r)| r["time_ms"] == requests[0].1["time_ms"])
+    );
+    // Backoff: each wait at least half its doubling step (200, 400, 800 ms).
+    for (index, pair) in requests.windows(2).enumerate() {
+        let waited = pair[1].0 - pair[0].0;
+        let floor = Duration::from_millis(100 << index);
+        assert!(waited >= floor, "retry {index} came after {waited:?}");
+    }
+    // Delivered once: the fence is the next thing the endpoint gets.
+    let fence = client_event(
+        "private-retried-0",
+        "client-fence",
+        "{}",
+        &clients[0].socket_id,
+    );
+    clients[0]
+        .send(json!({"event": "client-fence", "channel": "private-retried-0", "data": {}}))
+        .await;
+    assert_eq!(
+        until_fence(&mut receiver, &[fence]).await,
+        Vec::<Value>::new()
+    );
+    let webhooks = stats_when(&cluster.hub.http, |w| w["sent"] == 2).await;
+    assert_eq!(webhooks["retried"], 3, "{webhooks}");
+    assert_eq!(webhooks["failed"], 0, "{webhooks}");
+}
+
+/// Trigger → client latencies of `n` triggers, sorted.
+async fn trigger_latencies(
+    cluster: &Cluster,
+    client: &mut PusherClient,
+    n: usize,
+) -> Vec<Duration> {
+    let mut latencies = Vec::new();
+    for i in 0..n {
+        let started = Instant::now();
+        let trigger = json!({"name": "tick", "channel": "ticks", "data": i.to_string()});
+        assert_eq!(cluster.api().trigger(trigger).await.status, 200);
+        let event = client.next_event().await;
+        assert_eq!(event["event"], "tick", "{event}");
+        latencies.push(started.elapsed());
+    }
+    latencies.sort();
+    latencies
+}
+
+#[tokio::test]
+async fn an_endpoint_that_never_answers_does_not_slow_triggers() {
+    let test = "an_endpoint_that_never_answers_does_not_slow_triggers";
+    let mut receiver = WebhookReceiver::start(test, "receiver").await;
+    let hooks = endpoint(&receiver, &["client_event"]);
+    let env = [("HERALD_APP__WEBHOOKS", hooks.as_str()), FAST_CLIENT_EVENTS];
+    let cluster = Cluster::start_with(test, 1, &env, &[]).await;
+    let mut client = PusherClient::connect(&cluster.edges[0].url()).await;
+    client.subscribe("ticks").await;
+    let mut busy = vec![PusherClient::connect(&cluster.edges[0].url()).await];
+    join_private(&mut busy[0], "private-busy-0").await;
+    // The same work in both states — 200 webhook events flowing, then 60 triggers timed — with
+    // the endpoint answering, then hanging, three times over, so load from elsewhere on the
+    // machine falls on both samples alike.
+    let (mut usual, mut hanging) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        for (mode, sample) in [("ok", &mut usual), ("hang", &mut hanging)] {
+            receiver.mode(mode).await;
+            chatter(&mut busy, "private-busy", 200).await;
+            sample.extend(trigger_latencies(&cluster, &mut client, 60).await);
+        }
+    }
+    usual.sort();
+    hanging.sort();
+    // "Delayed by no more than the usual p99": the delay a hanging endpoint adds — the mean
+    // latency with it minus the mean without — stays within the usual p99, and a typical
+    // trigger (the median) stays within the usual p99 too. Means and medians, not the extreme
+    // tail, so a stall of the shared machine does not decide the verdict.
+    let p = |latencies: &[Duration], q: f64| latencies[((latencies.len() - 1) as f64 * q) as usize];
+    let mean = |latencies: &[Duration]| latencies.iter().sum::<Duration>() / latencies.len() as u32;
+    let (usual_mean, usual_p99) = (mean(&usual), p(&usual, 0.99));
+    let (hanging_mean, hanging_p50) = (mean(&hanging), p(&hanging, 0.5));
+    eprintln!(
+        "trigger latency: usual mean {usual_mean:?} p50 {:?} p99 {usual_p99:?}; endpoint hanging mean {hanging_mean:?} p50 {hanging_p50:?} p99 {:?}",
+        p(&usual, 0.5),
+        p(&hanging, 0.99),
+    );
+    assert!(
+        hanging_mean.saturating_sub(usual_mean) <= usual_p99 && hanging_p50 <= usual_p99,
+        "triggers slowed by a hanging endpoint: mean {hanging_mean:?} (usual {usual_mean:?}), median {hanging_p50:?}, usual p99 {usual_p99:?}"
+    );
+    // The hang was real: the hub timed a request out (4 s) and counts its retry.
+    stats_when(&cluster.hub.http, |w| w["retried"].as_u64() >= Some(1)).await;
+}
+
+/// Subscribes `client` to a private channel, checking the answer.
+async fn join_private(client: &mut PusherClient, channel: &str) {
+    let reply = client.subscribe_private(channel).await;
+    assert_eq!(
+        reply["event"], "pusher_internal:subscription_succeeded",
+        "{reply}"
+    );
+}
+
+/// Sends `n` client events from each client (within its rate limit), client `i` on
+/// `{channel}-{i}` (which it alone joined), and returns the webhook events they make, in order.
+async fn chatter(clients: &mut [PusherClient], channel: &str, n: usize) -> Vec<Value> {
+    let mut expected = Vec::new();
+    for (index, client) in clients.iter_mut().enumerate() {
+        let channel = &format!("{channel}-{index}");
+        for i in 0..n {
+            let data = json!({"from": index, "i": i});
+            client
+                .send(json!({"event": "client-say", "channel": channel, "data": data}))
+                .await;
+            expected.push(client_event(
+                channel,
+                "client-say",
+                &data.to_string(),
+                &client.socket_id,
+            ));
+        }
+        client.sync().await;
+    }
+    expected
+}
+
+#[tokio::test]
+async fn a_region_sends_each_client_event_once() {
+    let test = "a_region_sends_each_client_event_once";
+    let mut receiver = WebhookReceiver::start(test, "receiver").await;
+    let hooks = endpoint(&receiver, &["client_event"]);
+    let region = Region::start(test, 2, 3, &[("HERALD_APP__WEBHOOKS", &hooks)], &[]).await;
+    let mut clients = Vec::new();
+    for (index, edge) in region.edges.iter().enumerate() {
+        let mut client = PusherClient::connect(&edge.url()).await;
+        join_private(&mut client, &format!("private-chat-{index}")).await;
+        clients.push(client);
+    }
+    // Sockets on three edges and both hubs.
+    let expected = chatter(&mut clients, "private-chat", 5).await;
+    let delivered = receiver
+        .delivered_until(ARRIVAL, |events| {
+            expected.iter().all(|e| events.contains(e))
+        })
+        .await;
+    // The fence: one more client event, sent once all the others were delivered.
+    let fence = client_event(
+        "private-chat-1",
+        "client-fence",
+        "{}",
+        &clients[1].socket_id,
+    );
+    clients[1]
+        .send(json!({"event": "client-fence", "channel": "private-chat-1", "data": {}}))
+        .await;
+    let after = until_fence(&mut receiver, &[fence]).await;
+    let all: Vec<Value> = delivered.into_iter().chain(after).collect();
+    assert_eq!(sorted(all), sorted(expected), "each event exactly once");
+}
+
+on_both_topologies!(one_cache_miss_for_subscribers_of_an_empty_cache_channel_on_every_edge);
+async fn one_cache_miss_for_subscribers_of_an_empty_cache_channel_on_every_edge(shape: Shape) {
+    let test = "one_cache_miss_for_subscribers_of_an_empty_cache_channel_on_every_edge";
+    let mut receiver = WebhookReceiver::start(test, &format!("receiver-{}", shape.label())).await;
+    let hooks = endpoint(&receiver, &["cache_miss", "client_event"]);
+    let topology =
+        Topology::start_with(shape, test, &[("HERALD_APP__WEBHOOKS", &hooks)], &[]).await;
+    let mut clients = Vec::new();
+    for edge in 0..topology.edges().len() {
+        let mut client = topology.connect(edge).await;
+        client.subscribe("cache-empty").await;
+        assert_eq!(client.next_event().await["event"], "pusher:cache_miss");
+        clients.push(client);
+    }
+    join_private(&mut clients[0], "private-fence").await;
+    let fence = client_event("private-fence", "client-fence", "{}", &clients[0].socket_id);
+    clients[0]
+        .send(json!({"event": "client-fence", "channel": "private-fence", "data": {}}))
+        .await;
+    assert_eq!(
+        until_fence(&mut receiver, &[fence]).await,
+        vec![json!({"name": "cache_miss", "channel": "cache-empty"})]
+    );
+}
+
+#[tokio::test]
+async fn webhooks_pending_on_a_killed_hub_are_delivered_by_another() {
+    let test = "webhooks_pending_on_a_killed_hub_are_delivered_by_another";
+    let mut receiver = WebhookReceiver::start(test, "receiver").await;
+    let hooks = endpoint(&receiver, &["client_event"]);
+    let mut region = Region::start(
+        test,
+        2,
+        3,
+        &[
+            ("HERALD_APP__WEBHOOKS", &hooks),
+            ("HERALD_WEBHOOKS__BACKOFF_MIN_MS", "200"),
+            ("HERALD_WEBHOOKS__BACKOFF_MAX_MS", "1000"),
+        ],
+        &[],
+    )
+    .await;
+    receiver.mode("fail").await;
+    let mut clients = Vec::new();
+    for (index, edge) in region.edges.iter().enumerate() {
+        let mut client = PusherClient::connect(&edge.url()).await;
+        join_private(&mut client, &format!("private-crash-{index}")).await;
+        clients.push(client);
+    }
+    let expected = chatter(&mut clients, "private-crash", 8).await;
+
+    // The courier holds them all, failing: find it.
+    let mut courier = None;
+    for (index, hub) in region.hubs.iter().enumerate() {
+        let stats = hub.api().raw("GET", "/stats", "").await.body;
+        if stats["counters"]["webhooks"]["delivering"] == true {
+            courier = Some(index);
+        }
+    }
+    let courier = courier.expect("one hub delivers the region's webhooks");
+    stats_when(&region.hubs[courier].http, |w| {
+        w["queue_depth"].as_u64() == Some(expected.len() as u64) && w["retried"].as_u64() >= Some(1)
+    })
+    .await;
+    receiver.next_request(ARRIVAL).await;
+
+    // SIGKILL it while the endpoint fails, then let the endpoint recover.
+    region.hubs[courier].process.kill().await;
+    let survivor = &region.hubs[1 - courier];
+    stats_when(&survivor.http, |w| w["delivering"] == true).await;
+    receiver.mode("ok").await;
+    let delivered = receiver
+        .delivered_until(Duration::from_secs(30), |events| {
+            expected.iter().all(|e| events.contains(e))
+        })
+        .await;
+    let duplicates = delivered.len() - expected.len();
+    eprintln!(
+        "crash: {} events, all delivered after the courier was killed, {duplicates} delivered twice",
+        expected.len()
+    );
+    for event in &delivered {
+        assert!(expected.contains(event), "unexpected {event}");
+    }
+}

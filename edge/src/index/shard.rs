@@ -38,7 +38,9 @@ struct Subscriber {
     /// The pending or accepted presence join.
     join_id: Option<u64>,
     /// Events held for a pending presence join, with their sequences: once the hub answers
-    /// with the member list as of sequence S, those after S are delivered.
+    /// with the member list as of sequence S, those after S are delivered. Other subscribers of
+    /// a confirmed channel hold the events that arrive while they wait for their count, and get
+    /// them right after their confirmation.
     held: Vec<(u64, Utf8Bytes)>,
     /// The channel's count version that includes this socket: it becomes active only once the
     /// region holds it.
@@ -174,14 +176,18 @@ impl LocalChannel {
             for frame in std::mem::take(&mut subscriber.greeting) {
                 subscriber.outbox.push(frame);
             }
-            if !subscriber.announce {
-                continue;
+            if subscriber.announce {
+                if let Some(data) = data.take() {
+                    frames = welcome(key, self.cached.as_ref(), data, now);
+                }
+                for frame in &frames {
+                    subscriber.outbox.push(frame.clone());
+                }
             }
-            if let Some(data) = data.take() {
-                frames = welcome(key, self.cached.as_ref(), data, now);
-            }
-            for frame in &frames {
-                subscriber.outbox.push(frame.clone());
+            if subscriber.join_id.is_none() {
+                for (_, frame) in std::mem::take(&mut subscriber.held) {
+                    subscriber.outbox.push(frame);
+                }
             }
         }
     }
@@ -467,7 +473,9 @@ impl Shard {
                 continue;
             }
             if !subscriber.active {
-                if subscriber.join_id.is_some() {
+                // A pending presence join, or a subscriber of the confirmed channel waiting for
+                // its count: the event is theirs once they are confirmed.
+                if subscriber.join_id.is_some() || channel.confirmed {
                     if subscriber.held.len() < HELD_LIMIT {
                         subscriber.held.push((event.seq, encoded.clone()));
                     } else {
@@ -605,6 +613,28 @@ mod tests {
                 .contains("subscription_succeeded")
         );
         assert_eq!(next_text(&mut rx1), None, "announced once");
+    }
+
+    #[test]
+    fn events_that_arrive_while_a_subscriber_waits_for_its_count_follow_its_confirmation() {
+        let mut shard = shard();
+        let now = Instant::now();
+        let (tx1, mut rx1) = new_outbox();
+        shard.subscribe(key("a"), socket(1), tx1, Mode::Announced, now);
+        confirm(&mut shard, "a", 1);
+        assert!(next_text(&mut rx1).is_some());
+        let (tx2, mut rx2) = new_outbox();
+        shard.subscribe(key("a"), socket(2), tx2, Mode::Announced, now);
+        shard.deliver(event("a", "early", None), now);
+        assert!(next_text(&mut rx1).unwrap().contains("early"));
+        assert_eq!(next_text(&mut rx2), None, "held until confirmed");
+        shard.counted(&key("a"), 1, 2, now);
+        assert!(
+            next_text(&mut rx2)
+                .unwrap()
+                .contains("subscription_succeeded")
+        );
+        assert!(next_text(&mut rx2).unwrap().contains("early"));
     }
 
     #[test]

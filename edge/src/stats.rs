@@ -1,6 +1,10 @@
 //! The edge's counters, shared by its tasks and read by `/stats`.
 
+use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use herald_shared::ids::AppId;
 
 use serde::Serialize;
 
@@ -25,6 +29,9 @@ pub struct EdgeStats {
     pub events_lost: AtomicU64,
     /// Link sessions established since start.
     pub link_sessions: AtomicU64,
+    /// Open client connections per app (the hub's console shows them); changed only when a
+    /// connection opens or closes.
+    pub per_app: Mutex<BTreeMap<AppId, u32>>,
 }
 
 /// A point-in-time copy of [`EdgeStats`], as `/stats` shows it.
@@ -51,6 +58,26 @@ pub struct EdgeStatsSnapshot {
 }
 
 impl EdgeStats {
+    /// A connection of `app` opened (`true`) or closed.
+    pub fn app_connection(&self, app: &AppId, opened: bool) {
+        let mut per_app = self.per_app.lock().unwrap_or_else(|p| p.into_inner());
+        let count = per_app.entry(app.clone()).or_default();
+        *count = if opened {
+            count.saturating_add(1)
+        } else {
+            count.saturating_sub(1)
+        };
+        if *count == 0 {
+            per_app.remove(app);
+        }
+    }
+
+    /// Open connections per app.
+    pub fn connections_per_app(&self) -> Vec<(AppId, u32)> {
+        let per_app = self.per_app.lock().unwrap_or_else(|p| p.into_inner());
+        per_app.iter().map(|(app, n)| (app.clone(), *n)).collect()
+    }
+
     /// Reads every counter.
     pub fn snapshot(&self) -> EdgeStatsSnapshot {
         let read = |counter: &AtomicU64| counter.load(Ordering::Relaxed);

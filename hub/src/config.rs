@@ -39,4 +39,6 @@ pub struct HubConfig {
     pub cluster: Option<ClusterSettings>,
     /// Webhook endpoints and how they are delivered to.
     pub webhooks: WebhookSettings,
+    /// A token that signs in to the debug console for any app (besides apps' key and secret).
+    pub console_token: Option<Secret>,
 }

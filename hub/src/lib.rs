@@ -16,6 +16,7 @@
 //! - [`api`] — the Pusher HTTP API, `/up`, `/stats`, `/metrics`.
 //! - [`metrics`] — every metric the hub exports, declared once.
 //! - [`http`] — the API's listener: TLS, slow and idle clients, the connection cap.
+//! - [`console`] — the live debug console (`/console`) and its event feed.
 //! - [`stats`] — counters.
 //! - [`webhooks`] — Pusher webhooks to the apps, once per region.
 //!
@@ -29,6 +30,7 @@
 pub mod api;
 pub mod cluster;
 pub mod config;
+pub mod console;
 pub mod edge;
 pub mod history;
 pub mod http;

@@ -11,6 +11,7 @@ use tokio_util::task::TaskTracker;
 use crate::api::{self, ApiState};
 use crate::cluster::{Cluster, ClusterSetup};
 use crate::config::HubConfig;
+use crate::console::{Console, ConsoleState};
 use crate::http::HttpServer;
 use crate::link::{self, LinkContext, TlsConfigError};
 use crate::metrics::Render;
@@ -71,6 +72,7 @@ pub fn start(
     let http_addr = listeners.http.local_addr()?;
     let link_addr = listeners.link.local_addr()?;
     let stats = Arc::new(HubStats::default());
+    let console = Console::new(config.console_token.clone());
     let tasks = TaskTracker::new();
     let (watchlist, watchlist_queue) = watchlist::channel();
     let (occupancy, occupancy_queue) = registry::occupancy();
@@ -183,6 +185,7 @@ pub fn start(
         webhooks,
         watchlist,
         stats: stats.clone(),
+        console: console.feed.clone(),
     });
     tasks.spawn(link::accept(
         endpoint,
@@ -201,11 +204,19 @@ pub fn start(
         draining: shutdown.clone(),
         metrics: listeners.metrics,
         access: Arc::new(config.admin),
+        console: console.feed.clone(),
+    };
+    let console = ConsoleState {
+        hub_id: config.hub_id,
+        apps: state.apps.clone(),
+        store: state.store.clone(),
+        draining: shutdown.clone(),
+        console,
     };
     let http = HttpServer {
         listener: listeners.http,
         tls: listeners.http_tls,
-        router: api::router(state, config.api),
+        router: api::router(state, config.api).merge(crate::console::router(console)),
         settings: config.http,
         stats: http_stats,
     };

@@ -27,6 +27,8 @@ use crate::index::{Changes, Command, Desired};
 
 /// How long the hub has to answer `Hello`.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often the edge reports its connections per app to the hub (only when they changed).
+const LOAD_EVERY: Duration = Duration::from_secs(1);
 
 /// The edge's one link frame reader: bytes from a QUIC stream, frames from the shared decoder.
 struct FromHub;
@@ -276,6 +278,8 @@ impl Session {
         if let Err(error) = self.send(&everything).await {
             return SessionEnd::Lasted(error);
         }
+        let mut load_every = tokio::time::interval(LOAD_EVERY);
+        let mut load_sent = None;
         loop {
             let step = tokio::select! {
                 _ = shutdown.cancelled() => return SessionEnd::Shutdown,
@@ -289,6 +293,15 @@ impl Session {
                 },
                 Some(frame) = self.channels.next(), if !self.channels.is_empty() => {
                     self.on_channel(task, tracker, frame).await
+                }
+                _ = load_every.tick() => {
+                    let load = task.stats.connections_per_app();
+                    if load_sent.as_ref() == Some(&load) {
+                        Ok(())
+                    } else {
+                        load_sent = Some(load.clone());
+                        self.send(&[EdgeToHub::Connections(load)]).await
+                    }
                 }
                 () = task.board.changed() => {
                     let changes = frames_for(task.board.take(), |key, desired| {

@@ -19,6 +19,7 @@ use super::ApiState;
 use super::error::ApiError;
 use super::info::Info;
 use super::signed::Signed;
+use crate::console::ConsoleEvent;
 use crate::region::{ChannelCounts, Publication};
 
 /// The attributes a trigger's `info` may ask for.
@@ -125,6 +126,11 @@ async fn publish(
                 .stats
                 .events_published
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            state.console.publish(ConsoleEvent::Trigger {
+                app_id: app.id.clone(),
+                channel: channel.as_str().to_string(),
+                event: trigger.name.as_str().to_string(),
+            });
             let counts = if trigger.info.any() {
                 state
                     .store

@@ -36,6 +36,7 @@ use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
 
+use crate::console::ConsoleFeed;
 use crate::metrics::{self as hub_metrics, PROMETHEUS_TEXT, Render};
 use crate::region::{Health, Store};
 use crate::registry::Registry;
@@ -69,6 +70,8 @@ pub struct ApiState {
     pub metrics: Render,
     /// Who may read `/stats` and `/metrics`.
     pub access: Arc<AdminAccess>,
+    /// What the debug console shows live.
+    pub console: ConsoleFeed,
 }
 
 /// The hub's HTTP routes with their layers.

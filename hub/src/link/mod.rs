@@ -25,6 +25,7 @@ use tokio_util::task::TaskTracker;
 pub use session::LinkError;
 pub use tls::{HubTls, TlsConfigError, server_config};
 
+use crate::console::ConsoleFeed;
 use crate::region::Store;
 use crate::registry::Registry;
 use crate::stats::HubStats;
@@ -65,6 +66,8 @@ pub struct LinkContext {
     pub watchlist: WatchlistSender,
     /// Counters.
     pub stats: Arc<HubStats>,
+    /// What the debug console shows.
+    pub console: ConsoleFeed,
 }
 
 /// Accepts edges until `shutdown`, serving each on `sessions`.

@@ -207,6 +207,7 @@ async fn relay(
     ));
     context.stats.edges.fetch_add(1, Ordering::Relaxed);
     crate::metrics::edge_linked(true);
+    context.console.edge_linked(hello.edge_id);
     tracing::info!(message = "Edge linked.");
     let ended = loop {
         let frame = tokio::select! {
@@ -222,6 +223,7 @@ async fn relay(
         };
         match frame {
             Ok(EdgeToHub::Interest(interest)) => {
+                context.console.interest(hello.edge_id, &interest);
                 context.registry.interest(edge.clone(), interest).await;
             }
             Ok(EdgeToHub::Backfill { key, after }) => {
@@ -245,6 +247,7 @@ async fn relay(
                         event.socket,
                         event.user_id.as_deref(),
                     );
+                    context.console.client_event(&event);
                     let publication = Publication {
                         key: event.key,
                         name: event.name,
@@ -267,6 +270,9 @@ async fn relay(
                     .set(link_id, app, user_id, watchlist)
                     .await;
             }
+            Ok(EdgeToHub::Connections(load)) => {
+                context.console.edge_connections(hello.edge_id, load);
+            }
             Ok(EdgeToHub::Hello(_)) => break Err(LinkError::SecondHello),
             Err(error) => break Err(error),
         }
@@ -279,6 +285,7 @@ async fn relay(
     }
     context.stats.edges.fetch_sub(1, Ordering::Relaxed);
     crate::metrics::edge_linked(false);
+    context.console.edge_gone(hello.edge_id);
     ended
 }
 

@@ -191,6 +191,7 @@ fn banner(
   Pusher HTTP API (Laravel, SDKs)      http://{http}
   Health                               http://{admin}/up
   Metrics (Prometheus)                 http://{admin}/metrics  http://{http}/metrics
+  Debug console                        http://{http}/console  (sign in with the key and secret)
 
   app id {id}   key {key}   secret {secret}
 

@@ -112,6 +112,10 @@ declare_keys! {
     HUB_BODY_LIMIT_BYTES: usize = "hub.body_limit_bytes", default("262144"), parse::positive;
     /// longest HTTP request, seconds
     HUB_REQUEST_TIMEOUT_SECS: Duration = "hub.request_timeout_secs", default("10"), parse::seconds;
+    /// a token that signs in to the debug console (/console) for any app, besides each app's
+    /// key and secret (at least 16 characters)
+    HUB_CONSOLE_TOKEN: Secret = "hub.console_token", optional("unset: apps' key and secret only"),
+        parse::token;
     /// link silence before an edge is gone; its presence members are removed then
     /// (keep-alives go every third of it)
     HUB_LINK_IDLE_TIMEOUT_SECS: Duration = "hub.link_idle_timeout_secs",

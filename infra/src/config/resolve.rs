@@ -337,6 +337,7 @@ pub fn hub(
             },
             cluster: None,
             webhooks: super::webhooks::webhooks(raw, r),
+            console_token: r.optional(s, &HUB_CONSOLE_TOKEN),
         },
         redis: redis(raw, r),
         http_tls: serving_tls(s, r, &HUB_HTTP_TLS_CERT, &HUB_HTTP_TLS_KEY),

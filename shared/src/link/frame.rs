@@ -35,6 +35,9 @@ pub enum EdgeToHub {
         /// The users watched.
         watchlist: Vec<String>,
     },
+    /// The edge's open client connections per app (sent when they change, at most once a
+    /// second), for the hub's debug console.
+    Connections(Vec<(AppId, u32)>),
 }
 
 /// A presence membership change of one socket.

@@ -12,6 +12,7 @@ mod compat;
 mod compat_echo;
 mod compat_features;
 mod config_errors;
+mod console;
 mod dashboards;
 mod dev;
 mod drain;

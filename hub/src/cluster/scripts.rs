@@ -50,7 +50,7 @@ local function publish(body, maxlen, history_ttl_ms, cache_ttl_ms)
   local seq = string.format('%.0f', redis.call('INCR', key('seq')))
   redis.call('PEXPIRE', key('seq'), SEQ_TTL_MS)
   local at = string.format('%.0f', math.floor(now_us() / 1000))
-  redis.call('XADD', key('hist'), 'MAXLEN', '~', maxlen, seq .. '-0', 't', at, 'b', body)
+  redis.call('XADD', key('hist'), 'MAXLEN', maxlen, seq .. '-0', 't', at, 'b', body)
   redis.call('PEXPIRE', key('hist'), history_ttl_ms)
   if tonumber(cache_ttl_ms) > 0 then
     redis.call('SET', key('cache'), seq .. ':' .. body, 'PX', cache_ttl_ms)

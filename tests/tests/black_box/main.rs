@@ -30,6 +30,7 @@ mod redis_cluster;
 mod region;
 mod region_failures;
 mod region_queries;
+mod region_timings;
 mod secrets;
 mod slow_clients;
 mod slow_consumer;

@@ -1,8 +1,9 @@
 //! The edge's admin HTTP port: `/up` for load balancers, `/stats` for people, `/metrics` for
 //! Prometheus.
 //!
-//! `/up` tells the truth: 200 only while the edge is linked to a hub and not draining;
-//! otherwise 503, so a deaf or departing edge leaves the load balancer. It is plain HTTP on its
+//! `/up` tells the truth: 200 only while the edge is linked to a hub, not draining and not at
+//! its connection cap; otherwise 503, so a deaf, departing or full edge leaves the load
+//! balancer. It is plain HTTP on its
 //! own port because ALB health checks cannot speak WebSocket. `/stats` and `/metrics` answer
 //! only whom [`AdminAccess`] admits (the admin token beyond loopback); `/up` answers everyone.
 
@@ -23,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use crate::index::IndexHandle;
 use crate::link::{LinkFailure, LinkState};
 use crate::metrics::{PROMETHEUS_TEXT, Render};
+use crate::quota::Quotas;
 use crate::stats::EdgeStats;
 
 /// What the admin handlers read.
@@ -44,6 +46,8 @@ pub struct AdminState {
     pub metrics: Render,
     /// Who may read `/stats` and `/metrics`.
     pub access: Arc<AdminAccess>,
+    /// The connection cap `/up` reports on.
+    pub quotas: Arc<Quotas>,
 }
 
 /// The admin routes.
@@ -84,6 +88,12 @@ async fn up(State(state): State<AdminState>) -> Response {
             .into_response();
     }
     match link {
+        // Full: the load balancer should send new clients elsewhere (they would get 4100).
+        LinkState::Up(_) if state.quotas.full() => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"health": "unavailable", "reason": "full"})),
+        )
+            .into_response(),
         LinkState::Up(_) => Json(json!({"health": "OK"})).into_response(),
         LinkState::Down => {
             let mut body = json!({"health": "unavailable", "reason": "no hub link"});
@@ -121,6 +131,10 @@ async fn stats(State(state): State<AdminState>) -> Response {
         "channels": channels,
         "subscriptions": subscriptions,
         "counters": counters,
+        // Per app: this edge's connections, and the region's as its hub last reported them.
+        "apps": state.quotas.snapshot().into_iter().map(|(app, edge, region)| {
+            (app.to_string(), json!({"connections": edge, "region_connections": region}))
+        }).collect::<serde_json::Map<_, _>>(),
     }))
     .into_response()
 }

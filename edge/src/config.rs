@@ -7,7 +7,7 @@ use herald_shared::admin::AdminAccess;
 use herald_shared::ids::EdgeId;
 
 use crate::link::LinkConfig;
-use crate::socket::SocketLimits;
+use crate::socket::{ConnectionRateLimit, SocketLimits};
 
 /// Everything an edge needs to run.
 #[derive(Debug, Clone)]
@@ -24,4 +24,9 @@ pub struct EdgeConfig {
     pub drain_timeout: Duration,
     /// Who may read `/stats` and `/metrics` on the admin port.
     pub admin: AdminAccess,
+    /// Most client connections this edge holds; over it new ones get 4100 and `/up` says the
+    /// edge is full. `None`: no cap.
+    pub max_connections: Option<u64>,
+    /// New connections per client address per second; `None`: unlimited.
+    pub connection_rate: Option<ConnectionRateLimit>,
 }

@@ -12,6 +12,7 @@
 //! - [`index`] — the sharded local channel index and fan-out, with what its shards write: the
 //!   sockets' outboxes and the interest board.
 //! - [`link`] — the QUIC link to the hub (sequence tracker, sessions, TLS).
+//! - [`quota`] — the edge's connection cap and the apps' region-wide connection quotas.
 //! - [`admin`] — `/up`, `/stats` and `/metrics`.
 //! - [`metrics`] — every metric the edge exports, declared once.
 //! - [`stats`] — counters.
@@ -24,7 +25,8 @@
 //! server                       wires everything, owns the tasks
 //! config, admin                typed settings; /up, /stats and /metrics
 //! socket    link               client sockets; the hub link — they never name each other
-//! index                        shards, Board (read by link), Outbox (drained by socket)
+//! index, quota                 shards, Board (read by link), Outbox (drained by socket); quotas
+//!                              (admitted by socket, reported by link)
 //! stats, metrics              counters; the exported metrics
 //! ```
 //!
@@ -42,6 +44,7 @@ pub mod config;
 pub mod index;
 pub mod link;
 pub mod metrics;
+pub mod quota;
 pub mod server;
 pub mod socket;
 pub mod stats;

@@ -15,7 +15,8 @@ use crate::config::EdgeConfig;
 use crate::index::{Board, IndexHandle};
 use crate::link::{LinkState, LinkTask};
 use crate::metrics::Render;
-use crate::socket::{self, SocketContext};
+use crate::quota::Quotas;
+use crate::socket::{self, ConnectionRate, SocketContext};
 use crate::stats::EdgeStats;
 
 /// What the process hands an edge: the listeners it serves, bound by the caller (with a large
@@ -71,6 +72,7 @@ pub fn start(
     let (apps_tx, apps_rx) = watch::channel(None);
     let (link_tx, link_rx) = watch::channel(LinkState::Down);
     let (failure_tx, failure_rx) = watch::channel(None);
+    let quotas = Quotas::new(config.max_connections);
     let link = LinkTask {
         config: config.link.clone(),
         edge_id: config.edge_id,
@@ -80,6 +82,7 @@ pub fn start(
         state: link_tx,
         failure: failure_tx,
         stats: stats.clone(),
+        quotas: quotas.clone(),
     };
     background.spawn(link.run(stop_background.clone()));
 
@@ -92,6 +95,7 @@ pub fn start(
         index: index.clone(),
         metrics: listeners.metrics,
         access: Arc::new(config.admin.clone()),
+        quotas: quotas.clone(),
     };
     let stop_admin = stop_background.clone();
     background.spawn(async move {
@@ -112,7 +116,15 @@ pub fn start(
         drain: shutdown.clone(),
         stats: stats.clone(),
         tls: listeners.websocket_tls,
+        quotas,
+        rate: config.connection_rate.as_ref().map(ConnectionRate::new),
     });
+    if context.rate.is_some() {
+        background.spawn(forget_idle_addresses(
+            context.clone(),
+            stop_background.clone(),
+        ));
+    }
     let sockets = TaskTracker::new();
     background.spawn(accept_loop(
         listeners.websocket,
@@ -133,6 +145,21 @@ pub fn start(
     })
 }
 
+/// Every minute, drops the rate limiter's addresses that are back to a full allowance, so its
+/// table stays as small as the recent clients.
+async fn forget_idle_addresses(context: Arc<SocketContext>, stop: CancellationToken) {
+    let mut minutes = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = minutes.tick() => {}
+        }
+        if let Some(rate) = &context.rate {
+            rate.forget_idle();
+        }
+    }
+}
+
 /// Accepts until the edge stops — through the drain too: a connection that arrives while the
 /// edge drains (before the load balancer has seen `/up` turn 503) gets an HTTP 503 it can act
 /// on, which a closed port (a reset, a 502 from the load balancer) would not say.
@@ -148,8 +175,8 @@ async fn accept_loop(
             accepted = listener.accept() => accepted,
         };
         match accepted {
-            Ok((stream, _peer)) => {
-                sockets.spawn(socket::serve(stream, context.clone()));
+            Ok((stream, peer)) => {
+                sockets.spawn(socket::serve(stream, peer.ip(), context.clone()));
             }
             Err(error) => {
                 // Typically EMFILE: back off briefly instead of spinning on the error.

@@ -1,10 +1,6 @@
 //! The edge's counters, shared by its tasks and read by `/stats`.
 
-use std::collections::BTreeMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-
-use herald_shared::ids::AppId;
 
 use serde::Serialize;
 
@@ -29,9 +25,16 @@ pub struct EdgeStats {
     pub events_lost: AtomicU64,
     /// Link sessions established since start.
     pub link_sessions: AtomicU64,
-    /// Open client connections per app (the hub's console shows them); changed only when a
-    /// connection opens or closes.
-    pub per_app: Mutex<BTreeMap<AppId, u32>>,
+    /// Upgrades refused: the page's origin is not allowed (4009).
+    pub refused_origin: AtomicU64,
+    /// Upgrades refused: the edge is at `edge.max_connections` (4100).
+    pub refused_edge_full: AtomicU64,
+    /// Upgrades refused: the app is at its `max_connections` (4004).
+    pub refused_app_quota: AtomicU64,
+    /// Upgrades refused: the client address opens connections too fast (HTTP 429).
+    pub refused_rate_limited: AtomicU64,
+    /// Subscriptions refused: the socket holds `edge.max_channels_per_socket` channels.
+    pub subscriptions_over_limit: AtomicU64,
 }
 
 /// A point-in-time copy of [`EdgeStats`], as `/stats` shows it.
@@ -55,29 +58,19 @@ pub struct EdgeStatsSnapshot {
     pub events_lost: u64,
     /// Link sessions established since start.
     pub link_sessions: u64,
+    /// Upgrades refused for their origin.
+    pub refused_origin: u64,
+    /// Upgrades refused at the edge's cap.
+    pub refused_edge_full: u64,
+    /// Upgrades refused at the app's quota.
+    pub refused_app_quota: u64,
+    /// Upgrades refused by the per-address rate limit.
+    pub refused_rate_limited: u64,
+    /// Subscriptions refused at the per-socket channel limit.
+    pub subscriptions_over_limit: u64,
 }
 
 impl EdgeStats {
-    /// A connection of `app` opened (`true`) or closed.
-    pub fn app_connection(&self, app: &AppId, opened: bool) {
-        let mut per_app = self.per_app.lock().unwrap_or_else(|p| p.into_inner());
-        let count = per_app.entry(app.clone()).or_default();
-        *count = if opened {
-            count.saturating_add(1)
-        } else {
-            count.saturating_sub(1)
-        };
-        if *count == 0 {
-            per_app.remove(app);
-        }
-    }
-
-    /// Open connections per app.
-    pub fn connections_per_app(&self) -> Vec<(AppId, u32)> {
-        let per_app = self.per_app.lock().unwrap_or_else(|p| p.into_inner());
-        per_app.iter().map(|(app, n)| (app.clone(), *n)).collect()
-    }
-
     /// Reads every counter.
     pub fn snapshot(&self) -> EdgeStatsSnapshot {
         let read = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
@@ -91,6 +84,32 @@ impl EdgeStats {
             gap_events: read(&self.gap_events),
             events_lost: read(&self.events_lost),
             link_sessions: read(&self.link_sessions),
+            refused_origin: read(&self.refused_origin),
+            refused_edge_full: read(&self.refused_edge_full),
+            refused_app_quota: read(&self.refused_app_quota),
+            refused_rate_limited: read(&self.refused_rate_limited),
+            subscriptions_over_limit: read(&self.subscriptions_over_limit),
         }
+    }
+
+    /// Counts an upgrade refused after it was read, by its close code.
+    pub fn refused(&self, code: herald_shared::protocol::CloseCode) {
+        use herald_shared::protocol::CloseCode;
+        let counter = match code {
+            CloseCode::OriginNotAllowed => &self.refused_origin,
+            CloseCode::OverCapacity => &self.refused_edge_full,
+            CloseCode::OverConnectionQuota => &self.refused_app_quota,
+            // Counted by their metric only (`herald_edge_connections_refused_total`).
+            CloseCode::AppNotFound
+            | CloseCode::AppDisabled
+            | CloseCode::PathNotFound
+            | CloseCode::InvalidVersionFormat
+            | CloseCode::UnsupportedProtocolVersion
+            | CloseCode::NoProtocolVersion
+            | CloseCode::Unauthorized
+            | CloseCode::ReconnectNow
+            | CloseCode::PongTimeout => return,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 }

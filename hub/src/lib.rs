@@ -10,6 +10,7 @@
 //!   presence, counts, liveness.
 //! - [`registry`] — the sharded channel registry: interest per edge, sequences, fan-out to edges.
 //! - [`watchlist`] — online/offline events for signed-in users' watchlists.
+//! - [`connections`] — client connections per app across the region, for quotas.
 //! - [`history`] — per-channel history for resume and backfill.
 //! - [`link`] — the QUIC endpoint and one session per edge.
 //! - [`edge`] — the handle to one linked edge that registry shards queue frames to.
@@ -30,6 +31,7 @@
 pub mod api;
 pub mod cluster;
 pub mod config;
+pub mod connections;
 pub mod console;
 pub mod edge;
 pub mod history;

@@ -8,9 +8,10 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::api::{self, ApiState};
+use crate::api::{self, ApiRates, ApiState};
 use crate::cluster::{Cluster, ClusterSetup};
 use crate::config::HubConfig;
+use crate::connections::Connections;
 use crate::console::{Console, ConsoleState};
 use crate::http::HttpServer;
 use crate::link::{self, LinkContext, TlsConfigError};
@@ -174,6 +175,12 @@ pub fn start(
         listeners.link,
         Arc::new(TokioRuntime),
     )?;
+    let connections = Connections::new();
+    tasks.spawn(crate::connections::run(
+        connections.clone(),
+        store.clone(),
+        shutdown.clone(),
+    ));
     let context = Arc::new(LinkContext {
         hub_id: config.hub_id,
         apps: config.apps.clone(),
@@ -186,6 +193,7 @@ pub fn start(
         watchlist,
         stats: stats.clone(),
         console: console.feed.clone(),
+        connections: connections.clone(),
     });
     tasks.spawn(link::accept(
         endpoint,
@@ -205,6 +213,7 @@ pub fn start(
         metrics: listeners.metrics,
         access: Arc::new(config.admin),
         console: console.feed.clone(),
+        rates: Arc::new(ApiRates::default()),
     };
     let console = ConsoleState {
         hub_id: config.hub_id,

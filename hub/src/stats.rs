@@ -19,6 +19,8 @@ pub struct HubStats {
     pub events_published: AtomicU64,
     /// HTTP API requests refused for their signature.
     pub api_unauthorized: AtomicU64,
+    /// HTTP API requests refused with 429: their app was over its requests per second.
+    pub api_rate_limited: AtomicU64,
     /// Client events relayed.
     pub client_events: AtomicU64,
     /// Watchlist occupancy changes dropped because the watchlist queue was full.

@@ -51,6 +51,15 @@ pub struct AppSettings {
     pub max_presence_members: u32,
     /// Largest `user_info` of a presence member, in bytes.
     pub max_user_info_bytes: u32,
+    /// Hosts whose pages may connect ([`crate::origin`]); `*` allows every origin.
+    pub allowed_origins: Vec<String>,
+    /// Refuse upgrades without an `Origin` (non-browser clients) unless `allowed_origins` is
+    /// `*`.
+    pub require_origin: bool,
+    /// Most connections the app may hold across the region; `None`: no limit.
+    pub max_connections: Option<u32>,
+    /// HTTP API requests the app may make per second, per hub.
+    pub api_requests_per_second: u32,
 }
 
 impl Default for AppSettings {
@@ -68,6 +77,10 @@ impl Default for AppSettings {
             watchlist_events: true,
             max_presence_members: limits::DEFAULT_MAX_PRESENCE_MEMBERS as u32,
             max_user_info_bytes: limits::DEFAULT_MAX_USER_INFO_BYTES as u32,
+            allowed_origins: vec!["*".to_string()],
+            require_origin: false,
+            max_connections: None,
+            api_requests_per_second: limits::DEFAULT_API_REQUESTS_PER_SECOND,
         }
     }
 }

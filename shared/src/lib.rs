@@ -18,6 +18,7 @@
 //! - [`protocol`] — Pusher protocol v7 frames (client → server parsing, server → client encoding),
 //!   error codes and close codes.
 //! - [`auth`] — HTTP API request signatures and channel authorization signatures.
+//! - [`origin`] — which page origins may connect to an app (Reverb's rules).
 //! - [`link`] — the versioned edge ↔ hub protocol (frames, codec, JWT claims).
 //! - [`backoff`] — how long to wait before reconnecting, for edge links and hub Redis alike.
 //! - [`time`] — wall-clock time since 1970, in the units tokens, scores and sequences use.
@@ -36,6 +37,7 @@ pub mod hash;
 pub mod ids;
 pub mod limits;
 pub mod link;
+pub mod origin;
 pub mod presence;
 pub mod protocol;
 pub mod secret;

@@ -39,3 +39,10 @@ pub const MAX_WATCHLIST: usize = 100;
 
 /// How far an HTTP API request's `auth_timestamp` may be from the server's clock (Pusher: 600 s).
 pub const API_TIMESTAMP_TOLERANCE_SECS: u64 = 600;
+
+/// HTTP API requests one app may make per second on one hub (Herald's default, generous: a
+/// broadcasting Laravel app sends far fewer; it stops a runaway loop, not normal use).
+pub const DEFAULT_API_REQUESTS_PER_SECOND: u32 = 10_000;
+
+/// Channels one connection may be subscribed to at once (Pusher's figure).
+pub const DEFAULT_MAX_CHANNELS_PER_SOCKET: usize = 100;

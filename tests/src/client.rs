@@ -43,6 +43,63 @@ pub async fn open(url: &str) -> Socket {
     ws
 }
 
+/// How an upgrade went when it may be refused: the socket, or the HTTP answer instead.
+pub enum Upgraded {
+    /// Upgraded.
+    Open(Box<Socket>),
+    /// Answered with this HTTP status and `Retry-After` value.
+    Refused(u16, Option<String>),
+}
+
+/// Opens a WebSocket to `ws://{address}{path}` from the local address `source` (a 127.0.0.x,
+/// so several clients can come from different addresses), with extra request headers.
+pub async fn open_from(
+    source: std::net::IpAddr,
+    address: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Upgraded {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let socket = tokio::net::TcpSocket::new_v4().expect("a TCP socket");
+    socket
+        .bind(std::net::SocketAddr::new(source, 0))
+        .unwrap_or_else(|e| panic!("binding {source}: {e}"));
+    let target = address.parse().expect("host:port");
+    let stream = tokio::time::timeout(FRAME_TIMEOUT, socket.connect(target))
+        .await
+        .unwrap_or_else(|_| panic!("connecting to {address} timed out"))
+        .unwrap_or_else(|e| panic!("connecting to {address} failed: {e}"));
+    let mut request = format!("ws://{address}{path}")
+        .into_client_request()
+        .expect("a valid URL");
+    for (name, value) in headers {
+        request.headers_mut().insert(
+            tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes())
+                .expect("a valid header name"),
+            value.parse().expect("a valid header value"),
+        );
+    }
+    let stream = MaybeTlsStream::Plain(stream);
+    let upgraded = tokio::time::timeout(
+        FRAME_TIMEOUT,
+        tokio_tungstenite::client_async(request, stream),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("the upgrade to {address} timed out"));
+    match upgraded {
+        Ok((ws, _)) => Upgraded::Open(Box::new(ws)),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            let retry_after = response
+                .headers()
+                .get("retry-after")
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_string);
+            Upgraded::Refused(response.status().as_u16(), retry_after)
+        }
+        Err(error) => panic!("the upgrade to {address} failed: {error}"),
+    }
+}
+
 /// Reads the next frame (pings are answered by tungstenite and skipped).
 pub async fn next_frame(ws: &mut Socket) -> Frame {
     next_frame_within(ws, FRAME_TIMEOUT).await

@@ -31,6 +31,7 @@ pub use session::LinkError;
 pub use tls::{HubTrust, TlsConfigError};
 
 use crate::index::{Board, IndexHandle};
+use crate::quota::Quotas;
 use crate::stats::EdgeStats;
 use session::SessionEnd;
 use tracker::Tracker;
@@ -106,6 +107,8 @@ pub struct LinkTask {
     pub failure: watch::Sender<Option<Arc<LinkFailure>>>,
     /// Counters.
     pub stats: Arc<EdgeStats>,
+    /// Connections per app, reported to the hub; the region's totals, heard back.
+    pub quotas: Arc<Quotas>,
 }
 
 impl LinkTask {

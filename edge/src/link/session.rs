@@ -25,11 +25,6 @@ use super::tracker::{Tracker, Verdict};
 use super::{LinkState, LinkTask};
 use crate::index::{Changes, Command, Desired};
 
-/// How long the hub has to answer `Hello`.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
-/// How often the edge reports its connections per app to the hub (only when they changed).
-const LOAD_EVERY: Duration = Duration::from_secs(1);
-
 /// The edge's one link frame reader: bytes from a QUIC stream, frames from the shared decoder.
 struct FromHub;
 
@@ -102,6 +97,12 @@ pub enum LinkError {
 fn frames(stream: RecvStream) -> Frames {
     FramedRead::new(stream, FromHub)
 }
+
+/// How long the hub has to answer `Hello`.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How often the edge tells its hub its connections per app (when they changed).
+const CONNECTIONS_REPORT: Duration = Duration::from_secs(1);
 
 /// Runs one session with `hub`.
 pub async fn run(
@@ -278,8 +279,9 @@ impl Session {
         if let Err(error) = self.send(&everything).await {
             return SessionEnd::Lasted(error);
         }
-        let mut load_every = tokio::time::interval(LOAD_EVERY);
-        let mut load_sent = None;
+        // The new hub knows nothing of this edge's connections yet.
+        let mut reports = tokio::time::interval(CONNECTIONS_REPORT);
+        let mut force_report = true;
         loop {
             let step = tokio::select! {
                 _ = shutdown.cancelled() => return SessionEnd::Shutdown,
@@ -294,13 +296,11 @@ impl Session {
                 Some(frame) = self.channels.next(), if !self.channels.is_empty() => {
                     self.on_channel(task, tracker, frame).await
                 }
-                _ = load_every.tick() => {
-                    let load = task.stats.connections_per_app();
-                    if load_sent.as_ref() == Some(&load) {
-                        Ok(())
-                    } else {
-                        load_sent = Some(load.clone());
-                        self.send(&[EdgeToHub::Connections(load)]).await
+                _ = reports.tick() => {
+                    let report = task.quotas.report(std::mem::take(&mut force_report));
+                    match report {
+                        Some(counts) => self.send(&[EdgeToHub::Connections(counts)]).await,
+                        None => Ok(()),
                     }
                 }
                 () = task.board.changed() => {
@@ -336,6 +336,10 @@ impl Session {
         match frame.ok_or(LinkError::ControlClosed)?? {
             HubToEdge::Apps(apps) => {
                 task.apps.send_replace(Some(Arc::new(AppTable::new(apps)?)));
+                Ok(())
+            }
+            HubToEdge::Connections(totals) => {
+                task.quotas.heard(totals);
                 Ok(())
             }
             HubToEdge::Refused { reason } => Err(LinkError::Refused(reason)),
@@ -405,7 +409,10 @@ impl Session {
                 crate::metrics::events_lost(lost);
                 tracing::warn!(message = "History did not cover a gap; events lost.", channel = %key.channel, lost);
             }
-            HubToEdge::Welcome(_) | HubToEdge::Refused { .. } | HubToEdge::Apps(_) => {
+            HubToEdge::Welcome(_)
+            | HubToEdge::Refused { .. }
+            | HubToEdge::Apps(_)
+            | HubToEdge::Connections(_) => {
                 return Err(LinkError::Unexpected("control frame on a channel stream"));
             }
         }

@@ -1,9 +1,11 @@
-//! Admission after the upgrade: the app key, the protocol version, and the app's state decide
-//! whether the connection is established or refused with a Pusher close code.
+//! Admission after the upgrade: the app key, the protocol version, the app's state and its
+//! allowed origins decide whether the connection is established or refused with a Pusher close
+//! code. (Quotas come after: [`crate::quota`].)
 
 use std::sync::Arc;
 
 use herald_shared::app::{App, AppTable};
+use herald_shared::origin;
 use herald_shared::protocol::{CloseCode, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION};
 
 use super::handshake::Upgrade;
@@ -25,6 +27,14 @@ pub fn admit<'a>(apps: &'a AppTable, upgrade: &Upgrade) -> Result<&'a Arc<App>, 
     }
     if !app.settings.enabled {
         return Err(CloseCode::AppDisabled);
+    }
+    let settings = &app.settings;
+    if !origin::allowed(
+        &settings.allowed_origins,
+        settings.require_origin,
+        upgrade.origin.as_deref(),
+    ) {
+        return Err(CloseCode::OriginNotAllowed);
     }
     Ok(app)
 }
@@ -54,6 +64,8 @@ mod tests {
             app_key: key.into(),
             protocol: protocol.map(Into::into),
             websocket_key: "k".into(),
+            origin: None,
+            forwarded_for: None,
             leftover: Vec::new(),
         }
     }

@@ -133,7 +133,6 @@ impl Connection {
         stats.connections_total.fetch_add(1, Ordering::Relaxed);
         let app_id = self.session.app_id().clone();
         metrics::connection_opened(&app_id);
-        stats.app_connection(&app_id, true);
         let established = Outgoing::ConnectionEstablished {
             socket_id: self.socket_id,
             activity_timeout_secs: self.ctx.limits.activity_timeout.as_secs(),
@@ -150,7 +149,6 @@ impl Connection {
             Flow::Continue | Flow::Gone => metrics::CLOSED_BY_CLIENT,
         };
         metrics::connection_closed(&app_id, reason);
-        stats.app_connection(&app_id, false);
         self.session.leave_all().await;
         stats.connections.fetch_sub(1, Ordering::Relaxed);
     }

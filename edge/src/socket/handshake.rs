@@ -26,6 +26,10 @@ pub struct Upgrade {
     pub protocol: Option<String>,
     /// The `Sec-WebSocket-Key` header.
     pub websocket_key: String,
+    /// The `Origin` header (browsers send it; other clients usually do not).
+    pub origin: Option<String>,
+    /// The `X-Forwarded-For` header, read only when the peer is a trusted proxy.
+    pub forwarded_for: Option<String>,
     /// Bytes the client sent after the head (the start of its first frames).
     pub leftover: Vec<u8>,
 }
@@ -37,6 +41,8 @@ pub struct Rejection {
     pub status: (u16, &'static str),
     /// A plain-text explanation.
     pub body: String,
+    /// Seconds after which a retry may succeed (`Retry-After`).
+    pub retry_after_secs: Option<u64>,
 }
 
 /// Why reading the head failed.
@@ -51,10 +57,23 @@ pub enum ReadError {
 }
 
 impl Rejection {
-    fn new(status: (u16, &'static str), body: impl Into<String>) -> Self {
+    /// An answer with this status and explanation.
+    pub fn new(status: (u16, &'static str), body: impl Into<String>) -> Self {
         Self {
             status,
             body: body.into(),
+            retry_after_secs: None,
+        }
+    }
+
+    /// `429 Too Many Requests`: this address opens connections too fast; retry after `wait`.
+    pub fn too_many(wait: Duration) -> Self {
+        Self {
+            retry_after_secs: Some(wait.as_secs_f64().ceil().max(1.0) as u64),
+            ..Self::new(
+                (429, "Too Many Requests"),
+                "Too many new connections from this address; retry after the Retry-After seconds.",
+            )
         }
     }
 }
@@ -153,6 +172,8 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<Upgrade>, ReadError> {
         app_key: app_key.to_string(),
         protocol,
         websocket_key: websocket_key.to_string(),
+        origin: header("origin").map(str::to_string),
+        forwarded_for: header("x-forwarded-for").map(str::to_string),
         leftover: buf[head_len..].to_vec(),
     }))
 }
@@ -175,6 +196,9 @@ pub async fn reject(stream: &mut ClientStream, rejection: &Rejection) {
     );
     if code == 426 {
         response.push_str("Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n");
+    }
+    if let Some(seconds) = rejection.retry_after_secs {
+        response.push_str(&format!("Retry-After: {seconds}\r\n"));
     }
     response.push_str("\r\n");
     response.push_str(&rejection.body);

@@ -2,7 +2,8 @@
 //!
 //! # Layout
 //! - [`handshake`] — the HTTP/1.1 upgrade (or a plain HTTP answer to anything else).
-//! - [`admission`] — app key, protocol version and app state checks after the upgrade.
+//! - [`admission`] — app key, protocol version, app state and origin checks after the upgrade.
+//! - [`rate`], [`client_ip`] — new connections per client address per second.
 //! - [`connection`] — the task that owns the socket: frames in, outbox out, heartbeat, drain.
 //! - [`session`] — the socket's subscriptions, sign-in and client events.
 //! - [`limiter`] — the client-event token bucket.
@@ -14,14 +15,19 @@
 //! [`crate::index`]; the socket task only drains it.
 
 mod admission;
+mod client_ip;
 mod connection;
 mod handshake;
 mod heartbeat;
 mod limiter;
 mod linger;
+mod rate;
 mod session;
 mod stream;
 
+pub use rate::{ConnectionRate, ConnectionRateLimit};
+
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -38,6 +44,7 @@ use tokio_util::sync::CancellationToken;
 use self::stream::ClientStream;
 use crate::index::{IndexHandle, OutboxLimits};
 use crate::metrics;
+use crate::quota::Quotas;
 use crate::stats::EdgeStats;
 
 /// Per-socket limits and timings.
@@ -60,6 +67,8 @@ pub struct SocketLimits {
     pub write_timeout: Duration,
     /// On drain, each socket closes with 4200 after a random delay within this window.
     pub drain_window: Duration,
+    /// Channels one socket may be subscribed to at once.
+    pub max_channels: usize,
 }
 
 impl SocketLimits {
@@ -98,10 +107,14 @@ pub struct SocketContext {
     /// Serve `wss://` with this configuration (its certificate resolver may change
     /// certificates at any time); plain `ws://` when `None`.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// The edge's and the apps' connection quotas.
+    pub quotas: Arc<Quotas>,
+    /// New connections per client address; `None`: unlimited.
+    pub rate: Option<ConnectionRate>,
 }
 
-/// Serves one accepted TCP connection until it closes.
-pub async fn serve(tcp: TcpStream, ctx: Arc<SocketContext>) {
+/// Serves one accepted TCP connection from `peer` until it closes.
+pub async fn serve(tcp: TcpStream, peer: IpAddr, ctx: Arc<SocketContext>) {
     // Small frames must not wait for Nagle.
     let _ = tcp.set_nodelay(true);
     // The TLS handshake and the upgrade request share one deadline.
@@ -123,6 +136,16 @@ pub async fn serve(tcp: TcpStream, ctx: Arc<SocketContext>) {
         }
         Err(handshake::ReadError::Io | handshake::ReadError::Timeout) => return,
     };
+    if let Some(rate) = &ctx.rate
+        && let Err(wait) = rate.check(peer, upgrade.forwarded_for.as_deref())
+    {
+        ctx.stats
+            .refused_rate_limited
+            .fetch_add(1, Ordering::Relaxed);
+        metrics::connection_refused("rate limited");
+        let rejection = handshake::Rejection::too_many(wait);
+        return handshake::reject(&mut stream, &rejection).await;
+    }
     let apps = ctx.apps.borrow().clone();
     let apps = match (apps, ctx.drain.is_cancelled()) {
         (Some(apps), false) => apps,
@@ -153,9 +176,12 @@ pub async fn serve(tcp: TcpStream, ctx: Arc<SocketContext>) {
         Some(ctx.limits.websocket_config()),
     )
     .await;
-    let app = match admission::admit(&apps, &upgrade) {
-        Ok(app) => app.clone(),
+    let admitted =
+        admission::admit(&apps, &upgrade).and_then(|app| Ok((app.clone(), ctx.quotas.admit(app)?)));
+    let (app, _slot) = match admitted {
+        Ok(admitted) => admitted,
         Err(code) => {
+            ctx.stats.refused(code);
             metrics::connection_refused(code.code().to_string());
             connection::refuse(ws, code).await;
             return;
@@ -172,9 +198,6 @@ pub async fn serve(tcp: TcpStream, ctx: Arc<SocketContext>) {
 
 /// Answers 503: the edge cannot serve this connection now, another edge (or a retry) can.
 async fn unavailable(stream: &mut ClientStream, body: &str) {
-    let rejection = handshake::Rejection {
-        status: (503, "Service Unavailable"),
-        body: body.to_string(),
-    };
+    let rejection = handshake::Rejection::new((503, "Service Unavailable"), body);
     handshake::reject(stream, &rejection).await;
 }

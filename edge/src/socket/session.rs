@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use herald_shared::app::App;
 use herald_shared::auth::channel::{self as channel_auth, AuthError};
@@ -118,6 +119,17 @@ impl Session {
             auth,
             channel_data,
         } = subscribe;
+        let max = self.ctx.limits.max_channels;
+        if self.subscriptions.len() >= max && !self.subscriptions.contains_key(&channel) {
+            self.ctx
+                .stats
+                .subscriptions_over_limit
+                .fetch_add(1, Ordering::Relaxed);
+            let error = format!(
+                "This connection is subscribed to {max} channels, the most one connection may hold; unsubscribe from one first"
+            );
+            return subscription_error(&channel, "LimitReached", error, 403);
+        }
         let socket_id = self.socket_id.to_string();
         let (mode, presence_user) = match channel.kind() {
             ChannelKind::Public => (Mode::Announced, None),

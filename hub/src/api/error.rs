@@ -98,6 +98,16 @@ pub enum ApiError {
     /// The region's state cannot be read or written now (shutting down, Redis unreachable).
     #[error("Unavailable, retry: {0}")]
     Unavailable(#[from] RegionError),
+    /// The app sends more requests per second than it may.
+    #[error(
+        "Too many requests: this app may make {limit} per second; retry after {retry_after_secs} s"
+    )]
+    RateLimited {
+        /// The app's requests per second.
+        limit: u32,
+        /// When a retry can succeed.
+        retry_after_secs: u64,
+    },
     /// `/stats` or `/metrics` without the admin token it needs.
     #[error("{0}")]
     Admin(#[from] AdminRefusal),
@@ -130,6 +140,7 @@ impl ApiError {
             Self::DataTooLarge { .. } | Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Admin(AdminRefusal::NotConfigured) => StatusCode::FORBIDDEN,
             Self::Admin(AdminRefusal::Missing | AdminRefusal::Wrong) => StatusCode::UNAUTHORIZED,
         }
@@ -141,10 +152,20 @@ impl IntoResponse for ApiError {
         let status = self.status();
         tracing::debug!(message = "API request refused.", status = status.as_u16(), error = %self);
         let mut response = (status, Json(json!({ "error": self.to_string() }))).into_response();
-        if status == StatusCode::UNAUTHORIZED && matches!(self, Self::Admin(_)) {
-            response.headers_mut().insert(
+        let headers = response.headers_mut();
+        if let Self::Admin(AdminRefusal::Missing | AdminRefusal::Wrong) = self {
+            headers.insert(
                 header::WWW_AUTHENTICATE,
                 header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        if let Self::RateLimited {
+            retry_after_secs, ..
+        } = self
+        {
+            headers.insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from(retry_after_secs),
             );
         }
         response

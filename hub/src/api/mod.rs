@@ -8,12 +8,14 @@
 //! - [`channels`] — channel queries.
 //! - [`users`] — terminating a user's connections.
 //! - [`info`] — the `info` attribute list.
+//! - [`rate`] — requests per app per second.
 //! - [`error`] — the error type and its HTTP mapping.
 
 mod channels;
 mod error;
 mod events;
 mod info;
+mod rate;
 mod signed;
 mod users;
 
@@ -35,6 +37,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
+pub use rate::ApiRates;
 
 use crate::console::ConsoleFeed;
 use crate::metrics::{self as hub_metrics, PROMETHEUS_TEXT, Render};
@@ -72,6 +75,8 @@ pub struct ApiState {
     pub access: Arc<AdminAccess>,
     /// What the debug console shows live.
     pub console: ConsoleFeed,
+    /// Requests per app per second.
+    pub rates: Arc<ApiRates>,
 }
 
 /// The hub's HTTP routes with their layers.

@@ -1,6 +1,6 @@
 //! The extractor every Pusher API handler starts with: finds the app from the path, checks that a
-//! POST body is declared as JSON, reads the body (within the body limit), and checks the request
-//! signature (R-API-2).
+//! POST body is declared as JSON, reads the body (within the body limit), checks the request
+//! signature (R-API-2), and takes the request from the app's allowance ([`super::rate`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -92,6 +92,13 @@ impl FromRequest<ApiState> for Signed {
         }
         if !app.settings.enabled {
             return Err(ApiError::AppDisabled(app.id.to_string()));
+        }
+        if let Err(wait) = state.rates.check(&app) {
+            state.stats.api_rate_limited.fetch_add(1, Ordering::Relaxed);
+            return Err(ApiError::RateLimited {
+                limit: app.settings.api_requests_per_second,
+                retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+            });
         }
         Ok(Self { app, params, body })
     }

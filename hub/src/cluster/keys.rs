@@ -140,6 +140,12 @@ impl Keys {
         format!("{}:hc:{hub}", self.prefix)
     }
 
+    /// A hub's client connections per app (a hash `{app}` → count, expiring with the hub's
+    /// heartbeat).
+    pub fn hub_connections(&self, hub: &str) -> String {
+        format!("{}:hconn:{hub}", self.prefix)
+    }
+
     /// The lock one hub takes to reap a dead hub.
     pub fn reap_lock(&self, hub: HubId) -> String {
         format!("{}:reap:{hub}", self.prefix)

@@ -36,6 +36,7 @@ pub mod scripts;
 pub mod wire;
 pub mod writer;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -441,6 +442,45 @@ impl Cluster {
     }
 }
 
+impl Cluster {
+    /// Writes this hub's connections per app (expiring with its heartbeat) and sums every live
+    /// hub's: each app's connections across the region, for `max_connections`.
+    pub async fn connections(
+        &self,
+        local: &[(AppId, u32)],
+    ) -> Result<Vec<(AppId, u32)>, ClusterError> {
+        use redis::AsyncCommands;
+        let keys = &self.inner.keys;
+        let mut redis = self.connection();
+        let mine = keys.hub_connections(&self.inner.hub_id.to_string());
+        let mut write = redis::pipe();
+        write.atomic().del(&mine).ignore();
+        if !local.is_empty() {
+            let fields: Vec<(&str, u32)> = local
+                .iter()
+                .map(|(app, count)| (app.as_str(), *count))
+                .collect();
+            write.hset_multiple(&mine, &fields).ignore();
+            write
+                .pexpire(&mine, self.inner.hub_ttl.as_millis() as i64)
+                .ignore();
+        }
+        let () = write.query_async(&mut redis).await?;
+        let live: Vec<String> = redis.zrangebyscore(keys.hubs(), unix_ms(), "+inf").await?;
+        let mut totals: HashMap<String, u32> = HashMap::new();
+        for hub in live {
+            let counts: HashMap<String, u32> = redis.hgetall(keys.hub_connections(&hub)).await?;
+            for (app, count) in counts {
+                *totals.entry(app).or_default() += count;
+            }
+        }
+        Ok(totals
+            .into_iter()
+            .map(|(app, count)| (AppId::new(app), count))
+            .collect())
+    }
+}
+
 impl Store for Cluster {
     fn publish(&self, publication: Publication) -> BoxFuture<'_, Result<(), RegionError>> {
         async move {
@@ -464,6 +504,13 @@ impl Store for Cluster {
 
     fn users(&self, key: ChannelKey) -> BoxFuture<'_, Result<Vec<String>, RegionError>> {
         async move { Ok(Cluster::users(self, &key).await?) }.boxed()
+    }
+
+    fn connections(
+        &self,
+        local: Vec<(AppId, u32)>,
+    ) -> BoxFuture<'_, Result<Vec<(AppId, u32)>, RegionError>> {
+        async move { Ok(Cluster::connections(self, &local).await?) }.boxed()
     }
 
     fn health(&self) -> Health {

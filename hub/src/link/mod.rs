@@ -25,6 +25,7 @@ use tokio_util::task::TaskTracker;
 pub use session::LinkError;
 pub use tls::{HubTls, TlsConfigError, server_config};
 
+use crate::connections::Connections;
 use crate::console::ConsoleFeed;
 use crate::region::Store;
 use crate::registry::Registry;
@@ -68,6 +69,8 @@ pub struct LinkContext {
     pub stats: Arc<HubStats>,
     /// What the debug console shows.
     pub console: ConsoleFeed,
+    /// Edges' connections per app, and the region's totals sent back to them.
+    pub connections: Arc<Connections>,
 }
 
 /// Accepts edges until `shutdown`, serving each on `sessions`.

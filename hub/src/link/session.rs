@@ -209,9 +209,19 @@ async fn relay(
     crate::metrics::edge_linked(true);
     context.console.edge_linked(hello.edge_id);
     tracing::info!(message = "Edge linked.");
+    let mut totals = context.connections.totals();
+    // The region's current totals go out at once; later ones when they change.
+    totals.mark_changed();
     let ended = loop {
         let frame = tokio::select! {
             _ = shutdown.cancelled() => break Ok(CLOSE_SHUTDOWN),
+            Ok(()) = totals.changed() => {
+                let frame = HubToEdge::Connections(totals.borrow_and_update().to_vec());
+                if let Err(error) = control_send.write_all(&link::encode(&frame)).await {
+                    break Err(error.into());
+                }
+                continue;
+            }
             _ = lagging.cancelled() => {
                 context.stats.lagging_edges.fetch_add(1, Ordering::Relaxed);
                 break Ok(CLOSE_LAGGING);
@@ -270,8 +280,11 @@ async fn relay(
                     .set(link_id, app, user_id, watchlist)
                     .await;
             }
-            Ok(EdgeToHub::Connections(load)) => {
-                context.console.edge_connections(hello.edge_id, load);
+            Ok(EdgeToHub::Connections(counts)) => {
+                context
+                    .console
+                    .edge_connections(hello.edge_id, counts.clone());
+                context.connections.report(link_id, counts);
             }
             Ok(EdgeToHub::Hello(_)) => break Err(LinkError::SecondHello),
             Err(error) => break Err(error),
@@ -283,6 +296,7 @@ async fn relay(
         context.registry.edge_gone(link_id).await;
         context.watchlist.edge_gone(link_id).await;
     }
+    context.connections.gone(link_id);
     context.stats.edges.fetch_sub(1, Ordering::Relaxed);
     crate::metrics::edge_linked(false);
     context.console.edge_gone(hello.edge_id);

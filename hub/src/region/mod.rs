@@ -367,6 +367,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// A presence channel's user ids, sorted.
     fn users(&self, key: ChannelKey) -> BoxFuture<'_, Result<Vec<String>, RegionError>>;
 
+    /// Records this hub's client connections per app (the sum of its edges' reports) and
+    /// returns the region's: a hub alone returns its own; in Redis, every live hub's sum.
+    fn connections(
+        &self,
+        local: Vec<(AppId, u32)>,
+    ) -> BoxFuture<'_, Result<Vec<(AppId, u32)>, RegionError>>;
+
     /// Whether the hub can serve.
     fn health(&self) -> Health;
 }

@@ -5,7 +5,7 @@
 //! `HERALD_…` variable and its alias are set, the `HERALD_…` one wins.
 
 use std::net::SocketAddr;
-use std::num::NonZeroUsize;
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -13,6 +13,7 @@ use herald_edge::HubAddress;
 use herald_shared::app::AppSettings;
 use herald_shared::limits;
 use herald_shared::secret::Secret;
+use ipnet::IpNet;
 
 use herald_hub::webhooks::{RetryPolicy, WebhookSettings};
 
@@ -72,6 +73,21 @@ declare_keys! {
     /// webhook endpoints: [[app.webhooks]] tables in the file (url, event_types, headers,
     /// channel_prefix, channel_suffix), or the same list as JSON in the environment
     APP_WEBHOOKS: Vec<WebhookSpec> = "app.webhooks", optional("none"), webhooks::specs;
+
+    /// hosts whose pages may connect, comma-separated: example.com, *.example.com, or * for
+    /// any (Reverb's rules; scheme and port do not count)
+    APP_ALLOWED_ORIGINS: Vec<String> = "app.allowed_origins",
+        computed(|| AppSettings::default().allowed_origins.join(",")), parse::origins;
+    /// refuse upgrades without an Origin header (non-browser clients: mobile apps, servers)
+    /// unless app.allowed_origins is *
+    APP_REQUIRE_ORIGIN: bool = "app.require_origin",
+        computed(|| AppSettings::default().require_origin.to_string()), parse::boolean;
+    /// most connections the app may hold across the region (every edge of every hub); more get
+    /// 4004
+    APP_MAX_CONNECTIONS: u32 = "app.max_connections", optional("no limit"), parse::positive;
+    /// HTTP API requests the app may make per second on each hub; more get 429
+    APP_API_REQUESTS_PER_SECOND: u32 = "app.api_requests_per_second",
+        computed(|| AppSettings::default().api_requests_per_second.to_string()), parse::positive;
 
     /// HTTP API address
     HUB_HTTP_LISTEN: SocketAddr = "hub.http_listen", default("0.0.0.0:8081"), parse::socket_addr;
@@ -190,6 +206,21 @@ declare_keys! {
     EDGE_TLS_CERT: PathBuf = "edge.tls_cert", optional("plain ws://"), parse::path;
     /// private key (PEM file) of edge.tls_cert
     EDGE_TLS_KEY: PathBuf = "edge.tls_key", optional("plain ws://"), parse::path;
+    /// most client connections this edge holds; more get 4100 and /up answers 503 "full"
+    EDGE_MAX_CONNECTIONS: u64 = "edge.max_connections", optional("no cap"), parse::positive;
+    /// channels one connection may be subscribed to at once
+    EDGE_MAX_CHANNELS_PER_SOCKET: usize = "edge.max_channels_per_socket",
+        computed(|| limits::DEFAULT_MAX_CHANNELS_PER_SOCKET.to_string()), parse::positive;
+    /// new WebSocket connections one client address may sustain per second (off: no limit);
+    /// more get HTTP 429
+    EDGE_CONNECTIONS_PER_IP_PER_SECOND: Option<NonZeroU32> =
+        "edge.connections_per_ip_per_second", default("1000"), parse::rate_or_off;
+    /// new WebSocket connections one client address may open at once
+    EDGE_CONNECTIONS_PER_IP_BURST: NonZeroU32 = "edge.connections_per_ip_burst",
+        default("10000"), parse::nonzero_u32;
+    /// proxies (CIDRs, comma-separated: the load balancer's subnets) whose X-Forwarded-For
+    /// names the client for edge.connections_per_ip_per_second
+    EDGE_TRUSTED_PROXIES: Vec<IpNet> = "edge.trusted_proxies", optional("none"), parse::cidrs;
     /// hub link addresses host:port or zone=host:port, comma-separated; own zone first
     EDGE_HUBS: Vec<HubAddress> = "edge.hubs", required, parse::hub_addresses;
     /// this edge's availability zone (hubs in it are preferred)

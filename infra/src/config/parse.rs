@@ -171,6 +171,51 @@ pub fn pins(text: &str) -> Parsed<Vec<[u8; 32]>> {
     }
 }
 
+/// Allowed origins: comma-separated host patterns ([`herald_shared::origin`]), lower-cased.
+pub fn origins(text: &str) -> Parsed<Vec<String>> {
+    let patterns: Vec<String> = text
+        .split(',')
+        .map(|item| item.trim().to_ascii_lowercase())
+        .filter(|item| !item.is_empty())
+        .collect();
+    if patterns.is_empty() {
+        return invalid("no origin given (* allows every origin)");
+    }
+    for pattern in &patterns {
+        herald_shared::origin::validate(pattern).map_err(Invalid)?;
+    }
+    Ok(patterns)
+}
+
+/// A rate per second above zero, or `off`.
+pub fn rate_or_off(text: &str) -> Parsed<Option<std::num::NonZeroU32>> {
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    nonzero_u32(text)
+        .map(Some)
+        .map_err(|_| Invalid(format!("{text:?} is not a whole number above 0, or off")))
+}
+
+/// A whole number above zero, as a `NonZeroU32`.
+pub fn nonzero_u32(text: &str) -> Parsed<std::num::NonZeroU32> {
+    positive::<u32>(text)
+        .map(|n| std::num::NonZeroU32::new(n).expect("positive counts are not zero"))
+}
+
+/// CIDRs, comma-separated (`10.0.0.0/16, 2001:db8::/32`; a bare address is one host).
+pub fn cidrs(text: &str) -> Parsed<Vec<ipnet::IpNet>> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(|item| {
+            item.parse::<ipnet::IpNet>()
+                .or_else(|_| item.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .or_else(|_| invalid(format!("{item:?} is not a CIDR like 10.0.0.0/16")))
+        })
+        .collect()
+}
+
 /// A `redis://` or `rediss://` URL.
 pub fn redis_url(text: &str) -> Parsed<Secret> {
     match redis::Client::open(text) {

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use herald_edge::socket::ConnectionRateLimit;
 use herald_edge::{HubTrust, LinkConfig, OutboxLimits, SocketLimits};
 use herald_hub::HubConfig;
 use herald_hub::api::ApiSettings;
@@ -151,6 +152,10 @@ fn app(s: &Settings, r: &mut Resolver) -> App {
         watchlist_events: r.get(s, &APP_WATCHLIST_EVENTS),
         max_presence_members: r.get(s, &APP_MAX_PRESENCE_MEMBERS),
         max_user_info_bytes: r.get(s, &APP_MAX_USER_INFO_BYTES),
+        allowed_origins: r.get(s, &APP_ALLOWED_ORIGINS),
+        require_origin: r.get(s, &APP_REQUIRE_ORIGIN),
+        max_connections: r.optional(s, &APP_MAX_CONNECTIONS),
+        api_requests_per_second: r.get(s, &APP_API_REQUESTS_PER_SECOND),
     };
     App {
         id: AppId::new(id),
@@ -467,6 +472,10 @@ pub struct EdgePlan {
     pub tls_watch: Duration,
     /// Who may read `/stats` and `/metrics` on the admin port.
     pub admin_access: AdminAccess,
+    /// The edge's connection cap.
+    pub max_connections: Option<u64>,
+    /// New connections per client address.
+    pub connection_rate: Option<ConnectionRateLimit>,
 }
 
 impl EdgePlan {
@@ -479,6 +488,8 @@ impl EdgePlan {
             index_shards: self.index_shards,
             drain_timeout: self.drain_timeout,
             admin: self.admin_access.clone(),
+            max_connections: self.max_connections,
+            connection_rate: self.connection_rate.clone(),
         }
     }
 }
@@ -488,6 +499,16 @@ pub fn edge(raw: &RawConfig, r: &mut Resolver) -> EdgePlan {
     let s = &raw.settings;
     let pong_timeout = r.get(s, &EDGE_PONG_TIMEOUT_SECS);
     let drain_timeout = r.get(s, &EDGE_DRAIN_TIMEOUT_SECS);
+    // Every key is read, so a bad value is reported even where the rate limit is off.
+    let burst = r.get(s, &EDGE_CONNECTIONS_PER_IP_BURST);
+    let trusted_proxies = r.optional(s, &EDGE_TRUSTED_PROXIES).unwrap_or_default();
+    let connection_rate = r
+        .get(s, &EDGE_CONNECTIONS_PER_IP_PER_SECOND)
+        .map(|per_second| ConnectionRateLimit {
+            per_second,
+            burst,
+            trusted_proxies,
+        });
     EdgePlan {
         websocket: r.get(s, &EDGE_LISTEN),
         admin: r.get(s, &EDGE_ADMIN_LISTEN),
@@ -504,6 +525,7 @@ pub fn edge(raw: &RawConfig, r: &mut Resolver) -> EdgePlan {
             write_timeout: pong_timeout,
             // Leave the last part of the drain timeout for the closing handshakes.
             drain_window: drain_timeout.mul_f64(0.8),
+            max_channels: r.get(s, &EDGE_MAX_CHANNELS_PER_SOCKET),
         },
         index_shards: r.get(s, &EDGE_INDEX_SHARDS),
         drain_timeout,
@@ -511,6 +533,8 @@ pub fn edge(raw: &RawConfig, r: &mut Resolver) -> EdgePlan {
         tls: serving_tls(s, r, &EDGE_TLS_CERT, &EDGE_TLS_KEY),
         tls_watch: r.get(s, &TLS_WATCH_INTERVAL_SECS),
         admin_access: admin_access(s, r, &EDGE_ADMIN_LISTEN),
+        max_connections: r.optional(s, &EDGE_MAX_CONNECTIONS),
+        connection_rate,
     }
 }
 

@@ -35,8 +35,9 @@ pub enum EdgeToHub {
         /// The users watched.
         watchlist: Vec<String>,
     },
-    /// The edge's open client connections per app (sent when they change, at most once a
-    /// second), for the hub's debug console.
+    /// Control stream: per app, the connections open on this edge now (apps with none left
+    /// out); sent when it changes, at most once a second. The hub sums them for the apps'
+    /// `max_connections` and shows them in its debug console.
     Connections(Vec<(AppId, u32)>),
 }
 
@@ -201,6 +202,10 @@ pub enum HubToEdge {
     },
     /// Control stream: the app table changed.
     Apps(Vec<App>),
+    /// Control stream: per app, the connections open on every edge of the region (the sum of
+    /// the edges' [`EdgeToHub::Connections`] reports), for `max_connections`; sent when it
+    /// changes, at most once a second.
+    Connections(Vec<(AppId, u32)>),
     /// Channel stream: the hub now sends this channel's events to the edge; the events that
     /// follow on the stream have sequences above `seq` (or are history after `resume_after`).
     Subscribed {

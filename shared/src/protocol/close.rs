@@ -22,6 +22,8 @@ pub enum CloseCode {
     NoProtocolVersion,
     /// 4009: the connection is not authorized (no sign-in in time, or terminated).
     Unauthorized,
+    /// 4009: the page's origin may not connect to this app (Reverb's code and message).
+    OriginNotAllowed,
     /// 4100: the server is over capacity; reconnect after a back-off.
     OverCapacity,
     /// 4200: reconnect now (drain, slow consumer, lost upstream).
@@ -41,7 +43,7 @@ impl CloseCode {
             Self::InvalidVersionFormat => 4006,
             Self::UnsupportedProtocolVersion => 4007,
             Self::NoProtocolVersion => 4008,
-            Self::Unauthorized => 4009,
+            Self::Unauthorized | Self::OriginNotAllowed => 4009,
             Self::OverCapacity => 4100,
             Self::ReconnectNow => 4200,
             Self::PongTimeout => 4201,
@@ -59,6 +61,7 @@ impl CloseCode {
             Self::UnsupportedProtocolVersion => "Unsupported protocol version",
             Self::NoProtocolVersion => "No protocol version supplied",
             Self::Unauthorized => "Connection is unauthorized",
+            Self::OriginNotAllowed => "Origin not allowed",
             Self::OverCapacity => "Over capacity",
             Self::ReconnectNow => "Reconnect",
             Self::PongTimeout => "Pong reply not received",
@@ -81,6 +84,7 @@ mod tests {
             CloseCode::UnsupportedProtocolVersion,
             CloseCode::NoProtocolVersion,
             CloseCode::Unauthorized,
+            CloseCode::OriginNotAllowed,
             CloseCode::OverCapacity,
             CloseCode::ReconnectNow,
             CloseCode::PongTimeout,

@@ -25,6 +25,7 @@ mod metrics;
 mod presence;
 mod private_channels;
 mod probe;
+mod quotas;
 mod readme;
 mod redis_cluster;
 mod region;

@@ -35,6 +35,9 @@ pub struct EdgeStats {
     pub refused_rate_limited: AtomicU64,
     /// Subscriptions refused: the socket holds `edge.max_channels_per_socket` channels.
     pub subscriptions_over_limit: AtomicU64,
+    /// Established link sessions that were lost (silence, error, closed by the hub); after each
+    /// the edge links to the next hub.
+    pub link_failovers: AtomicU64,
 }
 
 /// A point-in-time copy of [`EdgeStats`], as `/stats` shows it.
@@ -68,6 +71,8 @@ pub struct EdgeStatsSnapshot {
     pub refused_rate_limited: u64,
     /// Subscriptions refused at the per-socket channel limit.
     pub subscriptions_over_limit: u64,
+    /// Established link sessions that were lost.
+    pub link_failovers: u64,
 }
 
 impl EdgeStats {
@@ -89,6 +94,7 @@ impl EdgeStats {
             refused_app_quota: read(&self.refused_app_quota),
             refused_rate_limited: read(&self.refused_rate_limited),
             subscriptions_over_limit: read(&self.subscriptions_over_limit),
+            link_failovers: read(&self.link_failovers),
         }
     }
 

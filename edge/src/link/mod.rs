@@ -9,14 +9,19 @@
 //!
 //! # Layout
 //! - [`tracker`] — exactly-once, in-order accounting of sequences.
+//! - [`liveness`] — the silence deadline that declares a hub gone.
+//! - [`standby`] — a welcomed connection to the next hub, ready to take over.
 //! - [`session`] — one connection, from handshake to its end.
 //! - [`tls`] — certificate pinning or CA verification.
 
+mod liveness;
 mod session;
+mod standby;
 mod tls;
 mod tracker;
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use herald_shared::app::AppTable;
@@ -33,7 +38,8 @@ pub use tls::{HubTrust, TlsConfigError};
 use crate::index::{Board, IndexHandle};
 use crate::quota::Quotas;
 use crate::stats::EdgeStats;
-use session::SessionEnd;
+use session::{Connector, SessionEnd};
+use standby::Standby;
 use tracker::Tracker;
 
 /// A hub the edge may link to.
@@ -59,7 +65,11 @@ pub struct LinkConfig {
     pub trust: HubTrust,
     /// The cluster key link tokens are signed with.
     pub cluster_key: Secret,
-    /// A connection with no traffic for this long is dead; keep-alives go at a third of it.
+    /// Silence after which the hub is gone and the edge fails over (see [`liveness`]); the
+    /// edge's QUIC keep-alive pings go after a sixth of it.
+    pub silence: Duration,
+    /// QUIC's idle timeout: the backstop when the edge cannot judge the silence itself. Also
+    /// bounds the QUIC handshake with a hub (at least 1 s, at most 5 s).
     pub idle_timeout: Duration,
     /// The longest wait between two connection attempts.
     pub max_backoff: Duration,
@@ -138,20 +148,37 @@ impl LinkTask {
             tracing::error!(message = "No hub address configured; the edge cannot link.");
             return;
         }
+        let connector = Connector::new(&self, crypto);
+        let mut standby = Standby::new(&connector);
         let mut position = 0;
         let mut failures: u32 = 0;
         while !shutdown.is_cancelled() {
             let hub = order[position % order.len()].address.clone();
             // Whatever happens, the next attempt goes to the next hub: a hub that was just lost
-            // or refused is tried again only after the others.
+            // or refused is tried again only after the others. That hub is the standby's.
             position += 1;
-            let end = session::run(&self, &hub, crypto.clone(), &mut tracker, &shutdown).await;
+            let ready = standby.take(&hub);
+            let next = &order[position % order.len()].address;
+            standby.target((*next != hub).then_some(next.as_str()));
+            let end = session::run(
+                &connector,
+                &hub,
+                ready,
+                &mut tracker,
+                &mut standby,
+                &shutdown,
+            )
+            .await;
             self.state.send_replace(LinkState::Down);
             crate::metrics::link(&hub, false);
             let pause = match end {
-                SessionEnd::Shutdown => return,
+                SessionEnd::Shutdown => {
+                    standby.close();
+                    return;
+                }
                 SessionEnd::Lasted(reason) => {
                     crate::metrics::link_failover();
+                    self.stats.link_failovers.fetch_add(1, Ordering::Relaxed);
                     let failure = self.failed(&hub, reason);
                     tracing::warn!(message = "Link to hub lost; linking to the next hub.", hub = %hub, reason = %failure.error);
                     failures = 0;
@@ -170,8 +197,14 @@ impl LinkTask {
                     }
                 }
             };
+            if pause.is_zero() {
+                continue;
+            }
             tokio::select! {
-                _ = shutdown.cancelled() => return,
+                _ = shutdown.cancelled() => {
+                    standby.close();
+                    return;
+                }
                 _ = tokio::time::sleep(pause) => {}
             }
         }

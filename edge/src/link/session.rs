@@ -1,8 +1,8 @@
 //! One link session: connect, introduce, resume, then relay until the connection ends.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::{Duration, SystemTime};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::BytesMut;
 use futures_util::StreamExt;
@@ -21,6 +21,8 @@ use tokio_util::sync::CancellationToken;
 use herald_shared::channel::ChannelKey;
 use herald_shared::link::Interest;
 
+use super::liveness::{self, Liveness};
+use super::standby::Standby;
 use super::tracker::{Tracker, Verdict};
 use super::{LinkState, LinkTask};
 use crate::index::{Changes, Command, Desired};
@@ -80,6 +82,9 @@ pub enum LinkError {
     /// A step took too long.
     #[error("timed out waiting for {0}")]
     Timeout(&'static str),
+    /// Nothing arrived from the hub for longer than the silence deadline.
+    #[error("the hub was silent for {0:?}")]
+    Silent(Duration),
     /// The hub closed the control stream.
     #[error("the hub closed the control stream")]
     ControlClosed,
@@ -104,18 +109,55 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often the edge tells its hub its connections per app (when they changed).
 const CONNECTIONS_REPORT: Duration = Duration::from_secs(1);
 
-/// Runs one session with `hub`.
-pub async fn run(
-    task: &LinkTask,
-    hub: &str,
+/// Makes welcomed sessions for one link task: what connecting to a hub takes, and the
+/// numbering of sessions (`Hello::session`) — each gets a larger number than any before,
+/// whichever hub it is with, the standby's included (numbered when it connects, so a standby
+/// taken over is later than the session it replaces).
+pub struct Connector<'a> {
+    task: &'a LinkTask,
     crypto: Arc<QuicClientConfig>,
+    numbers: AtomicU64,
+}
+
+impl<'a> Connector<'a> {
+    /// A connector for `task`'s sessions, numbered from 1.
+    pub fn new(task: &'a LinkTask, crypto: Arc<QuicClientConfig>) -> Self {
+        Self {
+            task,
+            crypto,
+            numbers: AtomicU64::new(0),
+        }
+    }
+
+    /// The link task.
+    pub fn task(&self) -> &'a LinkTask {
+        self.task
+    }
+
+    /// Connects to `hub` as the next session and waits for the welcome.
+    pub async fn establish(&self, hub: &str) -> Result<Session, LinkError> {
+        let number = self.numbers.fetch_add(1, Ordering::Relaxed) + 1;
+        establish(self.task, hub, self.crypto.clone(), number).await
+    }
+}
+
+/// Runs one session with `hub`: on `ready` (the standby link, already welcomed by `hub`) or on
+/// a new connection; keeps `standby` ready meanwhile.
+pub async fn run(
+    connector: &Connector<'_>,
+    hub: &str,
+    ready: Option<Session>,
     tracker: &mut Tracker,
+    standby: &mut Standby<'_>,
     shutdown: &CancellationToken,
 ) -> SessionEnd {
-    let number = tracker.next_session();
-    let established = tokio::select! {
-        _ = shutdown.cancelled() => return SessionEnd::Shutdown,
-        established = establish(task, hub, crypto, number) => established,
+    let task = connector.task();
+    let established = match ready {
+        Some(session) => Ok(session),
+        None => tokio::select! {
+            _ = shutdown.cancelled() => return SessionEnd::Shutdown,
+            established = connector.establish(hub) => established,
+        },
     };
     let mut session = match established {
         Ok(session) => session,
@@ -125,12 +167,13 @@ pub async fn run(
         }
         Err(error) => return SessionEnd::Failed(error),
     };
+    task.apps.send_replace(Some(session.apps.clone()));
     tracker.begin_session();
     task.stats.link_sessions.fetch_add(1, Ordering::Relaxed);
     tracing::info!(message = "Link established.", hub = %hub, hub_id = %session.hub_id);
     task.state.send_replace(LinkState::Up(session.hub_id));
     crate::metrics::link(hub, true);
-    let end = session.relay(task, tracker, shutdown).await;
+    let end = session.relay(task, tracker, standby, shutdown).await;
     let code = match &end {
         SessionEnd::Shutdown => CLOSE_SHUTDOWN,
         _ => CLOSE_PROTOCOL_ERROR,
@@ -139,14 +182,19 @@ pub async fn run(
     end
 }
 
-struct Session {
+/// A welcomed connection to a hub.
+pub struct Session {
     _endpoint: Endpoint,
-    connection: Connection,
+    /// The QUIC connection.
+    pub connection: Connection,
     control_send: SendStream,
     control: Frames,
     channels: SelectAll<Frames>,
-    hub_id: herald_shared::ids::HubId,
+    /// The hub's id.
+    pub hub_id: herald_shared::ids::HubId,
     cache_ttl: Duration,
+    /// The app table of the hub's welcome, published when the session starts.
+    apps: Arc<AppTable>,
 }
 
 /// The frames for a set of board changes, in the board's order; `interest` turns each channel's
@@ -207,8 +255,10 @@ async fn connect(
             .map_err(LinkError::Endpoint)?;
         let mut client = quinn::ClientConfig::new(crypto.clone());
         let mut transport = TransportConfig::default();
+        // QUIC's own idle timeout is the backstop; the silence deadline (see `liveness`) decides
+        // first. A keep-alive ping after a sixth of it makes a live hub answer well within it.
         transport.max_idle_timeout(idle.try_into().ok());
-        transport.keep_alive_interval(Some(idle / 3));
+        transport.keep_alive_interval(Some(task.config.silence / 6));
         client.transport_config(Arc::new(transport));
         let name = super::tls::server_name(hub, task.config.server_name.as_deref());
         let connecting = endpoint.connect_with(client, address, &name)?;
@@ -221,6 +271,8 @@ async fn connect(
     Err(last_error)
 }
 
+/// Connects to `hub`, introduces the edge as session number `session` and waits for the
+/// hub's welcome.
 async fn establish(
     task: &LinkTask,
     hub: &str,
@@ -253,8 +305,7 @@ async fn establish(
     if welcome.version != LINK_VERSION {
         return Err(LinkError::Version(welcome.version));
     }
-    task.apps
-        .send_replace(Some(Arc::new(AppTable::new(welcome.apps)?)));
+    let apps = Arc::new(AppTable::new(welcome.apps)?);
     Ok(Session {
         _endpoint: endpoint,
         connection,
@@ -263,6 +314,7 @@ async fn establish(
         channels: SelectAll::new(),
         hub_id: welcome.hub_id,
         cache_ttl: Duration::from_millis(welcome.cache_ttl_ms),
+        apps,
     })
 }
 
@@ -271,6 +323,7 @@ impl Session {
         &mut self,
         task: &LinkTask,
         tracker: &mut Tracker,
+        standby: &mut Standby<'_>,
         shutdown: &CancellationToken,
     ) -> SessionEnd {
         let everything = frames_for(task.board.snapshot(), |key, desired| {
@@ -282,9 +335,21 @@ impl Session {
         // The new hub knows nothing of this edge's connections yet.
         let mut reports = tokio::time::interval(CONNECTIONS_REPORT);
         let mut force_report = true;
+        let mut liveness = Liveness::new(task.config.silence, Instant::now(), self.received());
+        let mut checks = tokio::time::interval(liveness.period());
+        checks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let step = tokio::select! {
                 _ = shutdown.cancelled() => return SessionEnd::Shutdown,
+                never = standby.drive() => match never {},
+                _ = checks.tick() => match liveness.check(Instant::now(), self.received()) {
+                    liveness::Verdict::Alive => Ok(()),
+                    liveness::Verdict::Recovered(silence) => {
+                        tracing::info!(message = "Heard from the hub again after a long silence (a slow hub, or this edge was paused).", silence_ms = silence.as_millis() as u64);
+                        Ok(())
+                    }
+                    liveness::Verdict::Gone(silence) => Err(LinkError::Silent(silence)),
+                },
                 frame = self.control.next() => self.on_control(task, frame),
                 stream = self.connection.accept_uni() => match stream {
                     Ok(stream) => {
@@ -314,6 +379,11 @@ impl Session {
                 return SessionEnd::Lasted(error);
             }
         }
+    }
+
+    /// Datagrams received on the connection so far (whatever they carried).
+    fn received(&self) -> u64 {
+        self.connection.stats().udp_rx.datagrams
     }
 
     async fn send(&mut self, frames: &[EdgeToHub]) -> Result<(), LinkError> {

@@ -39,18 +39,9 @@ pub enum Verdict {
 #[derive(Debug, Default)]
 pub struct Tracker {
     channels: HashMap<ChannelKey, Track>,
-    /// The number of the latest link session (see `Hello::session`).
-    session: u64,
 }
 
 impl Tracker {
-    /// Numbers a new link session: each gets a larger number than any before, whichever hub it
-    /// is with.
-    pub fn next_session(&mut self) -> u64 {
-        self.session += 1;
-        self.session
-    }
-
     /// Starts a link session: backfills asked of the previous hub will not be answered.
     pub fn begin_session(&mut self) {
         for track in self.channels.values_mut() {

@@ -124,6 +124,7 @@ pub async fn run(args: DevArgs) -> ExitCode {
         server_name: None,
         trust: HubTrust::Pinned(pins),
         cluster_key,
+        silence: edge_plan.link_silence,
         idle_timeout: edge_plan.link_idle_timeout,
         max_backoff: Duration::from_secs(1),
     };

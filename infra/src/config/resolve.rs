@@ -464,7 +464,9 @@ pub struct EdgePlan {
     pub index_shards: NonZeroUsize,
     /// Drain timeout.
     pub drain_timeout: Duration,
-    /// Link idle timeout.
+    /// Link silence before the hub is gone.
+    pub link_silence: Duration,
+    /// Link idle timeout (QUIC's backstop).
     pub link_idle_timeout: Duration,
     /// The certificate the WebSocket port serves `wss://` with; plain `ws://` when `None`.
     pub tls: Option<Arc<CertFiles>>,
@@ -529,6 +531,7 @@ pub fn edge(raw: &RawConfig, r: &mut Resolver) -> EdgePlan {
         },
         index_shards: r.get(s, &EDGE_INDEX_SHARDS),
         drain_timeout,
+        link_silence: r.get(s, &EDGE_LINK_SILENCE_MS),
         link_idle_timeout: r.get(s, &EDGE_LINK_IDLE_TIMEOUT_SECS),
         tls: serving_tls(s, r, &EDGE_TLS_CERT, &EDGE_TLS_KEY),
         tls_watch: r.get(s, &TLS_WATCH_INTERVAL_SECS),
@@ -583,6 +586,7 @@ pub fn edge_link(
         server_name: r.optional(s, &EDGE_HUB_SERVER_NAME),
         trust,
         cluster_key,
+        silence: plan.link_silence,
         idle_timeout: plan.link_idle_timeout,
         max_backoff: Duration::from_secs(3),
     }

@@ -18,6 +18,7 @@
 //! - [`auth`] — channel and user signatures, as an app's auth endpoint makes them.
 //! - [`moto`] — a local ElastiCache API (moto), for discovery tests.
 //! - [`tls`] — a CA made in the test, its certificates, TLS clients that trust it.
+//! - [`netns`] — a network namespace standing for another host, which can vanish silently.
 //! - [`terraform`] — the `terraform/` tree parsed with hcl-rs, for offline invariant checks.
 
 pub mod api;
@@ -29,6 +30,7 @@ pub mod dev;
 pub mod eventually;
 pub mod metrics;
 pub mod moto;
+pub mod netns;
 pub mod process;
 pub mod redis;
 pub mod redis_cluster;

@@ -38,7 +38,19 @@ pub struct HeraldProcess {
 impl HeraldProcess {
     /// Starts `herald ARGS` and waits for its ready line (`--ready-json` must be among the args).
     pub async fn start(test: &str, name: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut process = Self::spawn(test, name, args, env);
+        Self::start_under(&[], test, name, args, env).await
+    }
+
+    /// [`HeraldProcess::start`] through a launcher that execs `herald` in its place (such as
+    /// `ip netns exec NAME`), so the process and its pid are still herald's own.
+    pub async fn start_under(
+        launcher: &[&str],
+        test: &str,
+        name: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
+        let mut process = Self::spawn_under(launcher, test, name, args, env);
         let stdout = process.child.stdout.take().expect("stdout is piped");
         let mut lines = BufReader::new(stdout).lines();
         let read_ready = async {
@@ -73,10 +85,27 @@ impl HeraldProcess {
 
     /// Starts `herald ARGS` without waiting for anything.
     pub fn spawn(test: &str, name: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::spawn_under(&[], test, name, args, env)
+    }
+
+    fn spawn_under(
+        launcher: &[&str],
+        test: &str,
+        name: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let log_dir = target_dir().join("test-logs").join(test);
         std::fs::create_dir_all(&log_dir).expect("the log directory can be created");
         let log_path = log_dir.join(format!("{name}.log"));
-        let mut command = Command::new(herald_binary());
+        let mut command = match launcher.split_first() {
+            Some((program, launcher_args)) => {
+                let mut command = Command::new(program);
+                command.args(launcher_args).arg(herald_binary());
+                command
+            }
+            None => Command::new(herald_binary()),
+        };
         command
             .args(args)
             .env("HERALD_LOG", "info,herald_edge=debug,herald_hub=debug")
@@ -160,6 +189,16 @@ impl HeraldProcess {
     /// Kills the process at once (SIGKILL) and waits for it.
     pub async fn kill(&mut self) {
         let _ = self.child.kill().await;
+    }
+
+    /// Stops the process in its tracks (SIGSTOP): it holds its sockets and answers nothing.
+    pub fn pause(&self) {
+        self.signal("STOP");
+    }
+
+    /// Lets a paused process run again (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("CONT");
     }
 
     /// Sends SIGHUP (reload the certificates).

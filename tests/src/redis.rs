@@ -122,6 +122,19 @@ impl RedisServer {
         Self::start_with(&[]).await
     }
 
+    /// [`RedisServer::start`], listening on `also` as well as on 127.0.0.1 (for hubs in another
+    /// network namespace, see [`crate::netns`]).
+    pub async fn start_on(also: &[std::net::IpAddr]) -> Self {
+        let also: Vec<String> = also.iter().map(ToString::to_string).collect();
+        // A later `--bind` replaces the default one. Protected mode refuses every client from
+        // outside loopback when there is no password; the only other addresses are a test's own
+        // network namespaces.
+        let mut extra = vec!["--bind", "127.0.0.1"];
+        extra.extend(also.iter().map(String::as_str));
+        extra.extend(["--protected-mode", "no"]);
+        Self::start_with(&extra).await
+    }
+
     /// Starts a redis-server with extra arguments (e.g. `--requirepass`), kept for restarts.
     pub async fn start_with(extra: &[&str]) -> Self {
         let mut last_error = None;
@@ -144,6 +157,11 @@ impl RedisServer {
     /// `redis://127.0.0.1:{port}/{db}`.
     pub fn url(&self, db: u32) -> String {
         format!("redis://127.0.0.1:{}/{db}", self.port)
+    }
+
+    /// `redis://{host}:{port}/{db}`, for a client that reaches the server at `host`.
+    pub fn url_at(&self, host: std::net::IpAddr, db: u32) -> String {
+        format!("redis://{host}:{}/{db}", self.port)
     }
 
     /// Kills the server at once; it forgets everything.

@@ -58,40 +58,63 @@ pub fn edge_base_args(cluster_key: &str) -> Vec<String> {
 impl Hub {
     /// Starts `herald hub` with the test app.
     pub async fn start(test: &str, name: &str, env: &[(&str, &str)]) -> Self {
-        Self::run(test, name, &HUB_APP_ARGS, env).await
+        Self::run(test, name, &HUB_APP_ARGS, env, None).await
+    }
+
+    /// Starts `herald hub` with the test app inside `netns`, listening on its address there.
+    pub async fn start_in_netns(
+        test: &str,
+        name: &str,
+        env: &[(&str, &str)],
+        netns: &crate::netns::Netns,
+    ) -> Self {
+        Self::run(test, name, &HUB_APP_ARGS, env, Some(netns)).await
     }
 
     /// Starts `herald hub` with nothing but free ports on its command line: its apps and
     /// cluster key come from `env`.
     pub async fn start_from_env(test: &str, name: &str, env: &[(&str, &str)]) -> Self {
-        Self::run(test, name, &[], env).await
+        Self::run(test, name, &[], env, None).await
     }
 
     /// Starts `herald hub` with the test app and these extra arguments.
     pub async fn start_with_args(test: &str, name: &str, extra: &[String]) -> Self {
         let mut args = HUB_APP_ARGS.to_vec();
         args.extend(extra.iter().map(String::as_str));
-        Self::run(test, name, &args, &[]).await
+        Self::run(test, name, &args, &[], None).await
     }
 
     /// Starts `herald hub` with its apps and cluster key from a TOML file only.
     pub async fn start_with_config(test: &str, name: &str, config: &std::path::Path) -> Self {
         let config = config.to_str().expect("a UTF-8 path");
-        Self::run(test, name, &["--config", config], &[]).await
+        Self::run(test, name, &["--config", config], &[], None).await
     }
 
-    /// Starts `herald hub` on free loopback ports with `settings` added to its arguments.
-    async fn run(test: &str, name: &str, settings: &[&str], env: &[(&str, &str)]) -> Self {
+    /// Starts `herald hub` on free ports with `settings` added to its arguments: on loopback, or
+    /// on the address of `netns` inside it.
+    async fn run(
+        test: &str,
+        name: &str,
+        settings: &[&str],
+        env: &[(&str, &str)],
+        netns: Option<&crate::netns::Netns>,
+    ) -> Self {
+        let listen = match netns {
+            Some(netns) => format!("{}:0", netns.inner_ip()),
+            None => "127.0.0.1:0".to_string(),
+        };
         let mut args = vec![
             "hub",
             "--ready-json",
             "--http-listen",
-            "127.0.0.1:0",
+            &listen,
             "--link-listen",
-            "127.0.0.1:0",
+            &listen,
         ];
         args.extend_from_slice(settings);
-        let process = HeraldProcess::start(test, name, &args, env).await;
+        let launcher = netns.map(|netns| netns.launcher());
+        let launcher: &[&str] = launcher.as_ref().map_or(&[], |l| l.as_slice());
+        let process = HeraldProcess::start_under(launcher, test, name, &args, env).await;
         Self {
             http: process.ready_field("http"),
             link: process.ready_field("link"),
@@ -168,11 +191,16 @@ impl Edge {
 
     /// The id of the hub this edge is linked to now (from its `/stats`).
     pub async fn linked_hub(&self) -> Option<String> {
-        let stats = crate::api::Api::new(&self.admin)
+        let stats = self.stats().await;
+        stats["link"]["hub_id"].as_str().map(str::to_string)
+    }
+
+    /// The edge's `/stats` document.
+    pub async fn stats(&self) -> serde_json::Value {
+        crate::api::Api::new(&self.admin)
             .raw("GET", "/stats", "")
             .await
-            .body;
-        stats["link"]["hub_id"].as_str().map(str::to_string)
+            .body
     }
 
     /// The Pusher WebSocket URL of the test app on this edge.
@@ -249,13 +277,25 @@ impl Region {
         for index in 0..hubs {
             started.push(Hub::start(test, &format!("hub-{index}"), &env).await);
         }
+        Self::with_edges(test, redis, started, edges, edge_env).await
+    }
+
+    /// A region of hubs already started on `redis`, with `edges` edges (edge `i` prefers hub
+    /// `i % hubs`).
+    pub async fn with_edges(
+        test: &str,
+        redis: crate::redis::RedisServer,
+        hubs: Vec<Hub>,
+        edges: usize,
+        edge_env: &[(&str, &str)],
+    ) -> Self {
         let mut edge_list = Vec::new();
         for index in 0..edges {
             let edge = Edge::start_in_region(
                 test,
                 &format!("edge-{index}"),
-                &started,
-                index % hubs,
+                &hubs,
+                index % hubs.len(),
                 edge_env,
             )
             .await;
@@ -263,7 +303,7 @@ impl Region {
         }
         Self {
             redis,
-            hubs: started,
+            hubs,
             edges: edge_list,
         }
     }

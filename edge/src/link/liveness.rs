@@ -6,24 +6,62 @@
 //! the silence deadline, the hub is gone — dead, or its host unreachable — and the edge fails
 //! over at once instead of waiting for QUIC's much longer idle timeout.
 //!
-//! When this process itself was paused (a busy machine, a starved runtime), datagrams that
-//! arrived meanwhile may still sit unread in the socket when the next check runs. So a check
-//! that comes late (more than two periods after the previous one) judges only the silence up to
-//! the previous check: the runtime gets one full round to read what is queued, an edge's own
-//! pause never reads as its hub's silence, and the verdict is only delayed by one check. Pure
-//! state, no I/O: the link session feeds it `now` and the received count.
+//! Two rules keep a busy machine from passing for a dead hub:
+//! - **Late checks judge the past.** When this process itself was paused (a starved runtime),
+//!   datagrams that arrived meanwhile may still sit unread in the socket when the next check
+//!   runs. A check that comes late (more than two periods after the previous one) judges only
+//!   the silence up to the previous check: the runtime gets one round to read what is queued,
+//!   and the verdict is only delayed by one check.
+//! - **Only towards a hub that answers.** The edge fails over only when its standby link to the
+//!   next hub has been heard within the deadline. When every hub is silent at once, the likely
+//!   cause is this edge's machine or network, and moving would only trade a slow hub for a
+//!   handshake with a dead one; the edge stays (QUIC's idle timeout remains the backstop).
+//!
+//! Pure state, no I/O: the link session feeds it `now` and the received counts.
 
 use std::time::{Duration, Instant};
+
+/// When a connection was last heard from, judged by its count of received datagrams.
+#[derive(Debug, Clone)]
+pub struct Heard {
+    received: u64,
+    at: Instant,
+}
+
+impl Heard {
+    /// A connection that has received `received` datagrams, as of `now`.
+    pub fn new(now: Instant, received: u64) -> Self {
+        Self { received, at: now }
+    }
+
+    /// Records the count at `now`; returns the silence that just ended if something arrived.
+    pub fn update(&mut self, now: Instant, received: u64) -> Option<Duration> {
+        if received == self.received {
+            return None;
+        }
+        self.received = received;
+        Some(now.saturating_duration_since(std::mem::replace(&mut self.at, now)))
+    }
+
+    /// How long nothing has arrived, as of `at`.
+    pub fn silence(&self, at: Instant) -> Duration {
+        at.saturating_duration_since(self.at)
+    }
+}
 
 /// What a check concluded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
-    /// Heard from the hub recently enough.
-    Alive,
-    /// Heard from the hub again after a silence longer than half the deadline (worth a log
-    /// line: a hub this slow is close to being failed over).
+    /// Stay: heard from the hub recently enough.
+    Keep,
+    /// Stay: heard from the hub again after a silence longer than half the deadline (worth a
+    /// log line: a hub this slow is close to being failed over).
     Recovered(Duration),
-    /// Nothing heard for at least the deadline (the silence confirmed so far).
+    /// Stay, although the hub has been silent past the deadline: no standby hub was heard
+    /// within it either. Reported once per silence.
+    Stranded(Duration),
+    /// Fail over: nothing heard for at least the deadline (the silence confirmed so far), and
+    /// the standby hub answers.
     Gone(Duration),
 }
 
@@ -31,9 +69,9 @@ pub enum Verdict {
 #[derive(Debug, Clone)]
 pub struct Liveness {
     deadline: Duration,
-    received: u64,
-    last_heard: Instant,
+    heard: Heard,
     last_check: Instant,
+    stranded: bool,
 }
 
 impl Liveness {
@@ -45,9 +83,9 @@ impl Liveness {
     pub fn new(deadline: Duration, now: Instant, received: u64) -> Self {
         Self {
             deadline,
-            received,
-            last_heard: now,
+            heard: Heard::new(now, received),
             last_check: now,
+            stranded: false,
         }
     }
 
@@ -56,26 +94,31 @@ impl Liveness {
         self.deadline / Self::CHECKS_PER_DEADLINE
     }
 
-    /// Records a check at `now`, when the connection has received `received` datagrams in all.
-    pub fn check(&mut self, now: Instant, received: u64) -> Verdict {
+    /// Records a check at `now`, when the connection has received `received` datagrams in all
+    /// and the standby link (if one is ready) has been silent for `standby`.
+    pub fn check(&mut self, now: Instant, received: u64, standby: Option<Duration>) -> Verdict {
         let previous_check = std::mem::replace(&mut self.last_check, now);
-        if received != self.received {
-            self.received = received;
-            let silence =
-                now.saturating_duration_since(std::mem::replace(&mut self.last_heard, now));
+        if let Some(silence) = self.heard.update(now, received) {
+            self.stranded = false;
             return if silence > self.deadline / 2 {
                 Verdict::Recovered(silence)
             } else {
-                Verdict::Alive
+                Verdict::Keep
             };
         }
         let on_time = now.saturating_duration_since(previous_check) <= 2 * self.period();
         let judged_at = if on_time { now } else { previous_check };
-        let confirmed = judged_at.saturating_duration_since(self.last_heard);
-        if confirmed >= self.deadline {
-            Verdict::Gone(confirmed)
+        let confirmed = self.heard.silence(judged_at);
+        if confirmed < self.deadline {
+            return Verdict::Keep;
+        }
+        if standby.is_some_and(|silence| silence < self.deadline) {
+            return Verdict::Gone(confirmed);
+        }
+        if std::mem::replace(&mut self.stranded, true) {
+            Verdict::Keep
         } else {
-            Verdict::Alive
+            Verdict::Stranded(confirmed)
         }
     }
 }
@@ -85,6 +128,8 @@ mod tests {
     use super::*;
 
     const DEADLINE: Duration = Duration::from_millis(600);
+    /// A standby hub that answers.
+    const ANSWERING: Option<Duration> = Some(Duration::from_millis(100));
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
@@ -102,7 +147,7 @@ mod tests {
         let period = liveness.period().as_millis() as u64;
         (from..=to)
             .step_by(period as usize)
-            .find(|at| liveness.check(start + ms(*at), received) != Verdict::Alive)
+            .find(|at| liveness.check(start + ms(*at), received, ANSWERING) != Verdict::Keep)
     }
 
     #[test]
@@ -110,7 +155,10 @@ mod tests {
         let start = Instant::now();
         let mut liveness = Liveness::new(DEADLINE, start, 0);
         for step in 1..1000u64 {
-            assert_eq!(liveness.check(start + ms(step * 25), step), Verdict::Alive);
+            assert_eq!(
+                liveness.check(start + ms(step * 25), step, ANSWERING),
+                Verdict::Keep
+            );
         }
     }
 
@@ -121,7 +169,10 @@ mod tests {
         assert_eq!(liveness.period(), ms(25));
         let gone = run(&mut liveness, start, 25, 5_000, 7).expect("declared gone");
         assert_eq!(gone, 600);
-        assert_eq!(liveness.check(start + ms(625), 7), Verdict::Gone(ms(625)));
+        assert_eq!(
+            liveness.check(start + ms(625), 7, ANSWERING),
+            Verdict::Gone(ms(625))
+        );
     }
 
     #[test]
@@ -132,7 +183,7 @@ mod tests {
         // periods), so each judges the silence up to the check before.
         let gone = (1..100u64)
             .map(|n| n * 60)
-            .find(|at| liveness.check(start + ms(*at), 0) != Verdict::Alive)
+            .find(|at| liveness.check(start + ms(*at), 0, ANSWERING) != Verdict::Keep)
             .expect("declared gone");
         assert_eq!(gone, 660);
     }
@@ -143,11 +194,14 @@ mod tests {
         let mut liveness = Liveness::new(DEADLINE, start, 0);
         // Heard until 1 s, then 450 ms of silence (a stalled hub), then traffic again.
         for step in 1..=40u64 {
-            assert_eq!(liveness.check(start + ms(step * 25), step), Verdict::Alive);
+            assert_eq!(
+                liveness.check(start + ms(step * 25), step, ANSWERING),
+                Verdict::Keep
+            );
         }
         assert_eq!(run(&mut liveness, start, 1_025, 1_575, 40), None);
         assert_eq!(
-            liveness.check(start + ms(1_600), 41),
+            liveness.check(start + ms(1_600), 41, ANSWERING),
             Verdict::Recovered(ms(600))
         );
         assert_eq!(run(&mut liveness, start, 1_625, 2_000, 41), None);
@@ -157,13 +211,16 @@ mod tests {
     fn the_edges_own_stall_is_not_the_hubs_silence() {
         let start = Instant::now();
         let mut liveness = Liveness::new(DEADLINE, start, 0);
-        assert_eq!(liveness.check(start + ms(25), 1), Verdict::Alive);
+        assert_eq!(liveness.check(start + ms(25), 1, ANSWERING), Verdict::Keep);
         // This process is paused for 2 s: its next check finds no new datagram yet (they are
         // still unread in the socket)…
-        assert_eq!(liveness.check(start + ms(2_025), 1), Verdict::Alive);
+        assert_eq!(
+            liveness.check(start + ms(2_025), 1, ANSWERING),
+            Verdict::Keep
+        );
         // …and the check after that does.
         assert_eq!(
-            liveness.check(start + ms(2_050), 2),
+            liveness.check(start + ms(2_050), 2, ANSWERING),
             Verdict::Recovered(ms(2_025))
         );
     }
@@ -172,11 +229,79 @@ mod tests {
     fn a_hub_that_died_during_the_edges_stall_is_gone_one_check_later() {
         let start = Instant::now();
         let mut liveness = Liveness::new(DEADLINE, start, 0);
-        assert_eq!(liveness.check(start + ms(25), 1), Verdict::Alive);
-        assert_eq!(liveness.check(start + ms(2_025), 1), Verdict::Alive);
+        assert_eq!(liveness.check(start + ms(25), 1, ANSWERING), Verdict::Keep);
         assert_eq!(
-            liveness.check(start + ms(2_050), 1),
+            liveness.check(start + ms(2_025), 1, ANSWERING),
+            Verdict::Keep
+        );
+        assert_eq!(
+            liveness.check(start + ms(2_050), 1, ANSWERING),
             Verdict::Gone(ms(2_025))
         );
+    }
+
+    /// Checks every period up to `to` (exclusive) with a fixed count and standby, expecting
+    /// `Keep` from each.
+    fn keep_until(liveness: &mut Liveness, start: Instant, from: u64, to: u64, received: u64) {
+        for at in (from..to).step_by(25) {
+            assert_eq!(
+                liveness.check(start + ms(at), received, None),
+                Verdict::Keep,
+                "{at} ms"
+            );
+        }
+    }
+
+    #[test]
+    fn with_no_standby_hub_answering_the_edge_stays() {
+        let start = Instant::now();
+        let mut liveness = Liveness::new(DEADLINE, start, 0);
+        keep_until(&mut liveness, start, 25, 600, 0);
+        assert_eq!(
+            liveness.check(start + ms(600), 0, None),
+            Verdict::Stranded(ms(600))
+        );
+        assert_eq!(liveness.check(start + ms(625), 0, None), Verdict::Keep);
+        let silent_standby = Some(ms(700));
+        assert_eq!(
+            liveness.check(start + ms(650), 0, silent_standby),
+            Verdict::Keep
+        );
+        // The standby answers again (or one is made): now the edge moves.
+        assert_eq!(
+            liveness.check(start + ms(675), 0, ANSWERING),
+            Verdict::Gone(ms(675))
+        );
+    }
+
+    #[test]
+    fn stranded_is_reported_once_per_silence() {
+        let start = Instant::now();
+        let mut liveness = Liveness::new(DEADLINE, start, 0);
+        keep_until(&mut liveness, start, 25, 600, 0);
+        assert_eq!(
+            liveness.check(start + ms(600), 0, None),
+            Verdict::Stranded(ms(600))
+        );
+        keep_until(&mut liveness, start, 625, 700, 0);
+        assert_eq!(
+            liveness.check(start + ms(700), 1, None),
+            Verdict::Recovered(ms(700))
+        );
+        keep_until(&mut liveness, start, 725, 1_300, 1);
+        assert_eq!(
+            liveness.check(start + ms(1_300), 1, None),
+            Verdict::Stranded(ms(600))
+        );
+    }
+
+    #[test]
+    fn heard_reports_the_silence_that_ended() {
+        let start = Instant::now();
+        let mut heard = Heard::new(start, 3);
+        assert_eq!(heard.update(start + ms(40), 3), None);
+        assert_eq!(heard.silence(start + ms(40)), ms(40));
+        assert_eq!(heard.update(start + ms(90), 5), Some(ms(90)));
+        assert_eq!(heard.silence(start + ms(100)), ms(10));
     }
 }

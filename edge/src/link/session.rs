@@ -342,13 +342,21 @@ impl Session {
             let step = tokio::select! {
                 _ = shutdown.cancelled() => return SessionEnd::Shutdown,
                 never = standby.drive() => match never {},
-                _ = checks.tick() => match liveness.check(Instant::now(), self.received()) {
-                    liveness::Verdict::Alive => Ok(()),
-                    liveness::Verdict::Recovered(silence) => {
-                        tracing::info!(message = "Heard from the hub again after a long silence (a slow hub, or this edge was paused).", silence_ms = silence.as_millis() as u64);
-                        Ok(())
+                _ = checks.tick() => {
+                    let now = Instant::now();
+                    let standby = standby.silence(now);
+                    match liveness.check(now, self.received(), standby) {
+                        liveness::Verdict::Keep => Ok(()),
+                        liveness::Verdict::Recovered(silence) => {
+                            tracing::info!(message = "Heard from the hub again after a long silence (a slow hub, or this edge was paused).", silence_ms = silence.as_millis() as u64);
+                            Ok(())
+                        }
+                        liveness::Verdict::Stranded(silence) => {
+                            tracing::warn!(message = "The hub is silent, but no standby hub answers either; staying.", silence_ms = silence.as_millis() as u64);
+                            Ok(())
+                        }
+                        liveness::Verdict::Gone(silence) => Err(LinkError::Silent(silence)),
                     }
-                    liveness::Verdict::Gone(silence) => Err(LinkError::Silent(silence)),
                 },
                 frame = self.control.next() => self.on_control(task, frame),
                 stream = self.connection.accept_uni() => match stream {
@@ -382,7 +390,7 @@ impl Session {
     }
 
     /// Datagrams received on the connection so far (whatever they carried).
-    fn received(&self) -> u64 {
+    pub fn received(&self) -> u64 {
         self.connection.stats().udp_rx.datagrams
     }
 

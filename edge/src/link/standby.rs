@@ -15,11 +15,13 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::time::{Duration, Instant};
 
 use herald_shared::backoff::backoff;
 use herald_shared::link::CLOSE_SHUTDOWN;
 use tokio::time::Sleep;
 
+use super::liveness::Heard;
 use super::session::{Connector, LinkError, Session};
 
 type Connecting<'a> = Pin<Box<dyn Future<Output = Result<Session, LinkError>> + Send + 'a>>;
@@ -31,8 +33,8 @@ enum State<'a> {
     Waiting(Pin<Box<Sleep>>),
     /// Connecting and waiting for the welcome.
     Connecting(Connecting<'a>),
-    /// Welcomed; ready to take over.
-    Ready(Box<Session>),
+    /// Welcomed; ready to take over. When it was last heard from.
+    Ready(Box<Session>, Heard),
 }
 
 /// The standby link of one link task.
@@ -64,7 +66,7 @@ impl<'a> Standby<'a> {
         self.hub = hub.map(str::to_string);
         self.failures = 0;
         self.state = match hub {
-            Some(_) => State::Waiting(Box::pin(tokio::time::sleep(std::time::Duration::ZERO))),
+            Some(_) => State::Waiting(Box::pin(tokio::time::sleep(Duration::ZERO))),
             None => State::Off,
         };
     }
@@ -75,7 +77,7 @@ impl<'a> Standby<'a> {
             return None;
         }
         match std::mem::replace(&mut self.state, State::Off) {
-            State::Ready(session) if session.connection.close_reason().is_none() => {
+            State::Ready(session, _) if session.connection.close_reason().is_none() => {
                 self.hub = None;
                 Some(*session)
             }
@@ -86,9 +88,22 @@ impl<'a> Standby<'a> {
         }
     }
 
+    /// How long the standby link has been silent as of `now`, if it is ready: its hub answers the
+    /// keep-alive pings the edge sends after a short silence, so a live one is never silent
+    /// long. Call it at every liveness check: it also records what arrived since the last call.
+    pub fn silence(&mut self, now: Instant) -> Option<Duration> {
+        match &mut self.state {
+            State::Ready(session, heard) if session.connection.close_reason().is_none() => {
+                heard.update(now, session.received());
+                Some(heard.silence(now))
+            }
+            _ => None,
+        }
+    }
+
     /// Closes the standby connection, if there is one.
     pub fn close(&mut self) {
-        if let State::Ready(session) = std::mem::replace(&mut self.state, State::Off) {
+        if let State::Ready(session, _) = std::mem::replace(&mut self.state, State::Off) {
             session
                 .connection
                 .close(CLOSE_SHUTDOWN.into(), b"standby no longer needed");
@@ -117,7 +132,8 @@ impl<'a> Standby<'a> {
                         Ok(session) => {
                             self.failures = 0;
                             tracing::debug!(message = "Standby link ready.", hub = %hub, hub_id = %session.hub_id);
-                            State::Ready(Box::new(session))
+                            let heard = Heard::new(Instant::now(), session.received());
+                            State::Ready(Box::new(session), heard)
                         }
                         Err(error) => {
                             tracing::debug!(message = "Cannot make the standby link.", hub = %hub, %error);
@@ -125,7 +141,7 @@ impl<'a> Standby<'a> {
                         }
                     };
                 }
-                State::Ready(session) => {
+                State::Ready(session, _) => {
                     let error = session.connection.closed().await;
                     tracing::debug!(message = "Standby link lost.", hub = %hub, %error);
                     self.state = self.retry_later();

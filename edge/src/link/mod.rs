@@ -10,11 +10,13 @@
 //! # Layout
 //! - [`tracker`] — exactly-once, in-order accounting of sequences.
 //! - [`liveness`] — the silence deadline that declares a hub gone.
+//! - [`probe`] — the port probe that tells a dead hub process at once.
 //! - [`standby`] — a welcomed connection to the next hub, ready to take over.
 //! - [`session`] — one connection, from handshake to its end.
 //! - [`tls`] — certificate pinning or CA verification.
 
 mod liveness;
+mod probe;
 mod session;
 mod standby;
 mod tls;

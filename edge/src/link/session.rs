@@ -22,10 +22,15 @@ use herald_shared::channel::ChannelKey;
 use herald_shared::link::Interest;
 
 use super::liveness::{self, Liveness};
+use super::probe::PortProbe;
 use super::standby::Standby;
 use super::tracker::{Tracker, Verdict};
 use super::{LinkState, LinkTask};
 use crate::index::{Changes, Command, Desired};
+
+/// The port probe goes out at every this many liveness checks (every sixth of the deadline with
+/// 24 checks per deadline, like the keep-alive pings).
+const PROBES_EVERY: u32 = 4;
 
 /// The edge's one link frame reader: bytes from a QUIC stream, frames from the shared decoder.
 struct FromHub;
@@ -85,6 +90,9 @@ pub enum LinkError {
     /// Nothing arrived from the hub for longer than the silence deadline.
     #[error("the hub was silent for {0:?}")]
     Silent(Duration),
+    /// The hub's host answers that nothing listens on its link port any more.
+    #[error("the hub's port is closed (its process is gone)")]
+    PortClosed,
     /// The hub closed the control stream.
     #[error("the hub closed the control stream")]
     ControlClosed,
@@ -338,11 +346,32 @@ impl Session {
         let mut liveness = Liveness::new(task.config.silence, Instant::now(), self.received());
         let mut checks = tokio::time::interval(liveness.period());
         checks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let probe = match PortProbe::open(self.connection.remote_address()).await {
+            Ok(probe) => Some(probe),
+            Err(error) => {
+                tracing::warn!(message = "Cannot open the port probe; only silence will tell the hub is gone.", %error);
+                None
+            }
+        };
+        let mut count = 0u32;
         loop {
             let step = tokio::select! {
                 _ = shutdown.cancelled() => return SessionEnd::Shutdown,
                 never = standby.drive() => match never {},
+                () = async {
+                    match &probe {
+                        Some(probe) => probe.closed().await,
+                        None => std::future::pending().await,
+                    }
+                } => Err(LinkError::PortClosed),
                 _ = checks.tick() => {
+                    count = count.wrapping_add(1);
+                    if count.is_multiple_of(PROBES_EVERY)
+                        && let Some(probe) = &probe
+                        && !probe.poke().await
+                    {
+                        return SessionEnd::Lasted(LinkError::PortClosed);
+                    }
                     let now = Instant::now();
                     let standby = standby.silence(now);
                     match liveness.check(now, self.received(), standby) {

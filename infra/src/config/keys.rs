@@ -252,9 +252,9 @@ declare_keys! {
     /// local channel index shards
     EDGE_INDEX_SHARDS: NonZeroUsize = "edge.index_shards",
         machine("the CPU count", cpu_count), parse::nonzero;
-    /// link silence before the hub is gone and the edge fails over, milliseconds (a hub stalled
-    /// for half of it keeps its edges)
-    EDGE_LINK_SILENCE_MS: Duration = "edge.link_silence_ms", default("600"), parse::millis;
+    /// link silence before the hub is gone and the edge fails over, milliseconds (a hub whose
+    /// process died is noticed sooner, by its closed port)
+    EDGE_LINK_SILENCE_MS: Duration = "edge.link_silence_ms", default("800"), parse::millis;
     /// QUIC idle timeout of the link, seconds: the backstop to edge.link_silence_ms
     EDGE_LINK_IDLE_TIMEOUT_SECS: Duration = "edge.link_idle_timeout_secs",
         default("3"), parse::seconds;

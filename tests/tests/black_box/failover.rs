@@ -1,6 +1,6 @@
 //! A hub is lost under load — SIGKILLed, or its host vanishes without a trace — and its edges
-//! keep every client socket, re-link to the other hub as soon as the link's silence deadline
-//! passes, resume from history, and every client sees every event exactly once, in order, with
+//! keep every client socket, re-link to the other hub as soon as the dead hub's closed port or
+//! the link's silence deadline tells them, resume from history, and every client sees every event exactly once, in order, with
 //! no close and a bounded pause (issue 9). A hub that merely stalls keeps its edges.
 //!
 //! Each test prints what it measured; `cargo test --test black_box failover:: -- --nocapture`

@@ -15,11 +15,13 @@
 //! | channel | `ps`, `pn`, `pu` | presence: socket → `{hub}\n{user}`, user → sockets, user → info |
 //! | channel | `cnt` | subscription counts: edge → `{session}:{hub}:{count}` |
 //! | channel | `sca` | lock spacing out subscription-count announcements |
+//! | channel | `whp` | webhook removals waiting their delay: member of `{wh}:delayed` → due ms |
 //! | app | `chs` | channels with a subscription count |
 //! | app | `online`, `wl`, `wln`, `wlc` | who is online, watchlist changes and claims |
 //! | hub | `hubs` | live hubs (score: when their heartbeat expires, ms) |
 //! | hub | `phs`, `hp`, `hc`, `onlh` | a hub's presence sockets and channels, counted channels, online users |
 //! | hub | `reap` | the lock one hub takes to reap a dead hub |
+//! | region | `{wh}:q:{endpoint}`, `{wh}:delayed`, `{wh}:miss:…`, `{wh}:courier` | webhook queues, delayed removals, cache-miss once, courier lease |
 
 use herald_shared::channel::{ChannelKey, ChannelName};
 use herald_shared::ids::{AppId, HubId};
@@ -34,6 +36,7 @@ local function hub_sockets(hub) return P .. ':phs:' .. hub .. ':' .. A .. ':' ..
 local function hub_channels(hub) return P .. ':hp:' .. hub end
 local function hub_counts(hub) return P .. ':hc:' .. hub end
 local function hubs() return P .. ':hubs' end
+local function webhook_delayed() return P .. ':{wh}:delayed' end
 "#;
 
 /// Names of everything Herald keeps in Redis.
@@ -164,6 +167,20 @@ impl Keys {
         format!("{}:{{wh}}:delayed", self.prefix)
     }
 
+    /// A channel's webhook removals waiting for their delay (`channel_vacated`,
+    /// `member_removed`): a hash from their member of [`Keys::webhook_delayed`] to the Redis
+    /// time, in ms, they are due at. It is the channel's key (written by the scripts that decide
+    /// occupancy and membership), the delayed set only its index.
+    pub fn webhook_pending(&self, key: &ChannelKey) -> String {
+        self.channel("whp", key)
+    }
+
+    /// A key no channel's [`Keys::webhook_pending`] is (a member of the delayed set no hub can
+    /// read has no record).
+    pub fn webhook_pending_unknown(&self) -> String {
+        format!("{}:whp:", self.prefix)
+    }
+
     /// Set while a channel's `cache_miss` webhook was sent recently (sent once per period).
     pub fn webhook_once(&self, key: &ChannelKey) -> String {
         format!("{}:{{wh}}:miss:{}:{}", self.prefix, key.app, key.channel)
@@ -202,5 +219,8 @@ mod tests {
         assert_eq!(keys.hub_counts(HubId(7)), "p:hc:0000000000000007");
         assert!(LUA_KEYS.contains("P .. ':hc:' .. hub"));
         assert_eq!(keys.hubs(), "p:hubs");
+        assert_eq!(keys.webhook_pending(&key), "p:whp:a:c");
+        assert_eq!(keys.webhook_delayed(), "p:{wh}:delayed");
+        assert!(LUA_KEYS.contains("P .. ':{wh}:delayed'"));
     }
 }

@@ -104,6 +104,13 @@ async fn reap_hub(cluster: &Cluster, id: HubId) -> Result<(), ClusterError> {
     let mut pipe = redis::pipe();
     pipe.load_script(&scripts.reap).ignore();
     pipe.load_script(&scripts.reap_counts).ignore();
+    // The scripts record the removals' webhooks with their delay.
+    let delay = |app: &str, name: &str| {
+        ChannelName::parse(name).map_or(0, |channel| {
+            let key = ChannelKey::new(AppId::new(app), channel);
+            cluster.decisions().removal_delay(&key).as_millis() as u64
+        })
+    };
     for (app, name) in presence.iter().filter_map(|c| c.split_once('\n')) {
         pipe.invoke_script(
             scripts
@@ -113,7 +120,8 @@ async fn reap_hub(cluster: &Cluster, id: HubId) -> Result<(), ClusterError> {
                 .arg(name)
                 .arg(&hub)
                 .arg(maxlen)
-                .arg(history_ttl),
+                .arg(history_ttl)
+                .arg(delay(app, name)),
         );
     }
     for (app, name) in counted.iter().filter_map(|c| c.split_once('\n')) {
@@ -123,44 +131,19 @@ async fn reap_hub(cluster: &Cluster, id: HubId) -> Result<(), ClusterError> {
                 .arg(keys.prefix())
                 .arg(app)
                 .arg(name)
-                .arg(&hub),
+                .arg(&hub)
+                .arg(delay(app, name)),
         );
     }
     let replies: Vec<Value> = pipe.query_async(&mut redis).await?;
+    // Only the sockets removed are counted here: the users whose last socket that was, and the
+    // channels it vacated, had their webhooks recorded by the scripts.
     let mut sockets = 0i64;
-    let keyed = presence
-        .iter()
-        .chain(&counted)
-        .filter_map(|c| c.split_once('\n'));
-    for (index, ((app, name), reply)) in keyed.zip(replies).enumerate() {
+    let reaped = presence.iter().filter(|c| c.contains('\n')).count();
+    for reply in replies.into_iter().take(reaped) {
         let reply = Vec::<Value>::from_redis_value(reply).map_err(RedisError::from)?;
-        let mut reply = reply.into_iter();
-        let removed = reply
-            .next()
-            .map(i64::from_redis_value)
-            .transpose()
-            .map_err(RedisError::from)?
-            .unwrap_or(0);
-        let Ok(channel) = ChannelName::parse(name) else {
-            continue;
-        };
-        let key = ChannelKey::new(AppId::new(app), channel);
-        if index < presence.len() {
-            // A presence reap: the rest are the users whose last socket that was.
-            sockets += removed;
-            for user in reply.filter_map(|user| String::from_redis_value(user).ok()) {
-                cluster.decisions().member_removed(&key, &user);
-            }
-        } else if reply
-            .next()
-            .map(i64::from_redis_value)
-            .transpose()
-            .ok()
-            .flatten()
-            == Some(1)
-        {
-            // A counts reap that left the channel with no subscription.
-            cluster.decisions().vacated(&key);
+        if let Some(removed) = reply.into_iter().next() {
+            sockets += i64::from_redis_value(removed).map_err(RedisError::from)?;
         }
     }
     let users = cluster.forget_online_on(id).await?;

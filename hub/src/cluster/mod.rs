@@ -353,7 +353,8 @@ impl Cluster {
     }
 
     /// The script call joining a socket to a presence channel. `announce` publishes
-    /// `member_added` for a new user (re-assertions pass `false`).
+    /// `member_added` for a new user (re-assertions pass `false`); a removal it decides waits
+    /// `webhook_delay_ms` for its webhook (0: none is recorded).
     pub fn join_call<'a>(
         &'a self,
         key: &ChannelKey,
@@ -361,6 +362,7 @@ impl Cluster {
         member: &Member,
         limit: usize,
         announce: bool,
+        webhook_delay_ms: u64,
     ) -> redis::ScriptInvocation<'a> {
         let added = wire::body(
             &EventName::internal(MEMBER_ADDED),
@@ -380,7 +382,8 @@ impl Cluster {
             .arg(if announce { "1" } else { "0" })
             .arg(added)
             .arg(maxlen)
-            .arg(history_ttl);
+            .arg(history_ttl)
+            .arg(webhook_delay_ms);
         invocation
     }
 
@@ -389,7 +392,7 @@ impl Cluster {
         (outcome, seq, members): (String, String, Vec<String>),
     ) -> Result<JoinOutcome, ClusterError> {
         match outcome.as_str() {
-            "added" | "joined" | "existing" => Ok(JoinOutcome::Accepted {
+            "added" | "returned" | "joined" | "existing" => Ok(JoinOutcome::Accepted {
                 snapshot: snapshot(&members),
                 seq: parse_seq(&seq)?,
             }),

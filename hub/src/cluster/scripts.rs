@@ -17,6 +17,11 @@
 //!   session and the hub that wrote them: an edge that moves to another hub has its entries
 //!   rewritten there (never counted twice), an earlier session never overwrites a later one, and
 //!   an entry counts only while its hub's heartbeat is fresh.
+//! - **Webhook removals** (`channel_vacated`, `member_removed`) are decided and delayed in the
+//!   same step: the script that vacates a channel or removes a user's last socket records the
+//!   removal with its due time in the channel's `whp` hash and the region's delayed set, and the
+//!   script that occupies the channel again / adds the user back removes it there and says so
+//!   (then neither is sent). Whichever hub acts second sees the first's decision.
 //! - **Reads** are scripts too, so one answer reads counts and members at one instant and never
 //!   contradicts itself.
 
@@ -95,8 +100,33 @@ local function live_users(live)
   return users
 end
 
--- Removes one socket; publishes member_removed when it was its user's last.
-local function leave(socket, announce, maxlen, history_ttl_ms)
+-- Webhooks: a removal waits delay_ms (its member of the delayed set → its due time, in the
+-- channel's whp hash and in the delayed set); delay_ms 0 or '': no endpoint wants it.
+local function delay_removal(member, delay_ms)
+  local delay = tonumber(delay_ms)
+  if not delay or delay <= 0 then return end
+  local t = redis.call('TIME')
+  local due = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + delay
+  redis.call('HSET', key('whp'), member, due)
+  redis.call('PEXPIRE', key('whp'), 86400000)
+  redis.call('ZADD', webhook_delayed(), due, member)
+end
+
+-- Webhooks: an arrival undoes a waiting removal; true if there was one (then neither is sent).
+local function undo_removal(member)
+  if redis.call('HDEL', key('whp'), member) == 1 then
+    redis.call('ZREM', webhook_delayed(), member)
+    return true
+  end
+  return false
+end
+
+local function vacated_member() return 'v\n' .. A .. '\n' .. C end
+local function removed_member(user) return 'r\n' .. A .. '\n' .. C .. '\n' .. user end
+
+-- Removes one socket; publishes member_removed when it was its user's last (and delays its
+-- webhook by delay_ms).
+local function leave(socket, announce, maxlen, history_ttl_ms, delay_ms)
   local entry = redis.call('HGET', key('ps'), socket)
   if not entry then return nil end
   local owner, user = string.match(entry, '^(.-)\n(.*)$')
@@ -111,6 +141,7 @@ local function leave(socket, announce, maxlen, history_ttl_ms)
       local body = field('pusher_internal:member_removed') .. field('') .. field('') .. data
       publish(body, maxlen, history_ttl_ms, 0)
     end
+    delay_removal(removed_member(user), delay_ms)
     return user
   end
   return nil
@@ -142,12 +173,14 @@ end
 return {seq, events, redis.call('GET', key('cache')) or ''}
 "#;
 
-/// `join(P, A, C, hub, socket, user, info, limit, announce, added_body, maxlen, history_ttl_ms)`
-/// → `{'added' | 'joined' | 'existing' | 'full', seq, {user, info, …}}` (`added`: joined as its
-/// user's first socket, and announced).
+/// `join(P, A, C, hub, socket, user, info, limit, announce, added_body, maxlen, history_ttl_ms,
+/// webhook_delay_ms)` → `{'added' | 'returned' | 'joined' | 'existing' | 'full', seq, {user,
+/// info, …}}` (`added`: joined as its user's first socket, and announced; `returned`: the same,
+/// but it undid the user's waiting `member_removed` webhook, so no webhook is sent).
 const JOIN: &str = r#"
 local hub, socket, user, info, limit = ARGV[4], ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8])
 local announce, added, maxlen, history_ttl_ms = ARGV[9], ARGV[10], ARGV[11], ARGV[12]
+local webhook_delay_ms = ARGV[13]
 local entry = redis.call('HGET', key('ps'), socket)
 if entry then
   local owner, previous = string.match(entry, '^(.-)\n(.*)$')
@@ -161,7 +194,7 @@ if entry then
     end
     return {'existing', current_seq(), members()}
   end
-  leave(socket, announce, maxlen, history_ttl_ms)
+  leave(socket, announce, maxlen, history_ttl_ms, webhook_delay_ms)
 end
 local sockets = tonumber(redis.call('HGET', key('pn'), user) or '0')
 if sockets == 0 and redis.call('HLEN', key('pu')) >= limit then
@@ -174,25 +207,28 @@ redis.call('HINCRBY', key('pn'), user, 1)
 redis.call('HSET', key('pu'), user, info)
 if sockets == 0 and announce == '1' then
   publish(added, maxlen, history_ttl_ms, 0)
+  if undo_removal(removed_member(user)) then return {'returned', current_seq(), members()} end
   return {'added', current_seq(), members()}
 end
 return {'joined', current_seq(), members()}
 "#;
 
-/// `leave(P, A, C, hub, socket, maxlen, history_ttl_ms)`: removes the socket if `hub` holds
+/// `leave(P, A, C, hub, socket, maxlen, history_ttl_ms, webhook_delay_ms)`: removes the socket if `hub` holds
 /// it (a hub that lost an edge never removes what the edge's new hub re-asserted meanwhile);
 /// returns the user when that was their last socket (`member_removed`), else ''.
 const LEAVE: &str = r#"
 local entry = redis.call('HGET', key('ps'), ARGV[5])
 if entry and string.match(entry, '^(.-)\n') == ARGV[4] then
-  return leave(ARGV[5], '1', ARGV[6], ARGV[7]) or ''
+  return leave(ARGV[5], '1', ARGV[6], ARGV[7], ARGV[8]) or ''
 end
 return ''
 "#;
 
-/// `count(P, A, C, hub, edge, session, count)` → 1, or 0 when a later session of the edge
-/// already wrote its count: records an edge's subscription count of the channel; 2 when that
-/// made the channel occupied (its first count), 3 when it made it vacated (its last one gone).
+/// `count(P, A, C, hub, edge, session, count, webhook_delay_ms)` → 1, or 0 when a later session
+/// of the edge already wrote its count: records an edge's subscription count of the channel; 2
+/// when that made the channel occupied (its first count), 3 when it made it vacated (its last
+/// one gone: its `channel_vacated` webhook waits), 4 when it made it occupied again while that
+/// webhook waited (it is undone: neither is sent).
 const COUNT: &str = r#"
 local hub, edge, session, count = ARGV[4], ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
 local counts = key('cnt')
@@ -205,7 +241,10 @@ if count > 0 then
   redis.call('HSET', counts, edge, session .. ':' .. hub .. ':' .. count)
   redis.call('SADD', app_channels(), C)
   redis.call('SADD', hub_counts(hub), A .. '\n' .. C)
-  if before == 0 then return 2 end
+  if before == 0 then
+    if undo_removal(vacated_member()) then return 4 end
+    return 2
+  end
   return 1
 end
 if entry then
@@ -216,13 +255,17 @@ if entry then
     if string.match(other, '^%d+:(.-):') == hub then return 1 end
   end
   redis.call('SREM', hub_counts(hub), A .. '\n' .. C)
-  if #remaining == 0 then return 3 end
+  if #remaining == 0 then
+    delay_removal(vacated_member(), ARGV[8])
+    return 3
+  end
 end
 return 1
 "#;
 
-/// `reap_counts(P, A, C, dead_hub)` → `{entries removed, 1 if that vacated the channel}`:
-/// forgets the counts a dead hub wrote and no live hub rewrote.
+/// `reap_counts(P, A, C, dead_hub, webhook_delay_ms)` → `{entries removed, 1 if that vacated
+/// the channel}`: forgets the counts a dead hub wrote and no live hub rewrote (a vacated channel's
+/// webhook waits, as in `count`).
 const REAP_COUNTS: &str = r#"
 local dead, counts, removed = ARGV[4], key('cnt'), 0
 local entries = redis.call('HGETALL', counts)
@@ -235,7 +278,10 @@ end
 local emptied = 0
 if redis.call('HLEN', counts) == 0 then
   redis.call('SREM', app_channels(), C)
-  if removed > 0 then emptied = 1 end
+  if removed > 0 then
+    emptied = 1
+    delay_removal(vacated_member(), ARGV[5])
+  end
 end
 return {removed, emptied}
 "#;
@@ -287,15 +333,15 @@ publish(body, ARGV[7], ARGV[8], 0)
 return {1, count}
 "#;
 
-/// `reap(P, A, C, dead_hub, maxlen, history_ttl_ms)` → `{sockets removed, user, …}` (the users
-/// whose last socket that was): removes the dead hub's sockets that no live hub took over.
+/// `reap(P, A, C, dead_hub, maxlen, history_ttl_ms, webhook_delay_ms)` → `{sockets removed,
+/// user, …}` (the users whose last socket that was; their webhooks wait, as in `leave`): removes the dead hub's sockets that no live hub took over.
 const REAP: &str = r#"
 local dead = ARGV[4]
 local removed = {0}
 for _, socket in ipairs(redis.call('SMEMBERS', hub_sockets(dead))) do
   local entry = redis.call('HGET', key('ps'), socket)
   if entry and string.match(entry, '^(.-)\n') == dead then
-    local user = leave(socket, '1', ARGV[5], ARGV[6])
+    local user = leave(socket, '1', ARGV[5], ARGV[6], ARGV[7])
     removed[1] = removed[1] + 1
     if user then table.insert(removed, user) end
   end

@@ -78,6 +78,8 @@ async fn write(cluster: &Cluster, taken: &Taken) -> Result<Vec<Value>, ClusterEr
         pipe.load_script(script).ignore();
     }
     for (key, ops) in taken {
+        // The scripts record the channel's removal webhooks with their delay.
+        let delay = cluster.decisions().removal_delay(key).as_millis() as u64;
         for op in ops {
             match op {
                 Op::Count { counter, count, .. } => {
@@ -85,7 +87,8 @@ async fn write(cluster: &Cluster, taken: &Taken) -> Result<Vec<Value>, ClusterEr
                     call.arg(&hub)
                         .arg(counter.edge.0)
                         .arg(counter.session)
-                        .arg(*count);
+                        .arg(*count)
+                        .arg(delay);
                     pipe.invoke_script(&call);
                 }
                 Op::Join {
@@ -94,17 +97,20 @@ async fn write(cluster: &Cluster, taken: &Taken) -> Result<Vec<Value>, ClusterEr
                     limit,
                     ..
                 } => {
-                    pipe.invoke_script(&cluster.join_call(key, *socket, member, *limit, true));
+                    let call = cluster.join_call(key, *socket, member, *limit, true, delay);
+                    pipe.invoke_script(&call);
                 }
                 Op::Reassert { socket, member } => {
-                    pipe.invoke_script(&cluster.join_call(key, *socket, member, usize::MAX, false));
+                    let call = cluster.join_call(key, *socket, member, usize::MAX, false, delay);
+                    pipe.invoke_script(&call);
                 }
                 Op::Leave { socket } => {
                     let mut call = cluster.channel_call(&scripts.leave, key);
                     call.arg(&hub)
                         .arg(socket.to_string())
                         .arg(maxlen)
-                        .arg(history_ttl);
+                        .arg(history_ttl)
+                        .arg(delay);
                     pipe.invoke_script(&call);
                 }
                 Op::Announce { interval } => {
@@ -141,16 +147,17 @@ async fn report(cluster: &Cluster, taken: &Taken, replies: Vec<Value>, inboxes: 
     }
 }
 
-/// The acknowledgement of one applied write.
 /// Tells the region's decisions a write made (see the scripts' replies) to whoever listens.
+/// Removals are not told: the scripts recorded them with their delay (and an arrival that
+/// undid one is not told either: count 4, join `returned`).
 fn decided(cluster: &Cluster, key: &ChannelKey, op: &Op, reply: &Value) {
     let decisions = cluster.decisions();
     match op {
-        Op::Count { .. } => match i64::from_redis_value_ref(reply) {
-            Ok(2) => decisions.occupied(key),
-            Ok(3) => decisions.vacated(key),
-            _ => {}
-        },
+        Op::Count { .. } => {
+            if let Ok(2) = i64::from_redis_value_ref(reply) {
+                decisions.occupied(key);
+            }
+        }
         Op::Join { member, .. } => {
             if let Ok((outcome, _, _)) = <(String, Value, Value)>::from_redis_value_ref(reply)
                 && outcome == "added"
@@ -158,19 +165,12 @@ fn decided(cluster: &Cluster, key: &ChannelKey, op: &Op, reply: &Value) {
                 decisions.member_added(key, &member.user_id);
             }
         }
-        Op::Leave { .. } => {
-            if let Ok(user) = String::from_redis_value_ref(reply)
-                && !user.is_empty()
-            {
-                decisions.member_removed(key, &user);
-            }
-        }
         Op::Announce { .. } => {
             if let Ok((1, count)) = <(u8, u64)>::from_redis_value_ref(reply) {
                 decisions.counted(key, count);
             }
         }
-        Op::Reassert { .. } => {}
+        Op::Reassert { .. } | Op::Leave { .. } => {}
     }
 }
 

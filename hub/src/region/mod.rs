@@ -164,15 +164,25 @@ pub enum RegionError {
 /// What the region decided once for the whole region that an app is told of (its webhooks):
 /// each decision is reported by the hub whose write made it, right after the write, so it is
 /// reported once whichever hub saw the cause.
+///
+/// Removals (`vacated`, `member_removed`) wait [`Decisions::removal_delay`] and are undone by an
+/// arrival within it. A region that keeps state elsewhere (Redis) records a removal with its
+/// delay in the same step that decides it, and reports neither the removal nor the arrival that
+/// undid it: only a hub alone reports removals here.
 pub trait Decisions: Send + Sync + std::fmt::Debug {
-    /// A channel got its first subscription in the region.
+    /// A channel got its first subscription in the region (and undid no waiting removal).
     fn occupied(&self, key: &ChannelKey);
-    /// A channel lost its last subscription in the region.
+    /// A channel lost its last subscription (a hub alone only).
     fn vacated(&self, key: &ChannelKey);
-    /// A user's first socket joined a presence channel.
+    /// A user's first socket joined a presence channel (and undid no waiting removal).
     fn member_added(&self, key: &ChannelKey, user_id: &str);
-    /// A user's last socket left a presence channel.
+    /// A user's last socket left a presence channel (a hub alone only).
     fn member_removed(&self, key: &ChannelKey, user_id: &str);
+    /// How long a channel's removals wait before they are sent; zero when nobody listens to
+    /// them (then a region records none).
+    fn removal_delay(&self, _key: &ChannelKey) -> Duration {
+        Duration::ZERO
+    }
     /// A channel's subscription count was announced to its subscribers.
     fn counted(&self, key: &ChannelKey, subscription_count: u64);
 }

@@ -285,6 +285,7 @@ struct Emitter {
     queue: mpsc::Sender<Emitted>,
     targets: Arc<Targets>,
     stats: Arc<HubStats>,
+    delay: Duration,
 }
 
 impl Webhooks {
@@ -408,6 +409,38 @@ impl crate::region::Decisions for Webhooks {
     fn counted(&self, key: &ChannelKey, subscription_count: u64) {
         Webhooks::subscription_count(self, key, subscription_count);
     }
+
+    fn removal_delay(&self, key: &ChannelKey) -> Duration {
+        let Some(emitter) = &self.inner else {
+            return Duration::ZERO;
+        };
+        if key.channel.kind() == ChannelKind::ServerToUser {
+            return Duration::ZERO;
+        }
+        // Recorded when an endpoint wants a removal or its undoing (for presence channels,
+        // membership too): `vacated` stands for the channel, a user for its members.
+        let channel = key.channel.clone();
+        let vacated = Emitted {
+            app: key.app.clone(),
+            event: WebhookEvent::ChannelVacated {
+                channel: channel.clone(),
+            },
+        };
+        let removed = Emitted {
+            app: key.app.clone(),
+            event: WebhookEvent::MemberRemoved {
+                channel,
+                user_id: String::new(),
+            },
+        };
+        if emitter.targets.interested(&vacated)
+            || (key.channel.kind() == ChannelKind::Presence && emitter.targets.interested(&removed))
+        {
+            emitter.delay
+        } else {
+            Duration::ZERO
+        }
+    }
 }
 
 /// Starts a hub's webhooks: in memory alone, through Redis in a region (`redis`). Without
@@ -453,13 +486,8 @@ pub fn start(
             ));
         }
         Some(setup) => {
-            let region = region::Region::new(
-                setup,
-                targets.clone(),
-                stats.clone(),
-                settings.queue_max,
-                settings.delay,
-            );
+            let region =
+                region::Region::new(setup, targets.clone(), stats.clone(), settings.queue_max);
             tasks.spawn(region.clone().emit(events, stop.clone()));
             tasks.spawn(region.lead(courier, stop));
         }
@@ -470,6 +498,7 @@ pub fn start(
             queue,
             targets,
             stats,
+            delay: settings.delay,
         })),
     })
 }

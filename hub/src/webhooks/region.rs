@@ -10,11 +10,14 @@
 //!   it dies, the lease runs out and another hub takes over, reading each stream from its start:
 //!   what the dead courier had not deleted — pending, or being retried — is delivered by the
 //!   new one. Only a batch the dead hub had sent but not yet deleted can arrive twice.
-//! - **Delays.** `channel_vacated` and `member_removed` wait in a sorted set scored by their
-//!   due time (Redis's clock, so hubs' clocks do not matter). The `channel_occupied` /
-//!   `member_added` that undoes one removes it in the same script that would queue itself
-//!   (and then does not), and the courier moves due ones into the streams with a script that
-//!   removes and queues at once — a delay is in the set or in the streams, never in a hub.
+//! - **Delays.** `channel_vacated` and `member_removed` are decided and delayed in one step: the
+//!   region's script that vacates a channel, or removes a user's last socket, records the removal
+//!   with its due time (Redis's clock, so hubs' clocks do not matter) in the channel's `whp` hash
+//!   and in the region's delayed set; the script that occupies the channel again, or adds the
+//!   user back, removes it there and tells nobody (`crate::cluster::scripts`). Whichever hub acts
+//!   second sees the first's decision. The courier moves due ones into the streams with a script
+//!   that checks the channel's record, removes and queues at once — a delay is in Redis or in
+//!   the streams, never only in a hub.
 //!
 //! A hub that cannot reach Redis keeps the events it was given in its emitter queue and retries;
 //! when that queue is full, new events are dropped and counted.
@@ -89,22 +92,31 @@ impl RedisSetup {
     }
 }
 
-/// Appends an event to the streams in `KEYS[2..]`, trimming each to `max` (returns how many
-/// entries were trimmed), unless the mode says otherwise: `cancel` — it undoes the delayed
-/// event `member` of the set `KEYS[1]`, which is removed instead and nothing is queued (returns
-/// -1); `claim` — it *is* that delayed event, queued only by whoever removes it from the set;
-/// `once` — it is queued only if the key `KEYS[1]` could be set, for `member` ms.
+/// Appends an event to the streams in `KEYS[3..]`, trimming each to `max` (returns how many
+/// entries were trimmed), unless the mode says otherwise: `once` — it is queued only if the key
+/// `KEYS[1]` could be set, for `member` ms; `claim` — it *is* the delayed event `member` of the
+/// set `KEYS[1]`, due at the time its channel's record `KEYS[2]` holds: queued once that time
+/// has come, by whoever removes it from both; dropped when the record holds none (an arrival
+/// undid it); left in the set, at the recorded time, when that time is still to come (returns
+/// -1 when nothing was queued).
 const PUSH: &str = r#"
 local mode, member, max, event = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 if mode == 'once' then
   if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', member) then return -1 end
-elseif mode == 'cancel' then
-  if redis.call('ZREM', KEYS[1], member) == 1 then return -1 end
 elseif mode == 'claim' then
-  if redis.call('ZREM', KEYS[1], member) == 0 then return -1 end
+  local due = redis.call('HGET', KEYS[2], member)
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  if due and tonumber(due) > now then
+    redis.call('ZADD', KEYS[1], 'XX', due, member)
+    return -1
+  end
+  redis.call('ZREM', KEYS[1], member)
+  if not due then return -1 end
+  redis.call('HDEL', KEYS[2], member)
 end
 local dropped = 0
-for i = 2, #KEYS do
+for i = 3, #KEYS do
   redis.call('XADD', KEYS[i], '*', 'e', event)
   local over = redis.call('XLEN', KEYS[i]) - max
   if over > 0 then
@@ -113,14 +125,6 @@ for i = 2, #KEYS do
   end
 end
 return dropped
-"#;
-
-/// Delays `member` by `ARGV[2]` ms of Redis time (an identical pending one keeps its time).
-const DELAY: &str = r#"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZADD', KEYS[1], 'NX', now + tonumber(ARGV[2]), ARGV[1])
-return 1
 "#;
 
 /// The delayed members due now (at most `ARGV[1]`), and how many ms until the next one is due
@@ -158,7 +162,6 @@ return 0
 /// The scripts, hashed once.
 struct Scripts {
     push: Script,
-    delay: Script,
     due: Script,
     lead: Script,
     release: Script,
@@ -168,7 +171,6 @@ impl Default for Scripts {
     fn default() -> Self {
         Self {
             push: Script::new(PUSH),
-            delay: Script::new(DELAY),
             due: Script::new(DUE),
             lead: Script::new(LEAD),
             release: Script::new(RELEASE),
@@ -176,7 +178,9 @@ impl Default for Scripts {
     }
 }
 
-/// A delayed event's member in the delayed set.
+/// A delayed event's member in the delayed set, as the region's scripts write it
+/// (`vacated_member`, `removed_member` in `crate::cluster::scripts`).
+#[cfg(test)]
 fn member(delayed: &Delayed) -> String {
     match delayed {
         Delayed::Vacated(key) => format!("v\n{}\n{}", key.app, key.channel),
@@ -246,7 +250,6 @@ pub struct Region {
     targets: Arc<Targets>,
     stats: Arc<HubStats>,
     queue_max: usize,
-    delay: Duration,
 }
 
 impl Region {
@@ -256,7 +259,6 @@ impl Region {
         targets: Arc<Targets>,
         stats: Arc<HubStats>,
         queue_max: usize,
-        delay: Duration,
     ) -> Arc<Self> {
         Arc::new(Self {
             setup,
@@ -264,7 +266,6 @@ impl Region {
             targets,
             stats,
             queue_max: queue_max.max(1),
-            delay,
         })
     }
 
@@ -304,57 +305,47 @@ impl Region {
     }
 
     /// One event into Redis; returns how many queued events the streams' bound dropped.
+    ///
+    /// Removals and the arrivals that undo them were decided, and removals delayed, by the
+    /// region's scripts (see the module's documentation): an arrival that reaches this hub is
+    /// sent, and a removal does not reach it.
     async fn hand_over(&self, emitted: &Emitted) -> Result<usize, redis::RedisError> {
-        let delayed = self.setup.keys.webhook_delayed();
-        let mut connection = self.setup.connection.clone();
-        match emitted.delay() {
-            Some(Delay::Leave(delayed_event)) => {
-                let _: i64 = self
-                    .scripts
-                    .delay
-                    .key(&delayed)
-                    .arg(member(&delayed_event))
-                    .arg(self.delay.as_millis() as u64)
-                    .invoke_async(&mut connection)
-                    .await?;
-                Ok(0)
+        if let Some(Delay::Leave(delayed)) = emitted.delay() {
+            tracing::debug!(
+                message = "A removal reached the webhooks of a region, which delays removals in Redis; ignored.",
+                ?delayed
+            );
+            return Ok(0);
+        }
+        let Some(plan) = self.targets.plan(emitted) else {
+            return Ok(0);
+        };
+        match emitted.once_per_channel() {
+            Some(key) => {
+                let once = self.setup.keys.webhook_once(&key);
+                let window = CACHE_MISS_ONCE_PER.as_millis().to_string();
+                self.push([&once, &once], "once", &window, Some(&plan))
+                    .await
             }
-            Some(Delay::Arrive(undoes)) => {
-                let plan = self.targets.plan(emitted);
-                self.push("cancel", &member(&undoes), plan.as_ref()).await
+            None => {
+                let delayed = self.setup.keys.webhook_delayed();
+                self.push([&delayed, &delayed], "", "", Some(&plan)).await
             }
-            None => match (self.targets.plan(emitted), emitted.once_per_channel()) {
-                (Some(plan), Some(key)) => {
-                    let once = self.setup.keys.webhook_once(&key);
-                    let window = CACHE_MISS_ONCE_PER.as_millis().to_string();
-                    self.push_with(&once, "once", &window, Some(&plan)).await
-                }
-                (Some(plan), None) => self.push("", "", Some(&plan)).await,
-                (None, _) => Ok(0),
-            },
         }
     }
 
-    /// Runs [`PUSH`] for an event planned to its endpoints' streams (`None`: to none).
+    /// Runs [`PUSH`] for an event planned to its endpoints' streams (`None`: to none), with
+    /// `first` as its first two keys (the key of `once`; the delayed set and the channel's
+    /// record of `claim`).
     async fn push(
         &self,
+        first: [&str; 2],
         mode: &str,
         member: &str,
         plan: Option<&Plan>,
     ) -> Result<usize, redis::RedisError> {
-        let delayed = self.setup.keys.webhook_delayed();
-        self.push_with(&delayed, mode, member, plan).await
-    }
-
-    /// Runs [`PUSH`] with `first` as its first key (the delayed set, or the key of `once`).
-    async fn push_with(
-        &self,
-        first: &str,
-        mode: &str,
-        member: &str,
-        plan: Option<&Plan>,
-    ) -> Result<usize, redis::RedisError> {
-        let mut invocation = self.scripts.push.key(first);
+        let mut invocation = self.scripts.push.key(first[0]);
+        invocation.key(first[1]);
         let json = match plan {
             Some(plan) => {
                 for index in &plan.endpoints {
@@ -555,10 +546,19 @@ impl Region {
             let wait = match due {
                 Ok((_, members)) if !members.is_empty() => {
                     for text in members {
-                        // A member this hub cannot read is removed all the same.
-                        let plan = parse_member(&text)
-                            .and_then(|delayed| self.targets.plan(&delayed.event()));
-                        let moved = self.push("claim", &text, plan.as_ref()).await;
+                        // A member this hub cannot read is removed all the same (its record,
+                        // a key no channel has, holds no time).
+                        let parsed = parse_member(&text);
+                        let record = match &parsed {
+                            Some(Delayed::Vacated(key) | Delayed::Removed(key, _)) => {
+                                self.setup.keys.webhook_pending(key)
+                            }
+                            None => self.setup.keys.webhook_pending_unknown(),
+                        };
+                        let plan = parsed.and_then(|delayed| self.targets.plan(&delayed.event()));
+                        let moved = self
+                            .push([&delayed_key, &record], "claim", &text, plan.as_ref())
+                            .await;
                         match moved {
                             Ok(dropped) => WebhookStats::add(&self.stats.webhooks.dropped, dropped),
                             Err(error) => {

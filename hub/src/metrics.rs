@@ -46,6 +46,16 @@ pub const REDIS_COMMAND_SECONDS: &str = "herald_hub_redis_command_seconds";
 pub const HISTORY_BACKFILLS: &str = "herald_hub_history_backfills_total";
 /// 1 while the hub drains.
 pub const DRAINING: &str = "herald_hub_draining";
+/// Webhook events delivered (2xx), by app.
+pub const WEBHOOKS_SENT: &str = "herald_hub_webhooks_sent_total";
+/// Webhook requests sent again after a failure, by app.
+pub const WEBHOOKS_RETRIED: &str = "herald_hub_webhooks_retried_total";
+/// Webhook events dropped after the retry window, by app.
+pub const WEBHOOKS_FAILED: &str = "herald_hub_webhooks_failed_total";
+/// Webhook events dropped because a queue was full, by app.
+pub const WEBHOOKS_DROPPED: &str = "herald_hub_webhooks_dropped_total";
+/// Webhook events waiting for delivery, by app.
+pub const WEBHOOKS_PENDING: &str = "herald_hub_webhooks_pending";
 
 /// The `route` of requests no route matched.
 const UNMATCHED: &str = "unmatched";
@@ -85,6 +95,26 @@ pub fn describe() {
         "Backfills edges asked for after a sequence gap."
     );
     describe_gauge!(DRAINING, "1 while the hub drains.");
+    describe_counter!(
+        WEBHOOKS_SENT,
+        "Webhook events delivered (the endpoint answered 2xx), by app."
+    );
+    describe_counter!(
+        WEBHOOKS_RETRIED,
+        "Webhook requests sent again after a failure, by app."
+    );
+    describe_counter!(
+        WEBHOOKS_FAILED,
+        "Webhook events dropped after failing for the whole retry window, by app."
+    );
+    describe_counter!(
+        WEBHOOKS_DROPPED,
+        "Webhook events dropped because a queue was full, by app."
+    );
+    describe_gauge!(
+        WEBHOOKS_PENDING,
+        "Webhook events waiting for delivery, by app (in a region: the region's queues, on the delivering hub)."
+    );
     counter!(HISTORY_BACKFILLS).increment(0);
     gauge!(EDGES).increment(0.0);
     gauge!(DRAINING).set(0.0);
@@ -102,6 +132,35 @@ pub fn edge_linked(linked: bool) {
     } else {
         gauge!(EDGES).decrement(1.0);
     }
+}
+
+/// Registers an app's webhook metrics at zero (an app with endpoints), so alerts see them
+/// before anything failed.
+pub fn webhooks_registered(app_id: &AppId) {
+    for name in [
+        WEBHOOKS_SENT,
+        WEBHOOKS_RETRIED,
+        WEBHOOKS_FAILED,
+        WEBHOOKS_DROPPED,
+    ] {
+        counter!(name, "app_id" => app_id.as_str().to_string()).increment(0);
+    }
+    gauge!(WEBHOOKS_PENDING, "app_id" => app_id.as_str().to_string()).increment(0.0);
+}
+
+/// What happened to `n` webhook events (or requests, for [`WEBHOOKS_RETRIED`]) of an app.
+pub fn webhooks(name: &'static str, app_id: &AppId, n: u64) {
+    counter!(name, "app_id" => app_id.as_str().to_string()).increment(n);
+}
+
+/// An app's webhook events waiting: changed by `delta`.
+pub fn webhooks_pending_moved(app_id: &AppId, delta: f64) {
+    gauge!(WEBHOOKS_PENDING, "app_id" => app_id.as_str().to_string()).increment(delta);
+}
+
+/// An app's webhook events waiting, as last counted.
+pub fn webhooks_pending(app_id: &AppId, pending: u64) {
+    gauge!(WEBHOOKS_PENDING, "app_id" => app_id.as_str().to_string()).set(pending as f64);
 }
 
 /// An edge asked for a backfill.

@@ -8,7 +8,6 @@
 //! never a client's or the HTTP API's time.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -21,7 +20,6 @@ use super::endpoint::{Endpoint, EndpointId};
 use super::event;
 use super::retry::RetryPolicy;
 use super::sender::{SendFailure, Sender};
-use super::stats::WebhookStats;
 use crate::stats::HubStats;
 
 /// At most one "keeps failing" warning per endpoint this often.
@@ -171,12 +169,11 @@ impl Courier {
                 unix_ms(),
                 batch.iter().map(|queued| &*queued.json),
             ));
-            let counter = match self.attempt(&target, body, &mut warned, &stop).await {
-                Outcome::Delivered => &self.stats.webhooks.sent,
-                Outcome::GaveUp => &self.stats.webhooks.failed,
+            match self.attempt(&target, body, &mut warned, &stop).await {
+                Outcome::Delivered => self.stats.webhooks.count_sent(&target.app, ids.len()),
+                Outcome::GaveUp => self.stats.webhooks.count_failed(&target.app, ids.len()),
                 Outcome::Stopped => return,
-            };
-            WebhookStats::add(counter, ids.len());
+            }
             while let Err(error) = queue.remove(&ids).await {
                 tracing::warn!(message = "Cannot remove sent webhooks from their queue; retrying.", app_id = %target.app, %error);
                 if !pause(QUEUE_RETRY, &stop).await {
@@ -218,7 +215,7 @@ impl Courier {
                 _ = stop.cancelled() => return Outcome::Stopped,
                 _ = tokio::time::sleep_until(next) => {}
             }
-            self.stats.webhooks.retried.fetch_add(1, Ordering::Relaxed);
+            self.stats.webhooks.count_retried(&target.app);
         }
     }
 

@@ -10,6 +10,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
+use herald_shared::ids::AppId;
 use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -32,11 +33,12 @@ struct Inner {
     max: usize,
     next: std::sync::atomic::AtomicU64,
     stats: Arc<HubStats>,
+    app: AppId,
 }
 
 impl MemoryQueue {
-    /// An empty queue of at most `max` events.
-    pub fn new(max: usize, stats: Arc<HubStats>) -> Self {
+    /// An empty queue of at most `max` events of `app`'s endpoint.
+    pub fn new(max: usize, stats: Arc<HubStats>, app: AppId) -> Self {
         Self {
             inner: Arc::new(Inner {
                 events: Mutex::new(VecDeque::new()),
@@ -44,6 +46,7 @@ impl MemoryQueue {
                 max: max.max(1),
                 next: Default::default(),
                 stats,
+                app,
             }),
         }
     }
@@ -58,21 +61,17 @@ impl MemoryQueue {
         };
         let mut events = self.inner.events.lock().expect("webhook queue lock");
         events.push_back(queued);
-        if events.len() > self.inner.max {
+        let full = events.len() > self.inner.max;
+        if full {
             events.pop_front();
-            self.inner
-                .stats
-                .webhooks
-                .dropped
-                .fetch_add(1, Ordering::Relaxed);
-        } else {
-            self.inner
-                .stats
-                .webhooks
-                .queue_depth
-                .fetch_add(1, Ordering::Relaxed);
         }
         drop(events);
+        let webhooks = &self.inner.stats.webhooks;
+        if full {
+            webhooks.count_dropped(&self.inner.app, 1);
+        } else {
+            webhooks.count_queued(&self.inner.app, 1, 0);
+        }
         self.inner.changed.notify_one();
     }
 }
@@ -88,11 +87,9 @@ impl EndpointQueue for MemoryQueue {
         let before = events.len();
         events.retain(|queued| !ids.contains(&queued.id));
         let removed = before - events.len();
-        self.inner
-            .stats
-            .webhooks
-            .queue_depth
-            .fetch_sub(removed as u64, Ordering::Relaxed);
+        drop(events);
+        let webhooks = &self.inner.stats.webhooks;
+        webhooks.count_queued(&self.inner.app, 0, removed);
         Ok(())
     }
 

@@ -315,11 +315,7 @@ impl Webhooks {
             return;
         }
         if emitter.queue.try_send(emitted).is_err() {
-            emitter
-                .stats
-                .webhooks
-                .dropped
-                .fetch_add(1, Ordering::Relaxed);
+            emitter.stats.webhooks.count_dropped(app, 1);
             tracing::debug!(message = "Webhook emitter queue full; event dropped.", app_id = %app);
         }
     }
@@ -457,6 +453,9 @@ pub fn start(
     if targets.is_empty() {
         return Ok(Webhooks::none());
     }
+    for app in targets.by_app.keys() {
+        crate::metrics::webhooks_registered(app);
+    }
     let courier = Courier {
         sender: sender::Sender::new(settings.retry.timeout)?,
         batching: settings.batching,
@@ -468,7 +467,10 @@ pub fn start(
         None => {
             stats.webhooks.delivering.store(true, Ordering::Relaxed);
             let queues: Vec<MemoryQueue> = (0..targets.len())
-                .map(|_| MemoryQueue::new(settings.queue_max, stats.clone()))
+                .map(|index| {
+                    let app = targets.target(index).app.clone();
+                    MemoryQueue::new(settings.queue_max, stats.clone(), app)
+                })
                 .collect();
             for (index, queue) in queues.iter().enumerate() {
                 tasks.spawn(courier.clone().run(

@@ -38,7 +38,6 @@ use tokio_util::task::TaskTracker;
 
 use super::debounce::Delayed;
 use super::delivery::{Courier, EndpointQueue, QueueError, Queued};
-use super::stats::WebhookStats;
 use super::{CACHE_MISS_ONCE_PER, Delay, Emitted, Plan, Targets};
 use crate::cluster::keys::Keys;
 use crate::stats::HubStats;
@@ -288,7 +287,7 @@ impl Region {
             loop {
                 match self.hand_over(&emitted).await {
                     Ok(dropped) => {
-                        WebhookStats::add(&self.stats.webhooks.dropped, dropped);
+                        self.stats.webhooks.count_dropped(&emitted.app, dropped);
                         break;
                     }
                     Err(error) => {
@@ -403,6 +402,9 @@ impl Region {
                         .webhooks
                         .delivering
                         .store(false, Ordering::Relaxed);
+                    // The hub that delivers now reports the queues.
+                    let apps = self.targets.by_app.keys();
+                    self.stats.webhooks.set_pending(apps.map(|app| (app, 0)));
                 }
                 (_, None) => {}
             }
@@ -520,8 +522,7 @@ impl Region {
                     if let Ok(lengths) = pipe.query_async::<Vec<u64>>(conn).await {
                         self.stats
                             .webhooks
-                            .queue_depth
-                            .store(lengths.iter().sum(), Ordering::Relaxed);
+                            .set_pending(self.pending_by_app(&keys, &lengths));
                     }
                 }
                 Err(error) => {
@@ -530,6 +531,28 @@ impl Region {
                 }
             }
         }
+    }
+
+    /// The events waiting per app, from the lengths of the streams `keys` (every app with an
+    /// endpoint, once).
+    fn pending_by_app(&self, keys: &[String], lengths: &[u64]) -> Vec<(&AppId, u64)> {
+        let mut by_app: Vec<(&AppId, u64)> =
+            self.targets.by_app.keys().map(|app| (app, 0)).collect();
+        for index in 0..self.targets.len() {
+            let target = self.targets.target(index);
+            let stream = self.stream(index);
+            let length = keys
+                .iter()
+                .position(|key| *key == stream)
+                .and_then(|position| lengths.get(position));
+            if let (Some(length), Some(entry)) = (
+                length,
+                by_app.iter_mut().find(|(app, _)| **app == target.app),
+            ) {
+                entry.1 += length;
+            }
+        }
+        by_app
     }
 
     /// Moves due delayed events into their endpoints' streams.
@@ -549,18 +572,18 @@ impl Region {
                         // A member this hub cannot read is removed all the same (its record,
                         // a key no channel has, holds no time).
                         let parsed = parse_member(&text);
-                        let record = match &parsed {
+                        let (record, app) = match &parsed {
                             Some(Delayed::Vacated(key) | Delayed::Removed(key, _)) => {
-                                self.setup.keys.webhook_pending(key)
+                                (self.setup.keys.webhook_pending(key), key.app.clone())
                             }
-                            None => self.setup.keys.webhook_pending_unknown(),
+                            None => (self.setup.keys.webhook_pending_unknown(), AppId::new("")),
                         };
                         let plan = parsed.and_then(|delayed| self.targets.plan(&delayed.event()));
                         let moved = self
                             .push([&delayed_key, &record], "claim", &text, plan.as_ref())
                             .await;
                         match moved {
-                            Ok(dropped) => WebhookStats::add(&self.stats.webhooks.dropped, dropped),
+                            Ok(dropped) => self.stats.webhooks.count_dropped(&app, dropped),
                             Err(error) => {
                                 tracing::warn!(message = "Cannot move a delayed webhook; retrying.", %error);
                                 break;

@@ -105,9 +105,12 @@ struct Annotations {
     description: String,
 }
 
-/// The metric families a hub and an edge of a region serve after a subscription and a trigger.
+/// The metric families a hub and an edge of a region serve after a subscription and a trigger
+/// (the app has a webhook endpoint, so the webhook families exist).
 async fn exported_families() -> BTreeSet<String> {
-    let region = Region::start("dashboards_name_only_exported_metrics", 1, 1, &[], &[]).await;
+    let hooks = json!([{"url": "http://127.0.0.1:9/hooks"}]).to_string();
+    let hub_env = [("HERALD_APP__WEBHOOKS", hooks.as_str())];
+    let region = Region::start("dashboards_name_only_exported_metrics", 1, 1, &hub_env, &[]).await;
     let mut clients = region.subscribers("dashboard-check").await;
     let reply = region.hubs[0]
         .api()
@@ -179,6 +182,8 @@ async fn dashboards_and_alerts_name_only_exported_metrics() {
         "HeraldHubDeafToRedis",
         "HeraldDeliveryLatencyHigh",
         "HeraldEventsLost",
+        "HeraldWebhooksLost",
+        "HeraldWebhookEndpointFailing",
     ] {
         assert!(alerts.contains(alert), "{alert} is missing: {alerts:?}");
     }

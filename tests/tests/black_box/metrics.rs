@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use herald_tests::api::Api;
 use herald_tests::client::PusherClient;
+use herald_tests::compat::WebhookReceiver;
 use herald_tests::dev::Dev;
 use herald_tests::metrics::{scrape, scrape_until};
+use herald_tests::topology::{APP_ID, Cluster};
 use serde_json::json;
 
 const APP: (&str, &str) = ("app_id", "100001");
@@ -160,4 +162,104 @@ async fn metrics_count_a_scripted_scenario_exactly() {
         ),
     )
     .expect("the sample can be saved");
+}
+
+/// The hub's webhook metrics after a batch that fails for its whole retry window, then one that
+/// is delivered: every counter moves by exactly what the endpoint saw.
+#[tokio::test]
+async fn webhook_metrics_count_what_the_endpoint_saw() {
+    let test = "webhook_metrics_count_what_the_endpoint_saw";
+    let mut receiver = WebhookReceiver::start(test, "receiver").await;
+    let hooks = json!([{"url": receiver.url(), "event_types": ["channel_occupied"]}]).to_string();
+    let cluster = Cluster::start_with(
+        test,
+        1,
+        &[
+            ("HERALD_APP__WEBHOOKS", &hooks),
+            ("HERALD_WEBHOOKS__RETRY_FOR_SECS", "1"),
+            ("HERALD_WEBHOOKS__BACKOFF_MIN_MS", "100"),
+            ("HERALD_WEBHOOKS__BACKOFF_MAX_MS", "200"),
+        ],
+        &[],
+    )
+    .await;
+    let app = ("app_id", APP_ID);
+    let http = &cluster.hub.http;
+    // Registered at zero before anything happened, so alerts see them.
+    let before = scrape(http).await;
+    for name in [
+        "herald_hub_webhooks_sent_total",
+        "herald_hub_webhooks_retried_total",
+        "herald_hub_webhooks_failed_total",
+        "herald_hub_webhooks_dropped_total",
+        "herald_hub_webhooks_pending",
+    ] {
+        assert!(before.has(name), "{name} missing:\n{}", before.text);
+        assert_eq!(before.value(name, &[app]), 0.0, "{name}");
+    }
+
+    // The endpoint fails everything: the one event waits, is retried, then given up on.
+    receiver.mode("fail").await;
+    let mut client = PusherClient::connect(&cluster.edges[0].url()).await;
+    client.subscribe("metered").await;
+    scrape_until(http, WAIT, |m| {
+        m.value("herald_hub_webhooks_pending", &[app]) == 1.0
+    })
+    .await;
+    let failed = scrape_until(http, WAIT, |m| {
+        m.value("herald_hub_webhooks_failed_total", &[app]) >= 1.0
+    })
+    .await;
+
+    // Then it accepts: the next event is delivered, and every attempt before it was the first.
+    receiver.mode("ok").await;
+    client.subscribe("fence").await;
+    let mut attempts = 0;
+    loop {
+        let request = receiver.next_request(WAIT).await;
+        if request["status"] == 200 {
+            assert_eq!(
+                request["events"],
+                json!([{"name": "channel_occupied", "channel": "fence"}])
+            );
+            break;
+        }
+        assert_eq!(
+            request["events"],
+            json!([{"name": "channel_occupied", "channel": "metered"}])
+        );
+        attempts += 1;
+    }
+    // A 1 s window with waits of 50–200 ms holds at least two retries.
+    assert!(attempts >= 3, "{attempts} attempts");
+    let after = scrape_until(http, WAIT, |m| {
+        m.value("herald_hub_webhooks_sent_total", &[app]) >= 1.0
+    })
+    .await;
+    for metrics in [&failed, &after] {
+        assert_eq!(
+            metrics.value("herald_hub_webhooks_failed_total", &[app]),
+            1.0
+        );
+        assert_eq!(
+            metrics.value("herald_hub_webhooks_retried_total", &[app]),
+            (attempts - 1) as f64
+        );
+        assert_eq!(
+            metrics.value("herald_hub_webhooks_dropped_total", &[app]),
+            0.0
+        );
+    }
+    assert_eq!(failed.value("herald_hub_webhooks_sent_total", &[app]), 0.0);
+    assert_eq!(after.value("herald_hub_webhooks_sent_total", &[app]), 1.0);
+    assert_eq!(after.value("herald_hub_webhooks_pending", &[app]), 0.0);
+    // /stats counts the same.
+    let stats = herald_tests::api::Api::new(http)
+        .raw("GET", "/stats", "")
+        .await
+        .body["counters"]["webhooks"]
+        .clone();
+    assert_eq!(stats["failed"], 1, "{stats}");
+    assert_eq!(stats["retried"], attempts - 1, "{stats}");
+    assert_eq!(stats["sent"], 1, "{stats}");
 }

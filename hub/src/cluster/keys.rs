@@ -1,42 +1,69 @@
 //! Every Redis key and pub/sub channel name, in one place — for Rust here, and for the Lua
-//! scripts through [`LUA_KEYS`], which derives the same names.
+//! scripts, which receive every key they touch in `KEYS` (see [`CHANNEL_KINDS`]).
 //!
-//! Everything lives under one prefix (`redis.prefix`), so several environments or deployments
-//! can share a Redis (with the database index, `redis.db`, as a second separator). A channel's
-//! keys are `{prefix}:{kind}:{app}:{channel}`; channel names cannot contain `:`, so
-//! `{app}:{channel}` splits on its last `:` even when an app id contains one. (Should Herald run
-//! on Redis Cluster, `{app}:{channel}` is the part to wrap in a hash tag so a channel's keys
-//! share a slot.)
+//! Everything lives under one prefix (`redis.prefix`, which holds no `{` or `}`), so several
+//! environments or deployments can share a Redis (with the database index, `redis.db`, as a
+//! second separator).
 //!
-//! | kind | key | what |
-//! |---|---|---|
-//! | channel | `ev` | pub/sub channel of the channel's events |
-//! | channel | `seq`, `hist`, `cache` | sequence, history stream, cached event |
-//! | channel | `ps`, `pn`, `pu` | presence: socket → `{hub}\n{user}`, user → sockets, user → info |
-//! | channel | `cnt` | subscription counts: edge → `{session}:{hub}:{count}` |
-//! | channel | `sca` | lock spacing out subscription-count announcements |
-//! | channel | `whp` | webhook removals waiting their delay: member of `{wh}:delayed` → due ms |
-//! | app | `chs` | channels with a subscription count |
-//! | app | `online`, `wl`, `wln`, `wlc` | who is online, watchlist changes and claims |
-//! | hub | `hubs` | live hubs (score: when their heartbeat expires, ms) |
-//! | hub | `phs`, `hp`, `hc`, `onlh` | a hub's presence sockets and channels, counted channels, online users |
-//! | hub | `reap` | the lock one hub takes to reap a dead hub |
-//! | region | `{wh}:q:{endpoint}`, `{wh}:delayed`, `{wh}:miss:…`, `{wh}:courier` | webhook queues, delayed removals, cache-miss once, courier lease |
+//! # Placement on a Redis Cluster
+//! A script may only touch keys of one hash slot, so keys are grouped by **hash tag** (the text
+//! between the first `{` and the next `}` decides the slot):
+//! - **Per channel**, `{prefix}:{kind}:{{app}:{channel}}` — every key of one channel, and its
+//!   pub/sub channel (`ev`, published with `SPUBLISH` on a cluster), share the tag
+//!   `{app}:{channel}`, so each channel script runs on one shard and channels spread over all
+//!   shards. Channel names cannot contain `:`, so `{app}:{channel}` splits on its last `:` even
+//!   when an app id contains one; an app id containing `}` only shortens the tag, identically for
+//!   every key of the channel.
+//! - **Per app**, `{prefix}:{kind}:{{app}}` — the online users, the watchlist change counter,
+//!   each hub's online users of the app, and the app's channels with a count: the watchlist
+//!   script touches them together.
+//! - **Per hub and region-wide** — the live hubs, and each hub's own indexes (the channels where
+//!   it holds presence sockets or counts, its connections, its apps with online users, its reap
+//!   lock): never touched by a script, only by single-key commands, so they need no tag.
+//!   Indexes only a hub's own writer adds to (`hp`, `hc`, `onla`) are kept as supersets: an entry
+//!   is added before the script that needs it, and reaping an entry that holds nothing is a no-op.
+//! - **Webhooks** share the tag `{wh}` (their scripts move events between queues); a channel's
+//!   waiting removal webhooks (`whp`) are the channel's.
+//!
+//! | scope | kind | key | what |
+//! |---|---|---|---|
+//! | channel | `ev` | `P:ev:{A:C}` | pub/sub channel of the channel's events |
+//! | channel | `seq`, `hist`, `cache` | `P:seq:{A:C}` … | sequence, history stream, cached event |
+//! | channel | `ps`, `pn`, `pu` | `P:ps:{A:C}` … | presence: socket → `{hub}\n{user}`, user → sockets, user → info |
+//! | channel | `cnt` | `P:cnt:{A:C}` | subscription counts: edge → `{session}:{hub}:{count}` |
+//! | channel | `sca` | `P:sca:{A:C}` | lock spacing out subscription-count announcements |
+//! | channel | `whp` | `P:whp:{A:C}` | webhook removals waiting their delay: member of `{wh}:delayed` → due ms |
+//! | app | `chs` | `P:chs:{A}` | channels that may have a subscription count (a superset; queries filter) |
+//! | app | `online`, `wln`, `onlh` | `P:online:{A}`, `P:wln:{A}`, `P:onlh:{A}:H` | per user the hubs that have them online, the number of the app's latest watchlist change, a hub's online users |
+//! | app | `wl` | `P:wl:{A}` | pub/sub channel of watchlist changes (classic `PUBLISH`: every hub hears every app's) |
+//! | app | `wlc` | `P:wlc:{A}:{n}:{watcher}` | the claim on telling a watcher of change `n` |
+//! | hub | `hubs` | `P:hubs` | live hubs (score: when their heartbeat expires, ms) |
+//! | hub | `hp`, `hc`, `onla`, `hconn` | `P:hp:H` … | a hub's presence channels, counted channels, apps with online users, connections per app |
+//! | hub | `reap` | `P:reap:H` | the lock one hub takes to reap a dead hub |
+//! | region | `{wh}:q:{endpoint}`, `{wh}:delayed`, `{wh}:miss:…`, `{wh}:courier` | `P:{wh}:…` | webhook queues, delayed removals, cache-miss once, courier lease |
+//!
+//! One script access still crosses slots: the channel scripts that decide a removal webhook
+//! (`channel_vacated`, `member_removed`) add it to, or take it from, the region's delayed set
+//! (`{wh}:delayed`, received as the last of `KEYS`) in the same step. On a Redis Cluster that
+//! index must be kept around the scripts, as `chs` is.
 
 use herald_shared::channel::{ChannelKey, ChannelName};
 use herald_shared::ids::{AppId, HubId};
 
-/// The key naming the Lua scripts use, mirroring [`Keys`]. Scripts take the prefix, the app id
-/// and the channel name as their first three arguments (`P`, `A`, `C`).
+/// The kinds of a channel's keys, in the order channel scripts receive them in `KEYS`.
+pub const CHANNEL_KINDS: [&str; 10] = [
+    "seq", "hist", "cache", "ev", "ps", "pn", "pu", "cnt", "sca", "whp",
+];
+
+/// The prelude of channel scripts: `key(kind)` names the channel's key of that kind, from
+/// `KEYS` (in [`CHANNEL_KINDS`] order, then the region's delayed webhooks). Scripts also take the prefix, the app id and the channel
+/// name as their first three arguments (`P`, `A`, `C`).
 pub const LUA_KEYS: &str = r#"
 local P, A, C = ARGV[1], ARGV[2], ARGV[3]
-local function key(kind) return P .. ':' .. kind .. ':' .. A .. ':' .. C end
-local function app_channels() return P .. ':chs:' .. A end
-local function hub_sockets(hub) return P .. ':phs:' .. hub .. ':' .. A .. ':' .. C end
-local function hub_channels(hub) return P .. ':hp:' .. hub end
-local function hub_counts(hub) return P .. ':hc:' .. hub end
-local function hubs() return P .. ':hubs' end
-local function webhook_delayed() return P .. ':{wh}:delayed' end
+local KIND = {}
+for i, kind in ipairs({'seq', 'hist', 'cache', 'ev', 'ps', 'pn', 'pu', 'cnt', 'sca', 'whp'}) do KIND[kind] = KEYS[i] end
+local function key(kind) return KIND[kind] end
+local function webhook_delayed() return KEYS[11] end
 "#;
 
 /// Names of everything Herald keeps in Redis.
@@ -59,7 +86,13 @@ impl Keys {
     }
 
     fn channel(&self, kind: &str, key: &ChannelKey) -> String {
-        format!("{}:{kind}:{}:{}", self.prefix, key.app, key.channel)
+        format!("{}:{kind}:{{{}:{}}}", self.prefix, key.app, key.channel)
+    }
+
+    /// Every key of a channel, in [`CHANNEL_KINDS`] order: a channel script's `KEYS` (before
+    /// the region's delayed webhooks).
+    pub fn channel_keys(&self, key: &ChannelKey) -> [String; 10] {
+        CHANNEL_KINDS.map(|kind| self.channel(kind, key))
     }
 
     /// The pub/sub channel a channel's events are published on.
@@ -69,12 +102,20 @@ impl Keys {
 
     /// The channel key of a pub/sub channel name, if it is one of ours.
     pub fn parse_events(&self, name: &str) -> Option<ChannelKey> {
-        let rest = name.strip_prefix(&self.prefix)?.strip_prefix(":ev:")?;
+        let rest = name
+            .strip_prefix(&self.prefix)?
+            .strip_prefix(":ev:{")?
+            .strip_suffix('}')?;
         let (app, channel) = rest.rsplit_once(':')?;
         Some(ChannelKey::new(
             AppId::new(app),
             ChannelName::parse(channel).ok()?,
         ))
+    }
+
+    /// A channel's history stream.
+    pub fn history(&self, key: &ChannelKey) -> String {
+        self.channel("hist", key)
     }
 
     /// A presence channel's sockets (socket → `{hub}\n{user}`).
@@ -92,9 +133,9 @@ impl Keys {
         self.channel("sca", key)
     }
 
-    /// The channels of an app that have a subscription count.
+    /// The channels of an app that may have a subscription count (a superset).
     pub fn app_channels(&self, app: &AppId) -> String {
-        format!("{}:chs:{app}", self.prefix)
+        format!("{}:chs:{{{app}}}", self.prefix)
     }
 
     /// The pattern of every app's watchlist channel.
@@ -102,30 +143,43 @@ impl Keys {
         format!("{}:wl:*", self.prefix)
     }
 
+    /// An app's watchlist channel.
+    pub fn watchlist(&self, app: &AppId) -> String {
+        format!("{}:wl:{{{app}}}", self.prefix)
+    }
+
     /// The app of a watchlist channel name, if it is one of ours.
     pub fn parse_watchlist(&self, name: &str) -> Option<AppId> {
-        let app = name.strip_prefix(&self.prefix)?.strip_prefix(":wl:")?;
+        let app = name
+            .strip_prefix(&self.prefix)?
+            .strip_prefix(":wl:{")?
+            .strip_suffix('}')?;
         Some(AppId::new(app))
     }
 
-    /// The users a hub has online (`{app}\n{user}`).
-    pub fn hub_online(&self, hub: HubId) -> String {
-        format!("{}:onlh:{hub}", self.prefix)
+    /// The users of an app a hub has online.
+    pub fn hub_online(&self, app: &AppId, hub: HubId) -> String {
+        format!("{}:onlh:{{{app}}}:{hub}", self.prefix)
+    }
+
+    /// The apps a hub may have users online in (a superset).
+    pub fn hub_online_apps(&self, hub: HubId) -> String {
+        format!("{}:onla:{hub}", self.prefix)
     }
 
     /// Per user of an app, how many hubs have them online.
     pub fn online(&self, app: &AppId) -> String {
-        format!("{}:online:{app}", self.prefix)
+        format!("{}:online:{{{app}}}", self.prefix)
     }
 
     /// The number of an app's latest watchlist change.
     pub fn watchlist_changes(&self, app: &AppId) -> String {
-        format!("{}:wln:{app}", self.prefix)
+        format!("{}:wln:{{{app}}}", self.prefix)
     }
 
     /// Taken by the one hub that tells `watcher` of an app's watchlist change number `n`.
     pub fn watchlist_claim(&self, app: &AppId, n: u64, watcher: &str) -> String {
-        format!("{}:wlc:{app}:{n}:{watcher}", self.prefix)
+        format!("{}:wlc:{{{app}}}:{n}:{watcher}", self.prefix)
     }
 
     /// The sorted set of live hubs (score: when their heartbeat expires, in ms).
@@ -133,12 +187,12 @@ impl Keys {
         format!("{}:hubs", self.prefix)
     }
 
-    /// The presence channels a hub holds sockets in (`{app}\n{channel}`).
+    /// The presence channels a hub may hold sockets in (`{app}\n{channel}`, a superset).
     pub fn hub_presence(&self, hub: HubId) -> String {
         format!("{}:hp:{hub}", self.prefix)
     }
 
-    /// The channels where a hub wrote subscription counts (`{app}\n{channel}`).
+    /// The channels where a hub may have written subscription counts (`{app}\n{channel}`).
     pub fn hub_counts(&self, hub: HubId) -> String {
         format!("{}:hc:{hub}", self.prefix)
     }
@@ -196,31 +250,73 @@ impl Keys {
 mod tests {
     use super::*;
 
+    /// The hash tag Redis Cluster computes a key's slot from.
+    fn tag(key: &str) -> &str {
+        let Some(open) = key.find('{') else {
+            return key;
+        };
+        match key[open + 1..].find('}') {
+            Some(close) if close > 0 => &key[open + 1..open + 1 + close],
+            _ => key,
+        }
+    }
+
+    fn channel(app: &str, name: &str) -> ChannelKey {
+        ChannelKey::new(AppId::new(app), ChannelName::parse(name).unwrap())
+    }
+
     #[test]
-    fn event_channels_round_trip_even_with_colons_in_app_ids() {
+    fn event_channels_round_trip_even_with_colons_and_braces_in_app_ids() {
         let keys = Keys::new("herald:prod");
-        let key = ChannelKey::new(AppId::new("a:b"), ChannelName::parse("presence-x").unwrap());
+        let key = channel("a:b", "presence-x");
         let name = keys.events(&key);
-        assert_eq!(name, "herald:prod:ev:a:b:presence-x");
+        assert_eq!(name, "herald:prod:ev:{a:b:presence-x}");
         assert_eq!(keys.parse_events(&name), Some(key));
         assert_eq!(Keys::new("other").parse_events(&name), None);
+        let odd = channel("a}{b", "x");
+        assert_eq!(keys.parse_events(&keys.events(&odd)), Some(odd));
+    }
+
+    #[test]
+    fn every_key_of_a_channel_shares_one_hash_tag() {
+        let keys = Keys::new("p");
+        for (app, name) in [("a", "c"), ("a:b", "private-c"), ("a}b", "c"), ("{a", "c")] {
+            let key = channel(app, name);
+            let all = keys.channel_keys(&key);
+            assert!(all.iter().all(|k| tag(k) == tag(&all[0])), "{all:?}");
+            assert_eq!(tag(&keys.events(&key)), tag(&all[0]));
+            assert_eq!(all[0], format!("p:seq:{{{app}:{name}}}"));
+        }
+        assert_ne!(
+            tag(&keys.events(&channel("a", "c"))),
+            tag(&keys.events(&channel("a", "d")))
+        );
+    }
+
+    #[test]
+    fn an_apps_watchlist_keys_share_one_hash_tag() {
+        let keys = Keys::new("p");
+        let app = AppId::new("a:1");
+        let tagged = [
+            keys.online(&app),
+            keys.watchlist_changes(&app),
+            keys.hub_online(&app, HubId(7)),
+            keys.watchlist(&app),
+            keys.app_channels(&app),
+        ];
+        assert!(tagged.iter().all(|k| tag(k) == "a:1"), "{tagged:?}");
+        assert_eq!(keys.parse_watchlist(&keys.watchlist(&app)), Some(app));
     }
 
     #[test]
     fn lua_names_match_the_rust_names() {
-        // The Lua prelude builds `P .. ':' .. kind .. ':' .. A .. ':' .. C`, as `channel` does.
+        let kinds = CHANNEL_KINDS.map(|kind| format!("'{kind}'")).join(", ");
+        assert!(LUA_KEYS.contains(&format!("{{{kinds}}}")), "{kinds}");
+        assert_eq!(Keys::new("p").hub_counts(HubId(7)), "p:hc:0000000000000007");
         let keys = Keys::new("p");
         let key = ChannelKey::new(AppId::new("a"), ChannelName::parse("c").unwrap());
-        assert_eq!(keys.counts(&key), "p:cnt:a:c");
-        assert_eq!(keys.presence_sockets(&key), "p:ps:a:c");
-        assert!(LUA_KEYS.contains("P .. ':' .. kind .. ':' .. A .. ':' .. C"));
-        assert_eq!(keys.app_channels(&AppId::new("a")), "p:chs:a");
-        assert!(LUA_KEYS.contains("P .. ':chs:' .. A"));
-        assert_eq!(keys.hub_counts(HubId(7)), "p:hc:0000000000000007");
-        assert!(LUA_KEYS.contains("P .. ':hc:' .. hub"));
-        assert_eq!(keys.hubs(), "p:hubs");
-        assert_eq!(keys.webhook_pending(&key), "p:whp:a:c");
+        assert_eq!(keys.webhook_pending(&key), "p:whp:{a:c}");
         assert_eq!(keys.webhook_delayed(), "p:{wh}:delayed");
-        assert!(LUA_KEYS.contains("P .. ':{wh}:delayed'"));
+        assert_eq!(keys.channel_keys(&key).len(), CHANNEL_KINDS.len());
     }
 }

@@ -97,55 +97,58 @@ async fn reap_hub(cluster: &Cluster, id: HubId) -> Result<(), ClusterError> {
         return Ok(());
     }
     let hub = id.to_string();
-    let presence: Vec<String> = redis.smembers(keys.hub_presence(id)).await?;
-    let counted: Vec<String> = redis.smembers(keys.hub_counts(id)).await?;
+    let channels = |members: Vec<String>| -> Vec<ChannelKey> {
+        members
+            .iter()
+            .filter_map(|member| member.split_once('\n'))
+            .filter_map(|(app, name)| {
+                let channel = ChannelName::parse(name).ok()?;
+                Some(ChannelKey::new(AppId::new(app), channel))
+            })
+            .collect()
+    };
+    let presence = channels(redis.smembers(keys.hub_presence(id)).await?);
+    let counted = channels(redis.smembers(keys.hub_counts(id)).await?);
     let (maxlen, history_ttl) = cluster.history_args();
     let scripts = cluster.scripts();
     let mut pipe = redis::pipe();
     pipe.load_script(&scripts.reap).ignore();
     pipe.load_script(&scripts.reap_counts).ignore();
     // The scripts record the removals' webhooks with their delay.
-    let delay = |app: &str, name: &str| {
-        ChannelName::parse(name).map_or(0, |channel| {
-            let key = ChannelKey::new(AppId::new(app), channel);
-            cluster.decisions().removal_delay(&key).as_millis() as u64
-        })
-    };
-    for (app, name) in presence.iter().filter_map(|c| c.split_once('\n')) {
-        pipe.invoke_script(
-            scripts
-                .reap
-                .arg(keys.prefix())
-                .arg(app)
-                .arg(name)
-                .arg(&hub)
-                .arg(maxlen)
-                .arg(history_ttl)
-                .arg(delay(app, name)),
-        );
+    let delay = |key: &ChannelKey| cluster.decisions().removal_delay(key).as_millis() as u64;
+    for key in &presence {
+        let mut call = cluster.channel_call(&scripts.reap, key);
+        call.arg(&hub).arg(maxlen).arg(history_ttl).arg(delay(key));
+        pipe.invoke_script(&call);
     }
-    for (app, name) in counted.iter().filter_map(|c| c.split_once('\n')) {
-        pipe.invoke_script(
-            scripts
-                .reap_counts
-                .arg(keys.prefix())
-                .arg(app)
-                .arg(name)
-                .arg(&hub)
-                .arg(delay(app, name)),
-        );
+    for key in &counted {
+        let mut call = cluster.channel_call(&scripts.reap_counts, key);
+        call.arg(&hub).arg(delay(key));
+        pipe.invoke_script(&call);
     }
     let replies: Vec<Value> = pipe.query_async(&mut redis).await?;
     // Only the sockets removed are counted here: the users whose last socket that was, and the
     // channels it vacated, had their webhooks recorded by the scripts.
     let mut sockets = 0i64;
-    let reaped = presence.iter().filter(|c| c.contains('\n')).count();
-    for reply in replies.into_iter().take(reaped) {
+    let mut empty = Vec::new();
+    for (index, (key, reply)) in presence.iter().chain(&counted).zip(replies).enumerate() {
         let reply = Vec::<Value>::from_redis_value(reply).map_err(RedisError::from)?;
-        if let Some(removed) = reply.into_iter().next() {
-            sockets += i64::from_redis_value(removed).map_err(RedisError::from)?;
+        let mut numbers = reply.into_iter().map(|value| {
+            i64::from_redis_value(value)
+                .map_err(|error| ClusterError::from(RedisError::from(error)))
+        });
+        let removed = numbers.next().transpose()?.unwrap_or(0);
+        if index < presence.len() {
+            sockets += removed;
+        } else {
+            let _vacated = numbers.next().transpose()?;
+            if numbers.next().transpose()? == Some(1) {
+                // A counts reap that left the channel with no count: out of the app's channels.
+                empty.push(key);
+            }
         }
     }
+    cluster.forget_channels(&empty).await?;
     let users = cluster.forget_online_on(id).await?;
     let mut pipe = redis::pipe();
     pipe.del(keys.hub_presence(id)).ignore();

@@ -15,7 +15,10 @@
 //!   in flight at a time carrying everything recorded meanwhile — in the order the shards decided
 //!   them, and acknowledged to the shards once durable. Counts are kept per edge; both count only
 //!   while the hub that wrote them is alive, and [`liveness`] reaps a dead hub's entries.
-//! - **Queries** are read-only scripts, so one answer is read at one instant.
+//! - **Queries** read the live hubs, then run a read-only script per channel, so one channel's
+//!   answer is read at one instant.
+//! - **Keys** are placed for a Redis Cluster: every key of a channel shares its hash tag, and no
+//!   script touches a key outside its channel ([`keys`] has the map).
 //!
 //! # Layout
 //! - [`keys`] — key and channel names under the prefix.
@@ -206,7 +209,7 @@ impl Cluster {
             inner: Arc::new(Inner {
                 hub_id: setup.hub_id,
                 keys: keys.clone(),
-                scripts: Scripts::default(),
+                scripts: Scripts::new(false),
                 redis,
                 bus,
                 history: setup.history,
@@ -282,13 +285,18 @@ impl Cluster {
         TimedRedis(self.inner.redis.clone())
     }
 
-    /// A channel script call with its first three arguments (prefix, app, channel).
+    /// A channel script call with the channel's keys and its first three arguments (prefix,
+    /// app, channel).
     pub fn channel_call<'a>(
         &'a self,
         script: &'a redis::Script,
         key: &ChannelKey,
     ) -> redis::ScriptInvocation<'a> {
         let mut invocation = script.prepare_invoke();
+        for name in self.inner.keys.channel_keys(key) {
+            invocation.key(name);
+        }
+        invocation.key(self.inner.keys.webhook_delayed());
         invocation
             .arg(self.inner.keys.prefix())
             .arg(key.app.as_str())
@@ -401,10 +409,21 @@ impl Cluster {
         }
     }
 
+    /// The hubs whose heartbeat is fresh, as scripts take them: ids joined by `,`.
+    pub async fn live_hubs(&self) -> Result<String, ClusterError> {
+        use redis::AsyncCommands;
+        let live: Vec<String> = self
+            .connection()
+            .zrangebyscore(self.inner.keys.hubs(), unix_ms(), "+inf")
+            .await?;
+        Ok(live.join(","))
+    }
+
     /// A channel's counts over live hubs.
     pub async fn counts(&self, key: &ChannelKey) -> Result<ChannelCounts, ClusterError> {
+        let live = self.live_hubs().await?;
         let mut invocation = self.channel_call(&self.inner.scripts.read, key);
-        invocation.arg(unix_ms());
+        invocation.arg(live);
         let (subscriptions, users): (u64, u64) =
             invocation.invoke_async(&mut self.connection()).await?;
         Ok(ChannelCounts::of(&key.channel, subscriptions, users))
@@ -412,36 +431,87 @@ impl Cluster {
 
     /// The users present in a presence channel, sorted; sockets of dead hubs do not count.
     pub async fn users(&self, key: &ChannelKey) -> Result<Vec<String>, ClusterError> {
+        let live = self.live_hubs().await?;
         let mut invocation = self.channel_call(&self.inner.scripts.users, key);
-        invocation.arg(unix_ms());
+        invocation.arg(live);
         Ok(invocation.invoke_async(&mut self.connection()).await?)
     }
 
-    /// The occupied channels of an app starting with `prefix`, sorted by name.
+    /// The occupied channels of an app starting with `prefix`, sorted by name: the app's
+    /// channels that may have a count, each read over the live hubs (one script per channel,
+    /// all in one pipeline).
     pub async fn list(
         &self,
         app: &AppId,
         prefix: &str,
     ) -> Result<Vec<(ChannelName, ChannelCounts)>, ClusterError> {
-        let mut invocation = self.inner.scripts.list.prepare_invoke();
-        invocation
-            .arg(self.inner.keys.prefix())
-            .arg(app.as_str())
-            .arg("")
-            .arg(prefix)
-            .arg(unix_ms());
-        let listed: Vec<(String, u64, u64)> =
-            invocation.invoke_async(&mut self.connection()).await?;
-        let mut channels: Vec<(ChannelName, ChannelCounts)> = listed
+        use redis::AsyncCommands;
+        let names: Vec<String> = self
+            .connection()
+            .smembers(self.inner.keys.app_channels(app))
+            .await?;
+        let candidates: Vec<ChannelName> = names
+            .iter()
+            .filter(|name| name.starts_with(prefix))
+            .filter_map(|name| ChannelName::parse(name).ok())
+            .collect();
+        if candidates.is_empty() {
+            return Ok(Vec::new());
+        }
+        let live = self.live_hubs().await?;
+        let mut pipe = redis::pipe();
+        pipe.load_script(&self.inner.scripts.read).ignore();
+        for channel in &candidates {
+            let key = ChannelKey::new(app.clone(), channel.clone());
+            let mut invocation = self.channel_call(&self.inner.scripts.read, &key);
+            invocation.arg(&live);
+            pipe.invoke_script(&invocation);
+        }
+        let read: Vec<(u64, u64)> = pipe.query_async(&mut self.connection()).await?;
+        let mut channels: Vec<(ChannelName, ChannelCounts)> = candidates
             .into_iter()
-            .filter_map(|(name, subscriptions, users)| {
-                let channel = ChannelName::parse(&name).ok()?;
+            .zip(read)
+            .filter(|(_, (subscriptions, _))| *subscriptions > 0)
+            .map(|(channel, (subscriptions, users))| {
                 let counts = ChannelCounts::of(&channel, subscriptions, users);
-                Some((channel, counts))
+                (channel, counts)
             })
             .collect();
         channels.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(channels)
+    }
+
+    /// Removes channels from their app's channels when they have no count left. Checked again
+    /// after the removal, because another hub may have counted the channel (and added it)
+    /// meanwhile: the index stays a superset of the channels with a count.
+    pub async fn forget_channels(&self, keys: &[&ChannelKey]) -> Result<(), ClusterError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let names = &self.inner.keys;
+        let mut forget = redis::pipe();
+        let mut check = redis::pipe();
+        for key in keys {
+            forget
+                .srem(names.app_channels(&key.app), key.channel.as_str())
+                .ignore();
+            check.hlen(names.counts(key));
+        }
+        let () = forget.query_async(&mut self.connection()).await?;
+        let lengths: Vec<u64> = check.query_async(&mut self.connection()).await?;
+        let mut keep = redis::pipe();
+        let mut kept = false;
+        for (key, length) in keys.iter().zip(lengths) {
+            if length > 0 {
+                keep.sadd(names.app_channels(&key.app), key.channel.as_str())
+                    .ignore();
+                kept = true;
+            }
+        }
+        if kept {
+            let () = keep.query_async(&mut self.connection()).await?;
+        }
+        Ok(())
     }
 }
 

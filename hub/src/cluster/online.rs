@@ -91,9 +91,8 @@ impl Cluster {
         user: &str,
         online: bool,
     ) -> Result<(), ClusterError> {
-        let call = self.user_online_call(self.hub_id(), app, user, online);
-        let _: i64 = call.invoke_async(&mut self.connection()).await?;
-        Ok(())
+        self.users_online_on(self.hub_id(), &[(app, user, online)])
+            .await
     }
 
     /// Records, in one round trip, whether each user is online on `hub`: this hub re-asserting
@@ -109,6 +108,10 @@ impl Cluster {
         let mut pipe = redis::pipe();
         pipe.load_script(&self.scripts().user_online).ignore();
         for &(app, user, online) in users {
+            if online {
+                pipe.sadd(self.keys().hub_online_apps(hub), app.as_str())
+                    .ignore();
+            }
             pipe.invoke_script(&self.user_online_call(hub, app, user, online))
                 .ignore();
         }
@@ -116,7 +119,8 @@ impl Cluster {
         Ok(())
     }
 
-    /// The `user_online` script call recording whether a user is online on `hub`.
+    /// The `user_online` script call recording whether a user is online on `hub`. The caller
+    /// first adds the app to the hub's apps with online users.
     fn user_online_call(
         &self,
         hub: HubId,
@@ -124,26 +128,40 @@ impl Cluster {
         user: &str,
         online: bool,
     ) -> ScriptInvocation<'_> {
+        let keys = self.keys();
         let mut invocation = self.scripts().user_online.prepare_invoke();
         invocation
-            .arg(self.keys().prefix())
-            .arg(app.as_str())
+            .key(keys.hub_online(app, hub))
+            .key(keys.online(app))
+            .key(keys.watchlist_changes(app))
             .arg(user)
-            .arg(hub.to_string())
-            .arg(if online { "1" } else { "0" });
+            .arg(if online { "1" } else { "0" })
+            .arg(keys.watchlist(app));
         invocation
     }
 
     /// The users Redis has online on `hub`.
     pub async fn online_on(&self, hub: HubId) -> Result<Vec<(AppId, String)>, ClusterError> {
-        let members: Vec<String> = self
+        let apps: Vec<String> = self
             .connection()
-            .smembers(self.keys().hub_online(hub))
+            .smembers(self.keys().hub_online_apps(hub))
             .await?;
-        Ok(members
+        if apps.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for app in &apps {
+            pipe.smembers(self.keys().hub_online(&AppId::new(app.as_str()), hub));
+        }
+        let users: Vec<Vec<String>> = pipe.query_async(&mut self.connection()).await?;
+        Ok(apps
             .iter()
-            .filter_map(|member| member.split_once('\n'))
-            .map(|(app, user)| (AppId::new(app), user.to_string()))
+            .zip(users)
+            .flat_map(|(app, users)| {
+                users
+                    .into_iter()
+                    .map(move |user| (AppId::new(app.as_str()), user))
+            })
             .collect())
     }
 
@@ -155,7 +173,17 @@ impl Cluster {
             .map(|(app, user)| (app, user.as_str(), false))
             .collect();
         self.users_online_on(hub, &offline).await?;
-        let () = self.connection().del(self.keys().hub_online(hub)).await?;
+        let apps: Vec<String> = self
+            .connection()
+            .smembers(self.keys().hub_online_apps(hub))
+            .await?;
+        let mut pipe = redis::pipe();
+        for app in &apps {
+            pipe.del(self.keys().hub_online(&AppId::new(app.as_str()), hub))
+                .ignore();
+        }
+        pipe.del(self.keys().hub_online_apps(hub)).ignore();
+        let () = pipe.query_async(&mut self.connection()).await?;
         Ok(users.len())
     }
 

@@ -1,9 +1,11 @@
 //! The Lua scripts that make each cluster-wide decision atomic in Redis.
 //!
-//! Every script takes the key prefix, the app id and the channel name as its first three
-//! arguments and derives its keys from them with the naming of [`super::keys::LUA_KEYS`]
-//! (Herald requires a Redis without cluster mode, as ElastiCache recommends for pub/sub, so
-//! scripts may name keys themselves).
+//! Every channel script receives the channel's keys in `KEYS` ([`super::keys::CHANNEL_KINDS`]
+//! order) and the key prefix, the app id and the channel name as its first three arguments. A
+//! script touches only its channel's keys — one hash slot on a Redis Cluster — and never a
+//! region-wide key: the live hubs are read before and passed in (`live`, hub ids joined by `,`),
+//! and the indexes of channels per app and per hub are kept by the caller around the script.
+//! Events are published with `PUBLISH`, or with `SPUBLISH` on a Redis Cluster ([`Scripts::new`]).
 //!
 //! - **Sequences** are `INCR`ed; a channel's first sequence is seeded from the server clock in
 //!   microseconds, so sequences never go backwards, even after Redis lost its data.
@@ -29,7 +31,7 @@ use redis::Script;
 
 use super::keys::LUA_KEYS;
 
-/// Helpers every channel script starts with (after [`LUA_KEYS`]).
+/// Helpers every channel script starts with (after [`LUA_KEYS`] and the publishing command).
 const PRELUDE: &str = r#"
 local SEQ_TTL_MS = 7 * 24 * 3600 * 1000
 
@@ -60,7 +62,7 @@ local function publish(body, maxlen, history_ttl_ms, cache_ttl_ms)
   if tonumber(cache_ttl_ms) > 0 then
     redis.call('SET', key('cache'), seq .. ':' .. body, 'PX', cache_ttl_ms)
   end
-  redis.call('PUBLISH', key('ev'), seq .. ':' .. body)
+  redis.call(PUBLISH_COMMAND, key('ev'), seq .. ':' .. body)
   return seq
 end
 
@@ -68,10 +70,10 @@ local function members()
   return redis.call('HGETALL', key('pu'))
 end
 
--- The hubs whose heartbeat is fresh at now_ms, as a set.
-local function live_hubs(now_ms)
+-- The live hubs given as ids joined by ',', as a set.
+local function live_hubs(list)
   local live = {}
-  for _, hub in ipairs(redis.call('ZRANGEBYSCORE', hubs(), now_ms, '+inf')) do live[hub] = true end
+  for hub in string.gmatch(list, '[^,]+') do live[hub] = true end
   return live
 end
 
@@ -131,7 +133,6 @@ local function leave(socket, announce, maxlen, history_ttl_ms, delay_ms)
   if not entry then return nil end
   local owner, user = string.match(entry, '^(.-)\n(.*)$')
   redis.call('HDEL', key('ps'), socket)
-  redis.call('SREM', hub_sockets(owner), socket)
   local left = redis.call('HINCRBY', key('pn'), user, -1)
   if left <= 0 then
     redis.call('HDEL', key('pn'), user)
@@ -176,7 +177,8 @@ return {seq, events, redis.call('GET', key('cache')) or ''}
 /// `join(P, A, C, hub, socket, user, info, limit, announce, added_body, maxlen, history_ttl_ms,
 /// webhook_delay_ms)` → `{'added' | 'returned' | 'joined' | 'existing' | 'full', seq, {user,
 /// info, …}}` (`added`: joined as its user's first socket, and announced; `returned`: the same,
-/// but it undid the user's waiting `member_removed` webhook, so no webhook is sent).
+/// but it undid the user's waiting `member_removed` webhook, so no webhook is sent). The caller adds the channel to the hub's
+/// presence channels (`hp`) first.
 const JOIN: &str = r#"
 local hub, socket, user, info, limit = ARGV[4], ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8])
 local announce, added, maxlen, history_ttl_ms = ARGV[9], ARGV[10], ARGV[11], ARGV[12]
@@ -187,9 +189,6 @@ if entry then
   if previous == user then
     if owner ~= hub then
       -- The socket's edge moved to this hub: it takes the socket over, nobody is told.
-      redis.call('SREM', hub_sockets(owner), socket)
-      redis.call('SADD', hub_sockets(hub), socket)
-      redis.call('SADD', hub_channels(hub), A .. '\n' .. C)
       redis.call('HSET', key('ps'), socket, hub .. '\n' .. user)
     end
     return {'existing', current_seq(), members()}
@@ -201,8 +200,6 @@ if sockets == 0 and redis.call('HLEN', key('pu')) >= limit then
   return {'full', current_seq(), {}}
 end
 redis.call('HSET', key('ps'), socket, hub .. '\n' .. user)
-redis.call('SADD', hub_sockets(hub), socket)
-redis.call('SADD', hub_channels(hub), A .. '\n' .. C)
 redis.call('HINCRBY', key('pn'), user, 1)
 redis.call('HSET', key('pu'), user, info)
 if sockets == 0 and announce == '1' then
@@ -224,48 +221,47 @@ end
 return ''
 "#;
 
-/// `count(P, A, C, hub, edge, session, count, webhook_delay_ms)` → 1, or 0 when a later session
-/// of the edge already wrote its count: records an edge's subscription count of the channel; 2
-/// when that made the channel occupied (its first count), 3 when it made it vacated (its last
-/// one gone: its `channel_vacated` webhook waits), 4 when it made it occupied again while that
-/// webhook waited (it is undone: neither is sent).
+/// `count(P, A, C, hub, edge, session, count, webhook_delay_ms)` → `{outcome, mine}`: records an
+/// edge's subscription count of the channel. `outcome` is 0 when a later session of the edge
+/// already wrote its count (nothing changed), 2 when the write made the channel occupied (its
+/// first count), 3 when it made it vacated (its last one gone: its `channel_vacated` webhook
+/// waits), 4 when it made it occupied again while that webhook waited (it is undone: neither is
+/// sent), else 1; `mine` is 1 while `hub` still has an entry in the channel. The caller keeps the
+/// app's channels (`chs`) and the hub's counted channels (`hc`) around it.
 const COUNT: &str = r#"
 local hub, edge, session, count = ARGV[4], ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
 local counts = key('cnt')
 local entry = redis.call('HGET', counts, edge)
 if entry and tonumber(string.match(entry, '^(%d+):')) > session then
-  return 0
+  return {0, 1}
 end
 if count > 0 then
   local before = redis.call('HLEN', counts)
   redis.call('HSET', counts, edge, session .. ':' .. hub .. ':' .. count)
-  redis.call('SADD', app_channels(), C)
-  redis.call('SADD', hub_counts(hub), A .. '\n' .. C)
   if before == 0 then
-    if undo_removal(vacated_member()) then return 4 end
-    return 2
+    if undo_removal(vacated_member()) then return {4, 1} end
+    return {2, 1}
   end
-  return 1
+  return {1, 1}
 end
 if entry then
   redis.call('HDEL', counts, edge)
   local remaining = redis.call('HVALS', counts)
-  if #remaining == 0 then redis.call('SREM', app_channels(), C) end
   for _, other in ipairs(remaining) do
-    if string.match(other, '^%d+:(.-):') == hub then return 1 end
+    if string.match(other, '^%d+:(.-):') == hub then return {1, 1} end
   end
-  redis.call('SREM', hub_counts(hub), A .. '\n' .. C)
   if #remaining == 0 then
     delay_removal(vacated_member(), ARGV[8])
-    return 3
+    return {3, 0}
   end
+  return {1, 0}
 end
-return 1
+return {1, 1}
 "#;
 
 /// `reap_counts(P, A, C, dead_hub, webhook_delay_ms)` → `{entries removed, 1 if that vacated
-/// the channel}`: forgets the counts a dead hub wrote and no live hub rewrote (a vacated channel's
-/// webhook waits, as in `count`).
+/// the channel, 1 if the channel has no count}`: forgets the counts a dead hub wrote and no live
+/// hub rewrote (a vacated channel's webhook waits, as in `count`).
 const REAP_COUNTS: &str = r#"
 local dead, counts, removed = ARGV[4], key('cnt'), 0
 local entries = redis.call('HGETALL', counts)
@@ -275,50 +271,30 @@ for i = 2, #entries, 2 do
     removed = removed + 1
   end
 end
-local emptied = 0
+local emptied, empty = 0, 0
 if redis.call('HLEN', counts) == 0 then
-  redis.call('SREM', app_channels(), C)
+  empty = 1
   if removed > 0 then
     emptied = 1
     delay_removal(vacated_member(), ARGV[5])
   end
 end
-return {removed, emptied}
+return {removed, emptied, empty}
 "#;
 
-/// `read(P, A, C, now_ms)` → `{subscription_count, user_count}`: one channel's counts over live
+/// `read(P, A, C, live)` → `{subscription_count, user_count}`: one channel's counts over the live
 /// hubs, read at one instant.
 const READ: &str = r#"
 local live = live_hubs(ARGV[4])
 return {live_count(live), #live_users(live)}
 "#;
 
-/// `users(P, A, C, now_ms)` → the channel's present users, sorted.
+/// `users(P, A, C, live)` → the channel's present users (sockets of live hubs), sorted.
 const USERS: &str = r#"
 return live_users(live_hubs(ARGV[4]))
 "#;
 
-/// `list(P, A, '', prefix, now_ms)` → `{channel, subscription_count, user_count, …}`: the app's
-/// channels starting with `prefix` that have a subscription, with their counts over live hubs,
-/// read at one instant.
-const LIST: &str = r#"
-local prefix, live = ARGV[4], live_hubs(ARGV[5])
-local listed = {}
-for _, channel in ipairs(redis.call('SMEMBERS', app_channels())) do
-  if string.sub(channel, 1, #prefix) == prefix then
-    C = channel
-    local count = live_count(live)
-    if count > 0 then
-      table.insert(listed, channel)
-      table.insert(listed, count)
-      table.insert(listed, #live_users(live))
-    end
-  end
-end
-return listed
-"#;
-
-/// `announce(P, A, C, hub, interval_ms, now_ms, maxlen, history_ttl_ms)` → `{1, count}` once it
+/// `announce(P, A, C, hub, interval_ms, live, maxlen, history_ttl_ms)` → `{1, count}` once it
 /// published the channel's subscription count, or `{0, ms}` when another announcement was made
 /// within the interval and the lock expires in `ms`.
 const ANNOUNCE: &str = r#"
@@ -338,37 +314,37 @@ return {1, count}
 const REAP: &str = r#"
 local dead = ARGV[4]
 local removed = {0}
-for _, socket in ipairs(redis.call('SMEMBERS', hub_sockets(dead))) do
-  local entry = redis.call('HGET', key('ps'), socket)
-  if entry and string.match(entry, '^(.-)\n') == dead then
-    local user = leave(socket, '1', ARGV[5], ARGV[6], ARGV[7])
+local sockets = redis.call('HGETALL', key('ps'))
+for i = 1, #sockets, 2 do
+  if string.match(sockets[i + 1], '^(.-)\n') == dead then
+    local user = leave(sockets[i], '1', ARGV[5], ARGV[6], ARGV[7])
     removed[1] = removed[1] + 1
     if user then table.insert(removed, user) end
   end
 end
-redis.call('DEL', hub_sockets(dead))
 return removed
 "#;
 
-/// `user_online(P, app, user, hub, '1' | '0')`: records that a user is (not) online on a hub;
-/// when the region's count of hubs with the user goes from 0 to 1 (or back) it publishes
-/// `online\n{n}\n{user}` (or `offline\n…`) on the app's watchlist channel, `n` numbering the
-/// app's changes so that hubs can agree on who tells each watcher. Idempotent per hub.
+/// `user_online(KEYS: the app's online users of the hub, the app's online counts, the app's change
+/// number; ARGV: user, '1' | '0', the app's watchlist channel)`: records that a user is (not)
+/// online on a hub; when the region's count of hubs with the user goes from 0 to 1 (or back) it
+/// publishes `online\n{n}\n{user}` (or `offline\n…`) on the app's watchlist channel, `n`
+/// numbering the app's changes so that hubs can agree on who tells each watcher. Idempotent per
+/// hub. Every key has the app's hash tag.
 const USER_ONLINE: &str = r#"
-local P, A, U, H = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local member = A .. '\n' .. U
-local online = P .. ':online:' .. A
+local mine, online, changes = KEYS[1], KEYS[2], KEYS[3]
+local U, channel = ARGV[1], ARGV[3]
 local function announce(status)
-  local n = redis.call('INCR', P .. ':wln:' .. A)
-  redis.call('PUBLISH', P .. ':wl:' .. A, status .. '\n' .. n .. '\n' .. U)
+  local n = redis.call('INCR', changes)
+  redis.call('PUBLISH', channel, status .. '\n' .. n .. '\n' .. U)
 end
-if ARGV[5] == '1' then
-  if redis.call('SADD', P .. ':onlh:' .. H, member) == 1 then
+if ARGV[2] == '1' then
+  if redis.call('SADD', mine, U) == 1 then
     if redis.call('HINCRBY', online, U, 1) == 1 then
       announce('online')
     end
   end
-elseif redis.call('SREM', P .. ':onlh:' .. H, member) == 1 then
+elseif redis.call('SREM', mine, U) == 1 then
   if redis.call('HINCRBY', online, U, -1) <= 0 then
     redis.call('HDEL', online, U)
     announce('offline')
@@ -399,16 +375,20 @@ pub struct Scripts {
     pub read: Script,
     /// See [`USERS`].
     pub users: Script,
-    /// See [`LIST`].
-    pub list: Script,
     /// See [`ANNOUNCE`].
     pub announce: Script,
 }
 
-impl Default for Scripts {
-    /// Compiles the script texts (hashing them for `EVALSHA`).
-    fn default() -> Self {
-        let script = |body: &str| Script::new(&format!("{LUA_KEYS}{PRELUDE}{body}"));
+impl Scripts {
+    /// Compiles the script texts (hashing them for `EVALSHA`); channel events are published with
+    /// `SPUBLISH` when `sharded` (a Redis Cluster: classic `PUBLISH` would reach every node).
+    pub fn new(sharded: bool) -> Self {
+        let command = if sharded { "SPUBLISH" } else { "PUBLISH" };
+        let script = |body: &str| {
+            Script::new(&format!(
+                "{LUA_KEYS}local PUBLISH_COMMAND = '{command}'\n{PRELUDE}{body}"
+            ))
+        };
         Self {
             publish: script(PUBLISH),
             fetch: script(FETCH),
@@ -420,7 +400,6 @@ impl Default for Scripts {
             reap_counts: script(REAP_COUNTS),
             read: script(READ),
             users: script(USERS),
-            list: script(LIST),
             announce: script(ANNOUNCE),
         }
     }

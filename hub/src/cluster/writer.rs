@@ -9,6 +9,13 @@
 //! its member left. Once the pipeline is answered, each write is acknowledged to its shard:
 //! counts as durable, joins with their outcome, announcements made or deferred.
 //!
+//! Scripts touch only their channel's keys (one hash slot on a Redis Cluster), so the indexes
+//! around them are kept here: before a script, the channel is added to this hub's presence or
+//! counted channels and to the app's channels; after it, the app's channels gain what a count
+//! occupied (again, after any other hub's removal) and lose what it vacated
+//! ([`Cluster::forget_channels`]), and this hub's counted channels lose those where it has no
+//! entry left. The live hubs an announcement counts over are read just before the pipeline.
+//!
 //! When Redis fails, counts, leaves and re-assertions go back on the board in front of newer
 //! writes and are retried after a back-off; joins are answered with the error (the client is
 //! told, as it would be for any failed subscription); announcements are retried later.
@@ -45,6 +52,11 @@ pub async fn run(
         match write(&cluster, &taken).await {
             Ok(replies) => {
                 failures = 0;
+                if let Err(error) = index(&cluster, &taken, &replies).await {
+                    // The scripts were applied; an index missed now is mended by the next write
+                    // of the channel (a count adds it again).
+                    tracing::warn!(message = "Cannot update the channel indexes in Redis.", %error);
+                }
                 report(&cluster, &taken, replies, &inboxes).await;
             }
             Err(error) => {
@@ -66,7 +78,16 @@ pub async fn run(
 async fn write(cluster: &Cluster, taken: &Taken) -> Result<Vec<Value>, ClusterError> {
     let scripts = cluster.scripts();
     let hub = cluster.hub_id().to_string();
+    let keys = cluster.keys();
     let (maxlen, history_ttl) = cluster.history_args();
+    let announces = taken
+        .iter()
+        .any(|(_, ops)| ops.iter().any(|op| matches!(op, Op::Announce { .. })));
+    let live = if announces {
+        cluster.live_hubs().await?
+    } else {
+        String::new()
+    };
     let mut pipe = redis::pipe();
     // EVALSHA needs the scripts loaded: a Redis that restarted has forgotten them.
     for script in [
@@ -80,7 +101,21 @@ async fn write(cluster: &Cluster, taken: &Taken) -> Result<Vec<Value>, ClusterEr
     for (key, ops) in taken {
         // The scripts record the channel's removal webhooks with their delay.
         let delay = cluster.decisions().removal_delay(key).as_millis() as u64;
+        let member = format!("{}\n{}", key.app, key.channel);
         for op in ops {
+            match op {
+                Op::Count { count, .. } if *count > 0 => {
+                    pipe.sadd(keys.hub_counts(cluster.hub_id()), &member)
+                        .ignore();
+                    pipe.sadd(keys.app_channels(&key.app), key.channel.as_str())
+                        .ignore();
+                }
+                Op::Join { .. } | Op::Reassert { .. } => {
+                    pipe.sadd(keys.hub_presence(cluster.hub_id()), &member)
+                        .ignore();
+                }
+                Op::Count { .. } | Op::Leave { .. } | Op::Announce { .. } => {}
+            }
             match op {
                 Op::Count { counter, count, .. } => {
                     let mut call = cluster.channel_call(&scripts.count, key);
@@ -117,7 +152,7 @@ async fn write(cluster: &Cluster, taken: &Taken) -> Result<Vec<Value>, ClusterEr
                     let mut call = cluster.channel_call(&scripts.announce, key);
                     call.arg(&hub)
                         .arg(interval.as_millis() as u64)
-                        .arg(super::unix_ms())
+                        .arg(&live)
                         .arg(maxlen)
                         .arg(history_ttl);
                     pipe.invoke_script(&call);
@@ -131,6 +166,54 @@ async fn write(cluster: &Cluster, taken: &Taken) -> Result<Vec<Value>, ClusterEr
         return Err(UnexpectedReply("a pipeline with a reply missing").into());
     }
     Ok(replies)
+}
+
+/// Keeps the indexes around applied counts: per channel, the last count decides whether the
+/// app's channels gain it (occupied) or lose it (vacated), and whether this hub's counted
+/// channels keep it.
+async fn index(cluster: &Cluster, taken: &Taken, replies: &[Value]) -> Result<(), ClusterError> {
+    let keys = cluster.keys();
+    let mut replies = replies.iter();
+    let mut occupied = redis::pipe();
+    let mut any = false;
+    let mut vacated = Vec::new();
+    let mut left = Vec::new();
+    for (key, ops) in taken {
+        let mut last = None;
+        for op in ops {
+            let Some(reply) = replies.next() else { break };
+            if let Op::Count { count, .. } = op
+                && let Ok((outcome, mine)) = <(i64, i64)>::from_redis_value_ref(reply)
+                && outcome != 0
+            {
+                last = Some((*count, outcome, mine));
+            }
+        }
+        let Some((count, outcome, mine)) = last else {
+            continue;
+        };
+        if count > 0 {
+            occupied
+                .sadd(keys.app_channels(&key.app), key.channel.as_str())
+                .ignore();
+            any = true;
+        } else if outcome == 3 {
+            vacated.push(key);
+        }
+        if mine == 0 {
+            left.push(format!("{}\n{}", key.app, key.channel));
+        }
+    }
+    if !left.is_empty() {
+        occupied
+            .srem(keys.hub_counts(cluster.hub_id()), left)
+            .ignore();
+        any = true;
+    }
+    if any {
+        let () = occupied.query_async(&mut cluster.connection()).await?;
+    }
+    cluster.forget_channels(&vacated).await
 }
 
 /// Acknowledges each write to the shard owning its channel.
@@ -154,7 +237,7 @@ fn decided(cluster: &Cluster, key: &ChannelKey, op: &Op, reply: &Value) {
     let decisions = cluster.decisions();
     match op {
         Op::Count { .. } => {
-            if let Ok(2) = i64::from_redis_value_ref(reply) {
+            if let Ok((2, _)) = <(i64, i64)>::from_redis_value_ref(reply) {
                 decisions.occupied(key);
             }
         }

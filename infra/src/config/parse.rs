@@ -225,10 +225,15 @@ pub fn redis_url(text: &str) -> Parsed<Secret> {
     }
 }
 
-/// A Redis key prefix: no whitespace.
+/// A Redis key prefix: no whitespace, and no `{` or `}` (keys carry their Redis Cluster hash
+/// tag after the prefix; a brace in it would put every key in one slot).
 pub fn redis_prefix(text: &str) -> Parsed<String> {
     if text.is_empty() || text.contains(char::is_whitespace) {
         invalid(format!("{text:?} is not a usable key prefix"))
+    } else if text.contains(['{', '}']) {
+        invalid(format!(
+            "{text:?} holds a brace; keys carry their hash tag after the prefix, so it may not"
+        ))
     } else {
         Ok(text.to_string())
     }
@@ -259,6 +264,14 @@ mod tests {
         let pin = "ab".repeat(32);
         assert_eq!(pins(&format!("sha256:{pin}")).unwrap(), vec![[0xab; 32]]);
         assert!(pins("abcd").is_err());
+    }
+
+    #[test]
+    fn redis_prefixes_with_braces_or_spaces_are_refused() {
+        assert_eq!(redis_prefix("herald:prod"), Ok("herald:prod".to_string()));
+        for bad in ["", "a b", "{herald}", "her}ald"] {
+            assert!(redis_prefix(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -79,13 +79,13 @@ async fn a_hub_subscribes_in_redis_only_to_channels_its_edges_want() {
     let mut only_on_hub_1 = PusherClient::connect(&region.edges[1].url()).await;
     only_on_hub_1.subscribe("other").await;
 
-    let channel = "herald:ev:424242:narrow";
+    let channel = "herald:ev:{424242:narrow}";
     assert_eq!(
         region.redis.subscribers(channel),
         1,
         "one hub wants it, one subscription"
     );
-    assert_eq!(region.redis.subscribers("herald:ev:424242:other"), 1);
+    assert_eq!(region.redis.subscribers("herald:ev:{424242:other}"), 1);
     let api = region.hubs[1].api();
     assert_eq!(
         api.trigger(json!({"name": "e", "channel": "narrow", "data": "1"}))
@@ -212,7 +212,7 @@ async fn wait_until_hubs_have(region: &Region, user: &str, hubs: u64) {
         &format!("Redis to record {user} online on {hubs} hubs"),
         Duration::from_secs(5),
         async || -> Option<u64> {
-            redis::Commands::hget(&mut redis, "herald:online:424242", user).unwrap()
+            redis::Commands::hget(&mut redis, "herald:online:{424242}", user).unwrap()
         },
         |recorded| *recorded == Some(hubs),
     )

@@ -81,7 +81,7 @@ async fn a_channel_nobody_wants_is_unsubscribed_after_the_linger() {
         &[],
     )
     .await;
-    let channel = "herald:ev:424242:lingering";
+    let channel = "herald:ev:{424242:lingering}";
     let mut client = PusherClient::connect(&region.edges[0].url()).await;
     client.subscribe("lingering").await;
     assert_eq!(region.redis.subscribers(channel), 1);
@@ -134,7 +134,7 @@ async fn history_keeps_the_configured_number_of_events() {
     }
     let mut redis = region.redis.connection();
     let kept: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
-        .arg("herald:hist:424242:kept")
+        .arg("herald:hist:{424242:kept}")
         .arg("-")
         .arg("+")
         .query(&mut redis)
@@ -175,7 +175,7 @@ async fn history_expires_after_the_configured_age() {
     let mut redis = region.redis.connection();
     let exists = |redis: &mut redis::Connection| -> bool {
         redis::cmd("EXISTS")
-            .arg("herald:hist:424242:aging")
+            .arg("herald:hist:{424242:aging}")
             .query::<u32>(redis)
             .expect("EXISTS answers")
             == 1

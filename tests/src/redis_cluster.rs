@@ -50,6 +50,9 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 /// The pause between two looks at the nodes while waiting.
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
 
+/// How many times a command interrupted by a signal is tried again on a new connection.
+const INTERRUPTED_RETRIES: u32 = 5;
+
 /// The number of slots of a Redis Cluster.
 pub const SLOTS: u16 = 16384;
 
@@ -172,11 +175,37 @@ fn connect(port: u16) -> redis::RedisResult<redis::Connection> {
     Ok(connection)
 }
 
+/// Whether a command failed only because a signal interrupted its socket read or write. The
+/// test process reaps the processes its tests start, so `SIGCHLD` arrives at any time, and a
+/// socket with a timeout (`SO_RCVTIMEO`, which every harness connection has) is never restarted
+/// after a signal handler, whatever `SA_RESTART` says (signal(7)): the call fails with `EINTR`.
+fn interrupted(error: &redis::RedisError) -> bool {
+    std::error::Error::source(error)
+        .and_then(|source| source.downcast_ref::<std::io::Error>())
+        .is_some_and(|io| io.kind() == std::io::ErrorKind::Interrupted)
+}
+
+/// Runs `commands` on a new connection to node `port`, and again on another new connection
+/// (up to [`INTERRUPTED_RETRIES`] times) when a signal interrupted them. `commands` must be
+/// safe to repeat: a write and the `WAIT` for it go together, in one call.
+pub fn on_node<T>(
+    port: u16,
+    mut commands: impl FnMut(&mut redis::Connection) -> redis::RedisResult<T>,
+) -> redis::RedisResult<T> {
+    let mut retries = 0;
+    loop {
+        match connect(port).and_then(|mut connection| commands(&mut connection)) {
+            Err(error) if interrupted(&error) && retries < INTERRUPTED_RETRIES => retries += 1,
+            done => return done,
+        }
+    }
+}
+
 /// A node's `INFO replication`.
 fn replication_info(port: u16) -> Result<String, Waiting> {
-    Ok(redis::cmd("INFO")
-        .arg("replication")
-        .query(&mut connect(port)?)?)
+    Ok(on_node(port, |connection| {
+        redis::cmd("INFO").arg("replication").query(connection)
+    })?)
 }
 
 /// The value of `field` in an `INFO`-style `field:value` text.
@@ -668,11 +697,13 @@ impl RedisPrimaryReplica {
     /// returns its port, the new [`primary_port`](Self::primary_port).
     pub async fn promote_replica(&mut self) -> u16 {
         let replica = self.replica_port();
-        let () = redis::cmd("REPLICAOF")
-            .arg("NO")
-            .arg("ONE")
-            .query(&mut connect(replica).expect("the replica accepts a connection"))
-            .expect("REPLICAOF NO ONE succeeds");
+        let () = on_node(replica, |connection| {
+            redis::cmd("REPLICAOF")
+                .arg("NO")
+                .arg("ONE")
+                .query(connection)
+        })
+        .expect("REPLICAOF NO ONE succeeds");
         wait_until("the replica becoming a primary", READY_TIMEOUT, || {
             let info = replication_info(replica)?;
             match info_field(&info, "role") {

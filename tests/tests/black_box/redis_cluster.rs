@@ -5,24 +5,25 @@
 
 use std::time::{Duration, Instant};
 
-use herald_tests::redis_cluster::{RedisCluster, RedisPrimaryReplica};
+use herald_tests::redis_cluster::{RedisCluster, RedisPrimaryReplica, on_node};
 use redis::{RedisResult, Value};
 
 /// How long a sharded subscriber may wait for a message.
 const MESSAGE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// `SET key value` then `WAIT 1`: returns once a replica has the write.
-fn set_replicated(connection: &mut redis::Connection, key: &str, value: &str) {
-    let () = redis::cmd("SET")
-        .arg(key)
-        .arg(value)
-        .query(connection)
-        .expect("SET on the key's primary succeeds");
-    let replicas: i64 = redis::cmd("WAIT")
-        .arg(1)
-        .arg(5000)
-        .query(connection)
-        .expect("WAIT answers");
+/// `SET key value` then `WAIT 1` on node `port`, on one connection (tried again as a whole if a
+/// signal interrupts it): returns once a replica has the write.
+fn set_replicated(port: u16, key: &str, value: &str) {
+    let (replicas,): (i64,) = on_node(port, |connection| {
+        redis::pipe()
+            .set(key, value)
+            .ignore()
+            .cmd("WAIT")
+            .arg(1)
+            .arg(5000)
+            .query(connection)
+    })
+    .expect("SET and WAIT on the key's primary succeed");
     assert_eq!(replicas, 1, "a replica acknowledged {key}");
 }
 
@@ -139,7 +140,7 @@ async fn a_killed_primary_is_replaced_by_its_replica_and_rejoins_as_one() {
     let slot = cluster.slot(key);
     let primary = cluster.primary_of_slot(slot);
     let replicas = cluster.replicas_of_slot(slot);
-    set_replicated(&mut cluster.connection(primary), key, "acknowledged");
+    set_replicated(primary, key, "acknowledged");
 
     let promotion = cluster.fail_over(slot).await;
     eprintln!(
@@ -149,10 +150,10 @@ async fn a_killed_primary_is_replaced_by_its_replica_and_rejoins_as_one() {
     assert_eq!(promotion.killed, primary);
     assert_eq!(vec![promotion.promoted], replicas, "the replica took over");
     assert!(!cluster.ports().contains(&primary));
-    let value: String = redis::cmd("GET")
-        .arg(key)
-        .query(&mut cluster.connection(promotion.promoted))
-        .expect("the promoted replica serves the key");
+    let value: String = on_node(promotion.promoted, |connection| {
+        redis::cmd("GET").arg(key).query(connection)
+    })
+    .expect("the promoted replica serves the key");
     assert_eq!(value, "acknowledged");
 
     cluster.restart(primary).await;
@@ -165,7 +166,7 @@ async fn a_replica_promoted_by_hand_keeps_acknowledged_writes() {
     let mut pair = RedisPrimaryReplica::start("redis_cluster/pair").await;
     let old_primary = pair.primary_port();
     let replica = pair.replica_port();
-    set_replicated(&mut pair.primary_connection(), "herald:seq", "acknowledged");
+    set_replicated(old_primary, "herald:seq", "acknowledged");
 
     pair.kill_primary().await;
     let refused = redis::Client::open(pair.primary_url(0))
@@ -176,15 +177,16 @@ async fn a_replica_promoted_by_hand_keeps_acknowledged_writes() {
     assert_eq!(promoted, replica);
     assert_eq!(pair.primary_port(), replica);
     assert_ne!(pair.primary_port(), old_primary);
-    let mut connection = pair.primary_connection();
-    let value: String = redis::cmd("GET")
-        .arg("herald:seq")
-        .query(&mut connection)
-        .expect("the promoted replica serves reads");
+    let value: String = on_node(promoted, |connection| {
+        redis::cmd("GET").arg("herald:seq").query(connection)
+    })
+    .expect("the promoted replica serves reads");
     assert_eq!(value, "acknowledged");
-    let () = redis::cmd("SET")
-        .arg("herald:after")
-        .arg("1")
-        .query(&mut connection)
-        .expect("the promoted replica accepts writes");
+    let () = on_node(promoted, |connection| {
+        redis::cmd("SET")
+            .arg("herald:after")
+            .arg("1")
+            .query(connection)
+    })
+    .expect("the promoted replica accepts writes");
 }

@@ -85,6 +85,7 @@ pub async fn cluster_settings(plan: &RedisPlan) -> Result<ClusterSettings, ExitC
     };
     let redis =
         redis::Client::open(url.expose()).map_err(|e| fail(EXIT_CONFIG, format!("redis: {e}")))?;
+    refuse_a_cluster(&redis).await?;
     Ok(ClusterSettings {
         redis,
         prefix: plan.prefix.clone(),
@@ -92,6 +93,47 @@ pub async fn cluster_settings(plan: &RedisPlan) -> Result<ClusterSettings, ExitC
         linger: plan.linger,
         max_backoff: Duration::from_secs(5),
     })
+}
+
+/// How long a starting hub waits for Redis to say whether it runs in cluster mode.
+const MODE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Refuses a Redis that runs in cluster mode (`INFO cluster` says `cluster_enabled:1`): a region
+/// needs one primary until hubs speak Redis Cluster (docs/cluster.md), and a cluster node would
+/// otherwise fail every second command with `MOVED`. A Redis that cannot be asked in time is not
+/// judged: the hub starts, connects lazily and retries, as it always did.
+async fn refuse_a_cluster(redis: &redis::Client) -> Result<(), ExitCode> {
+    let asked = tokio::time::timeout(MODE_TIMEOUT, async {
+        let mut connection = redis.get_multiplexed_async_connection().await?;
+        redis::cmd("INFO")
+            .arg("cluster")
+            .query_async::<String>(&mut connection)
+            .await
+    })
+    .await;
+    match asked {
+        Ok(Ok(info)) if cluster_enabled(&info) => Err(fail(
+            EXIT_CONFIG,
+            "redis: the server runs in cluster mode (INFO cluster: cluster_enabled:1); a hub needs one primary: a Redis without cluster mode, or an ElastiCache group with cluster mode disabled (docs/cluster.md)",
+        )),
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(error)) => {
+            tracing::warn!(message = "Cannot ask Redis whether it runs in cluster mode; starting anyway.", %error);
+            Ok(())
+        }
+        Err(_) => {
+            tracing::warn!(
+                message =
+                    "Redis did not say in time whether it runs in cluster mode; starting anyway."
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Whether an `INFO cluster` reply says cluster mode is on.
+fn cluster_enabled(info: &str) -> bool {
+    info.lines().any(|line| line.trim() == "cluster_enabled:1")
 }
 
 /// A started hub and the fingerprint of its link certificate.
@@ -173,4 +215,16 @@ pub async fn run(args: HubArgs) -> ExitCode {
     started.running.stopped().await;
     let _ = reloader.await;
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_cluster_mode_from_info() {
+        assert!(cluster_enabled("# Cluster\r\ncluster_enabled:1\r\n"));
+        assert!(!cluster_enabled("# Cluster\r\ncluster_enabled:0\r\n"));
+        assert!(!cluster_enabled(""));
+    }
 }

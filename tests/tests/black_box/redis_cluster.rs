@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant};
 
+use herald_tests::process::HeraldProcess;
 use herald_tests::redis_cluster::{RedisCluster, RedisPrimaryReplica, on_node};
 use redis::{RedisResult, Value};
 
@@ -189,4 +190,39 @@ async fn a_replica_promoted_by_hand_keeps_acknowledged_writes() {
             .query(connection)
     })
     .expect("the promoted replica accepts writes");
+}
+
+#[tokio::test]
+async fn a_hub_refuses_a_redis_in_cluster_mode() {
+    let cluster = RedisCluster::start("redis_cluster/hub_refuses").await;
+    let url = cluster.url();
+    let mut hub = HeraldProcess::spawn(
+        "redis_cluster/hub_refuses",
+        "hub",
+        &[
+            "hub",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--link-listen",
+            "127.0.0.1:0",
+        ],
+        &[
+            ("HERALD_REDIS__URL", url.as_str()),
+            ("HERALD_CLUSTER__KEY", "0123456789abcdef0123456789abcdef"),
+            ("REVERB_APP_ID", "100001"),
+            ("REVERB_APP_KEY", "key"),
+            ("REVERB_APP_SECRET", "secret"),
+        ],
+    );
+    assert_eq!(
+        hub.exit_code(Duration::from_secs(20)).await,
+        Some(64),
+        "{}",
+        hub.stderr()
+    );
+    let stderr = hub.stderr();
+    assert!(
+        stderr.contains("redis: the server runs in cluster mode"),
+        "{stderr}"
+    );
 }

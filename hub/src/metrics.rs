@@ -34,8 +34,10 @@ pub const HTTP_REQUESTS: &str = "herald_hub_http_requests_total";
 pub const HTTP_REQUEST_SECONDS: &str = "herald_hub_http_request_seconds";
 /// Events published (one per channel of a trigger), by app.
 pub const EVENTS_PUBLISHED: &str = "herald_hub_events_published_total";
-/// Edges linked to this hub.
+/// Edges linked to this hub and relaying through it.
 pub const EDGES: &str = "herald_hub_edges";
+/// Standby links of edges relaying through another hub.
+pub const STANDBY_LINKS: &str = "herald_hub_standby_links";
 /// Channels some edge of this hub subscribes to, by app.
 pub const CHANNELS: &str = "herald_hub_channels";
 /// 1 while a hub of a region hears Redis.
@@ -76,7 +78,14 @@ pub fn describe() {
         EVENTS_PUBLISHED,
         "Events published through the HTTP API (one per channel of a trigger), by app."
     );
-    describe_gauge!(EDGES, "Edges linked to this hub.");
+    describe_gauge!(
+        EDGES,
+        "Edges linked to this hub and relaying through it (standby links not counted)."
+    );
+    describe_gauge!(
+        STANDBY_LINKS,
+        "Standby links to this hub of edges relaying through another hub."
+    );
     describe_gauge!(
         CHANNELS,
         "Channels some edge of this hub subscribes to, by app."
@@ -117,6 +126,7 @@ pub fn describe() {
     );
     counter!(HISTORY_BACKFILLS).increment(0);
     gauge!(EDGES).increment(0.0);
+    gauge!(STANDBY_LINKS).increment(0.0);
     gauge!(DRAINING).set(0.0);
 }
 
@@ -125,13 +135,10 @@ pub fn published(app_id: &AppId) {
     counter!(EVENTS_PUBLISHED, "app_id" => app_id.as_str().to_string()).increment(1);
 }
 
-/// An edge linked (`true`) or went (`false`).
-pub fn edge_linked(linked: bool) {
-    if linked {
-        gauge!(EDGES).increment(1.0);
-    } else {
-        gauge!(EDGES).decrement(1.0);
-    }
+/// An edge's link came (`1.0`) or went (`-1.0`): a relaying edge or a standby link.
+pub fn edge_linked(standby: bool, change: f64) {
+    let name = if standby { STANDBY_LINKS } else { EDGES };
+    gauge!(name).increment(change);
 }
 
 /// Registers an app's webhook metrics at zero (an app with endpoints), so alerts see them

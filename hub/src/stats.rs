@@ -9,8 +9,12 @@ use crate::webhooks::stats::WebhookStats;
 /// Counters updated with relaxed atomics.
 #[derive(Debug, Default, Serialize)]
 pub struct HubStats {
-    /// Edges currently linked.
+    /// Edges currently linked and relaying through this hub (an edge's standby link to this hub
+    /// is not one of them: see `standby_links`).
     pub edges: AtomicU64,
+    /// Standby links: edges linked to another hub that keep a link here to fail over to at once.
+    /// Such a link becomes one of `edges` with its first frame.
+    pub standby_links: AtomicU64,
     /// Links refused (bad token, wrong version, malformed hello).
     pub links_refused: AtomicU64,
     /// Links closed because the edge could not keep up.

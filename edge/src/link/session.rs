@@ -342,6 +342,8 @@ impl Session {
         }
         // The new hub knows nothing of this edge's connections yet.
         let mut reports = tokio::time::interval(CONNECTIONS_REPORT);
+        // The first tick reports at once: the hub counts this link as relaying (not a standby)
+        // from its first frame.
         let mut force_report = true;
         let mut liveness = Liveness::new(task.config.silence, Instant::now(), self.received());
         let mut checks = tokio::time::interval(liveness.period());

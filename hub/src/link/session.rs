@@ -205,8 +205,10 @@ async fn relay(
         queues,
         lagging.clone(),
     ));
-    context.stats.edges.fetch_add(1, Ordering::Relaxed);
-    crate::metrics::edge_linked(true);
+    // A link is a standby until its first frame: an edge that relays through this hub reports
+    // its connections at once, a standby link sends nothing until the edge fails over to it.
+    let mut role = LinkRole::Standby;
+    role.count(&context.stats, 1);
     context.console.edge_linked(hello.edge_id);
     tracing::info!(message = "Edge linked.");
     let mut totals = context.connections.totals();
@@ -231,6 +233,11 @@ async fn relay(
         let Some(frame) = frame else {
             break Err(LinkError::ControlClosed);
         };
+        if role == LinkRole::Standby && frame.is_ok() {
+            role.count(&context.stats, -1);
+            role = LinkRole::Relaying;
+            role.count(&context.stats, 1);
+        }
         match frame {
             Ok(EdgeToHub::Interest(interest)) => {
                 context.console.interest(hello.edge_id, &interest);
@@ -297,10 +304,34 @@ async fn relay(
         context.watchlist.edge_gone(link_id).await;
     }
     context.connections.gone(link_id);
-    context.stats.edges.fetch_sub(1, Ordering::Relaxed);
-    crate::metrics::edge_linked(false);
+    role.count(&context.stats, -1);
     context.console.edge_gone(hello.edge_id);
     ended
+}
+
+/// What an edge's link is to this hub: counted in `/stats` and the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LinkRole {
+    /// Linked, silent: the edge relays through another hub and fails over to this one.
+    Standby,
+    /// The edge relays through this hub.
+    Relaying,
+}
+
+impl LinkRole {
+    /// Counts a link of this role coming (`1`) or going (`-1`).
+    fn count(self, stats: &crate::stats::HubStats, change: i8) {
+        let counter = match self {
+            Self::Standby => &stats.standby_links,
+            Self::Relaying => &stats.edges,
+        };
+        if change > 0 {
+            counter.fetch_add(1, Ordering::Relaxed);
+        } else {
+            counter.fetch_sub(1, Ordering::Relaxed);
+        }
+        crate::metrics::edge_linked(self == Self::Standby, f64::from(change));
+    }
 }
 
 /// Writes one channel stream's queue, in batches, until the queue or the stream closes.

@@ -8,8 +8,9 @@ use herald_tests::api::Api;
 use herald_tests::client::PusherClient;
 use herald_tests::compat::WebhookReceiver;
 use herald_tests::dev::Dev;
+use herald_tests::eventually::eventually;
 use herald_tests::metrics::{scrape, scrape_until};
-use herald_tests::topology::{APP_ID, Cluster};
+use herald_tests::topology::{APP_ID, Cluster, Region};
 use serde_json::json;
 
 const APP: (&str, &str) = ("app_id", "100001");
@@ -262,4 +263,32 @@ async fn webhook_metrics_count_what_the_endpoint_saw() {
     assert_eq!(stats["failed"], 1, "{stats}");
     assert_eq!(stats["retried"], attempts - 1, "{stats}");
     assert_eq!(stats["sent"], 1, "{stats}");
+}
+
+/// In a region of 2 hubs and 3 edges each edge relays through one hub and keeps a standby link
+/// to the other: the hubs count 3 edges between them, and 3 standby links apart.
+#[tokio::test]
+async fn a_region_counts_each_edge_once_and_standby_links_apart() {
+    let test = "a_region_counts_each_edge_once_and_standby_links_apart";
+    let region = Region::start(test, 2, 3, &[], &[]).await;
+    let counted = eventually(
+        "every edge's standby link",
+        WAIT,
+        async || {
+            let mut sums = [0.0; 4];
+            for hub in &region.hubs {
+                let metrics = scrape(&hub.http).await;
+                let stats = Api::new(&hub.http).raw("GET", "/stats", "").await.body;
+                sums[0] += metrics.value("herald_hub_edges", &[]);
+                sums[1] += metrics.value("herald_hub_standby_links", &[]);
+                sums[2] += stats["counters"]["edges"].as_f64().unwrap_or(-1.0);
+                sums[3] += stats["counters"]["standby_links"].as_f64().unwrap_or(-1.0);
+            }
+            sums
+        },
+        |sums| sums[1] == 3.0 && sums[3] == 3.0,
+    )
+    .await
+    .unwrap();
+    assert_eq!(counted, [3.0, 3.0, 3.0, 3.0]);
 }

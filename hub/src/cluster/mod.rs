@@ -29,6 +29,7 @@
 //! - [`writer`] — the group commit of counts, presence and announcements.
 //! - [`liveness`] — heartbeat and reaping of dead hubs.
 //! - [`online`] — who is online across the region, for watchlists.
+//! - [`sharded`] — sharded pub/sub on a Redis Cluster (not wired in yet).
 
 pub mod bus;
 pub mod follower;
@@ -36,6 +37,7 @@ pub mod keys;
 pub mod liveness;
 pub mod online;
 pub mod scripts;
+pub mod sharded;
 pub mod wire;
 pub mod writer;
 

@@ -1,17 +1,16 @@
-//! The sharded subscriber prototype ([`sharded`]) against a real local Redis Cluster: it hears
+//! The hub's sharded subscriber (`herald_hub::cluster::sharded`) against a real local Redis Cluster: it hears
 //! wanted channels on every shard, stops hearing unwanted ones, and follows a slot moved to
 //! another primary and a primary SIGKILLed and replaced by its replica — each time reporting the
 //! channel live again (so history fills the gap) and leaving channels of other shards alone.
 
-mod sharded;
-
 use std::time::{Duration, Instant};
 
+use herald_hub::cluster::sharded::{self, Heard, State, Subscriber};
 use herald_tests::redis_cluster::RedisCluster;
 use redis::IntoConnectionInfo;
-use sharded::{Heard, State, Subscriber};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// How long anything the subscriber should hear may take (a failover takes ~2.5 s).
 const HEAR_TIMEOUT: Duration = Duration::from_secs(15);
@@ -33,7 +32,8 @@ async fn start(test: &str) -> Running {
     let template = cluster.url().into_connection_info().expect("a node URL");
     let (heard_tx, heard) = mpsc::channel(1024);
     let shutdown = CancellationToken::new();
-    let (subscriber, _task) = sharded::spawn(control, template, heard_tx, shutdown.clone());
+    let tracker = TaskTracker::new();
+    let subscriber = sharded::spawn(control, template, heard_tx, &tracker, shutdown.clone());
     Running {
         cluster,
         subscriber,

@@ -1,12 +1,15 @@
 //! A sharded pub/sub subscriber for Redis Cluster (`SSUBSCRIBE`, Redis ≥ 7): one connection per
 //! primary that owns a wanted channel, following slot moves, failovers and lost connections.
 //!
-//! PROTOTYPE for issue 13, written to move as is to `hub/src/cluster/sharded.rs` once the
-//! region seam lands (see /work/coord/redis-cluster-design.md §3). It is what redis-rs 1.8's
-//! `ClusterConnection::ssubscribe` lacks: that one treats the server's unsolicited `sunsubscribe`
+//! Not wired into the hub yet: hubs still refuse a Redis in cluster mode (docs/cluster.md). It
+//! is tested on its own against a local Redis Cluster (`tests/tests/sharded_subscriber`), and is
+//! what the region's bus will use on a cluster. It exists because redis-rs 1.8's
+//! `ClusterConnection::ssubscribe` cannot be used: that one treats the server's unsolicited `sunsubscribe`
 //! push (sent when a slot moves away) as a reply — forgetting the subscription and, when a
 //! request is in flight, handing the push to it as its answer — and it re-homes a dead primary's
 //! subscriptions only after some unrelated command fails, with no signal when they are live.
+//! This layer keeps redis-rs for everything it does well (connections, TLS, AUTH, RESP3 pushes,
+//! the cluster's slot map) and adds only the bookkeeping of which channel lives where.
 //!
 //! # How
 //! - One task owns everything: the slot map (`CLUSTER SHARDS`, asked through a
@@ -26,9 +29,8 @@
 //! - Pushes from all node connections share one bounded queue. The connection's push callback
 //!   must not block, so when the queue is full the push is dropped **and recorded**: the task
 //!   then reports every live channel as [`Heard::Live`] again (back-fill covers the loss).
-
 //!
-//! # Left for the real module
+//! # Left for wiring it in
 //! - The task awaits its I/O inline (connecting, `SSUBSCRIBE` pipelines, pings): one slow node
 //!   delays the others. In the hub, give each node link its own task and keep this one deciding.
 //! - No metrics or logs yet (re-homes, overflows, settle time belong in `hub/src/metrics.rs`).
@@ -49,6 +51,7 @@ use redis::{
 };
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// Pushes waiting for the task, from all node connections together.
 const PUSH_QUEUE: usize = 4096;
@@ -292,13 +295,14 @@ enum Home {
     Live(Node),
 }
 
-/// Starts the subscriber; what it hears goes to `heard`. It stops at `shutdown`.
+/// Starts the subscriber on `tracker`; what it hears goes to `heard`. It stops at `shutdown`.
 pub fn spawn(
     control: ClusterConnection,
     template: ConnectionInfo,
     heard: mpsc::Sender<Heard>,
+    tracker: &TaskTracker,
     shutdown: CancellationToken,
-) -> (Subscriber, tokio::task::JoinHandle<()>) {
+) -> Subscriber {
     let (commands_tx, commands) = mpsc::channel(COMMAND_QUEUE);
     let (state_tx, state) = watch::channel(State::Live);
     let (push_tx, pushes) = mpsc::channel(PUSH_QUEUE);
@@ -315,14 +319,11 @@ pub fn spawn(
         wanted: HashMap::new(),
         unsubscribing: HashMap::new(),
     };
-    let handle = tokio::spawn(task.run(commands, pushes, shutdown));
-    (
-        Subscriber {
-            commands: commands_tx,
-            state,
-        },
-        handle,
-    )
+    tracker.spawn(task.run(commands, pushes, shutdown));
+    Subscriber {
+        commands: commands_tx,
+        state,
+    }
 }
 
 struct Task {
@@ -662,5 +663,114 @@ mod tests {
             slot("{}x"),
             crc16::State::<crc16::XMODEM>::calculate(b"{}x") % SLOTS
         );
+    }
+
+    fn bulk(text: &str) -> Value {
+        Value::BulkString(text.as_bytes().to_vec())
+    }
+
+    /// One shard of a `CLUSTER SHARDS` reply, as RESP2 flat arrays of names and values.
+    fn shard(slots: &[i64], nodes: &[(&str, i64, &str, &str)]) -> Value {
+        let nodes = nodes
+            .iter()
+            .map(|(endpoint, port, role, health)| {
+                Value::Array(vec![
+                    bulk("endpoint"),
+                    bulk(endpoint),
+                    bulk("port"),
+                    Value::Int(*port),
+                    bulk("role"),
+                    bulk(role),
+                    bulk("health"),
+                    bulk(health),
+                ])
+            })
+            .collect();
+        Value::Array(vec![
+            bulk("slots"),
+            Value::Array(slots.iter().map(|s| Value::Int(*s)).collect()),
+            bulk("nodes"),
+            Value::Array(nodes),
+        ])
+    }
+
+    fn node(host: &str, port: u16) -> Node {
+        Node {
+            host: host.into(),
+            port,
+        }
+    }
+
+    #[test]
+    fn a_slot_map_names_each_ranges_healthy_primary() {
+        let reply = Value::Array(vec![
+            shard(
+                &[0, 5460, 16000, 16383],
+                &[
+                    ("10.0.0.1", 7000, "master", "online"),
+                    ("10.0.0.4", 7003, "replica", "online"),
+                ],
+            ),
+            shard(
+                &[5461, 10922],
+                &[
+                    ("10.0.0.2", 7001, "master", "fail"),
+                    ("10.0.0.5", 7004, "master", "online"),
+                ],
+            ),
+            // A shard whose primary is not healthy serves nothing (yet): its slots are homeless.
+            shard(&[10923, 15999], &[("10.0.0.3", 7002, "master", "loading")]),
+        ]);
+        let map = SlotMap::from_shards(&reply).expect("a readable reply");
+        assert_eq!(map.owner(0), Some(&node("10.0.0.1", 7000)));
+        assert_eq!(map.owner(16383), Some(&node("10.0.0.1", 7000)));
+        assert_eq!(map.owner(5461), Some(&node("10.0.0.5", 7004)));
+        assert_eq!(map.owner(12000), None);
+    }
+
+    #[test]
+    fn a_slot_map_reads_resp3_maps_and_prefers_the_tls_port() {
+        let node_map = Value::Map(vec![
+            (bulk("endpoint"), bulk("node-a")),
+            (bulk("port"), Value::Int(6379)),
+            (bulk("tls-port"), Value::Int(6380)),
+            (bulk("role"), bulk("master")),
+            (bulk("health"), bulk("online")),
+        ]);
+        let reply = Value::Array(vec![Value::Map(vec![
+            (
+                bulk("slots"),
+                Value::Array(vec![Value::Int(0), Value::Int(16383)]),
+            ),
+            (bulk("nodes"), Value::Array(vec![node_map])),
+        ])]);
+        let map = SlotMap::from_shards(&reply).expect("a readable reply");
+        assert_eq!(map.owner(8000), Some(&node("node-a", 6380)));
+    }
+
+    #[test]
+    fn an_unreadable_shards_reply_is_no_map() {
+        assert_eq!(SlotMap::from_shards(&bulk("nonsense")), None);
+        let odd = Value::Array(vec![shard(&[0], &[("a", 1, "master", "online")])]);
+        assert_eq!(SlotMap::from_shards(&odd), None, "a range without its end");
+    }
+
+    #[test]
+    fn node_connections_keep_the_templates_tls_and_speak_resp3() {
+        let template: ConnectionInfo = "rediss://user:pass@configuration.example:6379/0"
+            .parse()
+            .expect("a URL");
+        let info = node_info(&template, &node("10.0.0.9", 7009));
+        assert!(matches!(
+            info.addr(),
+            ConnectionAddr::TcpTls { host, port: 7009, .. } if host == "10.0.0.9"
+        ));
+        assert_eq!(info.redis_settings().protocol(), ProtocolVersion::RESP3);
+        assert_eq!(info.redis_settings().username(), Some("user"));
+        let plain: ConnectionInfo = "redis://127.0.0.1:6379".parse().expect("a URL");
+        assert!(matches!(
+            node_info(&plain, &node("127.0.0.1", 7001)).addr(),
+            ConnectionAddr::Tcp(host, 7001) if host == "127.0.0.1"
+        ));
     }
 }

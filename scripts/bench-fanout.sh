@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Fan-out benchmark against a real cluster: `herald hub` + EDGES `herald edge` processes
-# (default 2; EDGES=0 runs one `herald dev` process instead), release build, on loopback; then `herald bench fanout` with the flags given
+# (default 2; EDGES=0 runs one `herald dev` process instead), release build, on loopback; then `herald-bench fanout` with the flags given
 # (defaults: 1,000 subscribers, 100 msg/s, 30 s, 200-byte payload), measuring the servers' CPU
 # and memory through --server-pid; then everything is stopped.
 #
 #   scripts/bench-fanout.sh                       # the BENCHMARKS.md run
 #   scripts/bench-fanout.sh -n 10000 --source-ips 127.0.0.1,127.0.0.2 --json
 #
-# Environment: HERALD (a prebuilt binary; else it is built), EDGES, WORK (logs), BENCH_APP_*.
+# Environment: HERALD and HERALD_BENCH (prebuilt binaries; else both are built), EDGES, WORK (logs), BENCH_APP_*.
 source "$(dirname "$0")/bench-lib.sh"
 
 if [ "${EDGES:-2}" = 0 ]; then
@@ -24,5 +24,5 @@ ws_flags=()
 pid_flags=(--server-pid "$HUB_PID")
 for ws in "${EDGE_WS[@]}"; do ws_flags+=(--ws "$ws"); done
 for pid in "${EDGE_PIDS[@]}"; do pid_flags+=(--server-pid "$pid"); done
-"$HERALD" bench fanout "${ws_flags[@]}" --api "http://$HUB_HTTP" "${pid_flags[@]}" \
+"$HERALD_BENCH" fanout "${ws_flags[@]}" --api "http://$HUB_HTTP" "${pid_flags[@]}" \
   --app-id "$BENCH_APP_ID" --app-key "$BENCH_APP_KEY" --app-secret "$BENCH_APP_SECRET" "$@"

@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
-# The same benchmarks against `herald bench floor`, the do-nothing WebSocket writer (upgrade,
-# subscribe, write each event to every socket; no checks, no queues): the floor SPEC §6
-# compares Herald's CPU per delivery and p99 latency with.
+# The same benchmarks against `herald-bench floor`, the do-nothing WebSocket writer (upgrade,
+# subscribe, write each event to every socket; no checks, no queues): the floor Herald's CPU per
+# delivery, latency, memory and connect rate are compared with (BENCHMARKS.md).
 #
 #   scripts/bench-floor.sh fanout -n 1000 --rate 100 --duration 30
 #   scripts/bench-floor.sh idle -n 10000 --source-ips 127.0.0.1,127.0.0.2
 #
-# Environment: HERALD (a prebuilt binary; else it is built), WORK (logs).
+# Environment: HERALD and HERALD_BENCH (prebuilt binaries; else both are built), WORK (logs).
 source "$(dirname "$0")/bench-lib.sh"
 
-mode=${1:?usage: bench-floor.sh fanout|idle [herald bench flags]}
+mode=${1:?usage: bench-floor.sh fanout|idle [herald-bench flags]}
 shift
-"$HERALD" bench floor --listen 127.0.0.1:0 >"$WORK/floor.json" 2>"$WORK/floor.log" &
+"$HERALD_BENCH" floor --listen 127.0.0.1:0 >"$WORK/floor.json" 2>"$WORK/floor.log" &
 FLOOR_PID=$!
 PIDS+=("$FLOOR_PID")
 wait_ready floor "$WORK/floor.json" "$FLOOR_PID"

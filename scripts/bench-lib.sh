@@ -1,7 +1,8 @@
 # shellcheck shell=bash disable=SC2034 # variables set here are read by the scripts that source this file
 # Shared by scripts/bench-*.sh: start `herald hub` and N `herald edge` processes on loopback
 # (port 0, addresses read from their --ready-json lines), and stop them on exit.
-# Sourced, not run. Needs: HERALD (the binary), WORK (a scratch directory).
+# Sourced, not run. Needs: HERALD and HERALD_BENCH (the binaries; built when unset), WORK (a
+# scratch directory).
 
 set -euo pipefail
 
@@ -174,18 +175,18 @@ start_region() {
   done
 }
 
-# run_single MODE HOST:PORT PID [flags]: `herald bench MODE` against a server that serves the
+# run_single MODE HOST:PORT PID [flags]: `herald-bench MODE` against a server that serves the
 # WebSocket endpoint and the HTTP API on one port (Sockudo, the floor, herald dev's shape).
 run_single() {
   local mode=$1 addr=$2 pid=$3
   shift 3
   case "$mode" in
     fanout)
-      "$HERALD" bench fanout --ws "ws://$addr" --api "http://$addr" --server-pid "$pid" \
+      "$HERALD_BENCH" fanout --ws "ws://$addr" --api "http://$addr" --server-pid "$pid" \
         --app-id "$BENCH_APP_ID" --app-key "$BENCH_APP_KEY" --app-secret "$BENCH_APP_SECRET" "$@"
       ;;
     idle)
-      "$HERALD" bench idle --ws "ws://$addr" --server-pid "$pid" --app-key "$BENCH_APP_KEY" "$@"
+      "$HERALD_BENCH" idle --ws "ws://$addr" --server-pid "$pid" --app-key "$BENCH_APP_KEY" "$@"
       ;;
     *)
       echo "unknown mode $mode: fanout or idle" >&2
@@ -226,9 +227,10 @@ describe() {
 }
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-if [ -z "${HERALD:-}" ]; then
-  (cd "$ROOT" && cargo build --release --quiet -p herald)
-  HERALD="${CARGO_TARGET_DIR:-$ROOT/target}/release/herald"
+if [ -z "${HERALD:-}" ] || [ -z "${HERALD_BENCH:-}" ]; then
+  (cd "$ROOT" && cargo build --release --quiet -p herald -p herald-bench)
+  HERALD=${HERALD:-${CARGO_TARGET_DIR:-$ROOT/target}/release/herald}
+  HERALD_BENCH=${HERALD_BENCH:-${CARGO_TARGET_DIR:-$ROOT/target}/release/herald-bench}
 fi
 WORK=${WORK:-$(mktemp -d)}
 mkdir -p "$WORK"

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Fan-out benchmark across a region: a redis-server, HUBS `herald hub --redis` (default 2) and
 # EDGES `herald edge` (default 3) spread over the hubs, release build, on loopback; then
-# `herald bench fanout` with subscribers spread over every edge and triggers over every hub's
+# `herald-bench fanout` with subscribers spread over every edge and triggers over every hub's
 # HTTP API, so each event crosses Redis to reach the other hub's edges. CPU and memory are
 # summed over every server process, Redis included.
 #
 #   scripts/bench-region.sh -n 1000 --rate 100 --duration 30 --payload 200   # BENCHMARKS.md
 #
-# Environment: HERALD (a prebuilt binary; else it is built), HUBS, EDGES, WORK (logs), BENCH_APP_*.
+# Environment: HERALD and HERALD_BENCH (prebuilt binaries; else both are built), HUBS, EDGES, WORK (logs), BENCH_APP_*.
 source "$(dirname "$0")/bench-lib.sh"
 
 start_region "${HUBS:-2}" "${EDGES:-3}"
@@ -19,5 +19,5 @@ flags=(--server-pid "$REDIS_PID")
 for ws in "${EDGE_WS[@]}"; do flags+=(--ws "$ws"); done
 for http in "${HUB_HTTPS[@]}"; do flags+=(--api "http://$http"); done
 for pid in "${HUB_PIDS[@]}" "${EDGE_PIDS[@]}"; do flags+=(--server-pid "$pid"); done
-"$HERALD" bench fanout "${flags[@]}" \
+"$HERALD_BENCH" fanout "${flags[@]}" \
   --app-id "$BENCH_APP_ID" --app-key "$BENCH_APP_KEY" --app-secret "$BENCH_APP_SECRET" "$@"

@@ -36,9 +36,6 @@ pub enum Command {
     Cert(commands::cert::CertCommand),
     /// Print the Redis endpoint of an ElastiCache replication group.
     RedisEndpoint(commands::redis_endpoint::RedisEndpointArgs),
-    /// Benchmark any Pusher-compatible server (fan-out latency and loss, idle socket memory),
-    /// or serve as the do-nothing floor server they are compared with.
-    Bench(commands::bench::BenchArgs),
     /// Health check through a real WebSocket upgrade and `pusher:connection_established`.
     Probe(commands::probe::ProbeArgs),
 }

@@ -10,13 +10,11 @@
 //! - [`rlimit`] — the open-files limit.
 //! - [`metrics`] — the process's Prometheus recorder.
 //! - [`discovery`] — finding Redis through the ElastiCache API.
-//! - [`bench`] — `herald bench` and the wire client `herald probe` shares.
 //!
 //! # Invariants
 //! - This crate is the only one that reads the environment, files, flags, signals, rlimits or
 //!   AWS; `herald-hub` and `herald-edge` are libraries that take typed configuration.
 
-mod bench;
 mod cli;
 mod commands;
 mod config;
@@ -63,7 +61,6 @@ fn main() -> ExitCode {
                     Command::Hub(args) => commands::hub::run(args).await,
                     Command::Edge(args) => commands::edge::run(args).await,
                     Command::Dev(args) => commands::dev::run(args).await,
-                    Command::Bench(args) => commands::bench::run(args).await,
                     Command::Probe(args) => commands::probe::run(args).await,
                     Command::Sign(_)
                     | Command::Config(_)

@@ -1,6 +1,6 @@
 //! Binding listening sockets.
 //!
-//! TCP listeners are bound through `TcpSocket` with a backlog of [`BACKLOG`]: tokio's
+//! TCP listeners are bound through `TcpSocket` with a backlog of [`LISTEN_BACKLOG`]: tokio's
 //! `TcpListener::bind` (like std) listens with 128, which makes the kernel's `somaxconn` moot and
 //! turns a reconnect burst into SYN retries of a second and more.
 
@@ -8,8 +8,7 @@ use std::net::SocketAddr;
 
 use tokio::net::{TcpListener, TcpSocket};
 
-/// The listen backlog of every TCP listener.
-pub const BACKLOG: u32 = 4096;
+use herald_shared::limits::LISTEN_BACKLOG;
 
 /// Binds a TCP listener with the large backlog.
 pub fn tcp(address: SocketAddr) -> std::io::Result<TcpListener> {
@@ -20,7 +19,7 @@ pub fn tcp(address: SocketAddr) -> std::io::Result<TcpListener> {
     };
     socket.set_reuseaddr(true)?;
     socket.bind(address)?;
-    socket.listen(BACKLOG)
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// Binds the UDP socket of a QUIC endpoint.

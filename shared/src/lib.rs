@@ -22,6 +22,7 @@
 //! - [`link`] — the versioned edge ↔ hub protocol (frames, codec, JWT claims).
 //! - [`backoff`] — how long to wait before reconnecting, for edge links and hub Redis alike.
 //! - [`time`] — wall-clock time since 1970, in the units tokens, scores and sequences use.
+//! - [`dev`] — the credentials of `herald dev`'s app, which the local tools default to.
 //!
 //! # Invariants
 //! - No dependency on tokio, axum, quinn or redis; no reading of the clock or the environment.
@@ -32,6 +33,7 @@ pub mod app;
 pub mod auth;
 pub mod backoff;
 pub mod channel;
+pub mod dev;
 pub mod event;
 pub mod hash;
 pub mod ids;

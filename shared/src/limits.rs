@@ -1,4 +1,11 @@
-//! Pusher's documented limits. Herald uses them as defaults; apps may override some.
+//! Pusher's documented limits, which Herald uses as defaults (apps may override some), and the
+//! listen backlog every Herald listener shares.
+
+/// The listen backlog of every TCP listener Herald binds (and of the benchmark's floor server,
+/// so both meet a connect burst with the same kernel queue). Tokio's `TcpListener::bind`, like
+/// std, listens with 128, which makes the kernel's `somaxconn` moot and turns a reconnect burst
+/// into SYN retries of a second and more.
+pub const LISTEN_BACKLOG: u32 = 4096;
 
 /// Longest channel name, in bytes (Pusher: 164 characters).
 pub const MAX_CHANNEL_NAME_LEN: usize = 164;

@@ -1,4 +1,4 @@
-//! The `herald` binary, built once per test process.
+//! The `herald` and `herald-bench` binaries, built once per test process.
 //!
 //! `CARGO_BIN_EXE_herald` exists only for tests of the package that defines the binary, so this
 //! crate runs `cargo build` itself and takes the executable's path from cargo's JSON messages
@@ -6,6 +6,7 @@
 //! `--workspace` so features unify as they do for `cargo test --workspace`: the binary reuses the
 //! dependencies the tests were built with instead of compiling a second set.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -24,11 +25,28 @@ pub fn target_dir() -> PathBuf {
         .unwrap_or_else(|| workspace_root().join("target"))
 }
 
+/// The binaries the tests run, built together by one `cargo build`.
+const BINARIES: [&str; 2] = ["herald", "herald-bench"];
+
 /// The path of a freshly built `herald` (debug profile). Panics with cargo's output if the build
 /// fails: no test can run without the binary.
 pub fn herald_binary() -> &'static Path {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(build).as_path()
+    binary("herald")
+}
+
+/// The path of a freshly built `herald-bench` (the benchmark client and the floor server), in
+/// the same directory as [`herald_binary`].
+pub fn bench_binary() -> &'static Path {
+    binary("herald-bench")
+}
+
+fn binary(name: &str) -> &'static Path {
+    static BINARIES_BUILT: OnceLock<BTreeMap<String, PathBuf>> = OnceLock::new();
+    BINARIES_BUILT
+        .get_or_init(build)
+        .get(name)
+        .unwrap_or_else(|| panic!("cargo reported no {name} executable"))
+        .as_path()
 }
 
 /// Variables cargo sets for the test process that describe the tests crate. Passed on to the
@@ -46,18 +64,12 @@ const TEST_PROCESS_VARIABLES: [&str; 9] = [
     "OUT_DIR",
 ];
 
-fn build() -> PathBuf {
+fn build() -> BTreeMap<String, PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
     command
-        .args([
-            "build",
-            "--quiet",
-            "--workspace",
-            "--bin",
-            "herald",
-            "--message-format=json",
-        ])
+        .args(["build", "--quiet", "--workspace", "--message-format=json"])
+        .args(BINARIES.iter().flat_map(|name| ["--bin", name]))
         .current_dir(workspace_root());
     for (name, _) in std::env::vars_os() {
         let text = name.to_string_lossy();
@@ -68,15 +80,19 @@ fn build() -> PathBuf {
     let output = command.output().expect("cargo can be run to build herald");
     assert!(
         output.status.success(),
-        "cargo build --workspace --bin herald failed:\n{}",
+        "cargo build --workspace --bin herald --bin herald-bench failed:\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8_lossy(&output.stdout)
         .lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|message| {
-            message["reason"] == "compiler-artifact" && message["target"]["name"] == "herald"
+        .filter(|message| message["reason"] == "compiler-artifact")
+        .filter_map(|message| {
+            let name = message["target"]["name"].as_str()?;
+            let executable = message["executable"].as_str()?;
+            BINARIES
+                .contains(&name)
+                .then(|| (name.to_string(), PathBuf::from(executable)))
         })
-        .find_map(|message| message["executable"].as_str().map(PathBuf::from))
-        .expect("cargo reported the herald executable")
+        .collect()
 }

@@ -1,12 +1,14 @@
 //! Servers and one-shot runs for the bench and probe tests: `herald dev` or the floor server
-//! (`herald bench floor`) on port 0, and `herald ARGS` run to completion.
+//! (`herald-bench floor`) on port 0, and `herald ARGS` or `herald-bench ARGS` run to completion.
 
 use std::process::Stdio;
 use std::time::Duration;
 
 use tokio::process::Command;
 
-use crate::binary::herald_binary;
+use std::path::Path;
+
+use crate::binary::{bench_binary, herald_binary};
 use crate::process::HeraldProcess;
 
 /// A running server, killed on drop.
@@ -40,14 +42,17 @@ impl Dev {
         Self::spawn(test, name, &args, env).await
     }
 
-    /// Starts `herald bench floor` on a free loopback port.
+    /// Starts `herald-bench floor` on a free loopback port.
     pub async fn floor(test: &str) -> Self {
-        let args = ["bench", "floor", "--listen", "127.0.0.1:0"];
-        Self::spawn(test, "floor", &args, &[]).await
+        let args = ["floor", "--listen", "127.0.0.1:0"];
+        Self::serving(HeraldProcess::start_bench(test, "floor", &args).await)
     }
 
     async fn spawn(test: &str, name: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
-        let process = HeraldProcess::start(test, name, args, env).await;
+        Self::serving(HeraldProcess::start(test, name, args, env).await)
+    }
+
+    fn serving(process: HeraldProcess) -> Self {
         Self {
             websocket: process.ready_field("websocket"),
             http: process.ready_field("http"),
@@ -58,13 +63,22 @@ impl Dev {
 
 /// Runs `herald ARGS` to completion (bounded by `limit`) and returns its output.
 pub async fn herald(args: &[&str], limit: Duration) -> std::process::Output {
-    let output = Command::new(herald_binary())
+    run(herald_binary(), args, limit).await
+}
+
+/// Runs `herald-bench ARGS` to completion (bounded by `limit`) and returns its output.
+pub async fn bench(args: &[&str], limit: Duration) -> std::process::Output {
+    run(bench_binary(), args, limit).await
+}
+
+async fn run(program: &Path, args: &[&str], limit: Duration) -> std::process::Output {
+    let output = Command::new(program)
         .args(args)
         .stdin(Stdio::null())
         .kill_on_drop(true)
         .output();
     tokio::time::timeout(limit, output)
         .await
-        .unwrap_or_else(|_| panic!("herald {args:?} finishes within {limit:?}"))
-        .expect("herald can be run")
+        .unwrap_or_else(|_| panic!("{} {args:?} finishes within {limit:?}", program.display()))
+        .unwrap_or_else(|error| panic!("{} cannot be run: {error}", program.display()))
 }

@@ -1,9 +1,9 @@
-//! Running `herald` processes: spawn, wait for the ready line, watch stderr, kill.
+//! Running `herald` (and `herald-bench floor`) processes: spawn, wait for the ready line, watch stderr, kill.
 //!
 //! Each process's stderr goes to `target/test-logs/<test>/<name>.log` and is printed when a test
 //! fails while the process is alive.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,7 +13,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::Notify;
 
-use crate::binary::{herald_binary, target_dir};
+use crate::binary::{bench_binary, herald_binary, target_dir};
 
 /// How long a process may take to print its ready line.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -50,7 +50,23 @@ impl HeraldProcess {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> Self {
-        let mut process = Self::spawn_under(launcher, test, name, args, env);
+        Self::start_program(herald_binary(), launcher, test, name, args, env).await
+    }
+
+    /// Starts `herald-bench ARGS` (the floor server) and waits for its ready line.
+    pub async fn start_bench(test: &str, name: &str, args: &[&str]) -> Self {
+        Self::start_program(bench_binary(), &[], test, name, args, &[]).await
+    }
+
+    async fn start_program(
+        program: &Path,
+        launcher: &[&str],
+        test: &str,
+        name: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
+        let mut process = Self::spawn_program(program, launcher, test, name, args, env);
         let stdout = process.child.stdout.take().expect("stdout is piped");
         let mut lines = BufReader::new(stdout).lines();
         let read_ready = async {
@@ -85,10 +101,11 @@ impl HeraldProcess {
 
     /// Starts `herald ARGS` without waiting for anything.
     pub fn spawn(test: &str, name: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
-        Self::spawn_under(&[], test, name, args, env)
+        Self::spawn_program(herald_binary(), &[], test, name, args, env)
     }
 
-    fn spawn_under(
+    fn spawn_program(
+        program: &Path,
         launcher: &[&str],
         test: &str,
         name: &str,
@@ -101,10 +118,10 @@ impl HeraldProcess {
         let mut command = match launcher.split_first() {
             Some((program, launcher_args)) => {
                 let mut command = Command::new(program);
-                command.args(launcher_args).arg(herald_binary());
+                command.args(launcher_args).arg(program);
                 command
             }
-            None => Command::new(herald_binary()),
+            None => Command::new(program),
         };
         command
             .args(args)

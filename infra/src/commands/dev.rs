@@ -18,13 +18,7 @@ use crate::config::resolve::{self, Resolver};
 use crate::process::print_ready;
 use crate::rlimit;
 
-/// The app `herald dev` serves when none is configured. Numeric, as Pusher and Reverb issue app
-/// ids: the Python server SDK refuses any other (`\A[0-9]+\Z`).
-pub const DEV_APP_ID: &str = "100001";
-/// Its key.
-pub const DEV_APP_KEY: &str = "herald-dev-key";
-/// Its secret (for local development only).
-pub const DEV_APP_SECRET: &str = "herald-dev-secret";
+use herald_shared::dev::{DEV_APP_ID, DEV_APP_KEY, DEV_APP_SECRET};
 
 /// Loopback defaults: a dev server is not reachable from the network unless asked.
 const DEV_DEFAULTS: &[(&Meta, &str)] = &[

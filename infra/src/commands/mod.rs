@@ -1,6 +1,5 @@
 //! One module per subcommand.
 
-pub mod bench;
 pub mod cert;
 pub mod config;
 pub mod dev;

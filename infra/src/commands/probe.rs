@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 
-use super::dev::DEV_APP_KEY;
-use crate::bench::wire::{self, WireError, WsTarget};
 use crate::process::{EXIT_CONFIG, fail};
+use herald_shared::dev::DEV_APP_KEY;
+use herald_wire::{self as wire, WireError, WsTarget};
 
 /// Arguments of `herald probe`.
 #[derive(Debug, Args)]

@@ -87,7 +87,7 @@ pub fn run(args: SignArgs) -> ExitCode {
         body.as_bytes(),
         now,
     );
-    let query = query_string(&params);
+    let query = api::query_string(&params);
     let url = format!("{}{}?{}", base.trim_end_matches('/'), path, query);
     let mut command = format!("curl -sS -X {method}");
     if !body.is_empty() {
@@ -106,28 +106,6 @@ pub fn run(args: SignArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// The query string of signed parameters, each key and value percent-encoded.
-pub fn query_string(params: &[(String, String)]) -> String {
-    params
-        .iter()
-        .map(|(key, value)| format!("{}={}", percent_encode(key), percent_encode(value)))
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
-/// Percent-encodes a query component (RFC 3986 unreserved characters stay as they are).
-pub fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
 /// Quotes a string for a POSIX shell.
 fn shell_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
@@ -136,12 +114,6 @@ fn shell_quote(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn percent_encoding_keeps_unreserved() {
-        assert_eq!(percent_encode("a-b_c.d~"), "a-b_c.d~");
-        assert_eq!(percent_encode("a b,c"), "a%20b%2Cc");
-    }
 
     #[test]
     fn shell_quoting_survives_single_quotes() {

@@ -24,9 +24,9 @@ use super::key::{Defaulted, Key, Optional, Required};
 use super::keys::*;
 use super::raw::{Origin, RawConfig, Setting, Settings};
 use super::{ConfigError, ConfigErrors};
-use crate::commands::sign::percent_encode;
 use crate::tls;
 use crate::tls::files::CertFiles;
+use herald_shared::auth::api::percent_encode;
 
 /// Collects problems while values are resolved. Invalid values resolve to their default (or an
 /// empty value) so resolution can go on and report everything; [`Resolver::finish`] then fails.

@@ -4,7 +4,8 @@
 //! `auth_signature`, keys lower-cased, sorted by key, joined as `key=value` with `&`, values *not*
 //! URL-encoded (the PHP, Node and Python SDKs all sign decoded values). POST requests carry
 //! `body_md5`, the hex MD5 of the body. `auth_timestamp` must be within
-//! [`API_TIMESTAMP_TOLERANCE_SECS`] of the server's clock.
+//! [`API_TIMESTAMP_TOLERANCE_SECS`] of the server's clock. On the wire the signed parameters are
+//! percent-encoded ([`query_string`]), as every client that sends them does.
 
 use md5::{Digest, Md5};
 
@@ -149,11 +150,39 @@ pub fn verify(
     Ok(())
 }
 
+/// The query string of signed parameters, each key and value percent-encoded.
+pub fn query_string(params: &[(String, String)]) -> String {
+    params
+        .iter()
+        .map(|(key, value)| format!("{}={}", percent_encode(key), percent_encode(value)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// Percent-encodes a query component (RFC 3986 unreserved characters stay as they are).
+pub fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const NOW: u64 = 1_700_000_000;
+
+    #[test]
+    fn percent_encoding_keeps_unreserved() {
+        assert_eq!(percent_encode("a-b_c.d~"), "a-b_c.d~");
+        assert_eq!(percent_encode("a b,c"), "a%20b%2Cc");
+    }
 
     fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
         items

@@ -1,10 +1,10 @@
-//! `herald bench` against a real `herald dev` and the floor server: a small fan-out accounts
+//! `herald-bench` against a real `herald dev` and the floor server: a small fan-out accounts
 //! every delivery exactly, and unreachable servers, wrong credentials or bad flags fail clearly
-//! before any load is sent.
+//! before any load is sent. The server binary itself carries no benchmark and no floor server.
 
 use std::time::Duration;
 
-use herald_tests::dev::{Dev, herald};
+use herald_tests::dev::{Dev, bench, herald};
 use serde_json::Value;
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -24,9 +24,8 @@ async fn check_small_fanout(dev: Dev) {
         format!("ws://{}", dev.websocket),
         format!("http://{}", dev.http),
     );
-    let output = herald(
+    let output = bench(
         &[
-            "bench",
             "fanout",
             "--ws",
             &ws,
@@ -65,9 +64,8 @@ async fn wrong_credentials_fail_before_connecting() {
         format!("ws://{}", dev.websocket),
         format!("http://{}", dev.http),
     );
-    let output = herald(
+    let output = bench(
         &[
-            "bench",
             "fanout",
             "--ws",
             &ws,
@@ -92,28 +90,20 @@ async fn an_unreachable_server_or_a_bad_url_fails_clearly() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
     let closed = format!("ws://{}", listener.local_addr().expect("an address"));
     drop(listener);
-    let output = herald(
-        &["bench", "idle", "--ws", &closed, "-n", "3", "--hold", "0"],
-        LIMIT,
-    )
-    .await;
+    let output = bench(&["idle", "--ws", &closed, "-n", "3", "--hold", "0"], LIMIT).await;
     assert_eq!(output.status.code(), Some(69), "{output:?}");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("no subscriber could connect"), "{stderr}");
     assert!(stderr.contains("cannot connect"), "{stderr}");
 
-    let output = herald(
-        &["bench", "fanout", "--ws", &closed, "--api", "https://x"],
-        LIMIT,
-    )
-    .await;
+    let output = bench(&["fanout", "--ws", &closed, "--api", "https://x"], LIMIT).await;
     assert_eq!(output.status.code(), Some(64), "{output:?}");
     assert!(
         String::from_utf8_lossy(&output.stderr).contains("--api"),
         "{output:?}"
     );
 
-    let output = herald(&["bench", "fanout", "--ws", &closed, "--rate", "0"], LIMIT).await;
+    let output = bench(&["fanout", "--ws", &closed, "--rate", "0"], LIMIT).await;
     assert_eq!(output.status.code(), Some(64), "{output:?}");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--rate must be positive"), "{stderr}");
@@ -122,8 +112,19 @@ async fn an_unreachable_server_or_a_bad_url_fails_clearly() {
 #[tokio::test]
 async fn more_subscribers_than_open_files_fail_before_connecting() {
     // Linux caps open files per process at 2^30 (fs.nr_open), below this.
-    let output = herald(&["bench", "idle", "-n", "2000000000", "--hold", "0"], LIMIT).await;
+    let output = bench(&["idle", "-n", "2000000000", "--hold", "0"], LIMIT).await;
     assert_eq!(output.status.code(), Some(71), "{output:?}");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("subscribers need more"), "{stderr}");
+}
+
+#[tokio::test]
+async fn the_server_binary_has_no_bench_and_no_floor_server() {
+    let output = herald(&["bench", "floor", "--listen", "127.0.0.1:0"], LIMIT).await;
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("unrecognized subcommand 'bench'"),
+        "{stderr}"
+    );
 }

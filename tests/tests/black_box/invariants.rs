@@ -1,6 +1,7 @@
 //! The architecture's checkable invariants (ARCHITECTURE.md), read from `cargo tree` and from the
 //! sources: `herald-shared` has no runtime dependency, edge and hub never depend on each other,
-//! and the edge's top-level modules form layers (no import cycle).
+//! the server binary carries no benchmark, and the edge's top-level modules form layers (no
+//! import cycle).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -228,6 +229,32 @@ fn the_hubs_modules_form_layers() {
         assert!(
             !graph["cluster"].contains(upper),
             "hub/src/cluster imports {upper}: {graph:?}"
+        );
+    }
+}
+
+#[test]
+fn the_server_binary_carries_no_benchmark() {
+    let herald = dependencies("herald");
+    assert!(
+        herald.iter().any(|d| d == "herald-wire"),
+        "the tree was read: {herald:?}"
+    );
+    for forbidden in ["herald-bench", "hdrhistogram", "reqwest"] {
+        assert!(
+            !herald.iter().any(|d| d == forbidden),
+            "herald depends on {forbidden}"
+        );
+    }
+    let bench = dependencies("herald-bench");
+    assert!(
+        bench.iter().any(|d| d == "herald-wire"),
+        "the tree was read: {bench:?}"
+    );
+    for forbidden in ["herald-edge", "herald-hub"] {
+        assert!(
+            !bench.iter().any(|d| d == forbidden),
+            "the benchmark depends on {forbidden}: it must measure through the public protocol only"
         );
     }
 }

@@ -1,6 +1,6 @@
 //! A minimal Pusher protocol v7 client at the wire level, independent of the edge crate: parse a
 //! `ws://` base URL, open a TCP connection (optionally from a chosen source address), upgrade,
-//! wait for `pusher:connection_established`, subscribe. Used by `herald bench` and
+//! wait for `pusher:connection_established`, subscribe. Used by `herald-bench` and
 //! `herald probe`, against Herald or any other Pusher-compatible server.
 //!
 //! Frames are read with borrowed fields ([`Frame`]) so the receive loop of the benchmark parses

@@ -5,14 +5,14 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use super::clients::{self, ConnectPlan, ConnectReport};
-use super::procstat::{self, ProcError, Sample};
-use super::receive::{Group, GroupResult};
-use super::report::{DeliveryReport, MachineReport, ProcessReport, Report, Setup};
-use super::sequence::SeqSet;
-use super::stats::{self, Summary};
-use super::trigger::{ApiUrlError, TriggerOutcome};
-use super::wire::{KeyConflict, WireError};
+use crate::clients::{self, ConnectPlan, ConnectReport};
+use crate::procstat::{self, ProcError, Sample};
+use crate::receive::{Group, GroupResult};
+use crate::report::{DeliveryReport, MachineReport, ProcessReport, Report, Setup};
+use crate::sequence::SeqSet;
+use crate::stats::{self, Summary};
+use crate::trigger::{ApiUrlError, TriggerOutcome};
+use herald_wire::{KeyConflict, WireError};
 
 /// Why a benchmark could not run.
 #[derive(Debug, thiserror::Error)]
@@ -39,7 +39,7 @@ pub enum BenchError {
     Proc(ProcError),
     /// This process may not open enough sockets.
     #[error(
-        "this process may open {limit} files but {needed} subscribers need more; raise the hard limit (ulimit -Hn) or split the subscribers over several herald bench processes"
+        "this process may open {limit} files but {needed} subscribers need more; raise the hard limit (ulimit -Hn) or split the subscribers over several herald-bench processes"
     )]
     OpenFiles {
         /// The effective limit.
@@ -104,7 +104,7 @@ fn sample_all(pids: &[String]) -> Result<Vec<Sample>, BenchError> {
 pub fn ensure_open_files(subscribers: u64) -> Result<(), BenchError> {
     // Room for the trigger's HTTP connections, the runtime and stdio.
     const SPARE: u64 = 300;
-    match crate::rlimit::raise_open_files() {
+    match crate::raise_open_files() {
         Some(limit) if limit < subscribers + SPARE => Err(BenchError::OpenFiles {
             limit,
             needed: subscribers,

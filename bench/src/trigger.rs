@@ -14,10 +14,9 @@ use reqwest::Url;
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
 
-use super::payload::{self, Stamp};
-use super::sequence::SeqSet;
-use super::stats::{self, Summary};
-use crate::commands::sign::query_string;
+use crate::payload::{self, Stamp};
+use crate::sequence::SeqSet;
+use crate::stats::{self, Summary};
 
 /// Why an API URL is not usable.
 #[derive(Debug, thiserror::Error)]
@@ -131,7 +130,7 @@ impl TriggerPlan {
             body.as_bytes(),
             now,
         );
-        let query = query_string(&params);
+        let query = api::query_string(&params);
         let origin = base.origin().ascii_serialization();
         Signed {
             url: format!("{origin}{path}?{query}"),
@@ -186,7 +185,7 @@ pub fn client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
 pub async fn preflight(plan: &TriggerPlan, client: &reqwest::Client) -> Result<(), String> {
     let channel = format!("{}-preflight", plan.channel);
     for api in 0..plan.apis.len() {
-        let signed = plan.request(api, &channel, "herald bench preflight");
+        let signed = plan.request(api, &channel, "herald-bench preflight");
         send(client, signed)
             .await
             .map_err(|(_, message)| format!("{}: {message}", plan.apis[api]))?;

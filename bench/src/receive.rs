@@ -20,10 +20,10 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
 use tokio_util::sync::CancellationToken;
 
-use super::payload;
-use super::sequence::{Arrival, Tracker};
-use super::stats;
-use super::wire::{Frame, PONG, Socket};
+use crate::payload;
+use crate::sequence::{Arrival, Tracker};
+use crate::stats;
+use herald_wire::{Frame, PONG, Socket};
 
 /// What a [`Feed`] yields.
 enum Item {

@@ -1,7 +1,7 @@
-//! `herald bench floor`: the do-nothing WebSocket writer Herald's benchmarks are measured
+//! `herald-bench floor`: the do-nothing WebSocket writer Herald's benchmarks are measured
 //! against (BENCHMARKS.md).
 //!
-//! It is the least a Pusher-compatible server can do and still pass `herald bench fanout`:
+//! It is the least a Pusher-compatible server can do and still pass `herald-bench fanout`:
 //! upgrade, send `connection_established`, answer one `pusher:subscribe`, and on each
 //! `POST /apps/{id}/events` encode the frame once and `write` it to every socket. No signature
 //! check, no channels (every socket gets every event), no queue (a socket whose send buffer is
@@ -9,7 +9,9 @@
 //! per delivery is the kernel's TCP work plus a loop: the floor for CPU and latency.
 //!
 //! Not a Herald component and not a client: it is here so the benchmark and its reference
-//! server ship together. Sockets are split over one writer thread per core, each owning its
+//! server ship together, apart from the `herald` binary (it checks no signature).
+//! It listens with Herald's backlog ([`LISTEN_BACKLOG`]), so a connect burst meets the same
+//! kernel queue. Sockets are split over one writer thread per core, each owning its
 //! sockets (plain non-blocking `std` sockets written in a loop, off the async runtime so the
 //! loop never starves the HTTP side); a trigger hands the encoded frame to every writer (in one
 //! order, under a lock held only for the hand-off) and is answered at once, as Herald answers
@@ -20,11 +22,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use herald_shared::limits::LISTEN_BACKLOG;
 use serde::Deserialize;
 use std::io::Write as _;
 use std::sync::mpsc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 /// What a writer thread is handed.
@@ -263,6 +266,18 @@ impl Floor {
     }
 }
 
+/// Binds the floor's listener with Herald's backlog.
+pub fn listen(address: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if address.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Serves until the process is stopped; prints `{"event":"ready","websocket":…,"http":…}`
 /// (the same address) once listening.
 pub async fn run(listener: TcpListener) -> std::io::Result<()> {
@@ -282,11 +297,19 @@ pub async fn run(listener: TcpListener) -> std::io::Result<()> {
         missed,
     });
     let addr: SocketAddr = listener.local_addr()?;
-    crate::process::print_ready(serde_json::json!({
+    let ready = serde_json::json!({
+        "event": "ready",
         "role": "floor",
         "websocket": addr.to_string(),
         "http": addr.to_string(),
-    }));
+    });
+    #[allow(
+        clippy::print_stdout,
+        reason = "the ready line goes to stdout by contract"
+    )]
+    {
+        println!("{ready}");
+    }
     let mut report = tokio::time::interval(std::time::Duration::from_secs(10));
     loop {
         tokio::select! {

@@ -1,10 +1,14 @@
-//! `herald bench`: load against any Pusher-compatible server (Herald, Sockudo, Soketi, Reverb)
+//! `herald-bench`: load against any Pusher-compatible server (Herald, Sockudo, Soketi, Reverb)
 //! over its public protocol only — WebSocket subscribers and the signed HTTP API — so the same
-//! figures can be taken from Herald and from a peer in the same run.
+//! figures can be taken from Herald and from a peer in the same run; and the floor, the
+//! do-nothing server those figures are compared with.
+//!
+//! A crate and a program of its own, apart from `herald`: the server binary carries neither the
+//! unauthenticated floor server nor the benchmark's dependencies (HdrHistogram, an HTTP client).
 //!
 //! # Layout
-//! - [`wire`] — a minimal Pusher protocol v7 client (also used by `herald probe`).
-//! - [`clients`] — the connect phase: N subscribers over URLs and source addresses.
+//! - [`clients`] — the connect phase: N subscribers over URLs and source addresses, through the
+//!   wire client [`herald_wire`] (which `herald probe` uses too).
 //! - [`receive`] — a few tasks receiving on every subscriber socket.
 //! - [`trigger`] — signed triggers at a fixed rate.
 //! - [`payload`] — the sequence number and send time inside each event's data.
@@ -34,4 +38,14 @@ pub mod sequence;
 pub mod session;
 pub mod stats;
 pub mod trigger;
-pub mod wire;
+
+/// Raises the soft open-files limit to the hard limit; returns the effective soft limit.
+pub fn raise_open_files() -> Option<u64> {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => Some(limit),
+        Err(error) => {
+            tracing::warn!(message = "Cannot raise the open-files limit.", %error);
+            None
+        }
+    }
+}

@@ -1,23 +1,33 @@
-//! `herald bench`: fan-out and idle-socket benchmarks against any Pusher-compatible server.
-//! The flags become plans here; the runs live in [`crate::bench`].
+//! `herald-bench`: fan-out and idle-socket benchmarks against any Pusher-compatible server, and
+//! the floor server they are compared with. The flags become plans here; the runs live in the
+//! [`herald_bench`] library.
+//!
+//! Exit codes: 0 for a clean run, 1 when subscribers failed to connect, triggers failed,
+//! deliveries were lost or duplicated, or sockets were dropped (the report is printed either
+//! way), 64 for bad flags, 69 when the servers are unreachable, 71 for an operating-system
+//! failure (a port in use, too few open files).
 
 use std::net::IpAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use herald_bench::clients::ConnectPlan;
+use herald_bench::report::{Report, Setup};
+use herald_bench::session::{BenchError, SessionPlan};
+use herald_bench::trigger::{self, TriggerPlan};
+use herald_bench::{fanout, floor};
+use herald_shared::dev::{DEV_APP_ID, DEV_APP_KEY, DEV_APP_SECRET};
+use herald_wire::WsTarget;
+use tracing_subscriber::EnvFilter;
 
-use super::dev::{DEV_APP_ID, DEV_APP_KEY, DEV_APP_SECRET};
-use crate::bench::clients::ConnectPlan;
-use crate::bench::report::{Report, Setup};
-use crate::bench::session::{BenchError, SessionPlan};
-use crate::bench::trigger::{self, TriggerPlan};
-use crate::bench::wire::WsTarget;
-use crate::bench::{fanout, floor};
-use crate::process::{EXIT_OS, fail};
+/// Exit code for an operating-system failure such as a port in use (EX_OSERR).
+const EXIT_OS: u8 = 71;
 
-/// Arguments of `herald bench`.
-#[derive(Debug, Args)]
+/// Benchmark any Pusher-compatible server (fan-out latency and loss, idle socket memory), or
+/// serve as the do-nothing floor server they are compared with.
+#[derive(Debug, Parser)]
+#[command(name = "herald-bench", version)]
 pub struct BenchArgs {
     /// Which benchmark.
     #[command(subcommand)]
@@ -38,7 +48,7 @@ pub enum BenchCommand {
     Floor(FloorArgs),
 }
 
-/// Flags of `herald bench floor`.
+/// Flags of `herald-bench floor`.
 #[derive(Debug, Args)]
 pub struct FloorArgs {
     /// WebSocket and HTTP API address (one port for both); port 0 picks a free port. The
@@ -87,7 +97,7 @@ pub struct ClientArgs {
     pub json: bool,
 }
 
-/// Flags of `herald bench fanout`.
+/// Flags of `herald-bench fanout`.
 #[derive(Debug, Args)]
 pub struct FanoutArgs {
     /// Who connects where.
@@ -137,7 +147,7 @@ pub struct FanoutArgs {
     pub http_timeout: f64,
 }
 
-/// Flags of `herald bench idle`.
+/// Flags of `herald-bench idle`.
 #[derive(Debug, Args)]
 pub struct IdleArgs {
     /// Who connects where.
@@ -251,21 +261,25 @@ async fn idle_run(args: IdleArgs) -> Result<Report, BenchError> {
 }
 
 async fn floor_run(args: FloorArgs) -> ExitCode {
-    crate::rlimit::raise_open_files();
-    let listener = match crate::net::tcp(args.listen) {
+    herald_bench::raise_open_files();
+    let listener = match floor::listen(args.listen) {
         Ok(listener) => listener,
-        Err(error) => return fail(EXIT_OS, format!("bench floor: {}: {error}", args.listen)),
+        Err(error) => return fail(EXIT_OS, format!("floor: {}: {error}", args.listen)),
     };
     match floor::run(listener).await {
         Ok(()) => ExitCode::SUCCESS,
-        Err(error) => fail(EXIT_OS, format!("bench floor: {error}")),
+        Err(error) => fail(EXIT_OS, format!("floor: {error}")),
     }
 }
 
-/// Runs a benchmark and prints its report. Exits 0 for a clean run, 1 when subscribers failed
-/// to connect, triggers failed, deliveries were lost or duplicated, or sockets were dropped
-/// (the report is printed either way), 64 for bad flags, 69 when the servers are unreachable.
-pub async fn run(args: BenchArgs) -> ExitCode {
+/// Reports a failure and returns its exit code.
+fn fail(code: u8, message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("herald-bench: {message}");
+    ExitCode::from(code)
+}
+
+/// Runs a benchmark and prints its report (exit codes: the module's).
+async fn run(args: BenchArgs) -> ExitCode {
     let (json, result) = match args.command {
         BenchCommand::Fanout(args) => (args.client.json, fanout_run(args).await),
         BenchCommand::Idle(args) => (args.client.json, idle_run(args).await),
@@ -280,6 +294,27 @@ pub async fn run(args: BenchArgs) -> ExitCode {
                 ExitCode::FAILURE
             }
         }
-        Err(error) => fail(error.exit_code(), format!("bench: {error}")),
+        Err(error) => fail(error.exit_code(), error),
+    }
+}
+
+fn main() -> ExitCode {
+    let args = BenchArgs::parse();
+    // Logs to stderr (the report and the floor's ready line go to stdout): `HERALD_LOG`, else
+    // `RUST_LOG`, default `info`.
+    let filter = std::env::var("HERALD_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| "info".to_string());
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
+        .compact()
+        .init();
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(run(args)),
+        Err(error) => fail(EXIT_OS, format!("cannot start the runtime: {error}")),
     }
 }

@@ -6,10 +6,10 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use super::clients::ConnectReport;
-use super::procstat::Sample;
-use super::stats::Summary;
-use super::trigger::TriggerReport;
+use crate::clients::ConnectReport;
+use crate::procstat::Sample;
+use crate::stats::Summary;
+use crate::trigger::TriggerReport;
 
 /// What was asked for.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -319,7 +319,7 @@ fn heading(s: &Setup) -> String {
     };
     if s.mode == "fanout" {
         format!(
-            "herald bench fanout: {} subscribers on {} over {} ws URL(s){sources}; {} msg/s × {} messages of {} B",
+            "herald-bench fanout: {} subscribers on {} over {} ws URL(s){sources}; {} msg/s × {} messages of {} B",
             s.subscribers,
             s.channel,
             s.ws.len(),
@@ -329,7 +329,7 @@ fn heading(s: &Setup) -> String {
         )
     } else {
         format!(
-            "herald bench idle: {} subscribers on {} over {} ws URL(s){sources}",
+            "herald-bench idle: {} subscribers on {} over {} ws URL(s){sources}",
             s.subscribers,
             s.channel,
             s.ws.len()

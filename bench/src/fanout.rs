@@ -3,9 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use super::report::{Report, Setup};
-use super::session::{BenchError, Session, SessionPlan, ensure_open_files};
-use super::trigger::{self, TriggerPlan};
+use crate::report::{Report, Setup};
+use crate::session::{BenchError, Session, SessionPlan, ensure_open_files};
+use crate::trigger::{self, TriggerPlan};
 
 /// The event name idle runs listen for: nothing triggers it.
 const IDLE_EVENT: &str = "herald-bench-idle";

@@ -13,9 +13,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use super::receive::Group;
-use super::stats::{self, Summary};
-use super::wire::{self, WireError, WsTarget};
+use crate::receive::Group;
+use crate::stats::{self, Summary};
+use herald_wire::{self as wire, WireError, WsTarget};
 
 /// How to connect the subscribers.
 #[derive(Debug, Clone)]

@@ -49,6 +49,11 @@ impl SeqSet {
         self.len
     }
 
+    /// Whether the set holds no number.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
     /// How many numbers of `self` are not in `other`.
     pub fn count_missing_from(&self, other: &SeqSet) -> u64 {
         self.words

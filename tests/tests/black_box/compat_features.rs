@@ -458,8 +458,16 @@ async fn pusher_js_hears_subscription_counts_when_the_app_asks(shape: Shape) {
             assert_eq!(report, count(1));
         }
     }
+    // In a region each hub announces the changes it wrote (at most once an interval each), so
+    // the 2 may come again before the 1: counts are state, not a sequence of changes.
     second.unsubscribe(COUNTED).await;
-    assert_eq!(first.expect("subscription_count").await, count(1));
+    loop {
+        let report = first.expect("subscription_count").await;
+        if report == count(1) {
+            break;
+        }
+        assert_eq!(report, count(2));
+    }
     first.close().await;
     second.close().await;
 }

@@ -279,9 +279,11 @@ async fn the_edge_verifies_its_hub_by_the_name_it_dials() {
     let args = edge_args(&wrong);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let refused = HeraldProcess::spawn(test, "refused-edge", &args, &[]);
-    refused
-        .wait_for_log("certificate not valid for name", Duration::from_secs(20))
-        .await;
+    // The link task starts before the edge logs where it listens: the two lines come in either
+    // order.
+    for line in ["certificate not valid for name", "Edge listening."] {
+        refused.wait_for_log(line, Duration::from_secs(20)).await;
+    }
     let admin = refused
         .stderr()
         .lines()

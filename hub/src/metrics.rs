@@ -46,6 +46,8 @@ pub const REDIS_UP: &str = "herald_hub_redis_up";
 pub const REDIS_COMMAND_SECONDS: &str = "herald_hub_redis_command_seconds";
 /// Backfills served to edges from history.
 pub const HISTORY_BACKFILLS: &str = "herald_hub_history_backfills_total";
+/// Client resumes (`docs/resume.md`) edges asked history for.
+pub const HISTORY_REPLAYS: &str = "herald_hub_history_replays_total";
 /// 1 while the hub drains.
 pub const DRAINING: &str = "herald_hub_draining";
 /// Webhook events delivered (2xx), by app.
@@ -103,6 +105,7 @@ pub fn describe() {
         HISTORY_BACKFILLS,
         "Backfills edges asked for after a sequence gap."
     );
+    describe_counter!(HISTORY_REPLAYS, "Client resumes edges asked history for.");
     describe_gauge!(DRAINING, "1 while the hub drains.");
     describe_counter!(
         WEBHOOKS_SENT,
@@ -125,6 +128,7 @@ pub fn describe() {
         "Webhook events waiting for delivery, by app (in a region: the region's queues, on the delivering hub)."
     );
     counter!(HISTORY_BACKFILLS).increment(0);
+    counter!(HISTORY_REPLAYS).increment(0);
     gauge!(EDGES).increment(0.0);
     gauge!(STANDBY_LINKS).increment(0.0);
     gauge!(DRAINING).set(0.0);
@@ -173,6 +177,11 @@ pub fn webhooks_pending(app_id: &AppId, pending: u64) {
 /// An edge asked for a backfill.
 pub fn backfill() {
     counter!(HISTORY_BACKFILLS).increment(1);
+}
+
+/// An edge asked for a client's replay.
+pub fn replay() {
+    counter!(HISTORY_REPLAYS).increment(1);
 }
 
 /// The number of channels of `app_id` some edge subscribes to, read at scrape time.

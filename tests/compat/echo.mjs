@@ -3,7 +3,9 @@
 //
 // Usage: node echo.mjs '<options JSON>'
 //
-// Options: as client.mjs ({"key", "host", "port", "signer", "user", "pusher"?}); the app's
+// Options: as client.mjs ({"key", "host", "port", "signer", "user", "pusher"?}, and "resume":
+// true for the resume add-on of clients/js, which reports {"type": "resumed" | "resume_failed",
+// "channel", …} lines); the app's
 // authorizers go to pusher-js through Echo as `channelAuthorization.customHandler` and
 // `userAuthentication.customHandler` (common.mjs), so no HTTP auth endpoint is needed.
 //
@@ -28,6 +30,7 @@
 //   {"type": "whisper", "channel", "event": "typing", "data", "metadata"?: {"user_id"}}
 //                                                               .listenForWhisper(event)
 
+import { createRequire } from 'node:module';
 import Echo from 'laravel-echo';
 import {
   Pusher,
@@ -40,14 +43,21 @@ import {
 
 const options = JSON.parse(process.argv[2] ?? '{}');
 logToStderr();
+// With `"resume": true`, the two-line setup of clients/js/README.md: the add-on wraps the
+// pusher-js class Echo instantiates.
+const { withResume } = createRequire(import.meta.url)('../../clients/js/index.cjs');
 const echo = new Echo({
   broadcaster: 'pusher',
   key: options.key,
-  Pusher,
+  Pusher: options.resume ? withResume(Pusher) : Pusher,
   withoutInterceptors: true,
   ...pusherOptions(options),
 });
 reportConnection(echo.connector.pusher);
+if (options.resume) {
+  echo.connector.pusher.herald.on('resumed', (data) => emit({ type: 'resumed', ...data }));
+  echo.connector.pusher.herald.on('resume_failed', (data) => emit({ type: 'resume_failed', ...data }));
+}
 
 function channelOf(kind, name) {
   const method = { channel: 'channel', private: 'private', encryptedPrivate: 'encryptedPrivate', join: 'join' }[kind];

@@ -7,6 +7,8 @@
 //! - `script` — one client script as a child process speaking JSON lines.
 //! - `pusher_js` — [`JsClient`], pusher-js (`client.mjs`).
 //! - `echo` — [`EchoClient`], Laravel Echo (`echo.mjs`).
+//! - `resume` — [`ResumeClients`], many pusher-js clients with or without the resume add-on
+//!   (`resume.mjs`).
 //! - `sdk` — [`node_sdk`] (`trigger.mjs`) and [`python_sdk`] (`trigger.py`).
 //! - `webhooks` — [`WebhookReceiver`] (`webhook_receiver.mjs` + `webhook_verify.py`), an app's
 //!   webhook endpoint verifying every request with the npm and PyPI SDKs.
@@ -39,6 +41,7 @@
 
 mod echo;
 mod pusher_js;
+mod resume;
 mod script;
 mod sdk;
 mod webhooks;
@@ -55,6 +58,7 @@ use crate::topology::{APP_ID, APP_KEY, APP_SECRET, Cluster, Hub};
 
 pub use echo::{EchoClient, Kind};
 pub use pusher_js::JsClient;
+pub use resume::{ResumeClients, ResumeReport};
 pub use script::{Launch, MASTER_KEY_BASE64, signer};
 pub use sdk::{node_sdk, python_sdk};
 pub use webhooks::WebhookReceiver;

@@ -5,6 +5,7 @@
 //! - [`binary`] — building and locating `herald`.
 //! - [`dev`] — `herald dev` or the floor server for bench and probe tests, and one-shot runs.
 //! - [`process`] — spawning processes, ready lines, logs, kills.
+//! - [`proxy`] — a TCP proxy in front of edges that can cut a client's connection.
 //! - [`eventually`] — waiting, with a deadline, for a state the system reaches on its own.
 //! - [`redis`] — a real redis-server per test.
 //! - [`redis_cluster`] — a local Redis Cluster (3 primaries, 3 replicas) and a primary + replica
@@ -32,6 +33,7 @@ pub mod metrics;
 pub mod moto;
 pub mod netns;
 pub mod process;
+pub mod proxy;
 pub mod redis;
 pub mod redis_cluster;
 pub mod terraform;

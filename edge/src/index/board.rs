@@ -9,18 +9,19 @@
 //! refuses the event (the sender gets an error).
 //!
 //! Changes are handed over in dependency order: presence leaves first, then interest, then
-//! presence joins, watchlists, client events. The hub must route a channel to this edge before a
+//! presence joins, watchlists, client events, and the replays resuming sockets wait for (state
+//! like interest: a replay stays on the board until it is answered or its socket leaves). The hub must route a channel to this edge before a
 //! presence join on it is answered; and the region must never see a member whose subscription is
 //! not counted — so a count falls only after the leave it excludes, and rises before the join it
 //! includes. (An index shard records a leave before the count that excludes it, and a count
 //! before the join it includes, so a take between the two keeps that order too.)
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
 
 use herald_shared::channel::ChannelKey;
 use herald_shared::ids::{AppId, SocketId};
-use herald_shared::link::{ClientEvent, PresenceChange};
+use herald_shared::link::{ClientEvent, PresenceChange, ReplayRequest};
 use herald_shared::presence::Member;
 use tokio::sync::Notify;
 
@@ -61,6 +62,8 @@ pub struct Changes {
     pub watchlists: Vec<(AppId, String, Vec<String>)>,
     /// Client events, oldest first.
     pub client_events: Vec<ClientEvent>,
+    /// Replays resuming sockets wait for (`docs/resume.md`).
+    pub replays: Vec<ReplayRequest>,
 }
 
 #[derive(Debug, Default)]
@@ -72,6 +75,10 @@ struct State {
     watchlists: HashMap<UserKey, Vec<String>>,
     watchlists_dirty: HashMap<UserKey, Vec<String>>,
     client_events: VecDeque<ClientEvent>,
+    /// Each resuming socket's replay until it is answered or the socket leaves: state, so a
+    /// new link session asks its hub again.
+    replays: HashSet<ReplayRequest>,
+    replays_dirty: HashSet<ReplayRequest>,
 }
 
 /// Shared between the index shards (writers) and the link task (reader).
@@ -169,6 +176,21 @@ impl Board {
         accepted
     }
 
+    /// A resuming socket waits for its replay.
+    pub fn replay(&self, request: ReplayRequest) {
+        self.update(|state| {
+            state.replays.insert(request.clone());
+            state.replays_dirty.insert(request);
+        });
+    }
+
+    /// A replay was answered, or its socket left: it is not asked for again.
+    pub fn replay_done(&self, request: &ReplayRequest) {
+        let mut state = self.lock();
+        state.replays.remove(request);
+        state.replays_dirty.remove(request);
+    }
+
     /// Takes the changes since the last take.
     pub fn take(&self) -> Changes {
         let mut state = self.lock();
@@ -187,6 +209,7 @@ impl Board {
                 .map(|((app, user), watched)| (app, user, watched))
                 .collect(),
             client_events: state.client_events.drain(..).collect(),
+            replays: state.replays_dirty.drain().collect(),
         }
     }
 
@@ -197,6 +220,7 @@ impl Board {
         state.interest_dirty.clear();
         state.members_dirty.clear();
         state.watchlists_dirty.clear();
+        state.replays_dirty.clear();
         Changes {
             leaves: Vec::new(),
             interests: state.wanted.iter().map(|(k, d)| (k.clone(), *d)).collect(),
@@ -211,6 +235,7 @@ impl Board {
                 .map(|((app, user), watched)| (app.clone(), user.clone(), watched.clone()))
                 .collect(),
             client_events: state.client_events.drain(..).collect(),
+            replays: state.replays.iter().cloned().collect(),
         }
     }
 

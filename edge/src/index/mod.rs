@@ -15,11 +15,13 @@
 //! # Layout
 //! - [`shard`] — one shard's state and the task that owns it.
 //! - [`board`] — what to tell the hub, as state: written by the shards, read by the link task.
+//! - [`resume`] — a resuming subscriber's catch-up (`docs/resume.md`).
 //! - [`outbox`] — each socket's bounded, never-waiting queue: written by fan-out (and by the
 //!   socket's own replies), drained by the socket task; [`encode`] makes the bytes it holds.
 
 mod board;
 mod outbox;
+mod resume;
 mod shard;
 
 use std::sync::Arc;
@@ -27,8 +29,9 @@ use std::time::Duration;
 
 use herald_shared::channel::ChannelKey;
 use herald_shared::ids::SocketId;
-use herald_shared::link::{CachedEvent, ClientEvent, Event, PresenceAnswer};
+use herald_shared::link::{CachedEvent, ClientEvent, Event, PresenceAnswer, Replayed};
 use herald_shared::presence::Member;
+use herald_shared::protocol::Resume;
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::task::TaskTracker;
@@ -76,6 +79,8 @@ pub enum Command {
         outbox: Outbox,
         /// How.
         mode: Mode,
+        /// Whether the client opted in to resuming, and after which position it resumes.
+        resume: Option<Resume>,
     },
     /// Remove a socket from a channel.
     Unsubscribe {
@@ -90,6 +95,8 @@ pub enum Command {
         key: ChannelKey,
         /// The generation confirmed.
         generation: u32,
+        /// The channel's sequence the confirmation is as of (the events that follow are after it).
+        seq: u64,
         /// A cache channel's last event.
         cached: Option<CachedEvent>,
         /// How long delivered events of cache channels stay cached.
@@ -108,6 +115,8 @@ pub enum Command {
     Presence(PresenceAnswer),
     /// An event to fan out to the channel's local subscribers.
     Deliver(Event),
+    /// (Part of) a resuming socket's replay.
+    Replayed(Replayed),
     /// A client event from a local socket, to relay through the hub if the socket may.
     ClientEvent {
         /// The event.
@@ -128,6 +137,7 @@ impl Command {
             | Self::Counted { key, .. }
             | Self::Presence(PresenceAnswer { key, .. }) => Some(key),
             Self::Deliver(event) => Some(&event.key),
+            Self::Replayed(replayed) => Some(&replayed.request.key),
             Self::ClientEvent { event, .. } => Some(&event.key),
             Self::Count(_) => None,
         }

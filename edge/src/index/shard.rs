@@ -17,12 +17,15 @@ use std::time::Duration;
 use herald_shared::channel::ChannelKey;
 use herald_shared::event::{EventData, EventName, TERMINATE_CONNECTIONS};
 use herald_shared::ids::SocketId;
-use herald_shared::link::{CachedEvent, ClientEvent, Event, PresenceAnswer, PresenceOutcome};
-use herald_shared::protocol::{ErrorCode, Outgoing};
+use herald_shared::link::{
+    CachedEvent, ClientEvent, Event, PresenceAnswer, PresenceOutcome, ReplayRequest, Replayed,
+};
+use herald_shared::protocol::{ErrorCode, Outgoing, Resume};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
+use super::resume::{CatchUp, Held, Step, is_member_event, with_position};
 use super::{Board, CloseOrder, Outbox, Pushed, encode};
 use super::{Command, Mode};
 use crate::metrics;
@@ -40,8 +43,14 @@ struct Subscriber {
     /// Events held for a pending presence join, with their sequences: once the hub answers
     /// with the member list as of sequence S, those after S are delivered. Other subscribers of
     /// a confirmed channel hold the events that arrive while they wait for their count, and get
-    /// them right after their confirmation.
-    held: Vec<(u64, Utf8Bytes)>,
+    /// them right after their confirmation; resuming ones hold them until their replay ended.
+    held: Vec<Held>,
+    /// Whether the client opted in to resuming: its event frames carry their position.
+    positioned: bool,
+    /// A positioned subscriber skips events at or below this position (already given to it).
+    skip_through: u64,
+    /// A resuming subscriber's replay, until it is delivered.
+    catch_up: Option<Box<CatchUp>>,
     /// The channel's count version that includes this socket: it becomes active only once the
     /// region holds it.
     counted_at: u64,
@@ -52,6 +61,9 @@ struct Subscriber {
 /// Events held for one pending presence join before the socket counts as too slow.
 const HELD_LIMIT: usize = 256;
 
+/// Events held for a resuming subscriber while its replay comes, before it counts as too slow.
+const RESUME_HELD_LIMIT: usize = 2_000;
+
 impl Subscriber {
     fn new(outbox: Outbox, announce: bool, join_id: Option<u64>, counted_at: u64) -> Self {
         Self {
@@ -60,6 +72,9 @@ impl Subscriber {
             announce,
             join_id,
             held: Vec::new(),
+            positioned: false,
+            skip_through: 0,
+            catch_up: None,
             counted_at,
             greeting: Vec::new(),
         }
@@ -90,6 +105,8 @@ struct LocalChannel {
     cache_ttl: Duration,
     /// Whether a user channel's watchlist was reported to the hub (the board holds it).
     watchlist_reported: bool,
+    /// The last event sequence delivered here (what a resuming subscriber's replay must reach).
+    last_seq: u64,
 }
 
 /// The shard's state. Every method is synchronous: decide, mutate, push to outboxes and the
@@ -110,6 +127,32 @@ pub async fn run(mut commands: mpsc::Receiver<Command>, board: Arc<Board>, stats
     while let Some(command) = commands.recv().await {
         shard.apply(command, Instant::now());
     }
+}
+
+/// Marks a new subscriber of a client that opted in to resuming (`resume`): positioned, and when
+/// it resumes after a position, waiting for the replay it returns the request of.
+fn resuming(
+    subscriber: &mut Subscriber,
+    key: &ChannelKey,
+    socket: SocketId,
+    resume: Option<Resume>,
+    known: u64,
+) -> Option<ReplayRequest> {
+    let resume = resume?;
+    subscriber.positioned = true;
+    let after = resume.after?;
+    subscriber.skip_through = after;
+    let request = ReplayRequest {
+        key: key.clone(),
+        socket,
+        after,
+    };
+    subscriber.catch_up = Some(Box::new(CatchUp::new(
+        request.clone(),
+        resume.previous_socket,
+        known,
+    )));
+    Some(request)
 }
 
 /// Records the watchlist of a user channel's user on the board (empty: their last socket left).
@@ -158,16 +201,31 @@ impl LocalChannel {
         }
         self.subscribers
             .iter()
-            .filter(|(_, s)| !s.active && s.join_id.is_none() && s.counted_at <= self.counted)
+            .filter(|(_, s)| {
+                !s.active
+                    && s.join_id.is_none()
+                    && s.catch_up.is_none()
+                    && s.counted_at <= self.counted
+            })
             .map(|(socket, _)| *socket)
             .collect()
     }
 
     /// Makes subscribers active: each gets its greeting, and the announced ones the [`welcome`]
-    /// frames, encoded once for all of them.
-    fn activate(&mut self, key: &ChannelKey, sockets: &[SocketId], data: String, now: Instant) {
+    /// frames, encoded once for all of them. Positioned subscribers get their
+    /// `subscription_succeeded` with the position they start after: `position` (a presence
+    /// join's sequence), else the one before the first event held for them, else the channel's.
+    fn activate(
+        &mut self,
+        key: &ChannelKey,
+        sockets: &[SocketId],
+        data: String,
+        position: Option<u64>,
+        now: Instant,
+    ) {
         let mut data = Some(data);
         let mut frames = Vec::new();
+        let last_seq = self.last_seq;
         for socket in sockets {
             let Some(subscriber) = self.subscribers.get_mut(socket) else {
                 continue;
@@ -180,15 +238,69 @@ impl LocalChannel {
                 if let Some(data) = data.take() {
                     frames = welcome(key, self.cached.as_ref(), data, now);
                 }
-                for frame in &frames {
-                    subscriber.outbox.push(frame.clone());
+                for (index, frame) in frames.iter().enumerate() {
+                    if index == 0 && subscriber.positioned {
+                        let start = position
+                            .or_else(|| subscriber.held.first().map(|held| held.seq - 1))
+                            .unwrap_or(last_seq);
+                        subscriber.outbox.push(with_position(frame, start));
+                    } else {
+                        subscriber.outbox.push(frame.clone());
+                    }
                 }
             }
             if subscriber.join_id.is_none() {
-                for (_, frame) in std::mem::take(&mut subscriber.held) {
-                    subscriber.outbox.push(frame);
+                for held in std::mem::take(&mut subscriber.held) {
+                    subscriber.outbox.push(held.frame);
                 }
             }
+        }
+    }
+
+    /// Delivers a resuming subscriber's catch-up once its replay has ended and it is confirmed
+    /// (a presence join answered; else the channel confirmed and the socket counted).
+    fn finish_resume(&mut self, key: &ChannelKey, socket: SocketId, now: Instant) {
+        let Some(subscriber) = self.subscribers.get_mut(&socket) else {
+            return;
+        };
+        let Some(catch_up) = subscriber.catch_up.as_ref() else {
+            return;
+        };
+        let confirmed = if subscriber.join_id.is_some() {
+            catch_up.joined()
+        } else {
+            self.confirmed && subscriber.counted_at <= self.counted
+        };
+        if !catch_up.answered() || !confirmed || subscriber.active {
+            return;
+        }
+        let catch_up = subscriber.catch_up.take().expect("checked above");
+        let data = catch_up.snapshot().unwrap_or_else(|| "{}".into());
+        let held = std::mem::take(&mut subscriber.held);
+        let finished = catch_up.finish(&key.channel, socket, held);
+        subscriber.active = true;
+        subscriber.skip_through = finished.skip_through;
+        let mut frames = welcome(key, self.cached.as_ref(), data, now);
+        if !finished.failed {
+            // The replay holds the cache channel's last event already.
+            frames.truncate(1);
+        }
+        frames[0] = with_position(&frames[0], finished.position);
+        for frame in frames.into_iter().chain(finished.frames) {
+            subscriber.outbox.push(frame);
+        }
+    }
+
+    /// Tries [`LocalChannel::finish_resume`] for every resuming subscriber.
+    fn finish_resumes(&mut self, key: &ChannelKey, now: Instant) {
+        let resuming: Vec<SocketId> = self
+            .subscribers
+            .iter()
+            .filter(|(_, s)| s.catch_up.is_some())
+            .map(|(socket, _)| *socket)
+            .collect();
+        for socket in resuming {
+            self.finish_resume(key, socket, now);
         }
     }
 }
@@ -212,14 +324,16 @@ impl Shard {
                 socket,
                 outbox,
                 mode,
-            } => self.subscribe(key, socket, outbox, mode, now),
+                resume,
+            } => self.subscribe(key, socket, outbox, mode, resume, now),
             Command::Unsubscribe { key, socket } => self.unsubscribe(key, socket),
             Command::Confirmed {
                 key,
                 generation,
+                seq,
                 cached,
                 cache_ttl,
-            } => self.confirmed(&key, generation, cached, cache_ttl, now),
+            } => self.confirmed(&key, generation, seq, cached, cache_ttl, now),
             Command::Counted {
                 key,
                 generation,
@@ -232,18 +346,23 @@ impl Shard {
                 outcome: PresenceOutcome::Joined { snapshot, seq },
             }) => {
                 if let Some(channel) = self.channels.get_mut(&key)
-                    && channel
+                    && let Some(subscriber) = channel
                         .subscribers
-                        .get(&socket)
-                        .is_some_and(|s| s.join_id == Some(join_id) && !s.active)
+                        .get_mut(&socket)
+                        .filter(|s| s.join_id == Some(join_id) && !s.active)
                 {
-                    channel.activate(&key, &[socket], snapshot, now);
+                    if let Some(catch_up) = subscriber.catch_up.as_mut() {
+                        catch_up.join(snapshot, seq);
+                        channel.finish_resume(&key, socket, now);
+                        return;
+                    }
+                    channel.activate(&key, &[socket], snapshot, Some(seq), now);
                     if let Some(subscriber) = channel.subscribers.get_mut(&socket) {
-                        for (_, frame) in std::mem::take(&mut subscriber.held)
+                        for held in std::mem::take(&mut subscriber.held)
                             .into_iter()
-                            .filter(|(held_seq, _)| *held_seq > seq)
+                            .filter(|held| held.seq > seq)
                         {
-                            subscriber.outbox.push(frame);
+                            subscriber.outbox.push(held.frame);
                         }
                     }
                 }
@@ -255,6 +374,7 @@ impl Shard {
                 outcome: PresenceOutcome::Refused { reason },
             }) => self.refused(key, socket, join_id, reason),
             Command::Deliver(event) => self.deliver(event, now),
+            Command::Replayed(replayed) => self.replayed(replayed, now),
             Command::ClientEvent { event, outbox } => self.client_event(event, &outbox),
             Command::Count(reply) => {
                 let subscriptions = self.channels.values().map(|c| c.subscribers.len()).sum();
@@ -269,6 +389,7 @@ impl Shard {
         socket: SocketId,
         outbox: Outbox,
         mode: Mode,
+        resume: Option<Resume>,
         now: Instant,
     ) {
         let app_id = key.app.clone();
@@ -285,6 +406,7 @@ impl Shard {
                     cached: None,
                     cache_ttl: Duration::ZERO,
                     watchlist_reported: false,
+                    last_seq: 0,
                 })
             }
         };
@@ -292,6 +414,7 @@ impl Shard {
         // The count version that includes the socket if it is new.
         let counted_at = channel.version + 1;
         let mut join = None;
+        let mut replay = None;
         match mode {
             Mode::Announced => match channel.subscribers.get_mut(&socket) {
                 Some(existing) => {
@@ -299,18 +422,20 @@ impl Shard {
                     // announced now if it is active, else when it becomes active.
                     existing.announce = true;
                     if existing.active {
-                        channel.activate(&key, &[socket], "{}".into(), now);
+                        channel.activate(&key, &[socket], "{}".into(), None, now);
                     }
                 }
                 None => {
-                    let subscriber = Subscriber::new(outbox, true, None, counted_at);
+                    let mut subscriber = Subscriber::new(outbox, true, None, counted_at);
+                    replay = resuming(&mut subscriber, &key, socket, resume, channel.last_seq);
                     channel.subscribers.insert(socket, subscriber);
                 }
             },
             Mode::Presence(member) => {
                 self.next_join += 1;
                 let join_id = self.next_join;
-                let subscriber = Subscriber::new(outbox, true, Some(join_id), counted_at);
+                let mut subscriber = Subscriber::new(outbox, true, Some(join_id), counted_at);
+                replay = resuming(&mut subscriber, &key, socket, resume, channel.last_seq);
                 channel.subscribers.insert(socket, subscriber);
                 join = Some((join_id, member));
             }
@@ -352,6 +477,36 @@ impl Shard {
         if let Some((join_id, member)) = join {
             self.board.join(key, socket, join_id, member);
         }
+        if let Some(request) = replay {
+            self.board.replay(request);
+        }
+    }
+
+    /// A part of a resuming subscriber's replay.
+    fn replayed(&mut self, replayed: Replayed, now: Instant) {
+        let key = replayed.request.key.clone();
+        let socket = replayed.request.socket;
+        let Some(channel) = self.channels.get_mut(&key) else {
+            return;
+        };
+        let Some(catch_up) = channel
+            .subscribers
+            .get_mut(&socket)
+            .and_then(|s| s.catch_up.as_mut())
+        else {
+            return;
+        };
+        match catch_up.part(replayed) {
+            Step::Wait => {}
+            Step::Ask { done, next } => {
+                self.board.replay_done(&done);
+                self.board.replay(next);
+            }
+            Step::Done(done) => {
+                self.board.replay_done(&done);
+                channel.finish_resume(&key, socket, now);
+            }
+        }
     }
 
     fn unsubscribe(&mut self, key: ChannelKey, socket: SocketId) {
@@ -362,6 +517,9 @@ impl Shard {
         let Some(subscriber) = channel.subscribers.remove(&socket) else {
             return;
         };
+        if let Some(catch_up) = &subscriber.catch_up {
+            self.board.replay_done(catch_up.request());
+        }
         if subscriber.join_id.is_some() {
             self.board.leave(key.clone(), socket);
         }
@@ -386,6 +544,7 @@ impl Shard {
         &mut self,
         key: &ChannelKey,
         generation: u32,
+        seq: u64,
         cached: Option<CachedEvent>,
         cache_ttl: Duration,
         now: Instant,
@@ -397,6 +556,8 @@ impl Shard {
             return;
         }
         channel.confirmed = true;
+        // The events that follow the confirmation come after `seq`.
+        channel.last_seq = channel.last_seq.max(seq);
         channel.cache_ttl = cache_ttl;
         channel.cached = cached.map(|cached| Cached {
             name: cached.name,
@@ -404,7 +565,8 @@ impl Shard {
             expires: now + Duration::from_millis(cached.ttl_ms),
         });
         let ready = channel.ready();
-        channel.activate(key, &ready, "{}".into(), now);
+        channel.activate(key, &ready, "{}".into(), None, now);
+        channel.finish_resumes(key, now);
     }
 
     /// The region holds the channel's count as of `version`: the subscribers it includes are
@@ -418,7 +580,8 @@ impl Shard {
         }
         channel.counted = version;
         let ready = channel.ready();
-        channel.activate(key, &ready, "{}".into(), now);
+        channel.activate(key, &ready, "{}".into(), None, now);
+        channel.finish_resumes(key, now);
     }
 
     fn refused(&mut self, key: ChannelKey, socket: SocketId, join_id: u64, reason: String) {
@@ -459,25 +622,49 @@ impl Shard {
             });
         }
         // Encode once; every subscriber's outbox gets a clone of the same bytes.
+        let event_name = event.name.clone();
         let encoded = encode(&Outgoing::Event {
             channel: event.key.channel.clone(),
             event: event.name,
             data: event.data,
             user_id: event.user_id,
         });
+        channel.last_seq = event.seq;
         let mut delivered = 0;
         // One subscriber per event and shard has its write timed (herald_edge_delivery_seconds).
         let mut sample = Some(event.accepted_micros).filter(|at| *at > 0);
+        // The variant with the event's position, for subscribers that opted in to resuming:
+        // encoded at most once per event, whatever their number.
+        let mut positioned: Option<Utf8Bytes> = None;
         for (socket, subscriber) in &mut channel.subscribers {
             if Some(*socket) == event.exclude {
                 continue;
             }
+            let frame = if subscriber.positioned {
+                if event.seq <= subscriber.skip_through {
+                    continue;
+                }
+                positioned
+                    .get_or_insert_with(|| with_position(&encoded, event.seq))
+                    .clone()
+            } else {
+                encoded.clone()
+            };
             if !subscriber.active {
                 // A pending presence join, or a subscriber of the confirmed channel waiting for
-                // its count: the event is theirs once they are confirmed.
+                // its count (or its replay): the event is theirs once they are confirmed.
                 if subscriber.join_id.is_some() || channel.confirmed {
-                    if subscriber.held.len() < HELD_LIMIT {
-                        subscriber.held.push((event.seq, encoded.clone()));
+                    let limit = if subscriber.catch_up.is_some() {
+                        RESUME_HELD_LIMIT
+                    } else {
+                        HELD_LIMIT
+                    };
+                    if subscriber.held.len() < limit {
+                        subscriber.held.push(Held {
+                            seq: event.seq,
+                            member: is_member_event(event_name.as_str()),
+                            frame,
+                        });
                     } else {
                         subscriber.outbox.close(CloseOrder::SlowConsumer);
                     }
@@ -485,8 +672,8 @@ impl Shard {
                 continue;
             }
             let pushed = match sample {
-                Some(accepted) => subscriber.outbox.push_sampled(encoded.clone(), accepted),
-                None => subscriber.outbox.push(encoded.clone()),
+                Some(accepted) => subscriber.outbox.push_sampled(frame, accepted),
+                None => subscriber.outbox.push(frame),
             };
             match pushed {
                 Pushed::Queued => {
@@ -574,6 +761,7 @@ mod tests {
         shard.confirmed(
             &key(name),
             generation,
+            0,
             None,
             Duration::from_secs(60),
             Instant::now(),
@@ -587,11 +775,11 @@ mod tests {
         let mut shard = shard();
         let now = Instant::now();
         let (tx1, mut rx1) = new_outbox();
-        shard.subscribe(key("a"), socket(1), tx1, Mode::Announced, now);
+        shard.subscribe(key("a"), socket(1), tx1, Mode::Announced, None, now);
         let interests = shard.board.take().interests;
         assert_eq!(interests.len(), 1);
         assert_eq!((interests[0].1.subscribers, interests[0].1.version), (1, 1));
-        shard.confirmed(&key("a"), 1, None, Duration::from_secs(60), now);
+        shard.confirmed(&key("a"), 1, 0, None, Duration::from_secs(60), now);
         assert_eq!(next_text(&mut rx1), None, "not counted yet");
         shard.counted(&key("a"), 1, 1, now);
         assert!(
@@ -601,7 +789,7 @@ mod tests {
         );
         // A later subscriber waits for the count that includes it, even on a confirmed channel.
         let (tx2, mut rx2) = new_outbox();
-        shard.subscribe(key("a"), socket(2), tx2, Mode::Announced, now);
+        shard.subscribe(key("a"), socket(2), tx2, Mode::Announced, None, now);
         assert_eq!(shard.board.take().interests[0].1.version, 2);
         assert_eq!(next_text(&mut rx2), None);
         shard.counted(&key("a"), 2, 2, now);
@@ -620,11 +808,11 @@ mod tests {
         let mut shard = shard();
         let now = Instant::now();
         let (tx1, mut rx1) = new_outbox();
-        shard.subscribe(key("a"), socket(1), tx1, Mode::Announced, now);
+        shard.subscribe(key("a"), socket(1), tx1, Mode::Announced, None, now);
         confirm(&mut shard, "a", 1);
         assert!(next_text(&mut rx1).is_some());
         let (tx2, mut rx2) = new_outbox();
-        shard.subscribe(key("a"), socket(2), tx2, Mode::Announced, now);
+        shard.subscribe(key("a"), socket(2), tx2, Mode::Announced, None, now);
         shard.deliver(event("a", "early", None), now);
         assert!(next_text(&mut rx1).unwrap().contains("early"));
         assert_eq!(next_text(&mut rx2), None, "held until confirmed");
@@ -647,10 +835,11 @@ mod tests {
             watchlist: Vec::new(),
             greeting,
         };
-        shard.subscribe(key("#server-to-user-7"), socket(1), tx, mode, now);
+        shard.subscribe(key("#server-to-user-7"), socket(1), tx, mode, None, now);
         shard.confirmed(
             &key("#server-to-user-7"),
             1,
+            0,
             None,
             Duration::from_secs(60),
             now,
@@ -667,9 +856,9 @@ mod tests {
         let mut shard = shard();
         let now = Instant::now();
         let (tx, mut rx) = new_outbox();
-        shard.subscribe(key("a"), socket(1), tx.clone(), Mode::Announced, now);
+        shard.subscribe(key("a"), socket(1), tx.clone(), Mode::Announced, None, now);
         shard.unsubscribe(key("a"), socket(1));
-        shard.subscribe(key("a"), socket(1), tx, Mode::Announced, now);
+        shard.subscribe(key("a"), socket(1), tx, Mode::Announced, None, now);
         confirm(&mut shard, "a", 1);
         assert_eq!(next_text(&mut rx), None, "generation 1 no longer exists");
         confirm(&mut shard, "a", 2);
@@ -683,11 +872,11 @@ mod tests {
         let (tx1, mut rx1) = new_outbox();
         let (tx2, mut rx2) = new_outbox();
         let (tx3, mut rx3) = new_outbox();
-        shard.subscribe(key("a"), socket(1), tx1, Mode::Announced, now);
-        shard.subscribe(key("a"), socket(2), tx2, Mode::Announced, now);
+        shard.subscribe(key("a"), socket(1), tx1, Mode::Announced, None, now);
+        shard.subscribe(key("a"), socket(2), tx2, Mode::Announced, None, now);
         confirm(&mut shard, "a", 1);
         let member = Member::parse(Some(r#"{"user_id":"u"}"#), 100).unwrap();
-        shard.subscribe(key("a"), socket(3), tx3, Mode::Presence(member), now);
+        shard.subscribe(key("a"), socket(3), tx3, Mode::Presence(member), None, now);
         let _ = (next_text(&mut rx1), next_text(&mut rx2));
         shard.deliver(event("a", "e", Some(socket(1))), now);
         assert_eq!(next_text(&mut rx1), None);
@@ -713,6 +902,7 @@ mod tests {
             socket(1),
             tx.clone(),
             Mode::Presence(member.clone()),
+            None,
             now,
         );
         confirm(&mut shard, "presence-a", 1);
@@ -753,6 +943,7 @@ mod tests {
             socket(2),
             tx,
             Mode::Presence(member),
+            None,
             now,
         );
         shard.board.take();
@@ -780,7 +971,7 @@ mod tests {
         let mut shard = shard();
         let now = Instant::now();
         let (tx1, mut rx1) = new_outbox();
-        shard.subscribe(key("cache-a"), socket(1), tx1, Mode::Announced, now);
+        shard.subscribe(key("cache-a"), socket(1), tx1, Mode::Announced, None, now);
         confirm(&mut shard, "cache-a", 1);
         assert!(
             next_text(&mut rx1)
@@ -793,7 +984,7 @@ mod tests {
         );
         shard.deliver(event("cache-a", "price", None), now);
         let (tx2, mut rx2) = new_outbox();
-        shard.subscribe(key("cache-a"), socket(2), tx2, Mode::Announced, now);
+        shard.subscribe(key("cache-a"), socket(2), tx2, Mode::Announced, None, now);
         shard.counted(&key("cache-a"), 1, 2, now);
         assert!(
             next_text(&mut rx2)
@@ -819,6 +1010,7 @@ mod tests {
                 watchlist: vec!["8".into()],
                 greeting: Vec::new(),
             },
+            None,
             now,
         );
         confirm(&mut shard, "#server-to-user-7", 1);
@@ -832,7 +1024,14 @@ mod tests {
     fn last_unsubscribe_withdraws_interest() {
         let mut shard = shard();
         let (tx, _rx) = new_outbox();
-        shard.subscribe(key("a"), socket(1), tx, Mode::Announced, Instant::now());
+        shard.subscribe(
+            key("a"),
+            socket(1),
+            tx,
+            Mode::Announced,
+            None,
+            Instant::now(),
+        );
         shard.board.take();
         shard.unsubscribe(key("a"), socket(1));
         assert!(shard.channels.is_empty());

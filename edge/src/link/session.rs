@@ -217,6 +217,7 @@ fn frames_for(
         joins,
         watchlists,
         client_events,
+        replays,
     } = changes;
     let leaves = leaves.into_iter().map(EdgeToHub::Presence);
     let interests = interests
@@ -231,11 +232,13 @@ fn frames_for(
             watchlist,
         });
     let client_events = client_events.into_iter().map(EdgeToHub::ClientEvent);
+    let replays = replays.into_iter().map(EdgeToHub::Replay);
     leaves
         .chain(interests)
         .chain(joins)
         .chain(watchlists)
         .chain(client_events)
+        .chain(replays)
         .collect()
 }
 
@@ -473,6 +476,7 @@ impl Session {
                     let confirmed = Command::Confirmed {
                         key,
                         generation,
+                        seq,
                         cached,
                         cache_ttl: self.cache_ttl,
                     };
@@ -492,6 +496,7 @@ impl Session {
                 task.index.send(counted).await;
             }
             HubToEdge::Presence(answer) => task.index.send(Command::Presence(answer)).await,
+            HubToEdge::Replayed(replayed) => task.index.send(Command::Replayed(replayed)).await,
             HubToEdge::Event(event) => {
                 task.stats.events_received.fetch_add(1, Ordering::Relaxed);
                 match tracker.event(&event.key, event.seq) {

@@ -14,7 +14,7 @@ use herald_shared::ids::SocketId;
 use herald_shared::limits::MAX_WATCHLIST;
 use herald_shared::link::ClientEvent;
 use herald_shared::presence::Member;
-use herald_shared::protocol::{ErrorCode, Incoming, Outgoing, Subscribe};
+use herald_shared::protocol::{ErrorCode, Incoming, Outgoing, Resume, Subscribe};
 use herald_shared::user::SignedInUser;
 use tokio::time::Instant;
 
@@ -118,6 +118,7 @@ impl Session {
             channel,
             auth,
             channel_data,
+            resume,
         } = subscribe;
         let max = self.ctx.limits.max_channels;
         if self.subscriptions.len() >= max && !self.subscriptions.contains_key(&channel) {
@@ -180,23 +181,24 @@ impl Session {
                     let error = "Only the user signed in on this connection can subscribe to its #server-to-user- channel".to_string();
                     return subscription_error(&channel, "AuthError", error, 403);
                 }
-                // Held since sign-in; this only asks for the announcement.
-                self.send_subscribe(channel, Mode::Announced).await;
+                // Held since sign-in; this only asks for the announcement (and never resumes).
+                self.send_subscribe(channel, Mode::Announced, None).await;
                 return None;
             }
         };
         self.subscriptions.insert(channel.clone(), presence_user);
-        self.send_subscribe(channel, mode).await;
+        self.send_subscribe(channel, mode, resume).await;
         None
     }
 
     /// Asks the index to add this socket to `channel`.
-    async fn send_subscribe(&self, channel: ChannelName, mode: Mode) {
+    async fn send_subscribe(&self, channel: ChannelName, mode: Mode, resume: Option<Resume>) {
         let command = Command::Subscribe {
             key: self.key(channel),
             socket: self.socket_id,
             outbox: self.outbox.clone(),
             mode,
+            resume,
         };
         self.ctx.index.send(command).await;
     }
@@ -243,7 +245,7 @@ impl Session {
             watchlist,
             greeting,
         };
-        self.send_subscribe(channel, mode).await;
+        self.send_subscribe(channel, mode, None).await;
         self.user = Some(user);
         None
     }

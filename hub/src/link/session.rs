@@ -247,6 +247,10 @@ async fn relay(
                 crate::metrics::backfill();
                 context.registry.backfill(edge.clone(), key, after).await;
             }
+            Ok(EdgeToHub::Replay(request)) => {
+                crate::metrics::replay();
+                context.registry.replay(edge.clone(), request).await;
+            }
             Ok(EdgeToHub::Presence(change)) => {
                 context.registry.presence(edge.clone(), change).await;
             }

@@ -21,7 +21,8 @@ use bytes::Bytes;
 use herald_shared::channel::{ChannelKey, ChannelKind};
 use herald_shared::ids::SocketId;
 use herald_shared::link::{
-    self, CachedEvent, Event, HubToEdge, Interest, PresenceAnswer, PresenceOutcome,
+    self, CachedEvent, Event, HubToEdge, Interest, PresenceAnswer, PresenceOutcome, ReplayEnd,
+    ReplayRequest, Replayed,
 };
 use herald_shared::presence::Member;
 use tokio::sync::oneshot;
@@ -33,6 +34,10 @@ use crate::region::{Counter, Fetched, JoinOutcome, Op, RegionError, Retention};
 
 /// Events held ahead of a gap before the channel gives up on them and refetches.
 const AHEAD_LIMIT: usize = 10_000;
+
+/// A client's replay goes out in parts of about this many bytes (a link frame holds at most
+/// `MAX_FRAME_BYTES`, and a part never holds more than one event beyond this).
+const REPLAY_PART_BYTES: usize = 1024 * 1024;
 
 #[derive(Debug)]
 struct EdgeInterest {
@@ -108,6 +113,8 @@ pub struct ChannelState {
     edges: HashMap<LinkId, EdgeInterest>,
     /// Interests waiting for an attach or a history fetch.
     waiting: Vec<(Arc<EdgeLink>, Interest)>,
+    /// Client replays (`docs/resume.md`) waiting for an attach or a history fetch.
+    replays: Vec<(Arc<EdgeLink>, ReplayRequest)>,
     /// Every interested link's count (confirmed or waiting).
     counts: HashMap<LinkId, Count>,
     /// Presence joins waiting for their edge's interest to be confirmed and counted, so the
@@ -157,6 +164,7 @@ impl ChannelState {
             ahead: BTreeMap::new(),
             edges: HashMap::new(),
             waiting: Vec::new(),
+            replays: Vec::new(),
             counts: HashMap::new(),
             pending_joins: Vec::new(),
             joins_in_flight: HashMap::new(),
@@ -257,7 +265,8 @@ impl ChannelState {
         let resumes = self
             .waiting
             .iter()
-            .filter_map(|(_, interest)| interest.resume_after);
+            .filter_map(|(_, interest)| interest.resume_after)
+            .chain(self.replays.iter().map(|(_, request)| request.after));
         Some((resumes.chain(self.seq).min(), !self.attached))
     }
 
@@ -309,6 +318,10 @@ impl ChannelState {
         for (edge, interest) in std::mem::take(&mut self.waiting) {
             self.confirm(edge, interest, now);
         }
+        for (edge, request) in std::mem::take(&mut self.replays) {
+            self.answer_replay(&edge, request);
+        }
+        self.mark_unwanted(now);
         for settled in std::mem::take(&mut self.settled) {
             let _ = settled.send(());
         }
@@ -322,7 +335,11 @@ impl ChannelState {
 
     /// Whether something waits for a fetch (interests, or a gap) and none is in flight.
     pub fn needs_fetch(&self) -> bool {
-        !self.fetching && (!self.attached || !self.waiting.is_empty() || self.has_gap())
+        !self.fetching
+            && (!self.attached
+                || !self.waiting.is_empty()
+                || !self.replays.is_empty()
+                || self.has_gap())
     }
 
     /// When a failed fetch is due again.
@@ -425,7 +442,11 @@ impl ChannelState {
     }
 
     fn mark_unwanted(&mut self, now: Instant) {
-        if self.edges.is_empty() && self.waiting.is_empty() && self.unwanted_since.is_none() {
+        if self.edges.is_empty()
+            && self.waiting.is_empty()
+            && self.replays.is_empty()
+            && self.unwanted_since.is_none()
+        {
             self.unwanted_since = Some(now);
         }
     }
@@ -508,6 +529,71 @@ impl ChannelState {
         for frame in events {
             edge.send_hashed(self.hash, Bytes::clone(frame));
         }
+    }
+
+    /// A client socket of `edge` resumes the channel after `request.after`: answers at once when
+    /// history covers what followed, else returns `true`: the channel must be fetched first
+    /// (history may hold more in the region, or the channel is not attached yet).
+    pub fn replay_for(
+        &mut self,
+        edge: Arc<EdgeLink>,
+        request: ReplayRequest,
+        now: Instant,
+    ) -> bool {
+        let covered = self
+            .seq
+            .is_some_and(|seq| self.waiting.is_empty() && self.history.covers(request.after, seq));
+        if covered {
+            self.answer_replay(&edge, request);
+            self.mark_unwanted(now);
+            false
+        } else {
+            self.unwanted_since = None;
+            self.replays.push((edge, request));
+            true
+        }
+    }
+
+    /// Sends one socket the events after its position, in parts, the last with the channel's
+    /// sequence and what history no longer held. On the channel's stream, so the events after
+    /// `through` follow it.
+    fn answer_replay(&self, edge: &EdgeLink, request: ReplayRequest) {
+        let through = self.seq.unwrap_or(0);
+        let (frames, lost_through) = match self.history.after(request.after, through) {
+            Replay::Complete(frames) => (frames, None),
+            Replay::Truncated {
+                resume_after,
+                events,
+            } => (events, Some(resume_after)),
+        };
+        let mut events = Vec::new();
+        let mut bytes = 0;
+        for frame in frames {
+            // History holds the very frames sent to edges: always an encoded `Event`.
+            let mut buf = bytes::BytesMut::from(&frame[..]);
+            if let Ok(Some(HubToEdge::Event(event))) = link::decode_frame::<HubToEdge>(&mut buf) {
+                bytes += frame.len();
+                events.push(event);
+            }
+            if bytes >= REPLAY_PART_BYTES {
+                let part = HubToEdge::Replayed(Replayed {
+                    request: request.clone(),
+                    events: std::mem::take(&mut events),
+                    end: None,
+                });
+                edge.send_hashed(self.hash, link::encode(&part));
+                bytes = 0;
+            }
+        }
+        let last = HubToEdge::Replayed(Replayed {
+            request,
+            events,
+            end: Some(ReplayEnd {
+                through,
+                lost_through,
+            }),
+        });
+        edge.send_hashed(self.hash, link::encode(&last));
     }
 
     /// Answers a presence join at once (a refusal), without asking the region.
@@ -624,6 +710,7 @@ impl ChannelState {
     pub fn edge_gone(&mut self, link: LinkId, now: Instant) -> Vec<Op> {
         self.edges.remove(&link);
         self.waiting.retain(|(edge, _)| edge.link_id != link);
+        self.replays.retain(|(edge, _)| edge.link_id != link);
         self.pending_joins.retain(|join| join.edge.link_id != link);
         for (socket, (edge, _)) in &self.joins_in_flight {
             if edge.link_id == link {
@@ -677,6 +764,7 @@ impl ChannelState {
     fn unused(&self) -> bool {
         self.edges.is_empty()
             && self.waiting.is_empty()
+            && self.replays.is_empty()
             && self.counts.is_empty()
             && self.pending_joins.is_empty()
             && self.joins_in_flight.is_empty()

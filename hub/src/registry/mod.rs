@@ -22,7 +22,7 @@ use std::time::Duration;
 use herald_shared::app::AppTable;
 use herald_shared::channel::ChannelKey;
 use herald_shared::ids::AppId;
-use herald_shared::link::{Interest, PresenceChange};
+use herald_shared::link::{Interest, PresenceChange, ReplayRequest};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -109,6 +109,8 @@ pub enum Command {
     Presence(Arc<EdgeLink>, PresenceChange),
     /// An edge asks for the events after `after`.
     Backfill(Arc<EdgeLink>, ChannelKey, u64),
+    /// A client socket of an edge resumes a channel after a position.
+    Replay(Arc<EdgeLink>, ReplayRequest),
     /// A link ended: forget its interest everywhere.
     EdgeGone(LinkId),
     /// Reply once the channel's interests recorded so far are confirmed.
@@ -216,6 +218,14 @@ impl Registry {
         let _ = self
             .shard(&key)
             .send(Command::Backfill(edge, key.clone(), after))
+            .await;
+    }
+
+    /// Replays a channel's history after a position to one client socket of an edge.
+    pub async fn replay(&self, edge: Arc<EdgeLink>, request: ReplayRequest) {
+        let _ = self
+            .shard(&request.key)
+            .send(Command::Replay(edge, request))
             .await;
     }
 

@@ -189,6 +189,13 @@ impl Shard {
                     entry.state.replay(&edge, after);
                 }
             }
+            Command::Replay(edge, request) => {
+                let key = request.key.clone();
+                if self.entry(&key).state.replay_for(edge, request, now) {
+                    self.fetch(&key);
+                }
+                self.tick(&key, now);
+            }
             Command::EdgeGone(link) => {
                 let keys: Vec<ChannelKey> = self.channels.keys().cloned().collect();
                 for key in keys {

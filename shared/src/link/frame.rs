@@ -39,6 +39,42 @@ pub enum EdgeToHub {
     /// out); sent when it changes, at most once a second. The hub sums them for the apps'
     /// `max_connections` and shows them in its debug console.
     Connections(Vec<(AppId, u32)>),
+    /// A client resuming a channel (`docs/resume.md`) wants the events after `after` from
+    /// history; answered with [`HubToEdge::Replayed`] on the channel's stream.
+    Replay(ReplayRequest),
+}
+
+/// One socket's request for a channel's history after a position.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ReplayRequest {
+    /// The channel.
+    pub key: ChannelKey,
+    /// The socket the replay is for (echoed in the answer).
+    pub socket: SocketId,
+    /// The last position the client received.
+    pub after: u64,
+}
+
+/// Part of the answer to a [`ReplayRequest`]: a replay too large for one frame comes in several,
+/// the last one with `end`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Replayed {
+    /// The request answered.
+    pub request: ReplayRequest,
+    /// Events after `after`, oldest first (this part of them).
+    pub events: Vec<Event>,
+    /// Set on the last part.
+    pub end: Option<ReplayEnd>,
+}
+
+/// How a replay ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplayEnd {
+    /// The channel's sequence on the hub when it answered: the events after it reach the edge
+    /// after this frame, on the same stream.
+    pub through: u64,
+    /// History no longer held every event after `after`: those through this one are lost.
+    pub lost_through: Option<u64>,
 }
 
 /// A presence membership change of one socket.
@@ -233,6 +269,8 @@ pub enum HubToEdge {
     Presence(PresenceAnswer),
     /// Channel stream: an event.
     Event(Event),
+    /// Channel stream: (part of) the answer to an [`EdgeToHub::Replay`].
+    Replayed(Replayed),
     /// Channel stream: history no longer holds the events after the requested sequence; the
     /// edge continues after `resume_after` and counts the loss.
     Truncated {

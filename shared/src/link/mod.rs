@@ -25,11 +25,11 @@ mod frame;
 pub use codec::{LinkCodecError, MAX_FRAME_BYTES, decode, decode_frame, encode};
 pub use frame::{
     CachedEvent, ClientEvent, EdgeToHub, Event, Hello, HubToEdge, Interest, PresenceAnswer,
-    PresenceChange, PresenceOutcome, Welcome,
+    PresenceChange, PresenceOutcome, ReplayEnd, ReplayRequest, Replayed, Welcome,
 };
 
 /// The link protocol version this build speaks. A hub refuses a `Hello` with another version.
-pub const LINK_VERSION: u16 = 2;
+pub const LINK_VERSION: u16 = 3;
 
 /// The TLS ALPN protocol id of the link.
 pub const ALPN: &[u8] = b"herald-link/1";

@@ -113,15 +113,21 @@ pub enum ProtocolError {
     /// A client event has an invalid name.
     #[error("Invalid event name: {0}")]
     InvalidEventName(EventNameError),
+    /// `pusher:subscribe`'s `herald` resume data is not a position Herald handed out.
+    #[error(
+        "Invalid resume data in pusher:subscribe: {0} is not a position (a string of decimal digits) or a socket id"
+    )]
+    InvalidResumePosition(String),
 }
 
 impl ProtocolError {
     /// The frame the client gets for this mistake.
     pub fn reply(&self) -> Outgoing {
         let code = match self {
-            Self::InvalidJson(_) | Self::InvalidShape(_) | Self::MissingField { .. } => {
-                ErrorCode::InvalidMessage
-            }
+            Self::InvalidJson(_)
+            | Self::InvalidShape(_)
+            | Self::MissingField { .. }
+            | Self::InvalidResumePosition(_) => ErrorCode::InvalidMessage,
             Self::UnsupportedEvent(_) => ErrorCode::UnsupportedEvent,
             Self::BinaryFrame => ErrorCode::BinaryFrame,
             Self::TooLarge { .. } => ErrorCode::MessageTooLarge,

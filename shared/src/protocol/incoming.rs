@@ -7,6 +7,7 @@ use serde_json::value::RawValue;
 
 use crate::channel::ChannelName;
 use crate::event::{EventData, EventName};
+use crate::ids::SocketId;
 use crate::protocol::ProtocolError;
 
 /// A message a client sent, parsed and validated.
@@ -50,6 +51,21 @@ pub struct Subscribe {
     pub auth: Option<String>,
     /// The presence member's JSON (`{"user_id": …, "user_info": …}`), as a string.
     pub channel_data: Option<String>,
+    /// Herald's resume extension (`"herald": {…}` in the data; absent for every Pusher client):
+    /// the client wants positions on this channel's events, and maybe a replay.
+    pub resume: Option<Resume>,
+}
+
+/// What a client that opted in to resuming asks for on subscribe (see `docs/resume.md`):
+/// `"herald": {}` for positions only, `"herald": {"after": "<seq>", "socket_id": "<old>"}` to be
+/// replayed what followed the position `after` first.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Resume {
+    /// The position of the last event the client received on the channel.
+    pub after: Option<u64>,
+    /// The connection it received it on: events that connection sent (or was excluded from)
+    /// are not replayed to it.
+    pub previous_socket: Option<SocketId>,
 }
 
 #[derive(Deserialize)]
@@ -67,6 +83,43 @@ struct SubscribeData {
     channel: Option<String>,
     auth: Option<String>,
     channel_data: Option<String>,
+    herald: Option<ResumeData>,
+}
+
+#[derive(Deserialize)]
+struct ResumeData {
+    after: Option<serde_json::Value>,
+    socket_id: Option<String>,
+}
+
+/// Reads a position: a string of decimal digits (what Herald sends) or a JSON integer.
+fn position(value: &serde_json::Value) -> Option<u64> {
+    match value {
+        serde_json::Value::String(text) => text.parse().ok(),
+        serde_json::Value::Number(number) => number.as_u64(),
+        _ => None,
+    }
+}
+
+fn parse_resume(data: ResumeData) -> Result<Resume, ProtocolError> {
+    let after = match &data.after {
+        None | Some(serde_json::Value::Null) => None,
+        Some(value) => Some(
+            position(value)
+                .ok_or_else(|| ProtocolError::InvalidResumePosition(value.to_string()))?,
+        ),
+    };
+    let previous_socket = match data.socket_id {
+        None => None,
+        Some(text) => Some(
+            text.parse()
+                .map_err(|_| ProtocolError::InvalidResumePosition(format!("socket_id {text:?}")))?,
+        ),
+    };
+    Ok(Resume {
+        after,
+        previous_socket,
+    })
 }
 
 #[derive(Deserialize)]
@@ -141,10 +194,12 @@ fn parse_subscribe(data: Option<&RawValue>) -> Result<Incoming, ProtocolError> {
     })?;
     let channel = ChannelName::parse(&name)
         .map_err(|source| ProtocolError::InvalidSubscribeChannel { name, source })?;
+    let resume = data.herald.map(parse_resume).transpose()?;
     Ok(Incoming::Subscribe(Subscribe {
         channel,
         auth: data.auth,
         channel_data: data.channel_data,
+        resume,
     }))
 }
 
@@ -226,6 +281,7 @@ mod tests {
             channel: channel("private-a"),
             auth: Some("k:sig".into()),
             channel_data: None,
+            resume: None,
         });
         assert_eq!(
             Incoming::parse(
@@ -239,6 +295,46 @@ mod tests {
             ),
             Ok(expected)
         );
+    }
+
+    #[test]
+    fn parses_the_resume_extension_and_rejects_bad_positions() {
+        let parsed = Incoming::parse(
+            r#"{"event":"pusher:subscribe","data":{"channel":"a","herald":{"after":"42","socket_id":"1.2"}}}"#,
+        );
+        let Ok(Incoming::Subscribe(subscribe)) = parsed else {
+            panic!("{parsed:?}");
+        };
+        assert_eq!(
+            subscribe.resume,
+            Some(Resume {
+                after: Some(42),
+                previous_socket: Some(SocketId { high: 1, low: 2 })
+            })
+        );
+        let Ok(Incoming::Subscribe(subscribe)) =
+            Incoming::parse(r#"{"event":"pusher:subscribe","data":{"channel":"a","herald":{}}}"#)
+        else {
+            panic!("positions only");
+        };
+        assert_eq!(subscribe.resume, Some(Resume::default()));
+        for bad in [
+            r#"{"after":"-1"}"#,
+            r#"{"after":"x"}"#,
+            r#"{"after":true}"#,
+            r#"{"socket_id":"x"}"#,
+        ] {
+            let frame = format!(
+                r#"{{"event":"pusher:subscribe","data":{{"channel":"a","herald":{bad}}}}}"#
+            );
+            assert!(
+                matches!(
+                    Incoming::parse(&frame),
+                    Err(ProtocolError::InvalidResumePosition(_))
+                ),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

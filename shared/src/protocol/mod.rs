@@ -15,8 +15,8 @@ mod outgoing;
 
 pub use close::CloseCode;
 pub use error::{ErrorCode, ProtocolError};
-pub use incoming::{Incoming, Subscribe};
-pub use outgoing::Outgoing;
+pub use incoming::{Incoming, Resume, Subscribe};
+pub use outgoing::{Outgoing, positioned};
 
 /// The only Pusher protocol version Herald speaks (pusher-js 4+ sends `protocol=7`).
 pub const PROTOCOL_VERSION: u32 = 7;

@@ -53,6 +53,30 @@ pub enum Outgoing {
         /// The channel.
         channel: ChannelName,
     },
+    /// `pusher_internal:herald_resumed`, to a client that opted in to resuming (`docs/resume.md`):
+    /// what follows, before any live event, is every event after `after` the client missed.
+    /// pusher-js ignores `pusher_internal:` events it does not know; the add-on reads it.
+    Resumed {
+        /// The channel.
+        channel: ChannelName,
+        /// The position the client resumed after.
+        after: u64,
+        /// How many events are replayed.
+        replayed: usize,
+    },
+    /// `pusher_internal:herald_resume_failed`: history no longer holds every event after
+    /// `after`; the events through `lost_through` are gone, the replay that follows starts after
+    /// it. The app must refetch its state.
+    ResumeFailed {
+        /// The channel.
+        channel: ChannelName,
+        /// The position the client resumed after.
+        after: u64,
+        /// The last lost position.
+        lost_through: u64,
+        /// How many events are replayed.
+        replayed: usize,
+    },
     /// An event on a channel.
     Event {
         /// The channel.
@@ -116,6 +140,33 @@ impl Outgoing {
                 r#"{{"event":"pusher:cache_miss","channel":{},"data":"{{}}"}}"#,
                 json_string(channel.as_str())
             ),
+            Self::Resumed {
+                channel,
+                after,
+                replayed,
+            } => {
+                let inner = format!(r#"{{"after":"{after}","replayed":{replayed}}}"#);
+                format!(
+                    r#"{{"event":"pusher_internal:herald_resumed","channel":{},"data":{}}}"#,
+                    json_string(channel.as_str()),
+                    json_string(&inner)
+                )
+            }
+            Self::ResumeFailed {
+                channel,
+                after,
+                lost_through,
+                replayed,
+            } => {
+                let inner = format!(
+                    r#"{{"reason":"history_exceeded","after":"{after}","lost_through":"{lost_through}","replayed":{replayed}}}"#
+                );
+                format!(
+                    r#"{{"event":"pusher_internal:herald_resume_failed","channel":{},"data":{}}}"#,
+                    json_string(channel.as_str()),
+                    json_string(&inner)
+                )
+            }
             Self::Event {
                 channel,
                 event,
@@ -137,6 +188,14 @@ impl Outgoing {
             }
         }
     }
+}
+
+/// The variant of an encoded event frame for clients that opted in to resuming: the same
+/// frame with the event's position appended as a top-level `"herald_seq"` string (pusher-js
+/// keeps only `event`, `channel`, `data` and `user_id` of a frame, so it never sees it).
+pub fn positioned(frame: &str, seq: u64) -> String {
+    let body = frame.strip_suffix('}').unwrap_or(frame);
+    format!(r#"{body},"herald_seq":"{seq}"}}"#)
 }
 
 #[cfg(test)]
@@ -198,6 +257,33 @@ mod tests {
         assert_eq!(
             wire(with_user),
             json!({"event": "client-x", "channel": "presence-r", "data": {"a": true}, "user_id": "7"})
+        );
+    }
+
+    #[test]
+    fn positioned_frames_add_one_field_to_the_pusher_frame() {
+        let plain = Outgoing::Event {
+            channel: ChannelName::parse("orders").unwrap(),
+            event: EventName::parse("created").unwrap(),
+            data: EventData::from_string("{\"id\":1}"),
+            user_id: Some("7".into()),
+        }
+        .encode();
+        assert_eq!(
+            positioned(&plain, 1_765_000_000_000_123),
+            r#"{"event":"created","channel":"orders","data":"{\"id\":1}","user_id":"7","herald_seq":"1765000000000123"}"#
+        );
+        let resumed = wire(Outgoing::ResumeFailed {
+            channel: ChannelName::parse("orders").unwrap(),
+            after: 5,
+            lost_through: 9,
+            replayed: 2,
+        });
+        assert_eq!(resumed["event"], "pusher_internal:herald_resume_failed");
+        let data: Value = serde_json::from_str(resumed["data"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            data,
+            json!({"reason": "history_exceeded", "after": "5", "lost_through": "9", "replayed": 2})
         );
     }
 

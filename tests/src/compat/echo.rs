@@ -41,8 +41,19 @@ impl EchoClient {
     /// Starts Echo against `edge` as `user` (`{"id", "info"}`: presence `channel_data` and
     /// sign-in `user_data`, signed by the app's custom handlers), and waits until it connected.
     pub async fn connect(test: &str, name: &str, edge: &Edge, user: &Value) -> Self {
-        let (script, socket_id) =
-            Script::start(test, name, "echo.mjs", edge, user, &Launch::default()).await;
+        Self::connect_with(test, name, edge, user, &Launch::default()).await
+    }
+
+    /// Starts Echo as [`EchoClient::connect`] does, with extra pusher-js and script options
+    /// (e.g. another port, and `{"resume": true}` for the resume add-on).
+    pub async fn connect_with(
+        test: &str,
+        name: &str,
+        edge: &Edge,
+        user: &Value,
+        launch: &Launch,
+    ) -> Self {
+        let (script, socket_id) = Script::start(test, name, "echo.mjs", edge, user, launch).await;
         Self { script, socket_id }
     }
 

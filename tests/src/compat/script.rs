@@ -124,6 +124,9 @@ pub struct Launch {
     pub pusher: Value,
     /// Extra environment of the node process.
     pub env: Vec<(String, String)>,
+    /// Options of the script itself, merged into its options JSON (null: none), e.g.
+    /// `{"resume": true}` to install the resume add-on (`clients/js`).
+    pub script: Value,
 }
 
 impl Script {
@@ -144,6 +147,11 @@ impl Script {
         }
         if !launch.pusher.is_null() {
             options["pusher"] = launch.pusher.clone();
+        }
+        if let Some(extra) = launch.script.as_object() {
+            for (field, value) in extra {
+                options[field] = value.clone();
+            }
         }
         let NodeChild {
             mut child,

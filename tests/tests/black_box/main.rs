@@ -32,6 +32,7 @@ mod region;
 mod region_failures;
 mod region_queries;
 mod region_timings;
+mod resume;
 mod secrets;
 mod slow_clients;
 mod slow_consumer;

@@ -106,6 +106,7 @@ async fn pusher_js_and_the_sdks_work_over_wss_and_https() {
     let launch = Launch {
         pusher: json!({"forceTLS": true, "wssPort": port, "enabledTransports": ["ws", "wss"]}),
         env: vec![("NODE_EXTRA_CA_CERTS".into(), ca_file)],
+        ..Launch::default()
     };
     let mut browser = JsClient::connect_with(test, "pusher-js", &edge, &Value::Null, &launch).await;
     browser.subscribe("secure").await;

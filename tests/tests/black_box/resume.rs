@@ -121,7 +121,7 @@ async fn an_edge_killed_and_a_connection_cut_lose_nothing_with_the_add_on() {
         }
     }
     let client_0 = &report.clients[0];
-    println!(
+    eprintln!(
         "resume: {total} events at {rate:.0}/s on 4 channels (public, private, presence, cache) to 60 clients \
          on 3 edges; edge 2 SIGKILLed, client 0 cut for 5 s: {} resumes, {} replayed events in all, \
          client 0 replayed {} ({} connections); no loss, no duplicate, in order",
@@ -173,7 +173,7 @@ async fn history_that_no_longer_reaches_back_fails_the_resume_loudly() {
     let report = clients.report_after(&[("feed", 35)]).await;
     let client = &report.clients[0];
     let tally = report.tally(0, "feed");
-    println!(
+    eprintln!(
         "resume beyond history: {} replayed, {} lost, resume_failed = {}",
         client["replayed"], tally.missing, client["failures"]
     );

@@ -81,6 +81,11 @@ pub struct ClusterSettings {
     pub linger: Duration,
     /// The longest wait between two connection attempts.
     pub max_backoff: Duration,
+    /// Replicas that must hold a published event before its trigger is answered (`WAIT`); 0
+    /// answers once the primary has it.
+    pub replicas_acked: u32,
+    /// How long a publish waits for those replicas before it fails (answered 503).
+    pub replica_ack_timeout: Duration,
 }
 
 impl ClusterSettings {
@@ -114,6 +119,17 @@ pub enum ClusterError {
     /// An event in Redis does not decode.
     #[error(transparent)]
     Wire(#[from] wire::WireError),
+    /// Too few replicas acknowledged a publish in time: it may be lost in a failover, so it is
+    /// not acknowledged (the trigger is answered 503 and retried).
+    #[error("{acked} of the {wanted} replicas required acknowledged the event within {timeout:?}")]
+    NotReplicated {
+        /// The replicas that acknowledged it.
+        acked: i64,
+        /// The replicas required (`redis.min_replicas_acked`).
+        wanted: u32,
+        /// How long the hub waited (`redis.replica_ack_timeout_ms`).
+        timeout: Duration,
+    },
 }
 
 impl From<ClusterError> for RegionError {
@@ -136,6 +152,11 @@ struct Inner {
     keys: Keys,
     scripts: Scripts,
     redis: ConnectionManager,
+    /// The connection of publishes that wait for replicas: a `WAIT` holds up every command
+    /// behind it on its connection, so it never shares the hub's main one.
+    replicated: ConnectionManager,
+    replicas_acked: u32,
+    replica_ack_timeout: Duration,
     bus: BusHandle,
     history: HistoryLimits,
     cache_ttl: Duration,
@@ -204,7 +225,13 @@ impl Cluster {
             .set_response_timeout(Some(Duration::from_secs(2)))
             .set_number_of_retries(1)
             .set_max_delay(settings.max_backoff);
-        let redis = ConnectionManager::new_lazy_with_config(settings.redis.clone(), config)?;
+        let redis =
+            ConnectionManager::new_lazy_with_config(settings.redis.clone(), config.clone())?;
+        let replicated = ConnectionManager::new_lazy_with_config(
+            settings.redis.clone(),
+            config
+                .set_response_timeout(Some(Duration::from_secs(2) + settings.replica_ack_timeout)),
+        )?;
         let keys = Keys::new(settings.prefix.clone());
         let (bus, bus_task) = bus::bus();
         let cluster = Self {
@@ -213,6 +240,9 @@ impl Cluster {
                 keys: keys.clone(),
                 scripts: Scripts::new(false),
                 redis,
+                replicated,
+                replicas_acked: settings.replicas_acked,
+                replica_ack_timeout: settings.replica_ack_timeout,
                 bus,
                 history: setup.history,
                 cache_ttl: setup.cache_ttl,
@@ -312,7 +342,9 @@ impl Cluster {
         (history.max_events, history.max_age.as_millis() as u64)
     }
 
-    /// Publishes an event to the region; returns its sequence once Redis holds it.
+    /// Publishes an event to the region; returns its sequence once Redis holds it — and, when
+    /// replicas are required, once that many replicas hold it too: the script and a `WAIT` go
+    /// in one pipeline on one connection, so the `WAIT` covers the script's writes.
     pub async fn publish(&self, publication: &Publication) -> Result<u64, ClusterError> {
         let body = wire::body(
             &publication.name,
@@ -333,7 +365,40 @@ impl Cluster {
             .arg(maxlen)
             .arg(history_ttl)
             .arg(cache_ttl);
-        let seq: String = invocation.invoke_async(&mut self.connection()).await?;
+        let wanted = self.inner.replicas_acked;
+        if wanted == 0 {
+            let seq: String = invocation.invoke_async(&mut self.connection()).await?;
+            return parse_seq(&seq);
+        }
+        let timeout = self.inner.replica_ack_timeout;
+        let mut pipe = redis::pipe();
+        pipe.invoke_script(&invocation)
+            .cmd("WAIT")
+            .arg(wanted)
+            .arg(timeout.as_millis().max(1) as u64);
+        let mut connection = TimedRedis(self.inner.replicated.clone());
+        let replied: Result<(String, i64), RedisError> = pipe.query_async(&mut connection).await;
+        let (seq, acked) = match replied {
+            Err(error) if error.code() == Some("NOSCRIPT") => {
+                // A Redis that restarted forgot the script: load it, and publish again (the
+                // failed call wrote nothing).
+                self.inner
+                    .scripts
+                    .publish
+                    .prepare_invoke()
+                    .load_async(&mut connection)
+                    .await?;
+                pipe.query_async(&mut connection).await?
+            }
+            replied => replied?,
+        };
+        if acked < i64::from(wanted) {
+            return Err(ClusterError::NotReplicated {
+                acked,
+                wanted,
+                timeout,
+            });
+        }
         parse_seq(&seq)
     }
 

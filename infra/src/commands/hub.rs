@@ -85,12 +85,18 @@ pub async fn cluster_settings(plan: &RedisPlan) -> Result<ClusterSettings, ExitC
     };
     let redis =
         redis::Client::open(url.expose()).map_err(|e| fail(EXIT_CONFIG, format!("redis: {e}")))?;
-    refuse_a_cluster(&redis).await?;
+    let replicas = inspect(&redis).await?;
+    let replicas_acked = plan
+        .min_replicas_acked
+        .unwrap_or(u32::from(replicas.is_some_and(|replicas| replicas > 0)));
+    tracing::info!(message = "Triggers are answered once this many replicas hold their events.", replicas_acked, replicas_at_start = ?replicas);
     Ok(ClusterSettings {
         redis,
         prefix: plan.prefix.clone(),
         hub_ttl: plan.hub_ttl,
         linger: plan.linger,
+        replicas_acked,
+        replica_ack_timeout: plan.replica_ack_timeout,
         max_backoff: Duration::from_secs(5),
     })
 }
@@ -98,37 +104,47 @@ pub async fn cluster_settings(plan: &RedisPlan) -> Result<ClusterSettings, ExitC
 /// How long a starting hub waits for Redis to say whether it runs in cluster mode.
 const MODE_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// Refuses a Redis that runs in cluster mode (`INFO cluster` says `cluster_enabled:1`): a region
-/// needs one primary until hubs speak Redis Cluster (docs/cluster.md), and a cluster node would
-/// otherwise fail every second command with `MOVED`. A Redis that cannot be asked in time is not
-/// judged: the hub starts, connects lazily and retries, as it always did.
-async fn refuse_a_cluster(redis: &redis::Client) -> Result<(), ExitCode> {
+/// Asks Redis, at start, how it runs; returns how many replicas its primary has (`None` when it
+/// could not be asked). Refuses a Redis that runs in cluster mode (`INFO cluster` says
+/// `cluster_enabled:1`): a region needs one primary until hubs speak Redis Cluster
+/// (docs/cluster.md), and a cluster node would otherwise fail every second command with `MOVED`.
+/// A Redis that cannot be asked in time is not judged: the hub starts, connects lazily and
+/// retries, as it always did.
+async fn inspect(redis: &redis::Client) -> Result<Option<u32>, ExitCode> {
     let asked = tokio::time::timeout(MODE_TIMEOUT, async {
         let mut connection = redis.get_multiplexed_async_connection().await?;
-        redis::cmd("INFO")
+        redis::pipe()
+            .cmd("INFO")
             .arg("cluster")
-            .query_async::<String>(&mut connection)
+            .cmd("INFO")
+            .arg("replication")
+            .query_async::<(String, String)>(&mut connection)
             .await
     })
     .await;
     match asked {
-        Ok(Ok(info)) if cluster_enabled(&info) => Err(fail(
+        Ok(Ok((info, _))) if cluster_enabled(&info) => Err(fail(
             EXIT_CONFIG,
             "redis: the server runs in cluster mode (INFO cluster: cluster_enabled:1); a hub needs one primary: a Redis without cluster mode, or an ElastiCache group with cluster mode disabled (docs/cluster.md)",
         )),
-        Ok(Ok(_)) => Ok(()),
+        Ok(Ok((_, replication))) => Ok(Some(connected_replicas(&replication))),
         Ok(Err(error)) => {
-            tracing::warn!(message = "Cannot ask Redis whether it runs in cluster mode; starting anyway.", %error);
-            Ok(())
+            tracing::warn!(message = "Cannot ask Redis how it runs; starting anyway.", %error);
+            Ok(None)
         }
         Err(_) => {
-            tracing::warn!(
-                message =
-                    "Redis did not say in time whether it runs in cluster mode; starting anyway."
-            );
-            Ok(())
+            tracing::warn!(message = "Redis did not say in time how it runs; starting anyway.");
+            Ok(None)
         }
     }
+}
+
+/// The replicas an `INFO replication` reply counts (`connected_slaves`).
+fn connected_replicas(info: &str) -> u32 {
+    info.lines()
+        .find_map(|line| line.trim().strip_prefix("connected_slaves:"))
+        .and_then(|count| count.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Whether an `INFO cluster` reply says cluster mode is on.
@@ -226,5 +242,16 @@ mod tests {
         assert!(cluster_enabled("# Cluster\r\ncluster_enabled:1\r\n"));
         assert!(!cluster_enabled("# Cluster\r\ncluster_enabled:0\r\n"));
         assert!(!cluster_enabled(""));
+    }
+
+    #[test]
+    fn reads_connected_replicas_from_info() {
+        let info = "# Replication\r\nrole:master\r\nconnected_slaves:2\r\nslave0:ip=a\r\n";
+        assert_eq!(connected_replicas(info), 2);
+        assert_eq!(
+            connected_replicas("role:master\r\nconnected_slaves:0\r\n"),
+            0
+        );
+        assert_eq!(connected_replicas(""), 0);
     }
 }

@@ -173,6 +173,13 @@ declare_keys! {
     REDIS_HUB_TTL_SECS: Duration = "redis.hub_ttl_secs", default("10"), parse::seconds;
     /// stay subscribed to a channel this long after its last interest, seconds
     REDIS_LINGER_SECS: Duration = "redis.linger_secs", default("5"), parse::seconds;
+    /// replicas that must hold a triggered event before the trigger is answered 200 (WAIT);
+    /// 0 answers once the primary has it
+    REDIS_MIN_REPLICAS_ACKED: u32 = "redis.min_replicas_acked",
+        optional("unset: 1 when the primary has a replica as the hub starts, else 0"), parse::whole;
+    /// how long a trigger waits for those replicas before it is answered 503, milliseconds
+    REDIS_REPLICA_ACK_TIMEOUT_MS: Duration = "redis.replica_ack_timeout_ms", default("1000"),
+        parse::millis;
 
     /// webhook events queued per endpoint before the oldest are dropped
     WEBHOOKS_QUEUE_MAX: usize = "webhooks.queue_max",

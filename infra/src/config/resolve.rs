@@ -379,6 +379,11 @@ pub struct RedisPlan {
     pub hub_ttl: Duration,
     /// How long to stay subscribed after the last interest.
     pub linger: Duration,
+    /// Replicas that must hold an event before its trigger is answered (unset: decided from
+    /// the server at start).
+    pub min_replicas_acked: Option<u32>,
+    /// How long a trigger waits for them.
+    pub replica_ack_timeout: Duration,
 }
 
 /// A Redis URL from its parts; user and password are percent-encoded.
@@ -449,6 +454,8 @@ pub fn redis(raw: &RawConfig, r: &mut Resolver) -> Option<RedisPlan> {
         prefix: r.get(s, &REDIS_PREFIX),
         hub_ttl: r.get(s, &REDIS_HUB_TTL_SECS),
         linger: r.get(s, &REDIS_LINGER_SECS),
+        min_replicas_acked: r.optional(s, &REDIS_MIN_REPLICAS_ACKED),
+        replica_ack_timeout: r.get(s, &REDIS_REPLICA_ACK_TIMEOUT_MS),
     })
 }
 

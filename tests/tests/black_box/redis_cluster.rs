@@ -5,9 +5,12 @@
 
 use std::time::{Duration, Instant};
 
+use herald_tests::eventually::eventually;
 use herald_tests::process::HeraldProcess;
 use herald_tests::redis_cluster::{RedisCluster, RedisPrimaryReplica, on_node};
+use herald_tests::topology::Hub;
 use redis::{RedisResult, Value};
+use serde_json::json;
 
 /// How long a sharded subscriber may wait for a message.
 const MESSAGE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -225,4 +228,91 @@ async fn a_hub_refuses_a_redis_in_cluster_mode() {
         stderr.contains("redis: the server runs in cluster mode"),
         "{stderr}"
     );
+}
+
+/// `connected_slaves` of a node's `INFO replication`.
+fn connected_replicas(port: u16) -> u32 {
+    let info: String = on_node(port, |connection| {
+        redis::cmd("INFO").arg("replication").query(connection)
+    })
+    .expect("INFO answers");
+    info.lines()
+        .find_map(|line| line.trim().strip_prefix("connected_slaves:"))
+        .and_then(|count| count.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_trigger_is_acknowledged_only_once_a_replica_holds_its_event() {
+    let pair = RedisPrimaryReplica::start("redis_cluster/acked").await;
+    let primary = pair.primary_port();
+    let url = pair.primary_url(0);
+    // The primary has a replica as the hub starts: triggers wait for one (the default).
+    let hub = Hub::start(
+        "redis_cluster/acked",
+        "hub",
+        &[
+            ("HERALD_REDIS__URL", url.as_str()),
+            ("HERALD_REDIS__REPLICA_ACK_TIMEOUT_MS", "300"),
+        ],
+    )
+    .await;
+    let api = hub.api();
+    let event = json!({"name": "e", "channel": "acked", "data": "1"});
+    let reply = api.trigger(event.clone()).await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+
+    // The replica leaves: nothing can acknowledge the next event.
+    let () = on_node(pair.replica_port(), |connection| {
+        redis::cmd("REPLICAOF")
+            .arg("NO")
+            .arg("ONE")
+            .query(connection)
+    })
+    .expect("REPLICAOF NO ONE succeeds");
+    eventually(
+        "the primary to have no replica",
+        Duration::from_secs(10),
+        async || connected_replicas(primary),
+        |replicas| *replicas == 0,
+    )
+    .await
+    .expect("the replica detached");
+    let reply = api.trigger(event).await;
+    assert_eq!(reply.status, 503, "never a false 200: {:?}", reply.body);
+    assert!(
+        reply
+            .body
+            .to_string()
+            .contains("0 of the 1 replicas required"),
+        "{:?}",
+        reply.body
+    );
+}
+
+#[tokio::test]
+async fn a_trigger_does_not_wait_for_replicas_when_none_are_required() {
+    let pair = RedisPrimaryReplica::start("redis_cluster/not_acked").await;
+    let url = pair.primary_url(0);
+    let hub = Hub::start(
+        "redis_cluster/not_acked",
+        "hub",
+        &[
+            ("HERALD_REDIS__URL", url.as_str()),
+            ("HERALD_REDIS__MIN_REPLICAS_ACKED", "0"),
+        ],
+    )
+    .await;
+    let () = on_node(pair.replica_port(), |connection| {
+        redis::cmd("REPLICAOF")
+            .arg("NO")
+            .arg("ONE")
+            .query(connection)
+    })
+    .expect("REPLICAOF NO ONE succeeds");
+    let reply = hub
+        .api()
+        .trigger(json!({"name": "e", "channel": "c", "data": "1"}))
+        .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
 }

@@ -293,6 +293,51 @@ async fn members_are_added_for_a_users_first_socket_and_removed_after_their_last
     );
 }
 
+on_both_topologies!(a_member_back_within_the_delay_sends_nothing);
+async fn a_member_back_within_the_delay_sends_nothing(shape: Shape) {
+    let test = "a_member_back_within_the_delay_sends_nothing";
+    let mut receiver = WebhookReceiver::start(test, &format!("receiver-{}", shape.label())).await;
+    let hooks = endpoint(&receiver, &["member_added", "member_removed"]);
+    let topology =
+        Topology::start_with(shape, test, &[("HERALD_APP__WEBHOOKS", &hooks)], &[]).await;
+    let channel = "presence-reload";
+    let alice = json!({"user_id": "alice"});
+    let added = |user: &str, channel: &str| json!({"name": "member_added", "channel": channel, "user_id": user});
+    let mut first = topology.connect(0).await;
+    first.subscribe_presence(channel, &alice).await;
+    until_fence(&mut receiver, &[added("alice", channel)]).await;
+
+    // Alice's only socket leaves, and she is back within a second through another edge (and, in
+    // a region, another hub): neither member_removed nor member_added.
+    let mut again = topology.connect(1).await;
+    let left = Instant::now();
+    first.unsubscribe(channel).await;
+    first.sync().await;
+    again.subscribe_presence(channel, &alice).await;
+    assert!(left.elapsed() < Duration::from_secs(1));
+
+    // Gone for good: removed 3–4 s after the leave, and nothing else came from the reload.
+    again.unsubscribe(channel).await;
+    again.sync().await;
+    let left = Instant::now();
+    let removed = json!({"name": "member_removed", "channel": channel, "user_id": "alice"});
+    let delivered = receiver
+        .delivered_until(ARRIVAL, |events| events.contains(&removed))
+        .await;
+    let after = left.elapsed();
+    assert_eq!(delivered, vec![removed]);
+    assert!(
+        after >= Duration::from_secs(3) && after <= Duration::from_secs(4),
+        "member_removed arrived {after:?} after the leave"
+    );
+    let fence = json!({"user_id": "fence"});
+    first.subscribe_presence("presence-fence", &fence).await;
+    assert_eq!(
+        until_fence(&mut receiver, &[added("fence", "presence-fence")]).await,
+        Vec::<Value>::new()
+    );
+}
+
 #[tokio::test]
 async fn a_failing_endpoint_gets_the_batch_again_until_it_accepts_it() {
     let test = "a_failing_endpoint_gets_the_batch_again_until_it_accepts_it";

@@ -116,8 +116,8 @@ impl HeraldProcess {
         std::fs::create_dir_all(&log_dir).expect("the log directory can be created");
         let log_path = log_dir.join(format!("{name}.log"));
         let mut command = match launcher.split_first() {
-            Some((program, launcher_args)) => {
-                let mut command = Command::new(program);
+            Some((launcher, launcher_args)) => {
+                let mut command = Command::new(launcher);
                 command.args(launcher_args).arg(program);
                 command
             }

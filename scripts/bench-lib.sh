@@ -98,12 +98,36 @@ start_redis() {
   REDIS_PID=$!
   PIDS+=("$REDIS_PID")
   REDIS_URL="redis://127.0.0.1:$port"
+  local up=
   for _ in $(seq 100); do
-    redis-cli -p "$port" ping >/dev/null 2>&1 && return 0
+    redis-cli -p "$port" ping >/dev/null 2>&1 && { up=1; break; }
     sleep 0.1
   done
-  echo "redis-server did not start; its log:" >&2
-  cat "$WORK/redis.log" >&2
+  if [ -z "$up" ]; then
+    echo "redis-server did not start; its log:" >&2
+    cat "$WORK/redis.log" >&2
+    exit 1
+  fi
+  [ "${REDIS_REPLICA:-0}" = 1 ] && start_redis_replica "$port"
+  return 0
+}
+
+# start_redis_replica PRIMARY_PORT: a replica of the primary on a free port, waited for until
+# its link is up (hubs then wait for it: redis.min_replicas_acked defaults to 1); sets
+# REDIS_REPLICA_PID.
+start_redis_replica() {
+  local primary=$1 port
+  port=$(free_port)
+  redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+    --replicaof 127.0.0.1 "$primary" >"$WORK/redis-replica.log" 2>&1 &
+  REDIS_REPLICA_PID=$!
+  PIDS+=("$REDIS_REPLICA_PID")
+  for _ in $(seq 100); do
+    redis-cli -p "$port" info replication 2>/dev/null | grep -q '^master_link_status:up' && return 0
+    sleep 0.1
+  done
+  echo "the Redis replica did not sync; its log:" >&2
+  cat "$WORK/redis-replica.log" >&2
   exit 1
 }
 

@@ -7,7 +7,9 @@
 #
 #   scripts/bench-region.sh -n 1000 --rate 100 --duration 30 --payload 200   # BENCHMARKS.md
 #
-# Environment: HERALD and HERALD_BENCH (prebuilt binaries; else both are built), HUBS, EDGES, WORK (logs), BENCH_APP_*.
+# Environment: HERALD and HERALD_BENCH (prebuilt binaries; else both are built), HUBS, EDGES, WORK (logs), BENCH_APP_*;
+# REDIS_REPLICA=1 gives the primary a replica (hubs then answer a trigger once it holds the event,
+# unless HERALD_REDIS__MIN_REPLICAS_ACKED=0), whose CPU is counted too.
 source "$(dirname "$0")/bench-lib.sh"
 
 start_region "${HUBS:-2}" "${EDGES:-3}"
@@ -16,6 +18,7 @@ wait_quiet
 echo "redis $REDIS_PID, hubs ${HUB_PIDS[*]}, edges ${EDGE_PIDS[*]} at ${EDGE_WS[*]}; logs in $WORK" >&2
 
 flags=(--server-pid "$REDIS_PID")
+[ -n "${REDIS_REPLICA_PID:-}" ] && flags+=(--server-pid "$REDIS_REPLICA_PID")
 for ws in "${EDGE_WS[@]}"; do flags+=(--ws "$ws"); done
 for http in "${HUB_HTTPS[@]}"; do flags+=(--api "http://$http"); done
 for pid in "${HUB_PIDS[@]}" "${EDGE_PIDS[@]}"; do flags+=(--server-pid "$pid"); done

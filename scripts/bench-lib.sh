@@ -118,7 +118,8 @@ start_redis() {
 start_redis_replica() {
   local primary=$1 port
   port=$(free_port)
-  redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+  # A replica writes the snapshot it syncs from to its directory: keep it in $WORK.
+  redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" \
     --replicaof 127.0.0.1 "$primary" >"$WORK/redis-replica.log" 2>&1 &
   REDIS_REPLICA_PID=$!
   PIDS+=("$REDIS_REPLICA_PID")

@@ -197,6 +197,7 @@ mod tests {
             id: AppId::new("1"),
             key: AppKey::new("k"),
             secret: Secret::new("s"),
+            previous_secret: None,
             settings: AppSettings {
                 max_connections: max,
                 ..AppSettings::default()

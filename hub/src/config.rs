@@ -1,9 +1,7 @@
 //! The hub's typed configuration. `herald` (infra) builds it from files, env and flags.
 
-use std::sync::Arc;
-
+use crate::apps::Apps;
 use herald_shared::admin::AdminAccess;
-use herald_shared::app::AppTable;
 use herald_shared::ids::HubId;
 use herald_shared::secret::Secret;
 
@@ -20,7 +18,7 @@ pub struct HubConfig {
     /// This hub's id; random per process.
     pub hub_id: HubId,
     /// The apps it serves (and hands to edges).
-    pub apps: Arc<AppTable>,
+    pub apps: Apps,
     /// The key edges' link tokens are signed with.
     pub cluster_key: Secret,
     /// The link's TLS certificate.

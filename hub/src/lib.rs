@@ -3,6 +3,7 @@
 //!
 //! # Layout
 //! - [`config`] — the typed configuration.
+//! - [`apps`] — the apps served now (replaced when the app store changes) and the store's health.
 //! - [`server`] — start and stop.
 //! - [`region`] — the seam: the region's shared state as the rest of the hub sees it, and its
 //!   in-memory implementation (a hub alone).
@@ -29,6 +30,7 @@
 //!   queue is full is disconnected (it resumes from history), never silently skipped.
 
 pub mod api;
+pub mod apps;
 pub mod cluster;
 pub mod config;
 pub mod connections;

@@ -60,6 +60,8 @@ pub const WEBHOOKS_FAILED: &str = "herald_hub_webhooks_failed_total";
 pub const WEBHOOKS_DROPPED: &str = "herald_hub_webhooks_dropped_total";
 /// Webhook events waiting for delivery, by app.
 pub const WEBHOOKS_PENDING: &str = "herald_hub_webhooks_pending";
+/// App store refreshes, by result.
+pub const APP_STORE_REFRESHES: &str = "herald_hub_app_store_refreshes_total";
 
 /// The `route` of requests no route matched.
 const UNMATCHED: &str = "unmatched";
@@ -127,6 +129,10 @@ pub fn describe() {
         WEBHOOKS_PENDING,
         "Webhook events waiting for delivery, by app (in a region: the region's queues, on the delivering hub)."
     );
+    describe_counter!(
+        APP_STORE_REFRESHES,
+        "Reads of the app store (app_store.url), by result: ok, or failed (the cached apps keep serving)."
+    );
     counter!(HISTORY_BACKFILLS).increment(0);
     counter!(HISTORY_REPLAYS).increment(0);
     gauge!(EDGES).increment(0.0);
@@ -192,6 +198,12 @@ pub fn channels(app_id: &AppId, count: usize) {
 /// Whether a hub of a region hears Redis, read at scrape time.
 pub fn redis_up(up: bool) {
     gauge!(REDIS_UP).set(if up { 1.0 } else { 0.0 });
+}
+
+/// The app store was read (`ok`) or could not be.
+pub fn app_store_refresh(ok: bool) {
+    let result = if ok { "ok" } else { "failed" };
+    counter!(APP_STORE_REFRESHES, "result" => result).increment(1);
 }
 
 /// Whether the hub drains, read at scrape time.

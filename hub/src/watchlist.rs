@@ -15,7 +15,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use herald_shared::app::AppTable;
+use crate::apps::Apps;
 use herald_shared::channel::{ChannelKey, ChannelName};
 use herald_shared::event::{EventData, EventName, WATCHLIST_EVENTS};
 use herald_shared::ids::AppId;
@@ -159,7 +159,7 @@ struct Actor {
     store: Arc<dyn Store>,
     online: Arc<dyn Online>,
     registry: Registry,
-    apps: Arc<AppTable>,
+    apps: Apps,
     /// The users this hub has online (what it recorded in the region).
     local: HashSet<UserKey>,
     /// Per user, the change number their status was read at; changes up to it (still on their
@@ -386,7 +386,7 @@ pub async fn run(
     receiver: WatchlistReceiver,
     region: WatchlistRegion,
     registry: Registry,
-    apps: Arc<AppTable>,
+    apps: Apps,
     stop: CancellationToken,
 ) {
     let WatchlistReceiver(mut commands) = receiver;

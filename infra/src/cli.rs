@@ -30,6 +30,9 @@ pub enum Command {
     Dev(DevArgs),
     /// Print a signed curl command for the Pusher HTTP API.
     Sign(commands::sign::SignArgs),
+    /// Manage the apps in the app store (app_store.url): list, add, update, remove,
+    /// rotate-secret.
+    Apps(commands::apps::AppsCommand),
     /// Inspect the configuration.
     Config(commands::config::ConfigCommand),
     /// Make a private CA and certificates it signs (the hub link, private listeners).
@@ -154,7 +157,7 @@ pub struct DevArgs {
 }
 
 /// Turns `(key, flag, value)` triples into overrides, skipping flags not given.
-fn overrides<const N: usize>(
+pub fn overrides_of<const N: usize>(
     items: [(&'static Meta, &'static str, Option<String>); N],
 ) -> Vec<Override> {
     items
@@ -178,7 +181,7 @@ fn list(values: &[String]) -> Option<String> {
 impl AppArgs {
     /// The configuration keys these flags set.
     pub fn overrides(&self) -> Vec<Override> {
-        overrides([
+        overrides_of([
             (&keys::APP_ID.meta, "--app-id", self.app_id.clone()),
             (&keys::APP_KEY.meta, "--app-key", self.app_key.clone()),
             (
@@ -194,7 +197,7 @@ impl CommonArgs {
     /// The configuration keys these flags set.
     pub fn overrides(&self) -> Vec<Override> {
         let mut all = self.app.overrides();
-        all.extend(overrides([(
+        all.extend(overrides_of([(
             &keys::CLUSTER_KEY.meta,
             "--cluster-key",
             self.cluster_key.clone(),
@@ -206,7 +209,7 @@ impl CommonArgs {
 impl EdgeListenArgs {
     /// The configuration keys these flags set.
     pub fn overrides(&self) -> Vec<Override> {
-        overrides([
+        overrides_of([
             (&keys::EDGE_LISTEN.meta, "--listen", text(&self.listen)),
             (
                 &keys::EDGE_ADMIN_LISTEN.meta,
@@ -221,7 +224,7 @@ impl HubArgs {
     /// The configuration keys these flags set.
     pub fn overrides(&self) -> Vec<Override> {
         let mut all = self.common.overrides();
-        all.extend(overrides([
+        all.extend(overrides_of([
             (
                 &keys::HUB_HTTP_LISTEN.meta,
                 "--http-listen",
@@ -250,7 +253,7 @@ impl EdgeArgs {
     pub fn overrides(&self) -> Vec<Override> {
         let mut all = self.common.overrides();
         all.extend(self.addresses.overrides());
-        all.extend(overrides([
+        all.extend(overrides_of([
             (&keys::EDGE_HUBS.meta, "--hub", list(&self.hubs)),
             (&keys::EDGE_HUB_CA.meta, "--hub-ca", path(&self.hub_ca)),
             (
@@ -268,7 +271,7 @@ impl DevArgs {
     pub fn overrides(&self) -> Vec<Override> {
         let mut all = self.common.overrides();
         all.extend(self.addresses.overrides());
-        all.extend(overrides([(
+        all.extend(overrides_of([(
             &keys::HUB_HTTP_LISTEN.meta,
             "--http-listen",
             text(&self.http_listen),

@@ -15,6 +15,7 @@
 //! - This crate is the only one that reads the environment, files, flags, signals, rlimits or
 //!   AWS; `herald-hub` and `herald-edge` are libraries that take typed configuration.
 
+mod app_store;
 mod cli;
 mod commands;
 mod config;
@@ -62,6 +63,7 @@ fn main() -> ExitCode {
                     Command::Edge(args) => commands::edge::run(args).await,
                     Command::Dev(args) => commands::dev::run(args).await,
                     Command::Probe(args) => commands::probe::run(args).await,
+                    Command::Apps(args) => commands::apps::run(args).await,
                     Command::Sign(_)
                     | Command::Config(_)
                     | Command::Cert(_)

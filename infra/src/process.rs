@@ -13,6 +13,9 @@ use crate::config::env::Env;
 
 /// Exit code for invalid configuration (EX_USAGE).
 pub const EXIT_CONFIG: u8 = 64;
+/// Exit code for a service Herald needs that is not there, such as an unreachable app store
+/// (EX_UNAVAILABLE).
+pub const EXIT_UNAVAILABLE: u8 = 69;
 /// Exit code for an operating-system failure such as a port in use (EX_OSERR).
 pub const EXIT_OS: u8 = 71;
 

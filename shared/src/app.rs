@@ -1,7 +1,7 @@
 //! Applications: credentials, settings, and the table edges and hubs look them up in.
 //!
-//! The hub owns the app list (from its configuration) and hands it to every edge over the link,
-//! so edges need no app configuration of their own.
+//! The hub owns the app list (from its configuration and its app store) and hands it to every
+//! edge over the link whenever it changes, so edges need no app configuration of their own.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,8 +21,35 @@ pub struct App {
     pub key: AppKey,
     /// The secret that signs HTTP API requests and channel authorizations.
     pub secret: Secret,
+    /// The secret this one replaced, still accepted until its grace period ends.
+    pub previous_secret: Option<PreviousSecret>,
     /// Per-app behaviour and limits.
     pub settings: AppSettings,
+}
+
+/// A rotated-out secret and the end of its grace period.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreviousSecret {
+    /// The old secret.
+    pub secret: Secret,
+    /// Unix time (seconds) from which it is refused.
+    pub until: u64,
+}
+
+impl App {
+    /// Checks a signature with the app's secret and, during its grace period at `now` (Unix
+    /// seconds), with the previous one: `Ok` if either checks out, the current secret's error
+    /// otherwise. Only verification looks at the previous secret; Herald signs with the current
+    /// one.
+    pub fn verify_with<E>(&self, now: u64, check: impl Fn(&str) -> Result<(), E>) -> Result<(), E> {
+        let current = check(self.secret.expose());
+        match &self.previous_secret {
+            Some(previous) if current.is_err() && now < previous.until => {
+                check(previous.secret.expose()).or(current)
+            }
+            _ => current,
+        }
+    }
 }
 
 /// Per-app behaviour and limits. Defaults are Pusher's.
@@ -146,8 +173,30 @@ mod tests {
             id: AppId::new(id),
             key: AppKey::new(key),
             secret: Secret::new("s"),
+            previous_secret: None,
             settings: AppSettings::default(),
         }
+    }
+
+    #[test]
+    fn the_previous_secret_verifies_only_during_its_grace() {
+        let mut app = app("1", "k");
+        let check = |secret: &str| {
+            if secret == "old" {
+                Ok(())
+            } else {
+                Err(secret.to_string())
+            }
+        };
+        assert_eq!(app.verify_with(100, check), Err("s".to_string()));
+        app.previous_secret = Some(PreviousSecret {
+            secret: Secret::new("old"),
+            until: 200,
+        });
+        assert_eq!(app.verify_with(199, check), Ok(()));
+        assert_eq!(app.verify_with(200, check), Err("s".to_string()));
+        let new = |secret: &str| if secret == "s" { Ok(()) } else { Err(()) };
+        assert_eq!(app.verify_with(500, new), Ok(()));
     }
 
     #[test]

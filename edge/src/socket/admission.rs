@@ -51,6 +51,7 @@ mod tests {
             id: AppId::new(id),
             key: AppKey::new(key),
             secret: Secret::new("s"),
+            previous_secret: None,
             settings: AppSettings {
                 enabled,
                 ..AppSettings::default()

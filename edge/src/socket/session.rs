@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::SystemTime;
 
 use herald_shared::app::App;
 use herald_shared::auth::channel::{self as channel_auth, AuthError};
@@ -15,6 +16,7 @@ use herald_shared::limits::MAX_WATCHLIST;
 use herald_shared::link::ClientEvent;
 use herald_shared::presence::Member;
 use herald_shared::protocol::{ErrorCode, Incoming, Outgoing, Resume, Subscribe};
+use herald_shared::time::UnixTime;
 use herald_shared::user::SignedInUser;
 use tokio::time::Instant;
 
@@ -104,13 +106,20 @@ impl Session {
         }
     }
 
+    /// Checks a channel or sign-in signature with the app's secrets as the hub last sent them
+    /// (a rotated secret applies to sockets already open; the previous one during its grace).
     fn authorize(&self, signed: &str, auth: Option<&str>) -> Result<(), AuthError> {
-        channel_auth::verify(
-            self.app.key.as_str(),
-            self.app.secret.expose(),
-            signed,
-            auth,
-        )
+        let current = self
+            .ctx
+            .apps
+            .borrow()
+            .as_ref()
+            .and_then(|apps| apps.by_key(self.app.key.as_str()).cloned());
+        let app = current.as_ref().unwrap_or(&self.app);
+        let now = UnixTime::from_system(SystemTime::now()).as_secs();
+        app.verify_with(now, |secret| {
+            channel_auth::verify(app.key.as_str(), secret, signed, auth)
+        })
     }
 
     async fn subscribe(&mut self, subscribe: Subscribe) -> Option<Outgoing> {

@@ -22,6 +22,7 @@ mod users;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::apps::Apps;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{StatusCode, Uri, header};
 use axum::middleware::{self, Next};
@@ -29,7 +30,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use herald_shared::admin::AdminAccess;
-use herald_shared::app::AppTable;
 use herald_shared::ids::HubId;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -60,7 +60,7 @@ pub struct ApiState {
     /// This hub.
     pub hub_id: HubId,
     /// The apps.
-    pub apps: Arc<AppTable>,
+    pub apps: Apps,
     /// Where events go and queries are answered.
     pub store: Arc<dyn Store>,
     /// This hub's own channels (what its edges subscribe to).
@@ -141,7 +141,8 @@ async fn not_found(uri: Uri) -> ApiError {
 }
 
 /// `/up`: 200 while serving; 503 once draining, or while a clustered hub does not hear Redis
-/// (a deaf hub must leave the load balancer).
+/// (a deaf hub must leave the load balancer). An unreachable app store keeps it 200 (the apps
+/// read last serve) and says so in the body.
 async fn up(State(state): State<ApiState>) -> Response {
     let reason = if state.draining.is_cancelled() {
         Some("draining")
@@ -156,14 +157,22 @@ async fn up(State(state): State<ApiState>) -> Response {
             Json(json!({"health": "unavailable", "reason": reason})),
         )
             .into_response(),
-        None => Json(json!({"health": "OK"})).into_response(),
+        None => match state.apps.store().and_then(|store| store.problem()) {
+            Some(problem) => Json(json!({
+                "health": "OK",
+                "app_store": "unreachable: serving the apps read last",
+                "app_store_error": problem,
+            }))
+            .into_response(),
+            None => Json(json!({"health": "OK"})).into_response(),
+        },
     }
 }
 
 /// `/metrics`: the process's metrics in the Prometheus text format, with the gauges of state
 /// other tasks own read now.
 async fn metrics(State(state): State<ApiState>) -> Response {
-    for app in state.apps.apps() {
+    for app in state.apps.current().apps() {
         // A stopped registry means the hub is stopping; the gauge keeps its last value.
         if let Ok(channels) = state.registry.channels(app.id.clone()).await {
             hub_metrics::channels(&app.id, channels);
@@ -188,6 +197,14 @@ async fn stats(State(state): State<ApiState>) -> Response {
             Health::Disconnected => "disconnected",
         },
         "counters": &*state.stats,
+        "app_store": state.apps.store().map(|store| json!({
+            "reachable": store.reachable.load(std::sync::atomic::Ordering::Relaxed),
+            "refreshes": store.refreshes.load(std::sync::atomic::Ordering::Relaxed),
+            "failures": store.failures.load(std::sync::atomic::Ordering::Relaxed),
+            "apps": store.apps.load(std::sync::atomic::Ordering::Relaxed),
+            "bad_rows": store.bad_rows.load(std::sync::atomic::Ordering::Relaxed),
+            "error": store.problem(),
+        })),
     }))
     .into_response()
 }

@@ -61,6 +61,7 @@ mod tests {
             id: AppId::new(id),
             key: AppKey::new(id),
             secret: Secret::new("s"),
+            previous_secret: None,
             settings: AppSettings {
                 api_requests_per_second: rate,
                 ..AppSettings::default()

@@ -60,7 +60,6 @@ impl FromRequest<ApiState> for Signed {
                 .and_then(|(_, key)| state.apps.by_key(key)),
         };
         let app = app
-            .cloned()
             .ok_or_else(|| ApiError::UnknownApp(path.get("app_id").cloned().unwrap_or_default()))?;
         let method = parts.method.clone();
         if method == Method::POST {
@@ -77,15 +76,18 @@ impl FromRequest<ApiState> for Signed {
                 }
             })?;
         let now = UnixTime::from_system(SystemTime::now()).as_secs();
-        let verified = api::verify(
-            app.key.as_str(),
-            app.secret.expose(),
-            method.as_str(),
-            &path,
-            &params,
-            &body,
-            now,
-        );
+        // During a rotation's grace period the previous secret signs too.
+        let verified = app.verify_with(now, |secret| {
+            api::verify(
+                app.key.as_str(),
+                secret,
+                method.as_str(),
+                &path,
+                &params,
+                &body,
+                now,
+            )
+        });
         if let Err(error) = verified {
             state.stats.api_unauthorized.fetch_add(1, Ordering::Relaxed);
             return Err(error.into());

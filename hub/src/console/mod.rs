@@ -19,6 +19,7 @@ use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::apps::Apps;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -27,7 +28,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures_util::Stream;
-use herald_shared::app::{App, AppTable};
+use herald_shared::app::App;
 use herald_shared::channel::{ChannelKey, ChannelKind, ChannelName, ChannelNameError};
 use herald_shared::event::{EventData, EventName, EventNameError};
 use herald_shared::ids::{AppId, HubId};
@@ -152,7 +153,7 @@ pub struct ConsoleState {
     /// This hub.
     pub hub_id: HubId,
     /// The apps one signs in to.
-    pub apps: Arc<AppTable>,
+    pub apps: Apps,
     /// Channels, counts and members (the region's), and where test events are published.
     pub store: Arc<dyn Store>,
     /// Cancelled when the hub drains: event streams end.
@@ -202,7 +203,7 @@ fn same(a: &str, b: &str) -> bool {
     a.as_bytes().ct_eq(b.as_bytes()).into()
 }
 
-fn signed_in_app<'a>(state: &'a ConsoleState, form: &SignIn) -> Option<&'a Arc<App>> {
+fn signed_in_app(state: &ConsoleState, form: &SignIn) -> Option<Arc<App>> {
     match form {
         SignIn {
             key: Some(key),
@@ -225,9 +226,10 @@ fn signed_in_app<'a>(state: &'a ConsoleState, form: &SignIn) -> Option<&'a Arc<A
                 Some(id) => state.apps.by_id(id),
                 None => state
                     .apps
+                    .current()
                     .apps()
                     .next()
-                    .and_then(|app| state.apps.by_id(app.id.as_str())),
+                    .map(|app| Arc::new(app.clone())),
             }
         }
         _ => None,
@@ -258,7 +260,6 @@ fn signed_in(state: &ConsoleState, headers: &HeaderMap) -> Result<Arc<App>, Cons
     state
         .apps
         .by_id(app.as_str())
-        .cloned()
         .ok_or(ConsoleError::NotSignedIn)
 }
 

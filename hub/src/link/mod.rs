@@ -15,7 +15,7 @@ mod tls;
 use std::sync::Arc;
 use std::time::Duration;
 
-use herald_shared::app::AppTable;
+use crate::apps::Apps;
 use herald_shared::ids::HubId;
 use herald_shared::secret::Secret;
 use quinn::Endpoint;
@@ -50,7 +50,7 @@ pub struct LinkContext {
     /// This hub.
     pub hub_id: HubId,
     /// The apps handed to edges.
-    pub apps: Arc<AppTable>,
+    pub apps: Apps,
     /// How long cache channels keep their last event (told to edges).
     pub cache_ttl: Duration,
     /// Verifies edge tokens.

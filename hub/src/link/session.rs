@@ -182,12 +182,14 @@ async fn relay(
     mut control: Frames,
     shutdown: &CancellationToken,
 ) -> Result<u32, LinkError> {
+    // Watched before the welcome is built, so a change in between is sent too.
+    let mut apps = context.apps.changes();
     let welcome = HubToEdge::Welcome(Welcome {
         version: LINK_VERSION,
         hub_id: context.hub_id,
         channel_streams: context.settings.channel_streams,
         cache_ttl_ms: context.cache_ttl.as_millis() as u64,
-        apps: context.apps.apps().cloned().collect(),
+        apps: context.apps.current().apps().cloned().collect(),
     });
     control_send.write_all(&link::encode(&welcome)).await?;
     let mut queues = Vec::new();
@@ -219,6 +221,14 @@ async fn relay(
             _ = shutdown.cancelled() => break Ok(CLOSE_SHUTDOWN),
             Ok(()) = totals.changed() => {
                 let frame = HubToEdge::Connections(totals.borrow_and_update().to_vec());
+                if let Err(error) = control_send.write_all(&link::encode(&frame)).await {
+                    break Err(error.into());
+                }
+                continue;
+            }
+            Ok(()) = apps.changed() => {
+                let table = apps.borrow_and_update().clone();
+                let frame = HubToEdge::Apps(table.apps().cloned().collect());
                 if let Err(error) = control_send.write_all(&link::encode(&frame)).await {
                     break Err(error.into());
                 }

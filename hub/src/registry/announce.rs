@@ -11,14 +11,14 @@
 
 use std::time::Duration;
 
-use herald_shared::app::AppTable;
+use crate::apps::Apps;
 use herald_shared::channel::{ChannelKey, ChannelKind};
 use tokio::time::Instant;
 
 /// Whether a channel's subscribers are told its subscription count: its app enables
 /// subscription-count events and it is not a user's own channel. Pusher's current reference
 /// sends counts on every other kind of channel, presence included.
-pub fn announces_counts(apps: &AppTable, key: &ChannelKey) -> bool {
+pub fn announces_counts(apps: &Apps, key: &ChannelKey) -> bool {
     key.channel.kind() != ChannelKind::ServerToUser
         && apps
             .by_id(key.app.as_str())

@@ -19,7 +19,7 @@ mod shard;
 use std::sync::Arc;
 use std::time::Duration;
 
-use herald_shared::app::AppTable;
+use crate::apps::Apps;
 use herald_shared::channel::ChannelKey;
 use herald_shared::ids::AppId;
 use herald_shared::link::{Interest, PresenceChange, ReplayRequest};
@@ -145,7 +145,7 @@ impl Registry {
     /// Starts one shard task per region inbox on `tracker`.
     pub fn start(
         settings: RegistrySettings,
-        apps: Arc<AppTable>,
+        apps: Apps,
         stats: Arc<HubStats>,
         outlets: Outlets,
         region: RegionPort,

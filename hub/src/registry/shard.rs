@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use crate::apps::Apps;
 use futures_util::StreamExt;
-use herald_shared::app::AppTable;
 use herald_shared::channel::ChannelKey;
 use herald_shared::link::PresenceChange;
 use tokio::sync::mpsc;
@@ -44,7 +44,7 @@ struct Entry {
 struct Shard {
     channels: HashMap<ChannelKey, Entry>,
     timers: DelayQueue<ChannelKey>,
-    apps: Arc<AppTable>,
+    apps: Apps,
     lifetimes: Lifetimes,
     retention: Retention,
     announce_interval: Duration,
@@ -57,7 +57,7 @@ struct Shard {
 /// What a shard needs besides its inputs.
 pub struct ShardSetup {
     /// The apps (limits and settings).
-    pub apps: Arc<AppTable>,
+    pub apps: Apps,
     /// History and cache lifetimes.
     pub lifetimes: Lifetimes,
     /// How the region wants unwanted channels kept.

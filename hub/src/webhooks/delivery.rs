@@ -20,6 +20,7 @@ use super::endpoint::{Endpoint, EndpointId};
 use super::event;
 use super::retry::RetryPolicy;
 use super::sender::{SendFailure, Sender};
+use crate::apps::Apps;
 use crate::stats::HubStats;
 
 /// At most one "keeps failing" warning per endpoint this often.
@@ -54,12 +55,24 @@ pub struct Target {
     pub app: AppId,
     /// The app key (`X-Pusher-Key`).
     pub key: AppKey,
-    /// The app secret (signs bodies).
+    /// The app secret (signs bodies) when the hub started.
     pub secret: Secret,
     /// The endpoint.
     pub endpoint: Endpoint,
     /// Its stable id.
     pub id: EndpointId,
+    /// The apps now, whose current secret signs (a rotated one included).
+    pub apps: Apps,
+}
+
+impl Target {
+    /// The secret that signs now: the app's current one, or the one it had at start if the app
+    /// is gone.
+    pub fn current_secret(&self) -> Secret {
+        self.apps
+            .by_id(self.app.as_str())
+            .map_or_else(|| self.secret.clone(), |app| app.secret.clone())
+    }
 }
 
 /// An event waiting in an endpoint's queue.
@@ -194,9 +207,10 @@ impl Courier {
         let first = Instant::now();
         let mut failures = 0;
         loop {
+            let secret = target.current_secret();
             let sent = tokio::select! {
                 _ = stop.cancelled() => return Outcome::Stopped,
-                sent = self.sender.send(&target.endpoint, &target.key, &target.secret, body.clone()) => sent,
+                sent = self.sender.send(&target.endpoint, &target.key, &secret, body.clone()) => sent,
             };
             let failure = match sent {
                 Ok(()) => return Outcome::Delivered,

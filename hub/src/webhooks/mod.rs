@@ -46,7 +46,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use herald_shared::app::AppTable;
+use crate::apps::Apps;
 use herald_shared::channel::{ChannelKey, ChannelKind, ChannelName};
 use herald_shared::event::{EventData, EventName};
 use herald_shared::ids::{AppId, SocketId};
@@ -194,7 +194,7 @@ pub struct Targets {
 }
 
 impl Targets {
-    fn new(endpoints: Vec<(AppId, Endpoint)>, apps: &AppTable) -> Result<Self, WebhookError> {
+    fn new(endpoints: Vec<(AppId, Endpoint)>, apps: &Apps) -> Result<Self, WebhookError> {
         let mut targets = Self::default();
         for (app_id, endpoint) in endpoints {
             let Some(app) = apps.by_id(app_id.as_str()) else {
@@ -210,6 +210,7 @@ impl Targets {
                 app: app_id,
                 key: app.key.clone(),
                 secret: app.secret.clone(),
+                apps: apps.clone(),
                 endpoint,
             }));
         }
@@ -443,7 +444,7 @@ impl crate::region::Decisions for Webhooks {
 /// endpoints nothing starts and [`Webhooks::none`] is returned.
 pub fn start(
     settings: WebhookSettings,
-    apps: &AppTable,
+    apps: &Apps,
     redis: Option<RedisSetup>,
     stats: Arc<HubStats>,
     stop: CancellationToken,

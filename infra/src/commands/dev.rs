@@ -79,6 +79,7 @@ pub async fn run(args: DevArgs) -> ExitCode {
     let app: App = hub_plan
         .config
         .apps
+        .current()
         .apps()
         .next()
         .cloned()
@@ -155,6 +156,9 @@ pub async fn run(args: DevArgs) -> ExitCode {
     running.stopped().await;
     started.running.stopped().await;
     let _ = reloader.await;
+    if let Some(app_store) = started.app_store {
+        let _ = app_store.await;
+    }
     ExitCode::SUCCESS
 }
 

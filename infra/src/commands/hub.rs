@@ -10,11 +10,12 @@ use herald_shared::ids::HubId;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+use crate::app_store::poller;
 use crate::cli::HubArgs;
 use crate::config::raw::RawConfig;
 use crate::config::resolve::{self, HubPlan, RedisPlan, RedisSource, Resolver, redis_url};
 use crate::discovery::elasticache::{self, ClientOptions, GroupEndpoint};
-use crate::process::{EXIT_CONFIG, fail, print_ready};
+use crate::process::{EXIT_CONFIG, EXIT_UNAVAILABLE, fail, print_ready};
 use crate::tls::files::CertFiles;
 use crate::{net, rlimit, tls};
 
@@ -160,6 +161,8 @@ pub struct StartedHub {
     pub cert_sha256: String,
     /// The certificate its HTTP API serves, to be watched for renewals.
     pub http_tls: Option<Arc<CertFiles>>,
+    /// The app store's refresh loop, which ends on shutdown; await it after the hub stopped.
+    pub app_store: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Binds the hub's sockets and starts it (joining its region through Redis when configured).
@@ -167,6 +170,21 @@ pub async fn start(mut plan: HubPlan, shutdown: CancellationToken) -> Result<Sta
     if let Some(redis) = &plan.redis {
         plan.config.cluster = Some(cluster_settings(redis).await?);
     }
+    let poller = match &plan.app_store {
+        Some(store) => {
+            let file = plan.config.apps.current().apps().cloned().collect();
+            let started = poller::start(store, file)
+                .await
+                .map_err(|error| match error {
+                    poller::StartError::Clash(_) => fail(EXIT_CONFIG, error),
+                    _ => fail(EXIT_UNAVAILABLE, error),
+                })?;
+            plan.config.apps = started.apps;
+            plan.config.webhooks.endpoints.extend(started.webhooks);
+            Some(started.poller)
+        }
+        None => None,
+    };
     let http = net::tcp(plan.http_listen)
         .map_err(super::cannot_bind("hub.http_listen", plan.http_listen))?;
     let link = net::udp(plan.link_listen)
@@ -180,8 +198,9 @@ pub async fn start(mut plan: HubPlan, shutdown: CancellationToken) -> Result<Sta
         link,
         metrics: crate::metrics::render(herald_hub::metrics::describe),
     };
-    let running =
-        herald_hub::start(plan.config, listeners, shutdown).map_err(|e| fail(EXIT_CONFIG, e))?;
+    let running = herald_hub::start(plan.config, listeners, shutdown.clone())
+        .map_err(|e| fail(EXIT_CONFIG, e))?;
+    let app_store = poller.map(|poller| tokio::spawn(poller.run(shutdown)));
     tracing::info!(
         message = "Hub serving.",
         %hub_id,
@@ -194,6 +213,7 @@ pub async fn start(mut plan: HubPlan, shutdown: CancellationToken) -> Result<Sta
         running,
         cert_sha256,
         http_tls,
+        app_store,
     })
 }
 
@@ -230,6 +250,9 @@ pub async fn run(args: HubArgs) -> ExitCode {
     }
     started.running.stopped().await;
     let _ = reloader.await;
+    if let Some(app_store) = started.app_store {
+        let _ = app_store.await;
+    }
     ExitCode::SUCCESS
 }
 

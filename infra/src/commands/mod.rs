@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod apps;
 pub mod cert;
 pub mod config;
 pub mod dev;

@@ -89,6 +89,21 @@ declare_keys! {
     APP_API_REQUESTS_PER_SECOND: u32 = "app.api_requests_per_second",
         computed(|| AppSettings::default().api_requests_per_second.to_string()), parse::positive;
 
+    /// apps in a database besides the file's: postgres://user:password@host:5432/database or
+    /// mysql://user:password@host:3306/database (MariaDB too); Herald creates its table
+    /// herald_apps there
+    APP_STORE_URL: crate::app_store::StoreUrl = "app_store.url",
+        optional("unset: apps from the file and environment only"), parse::store_url;
+    /// how often hubs re-read the app store, milliseconds: added, changed, disabled and removed
+    /// apps apply on every hub and edge within about this
+    APP_STORE_REFRESH_MS: Duration = "app_store.refresh_ms", default("1000"), parse::millis;
+    /// how long connecting to the app store may take at start (and per refresh), seconds
+    APP_STORE_CONNECT_TIMEOUT_SECS: Duration = "app_store.connect_timeout_secs", default("5"),
+        parse::seconds;
+    /// how long herald apps rotate-secret keeps the previous secret valid, seconds (24 h)
+    APP_STORE_SECRET_GRACE_SECS: Duration = "app_store.secret_grace_secs", default("86400"),
+        parse::seconds;
+
     /// HTTP API address
     HUB_HTTP_LISTEN: SocketAddr = "hub.http_listen", default("0.0.0.0:8081"), parse::socket_addr;
     /// QUIC link address, UDP

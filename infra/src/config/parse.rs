@@ -225,6 +225,11 @@ pub fn redis_url(text: &str) -> Parsed<Secret> {
     }
 }
 
+/// An app store URL (`postgres://`, `mysql://`); a problem never shows its password.
+pub fn store_url(text: &str) -> Parsed<crate::app_store::StoreUrl> {
+    crate::app_store::StoreUrl::parse(text).map_err(|error| Invalid(error.to_string()))
+}
+
 /// A Redis key prefix: no whitespace, and no `{` or `}` (keys carry their Redis Cluster hash
 /// tag after the prefix; a brace in it would put every key in one slot).
 pub fn redis_prefix(text: &str) -> Parsed<String> {

@@ -20,6 +20,8 @@ pub enum Origin {
     Flag(String),
     /// A default of the command (e.g. `herald dev`'s loopback addresses).
     CommandDefault(&'static str),
+    /// A row of the app store (`app_store.url`).
+    Store,
 }
 
 impl fmt::Display for Origin {
@@ -29,6 +31,7 @@ impl fmt::Display for Origin {
             Self::Env(name) => write!(f, "from {name}"),
             Self::Flag(name) => write!(f, "from {name}"),
             Self::CommandDefault(command) => write!(f, "the default of {command}"),
+            Self::Store => f.write_str("in the app store"),
         }
     }
 }
@@ -61,7 +64,8 @@ pub struct Settings {
 }
 
 impl Settings {
-    fn scoped(scope: String) -> Self {
+    /// The settings of one app reported as `{scope}.name` (`apps[0]`, an app store row).
+    pub fn scoped(scope: String) -> Self {
         Self {
             scope: Some(scope),
             values: BTreeMap::new(),

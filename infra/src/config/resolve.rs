@@ -10,6 +10,7 @@ use herald_edge::socket::ConnectionRateLimit;
 use herald_edge::{HubTrust, LinkConfig, OutboxLimits, SocketLimits};
 use herald_hub::HubConfig;
 use herald_hub::api::ApiSettings;
+use herald_hub::apps::Apps;
 use herald_hub::history::HistoryLimits;
 use herald_hub::http::HttpSettings;
 use herald_hub::link::{HubTls, LinkSettings};
@@ -24,6 +25,7 @@ use super::key::{Defaulted, Key, Optional, Required};
 use super::keys::*;
 use super::raw::{Origin, RawConfig, Setting, Settings};
 use super::{ConfigError, ConfigErrors};
+use crate::app_store::poller::StorePlan;
 use crate::tls;
 use crate::tls::files::CertFiles;
 use herald_shared::auth::api::percent_encode;
@@ -134,7 +136,8 @@ pub fn cluster_key(raw: &RawConfig, r: &mut Resolver) -> Secret {
         .unwrap_or_else(|| Secret::new(""))
 }
 
-fn app(s: &Settings, r: &mut Resolver) -> App {
+/// One app from its `app.*` settings (an `[app]`, an `[[apps]]` entry or an app store row).
+pub fn app(s: &Settings, r: &mut Resolver) -> App {
     let id = r.required(s, &APP_ID).unwrap_or_default();
     let key = r.required(s, &APP_KEY).unwrap_or_default();
     let secret = r
@@ -161,12 +164,14 @@ fn app(s: &Settings, r: &mut Resolver) -> App {
         id: AppId::new(id),
         key: AppKey::new(key),
         secret,
+        previous_secret: None,
         settings,
     }
 }
 
 /// The apps: `[app]` (also `REVERB_APP_*` and `--app-*`; any `app.*` key makes it an app, whose
-/// id, key and secret are then required) followed by `[[apps]]`. None at all is an error.
+/// id, key and secret are then required) followed by `[[apps]]`. None at all is an error unless
+/// an app store holds them (`app_store.url`).
 pub fn apps(raw: &RawConfig, r: &mut Resolver) -> Arc<AppTable> {
     let mut list = Vec::new();
     if raw.settings.any_in(APP_ID.meta.section()) {
@@ -175,11 +180,11 @@ pub fn apps(raw: &RawConfig, r: &mut Resolver) -> Arc<AppTable> {
     for entry in &raw.apps {
         list.push(app(entry, r));
     }
-    if list.is_empty() {
+    if list.is_empty() && raw.settings.get(&APP_STORE_URL.meta).is_none() {
         r.fail(
             "app",
             None,
-            "no app configured (set app.id, app.key and app.secret — or REVERB_APP_ID, REVERB_APP_KEY, REVERB_APP_SECRET — or [[apps]] entries)",
+            "no app configured (set app.id, app.key and app.secret — or REVERB_APP_ID, REVERB_APP_KEY, REVERB_APP_SECRET — or [[apps]] entries, or app_store.url)",
         );
     }
     match AppTable::new(list) {
@@ -205,6 +210,21 @@ pub struct HubPlan {
     pub http_tls: Option<Arc<CertFiles>>,
     /// How often served certificate files are checked for a renewal.
     pub tls_watch: Duration,
+    /// The app store, when apps live in a database too.
+    pub app_store: Option<StorePlan>,
+}
+
+/// How the hub reads its app store, if `app_store.url` is set.
+pub fn app_store(raw: &RawConfig, r: &mut Resolver) -> Option<StorePlan> {
+    let s = &raw.settings;
+    let refresh = r.get(s, &APP_STORE_REFRESH_MS);
+    let timeout = r.get(s, &APP_STORE_CONNECT_TIMEOUT_SECS);
+    r.get(s, &APP_STORE_SECRET_GRACE_SECS);
+    Some(StorePlan {
+        url: r.optional(s, &APP_STORE_URL)?,
+        refresh,
+        timeout,
+    })
 }
 
 fn pem_file(
@@ -300,6 +320,7 @@ pub fn hub(
     apps: Arc<AppTable>,
     cluster_key: Secret,
 ) -> HubPlan {
+    let app_store = app_store(raw, r);
     let s = &raw.settings;
     let request_timeout = r.get(s, &HUB_REQUEST_TIMEOUT_SECS);
     HubPlan {
@@ -307,7 +328,7 @@ pub fn hub(
         link_listen: r.get(s, &HUB_LINK_LISTEN),
         config: HubConfig {
             hub_id,
-            apps,
+            apps: Apps::fixed(apps),
             cluster_key,
             tls: hub_tls(raw, r),
             link: LinkSettings {
@@ -347,6 +368,7 @@ pub fn hub(
         redis: redis(raw, r),
         http_tls: serving_tls(s, r, &HUB_HTTP_TLS_CERT, &HUB_HTTP_TLS_KEY),
         tls_watch: r.get(s, &TLS_WATCH_INTERVAL_SECS),
+        app_store,
     }
 }
 

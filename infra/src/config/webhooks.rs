@@ -57,7 +57,7 @@ fn field(error: &EndpointError) -> &'static str {
 }
 
 /// The valid endpoints of one app's settings, problems recorded.
-fn endpoints(s: &Settings, r: &mut Resolver) -> Vec<Endpoint> {
+pub fn endpoints(s: &Settings, r: &mut Resolver) -> Vec<Endpoint> {
     let Some(specs) = r.optional(s, &APP_WEBHOOKS) else {
         return Vec::new();
     };

@@ -29,7 +29,7 @@ pub use frame::{
 };
 
 /// The link protocol version this build speaks. A hub refuses a `Hello` with another version.
-pub const LINK_VERSION: u16 = 3;
+pub const LINK_VERSION: u16 = 4;
 
 /// The TLS ALPN protocol id of the link.
 pub const ALPN: &[u8] = b"herald-link/1";

@@ -8,6 +8,7 @@
 //! - [`proxy`] — a TCP proxy in front of edges that can cut a client's connection.
 //! - [`eventually`] — waiting, with a deadline, for a state the system reaches on its own.
 //! - [`redis`] — a real redis-server per test.
+//! - [`databases`] — a fresh PostgreSQL or MariaDB database per test, and a relay that can cut it.
 //! - [`redis_cluster`] — a local Redis Cluster (3 primaries, 3 replicas) and a primary + replica
 //!   pair, with kills and promotions.
 //! - [`topology`] — hubs and edges with port 0 everywhere; one test body against one hub and
@@ -27,6 +28,7 @@ pub mod auth;
 pub mod binary;
 pub mod client;
 pub mod compat;
+pub mod databases;
 pub mod dev;
 pub mod eventually;
 pub mod metrics;

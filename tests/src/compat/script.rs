@@ -127,6 +127,8 @@ pub struct Launch {
     /// Options of the script itself, merged into its options JSON (null: none), e.g.
     /// `{"resume": true}` to install the resume add-on (`clients/js`).
     pub script: Value,
+    /// The app to connect to and sign for, (id, key, secret); the test app when `None`.
+    pub app: Option<(String, String, String)>,
 }
 
 impl Script {
@@ -142,6 +144,11 @@ impl Script {
     ) -> (Self, String) {
         let (host, port) = split_address(&edge.websocket);
         let mut options = json!({"key": APP_KEY, "host": host, "port": port, "signer": signer()});
+        if let Some((id, key, secret)) = &launch.app {
+            options["key"] = json!(key);
+            options["signer"] = json!({"appId": id, "key": key, "secret": secret,
+                                       "encryptionMasterKeyBase64": MASTER_KEY_BASE64});
+        }
         if !user.is_null() {
             options["user"] = user.clone();
         }

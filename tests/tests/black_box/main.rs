@@ -4,6 +4,7 @@
 //! runs one of them.
 
 mod api_errors;
+mod app_store;
 mod apps;
 mod bench;
 mod cache_channels;

@@ -9,6 +9,7 @@ use std::time::Duration;
 use herald_shared::auth::channel::{channel_string_to_sign, sign, user_string_to_sign};
 use herald_tests::api::Api;
 use herald_tests::client::PusherClient;
+use herald_tests::databases::{Kind, TcpRelay, TestDatabase};
 use herald_tests::process::HeraldProcess;
 use herald_tests::redis::RedisServer;
 use herald_tests::topology::Hub;
@@ -20,7 +21,14 @@ const APP_SECRET: &str = "appsecretQ7wK2mZ9xV4";
 const CLUSTER_KEY: &str = "clusterkeyR8nT3pL6yH1";
 const REDIS_PASSWORD: &str = "redispassJ5cF8dS2gB7";
 const ADMIN_TOKEN: &str = "admintokenM4vX9kW1qE6";
-const SECRETS: [&str; 4] = [APP_SECRET, CLUSTER_KEY, REDIS_PASSWORD, ADMIN_TOKEN];
+const DB_PASSWORD: &str = "dbpassK3sV8nQ2zL5";
+const SECRETS: [&str; 5] = [
+    APP_SECRET,
+    CLUSTER_KEY,
+    REDIS_PASSWORD,
+    ADMIN_TOKEN,
+    DB_PASSWORD,
+];
 
 /// Fails naming the secret and where it was seen.
 fn assert_clean(what: &str, text: &str) {
@@ -32,8 +40,9 @@ fn assert_clean(what: &str, text: &str) {
     }
 }
 
-fn common_env(redis: &str) -> Vec<(&'static str, String)> {
+fn common_env(redis: &str, app_store: &str) -> Vec<(&'static str, String)> {
     vec![
+        ("HERALD_APP_STORE__URL", app_store.to_string()),
         // Everything, at debug, from every crate: the strictest place to look.
         ("HERALD_LOG", "debug".to_string()),
         ("HERALD_CLUSTER__KEY", CLUSTER_KEY.to_string()),
@@ -100,7 +109,12 @@ async fn no_secret_appears_in_any_output() {
     let test = "no_secret_appears_in_any_output";
     let mut redis = RedisServer::start_with(&["--requirepass", REDIS_PASSWORD]).await;
     let redis_url = format!("redis://:{REDIS_PASSWORD}@127.0.0.1:{}/0", redis.port);
-    let env = common_env(&redis_url);
+    // An app store whose URL holds a password (PostgreSQL's trust authentication ignores it),
+    // behind a relay the test cuts to make the store fail at start and later.
+    let db = TestDatabase::create(Kind::Postgres);
+    let relay = TcpRelay::start(Kind::Postgres.address()).await;
+    let store_url = db.url_via(relay.address, Some(DB_PASSWORD));
+    let env = common_env(&redis_url, &store_url);
     let hub_a = start_hub(test, "hub-a", &env).await;
     let hub_b = start_hub(test, "hub-b", &env).await;
     let edge_a = start_edge(test, "edge-a", &hub_a, CLUSTER_KEY).await;
@@ -169,6 +183,39 @@ async fn no_secret_appears_in_any_output() {
     hub_a
         .process
         .wait_for_log("Edge refused.", Duration::from_secs(20))
+        .await;
+
+    // `herald apps`, and the app store going away: at a hub's start, and under running hubs.
+    for args in [vec!["list"], vec!["list", "--json"], vec!["remove", "nope"]] {
+        let mut all = vec!["apps", "--app-store-url", store_url.as_str()];
+        all.extend(args);
+        let output = herald_tests::dev::herald(&all, Duration::from_secs(20)).await;
+        seen.push((
+            format!("herald {}", all.join(" ")),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            ),
+        ));
+    }
+    relay.cut();
+    let mut storeless = HeraldProcess::spawn(test, "store-down-at-start", &["hub"], &refs(&env));
+    assert_eq!(storeless.exit_code(Duration::from_secs(30)).await, Some(69));
+    seen.push(("a hub whose store is down".into(), storeless.stderr()));
+    hub_a
+        .process
+        .wait_for_log("App store unreachable", Duration::from_secs(20))
+        .await;
+    let (_, up) = admin_get(&hub_a.http, "/up", None).await;
+    assert!(up.contains("unreachable"), "{up}");
+    seen.push(("/up with the store down".into(), up));
+    let (_, stats) = admin_get(&hub_a.http, "/stats", Some(ADMIN_TOKEN)).await;
+    seen.push(("/stats with the store down".into(), stats));
+    relay.restore();
+    hub_a
+        .process
+        .wait_for_log("App store reachable again", Duration::from_secs(20))
         .await;
 
     // Redis goes away and comes back: reconnection errors are logged.

@@ -49,10 +49,14 @@ pub fn init_logging(env: &dyn Env) {
         .or_else(|| env.var("RUST_LOG"))
         .unwrap_or_else(|| "info".to_string());
     let filter = EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    // A log line that cannot be written is lost, nothing more: by default tracing-subscriber
+    // reports it with `eprintln!`, which panics when stderr is gone (a closed pipe), and takes
+    // down the task that logged — the signal task among them, so SIGTERM stopped nothing.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal());
+        .with_ansi(std::io::stderr().is_terminal())
+        .log_internal_errors(false);
     if env.var("HERALD_LOG_FORMAT").as_deref() == Some("json") {
         builder.json().init();
     } else {

@@ -251,3 +251,76 @@ async fn herald_dev_region_ports_keep_their_single_process_roles() {
     }
     drop(defaults);
 }
+
+/// `herald dev --hubs 2 --edges 1` SIGKILLed after whoever read its log went away (its stderr
+/// is a closed pipe, as when the terminal or the test that started it is gone): every process
+/// it started stops all the same — a log line that cannot be written never stops the signal
+/// handling.
+#[tokio::test]
+async fn a_killed_local_region_leaves_no_process_even_with_its_log_gone() {
+    use tokio::io::AsyncBufReadExt;
+    let redis = herald_tests::redis::RedisServer::start().await;
+    let url = redis.url(0);
+    let mut dev = tokio::process::Command::new(herald_tests::binary::herald_binary())
+        .args([
+            "dev",
+            "--ready-json",
+            "--hubs",
+            "2",
+            "--edges",
+            "1",
+            "--redis",
+            &url,
+        ])
+        .args(["--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
+        .args(["--admin-listen", "127.0.0.1:0"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("herald dev starts");
+    let stdout = dev.stdout.take().expect("stdout is piped");
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let ready = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Ok(value) = serde_json::from_str::<serde_json::Value>(&line)
+                && value["event"] == "ready"
+            {
+                return value;
+            }
+        }
+        panic!("herald dev ended before its ready line");
+    })
+    .await
+    .expect("herald dev is ready within 60 s");
+    let pids: Vec<u64> = ready["members"]
+        .as_array()
+        .expect("a member list")
+        .iter()
+        .map(|member| member["pid"].as_u64().expect("a pid"))
+        .collect();
+    assert_eq!(pids.len(), 3);
+    drop(dev.stderr.take());
+    dev.kill().await.expect("herald dev can be killed");
+    for pid in pids {
+        herald_tests::eventually::eventually(
+            &format!("member {pid} to follow herald dev"),
+            std::time::Duration::from_secs(10),
+            async || {
+                std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                    // A zombie has stopped; init reaps it.
+                    !stat
+                        .rsplit(')')
+                        .next()
+                        .unwrap_or("")
+                        .trim_start()
+                        .starts_with('Z')
+                })
+            },
+            |alive| !alive,
+        )
+        .await
+        .unwrap();
+    }
+}

@@ -29,6 +29,7 @@
 //! - [`writer`] — the group commit of counts, presence and announcements.
 //! - [`liveness`] — heartbeat and reaping of dead hubs.
 //! - [`online`] — who is online across the region, for watchlists.
+//! - [`replicated`] — publishes that wait for replicas, group-committed.
 //! - [`sharded`] — sharded pub/sub on a Redis Cluster (not wired in yet).
 
 pub mod bus;
@@ -36,6 +37,7 @@ pub mod follower;
 pub mod keys;
 pub mod liveness;
 pub mod online;
+pub mod replicated;
 pub mod scripts;
 pub mod sharded;
 pub mod wire;
@@ -65,6 +67,7 @@ use crate::region::{
 };
 use bus::{BusHandle, BusState};
 use keys::Keys;
+use replicated::Replicated;
 use scripts::Scripts;
 
 /// How the hub reaches Redis and behaves in the region.
@@ -119,6 +122,9 @@ pub enum ClusterError {
     /// An event in Redis does not decode.
     #[error(transparent)]
     Wire(#[from] wire::WireError),
+    /// The publisher that waits for replicas stopped (the hub is shutting down).
+    #[error(transparent)]
+    Stopped(#[from] replicated::Stopped),
     /// Too few replicas acknowledged a publish in time: it may be lost in a failover, so it is
     /// not acknowledged (the trigger is answered 503 and retried).
     #[error("{acked} of the {wanted} replicas required acknowledged the event within {timeout:?}")]
@@ -152,11 +158,8 @@ struct Inner {
     keys: Keys,
     scripts: Scripts,
     redis: ConnectionManager,
-    /// The connection of publishes that wait for replicas: a `WAIT` holds up every command
-    /// behind it on its connection, so it never shares the hub's main one.
-    replicated: ConnectionManager,
-    replicas_acked: u32,
-    replica_ack_timeout: Duration,
+    /// Publishes that wait for replicas, when `redis.min_replicas_acked` > 0.
+    replicated: Option<Replicated>,
     bus: BusHandle,
     history: HistoryLimits,
     cache_ttl: Duration,
@@ -227,22 +230,40 @@ impl Cluster {
             .set_max_delay(settings.max_backoff);
         let redis =
             ConnectionManager::new_lazy_with_config(settings.redis.clone(), config.clone())?;
-        let replicated = ConnectionManager::new_lazy_with_config(
-            settings.redis.clone(),
-            config
-                .set_response_timeout(Some(Duration::from_secs(2) + settings.replica_ack_timeout)),
-        )?;
+        let scripts = Scripts::new(false);
+        let replicated = if settings.replicas_acked > 0 {
+            let connection = ConnectionManager::new_lazy_with_config(
+                settings.redis.clone(),
+                config.set_response_timeout(Some(
+                    Duration::from_secs(2) + settings.replica_ack_timeout,
+                )),
+            )?;
+            let (replicated, task) = Replicated::new(
+                replicated::Settings {
+                    connection,
+                    load: redis::cmd("SCRIPT")
+                        .arg("LOAD")
+                        .arg(&scripts.publish_code)
+                        .clone(),
+                    wanted: settings.replicas_acked,
+                    timeout: settings.replica_ack_timeout,
+                },
+                shutdown.clone(),
+            );
+            tracker.spawn(task);
+            Some(replicated)
+        } else {
+            None
+        };
         let keys = Keys::new(settings.prefix.clone());
         let (bus, bus_task) = bus::bus();
         let cluster = Self {
             inner: Arc::new(Inner {
                 hub_id: setup.hub_id,
                 keys: keys.clone(),
-                scripts: Scripts::new(false),
+                scripts,
                 redis,
                 replicated,
-                replicas_acked: settings.replicas_acked,
-                replica_ack_timeout: settings.replica_ack_timeout,
                 bus,
                 history: setup.history,
                 cache_ttl: setup.cache_ttl,
@@ -343,8 +364,8 @@ impl Cluster {
     }
 
     /// Publishes an event to the region; returns its sequence once Redis holds it — and, when
-    /// replicas are required, once that many replicas hold it too: the script and a `WAIT` go
-    /// in one pipeline on one connection, so the `WAIT` covers the script's writes.
+    /// replicas are required, once that many replicas hold it too ([`replicated`]: the scripts
+    /// and one `WAIT` for a whole batch, on a connection of their own).
     pub async fn publish(&self, publication: &Publication) -> Result<u64, ClusterError> {
         let body = wire::body(
             &publication.name,
@@ -365,41 +386,13 @@ impl Cluster {
             .arg(maxlen)
             .arg(history_ttl)
             .arg(cache_ttl);
-        let wanted = self.inner.replicas_acked;
-        if wanted == 0 {
+        let Some(replicated) = &self.inner.replicated else {
             let seq: String = invocation.invoke_async(&mut self.connection()).await?;
             return parse_seq(&seq);
-        }
-        let timeout = self.inner.replica_ack_timeout;
-        let mut pipe = redis::pipe();
-        pipe.invoke_script(&invocation)
-            .cmd("WAIT")
-            .arg(wanted)
-            .arg(timeout.as_millis().max(1) as u64);
-        let mut connection = TimedRedis(self.inner.replicated.clone());
-        let replied: Result<(String, i64), RedisError> = pipe.query_async(&mut connection).await;
-        let (seq, acked) = match replied {
-            Err(error) if error.code() == Some("NOSCRIPT") => {
-                // A Redis that restarted forgot the script: load it, and publish again (the
-                // failed call wrote nothing).
-                self.inner
-                    .scripts
-                    .publish
-                    .prepare_invoke()
-                    .load_async(&mut connection)
-                    .await?;
-                pipe.query_async(&mut connection).await?
-            }
-            replied => replied?,
         };
-        if acked < i64::from(wanted) {
-            return Err(ClusterError::NotReplicated {
-                acked,
-                wanted,
-                timeout,
-            });
-        }
-        parse_seq(&seq)
+        let mut call = redis::pipe();
+        call.invoke_script(&invocation);
+        parse_seq(&replicated.publish(call).await?)
     }
 
     /// Reads a channel's sequence, history after `after`, and cache.

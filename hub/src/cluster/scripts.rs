@@ -357,6 +357,8 @@ return 1
 pub struct Scripts {
     /// See [`PUBLISH`].
     pub publish: Script,
+    /// The text of `publish`, for `SCRIPT LOAD` in a pipeline.
+    pub publish_code: String,
     /// See [`FETCH`].
     pub fetch: Script,
     /// See [`JOIN`].
@@ -384,13 +386,12 @@ impl Scripts {
     /// `SPUBLISH` when `sharded` (a Redis Cluster: classic `PUBLISH` would reach every node).
     pub fn new(sharded: bool) -> Self {
         let command = if sharded { "SPUBLISH" } else { "PUBLISH" };
-        let script = |body: &str| {
-            Script::new(&format!(
-                "{LUA_KEYS}local PUBLISH_COMMAND = '{command}'\n{PRELUDE}{body}"
-            ))
-        };
+        let code =
+            |body: &str| format!("{LUA_KEYS}local PUBLISH_COMMAND = '{command}'\n{PRELUDE}{body}");
+        let script = |body: &str| Script::new(&code(body));
         Self {
             publish: script(PUBLISH),
+            publish_code: code(PUBLISH),
             fetch: script(FETCH),
             join: script(JOIN),
             leave: script(LEAVE),

@@ -261,6 +261,15 @@ async fn a_trigger_is_acknowledged_only_once_a_replica_holds_its_event() {
     let event = json!({"name": "e", "channel": "acked", "data": "1"});
     let reply = api.trigger(event.clone()).await;
     assert_eq!(reply.status, 200, "{:?}", reply.body);
+    // Triggers at once share their replication waits (group commit); each is acknowledged.
+    let replies =
+        futures_util::future::join_all((0..20).map(|n| {
+            api.trigger(json!({"name": "e", "channel": format!("acked-{n}"), "data": "1"}))
+        }))
+        .await;
+    for reply in replies {
+        assert_eq!(reply.status, 200, "{:?}", reply.body);
+    }
 
     // The replica leaves: nothing can acknowledge the next event.
     let () = on_node(pair.replica_port(), |connection| {

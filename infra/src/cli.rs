@@ -10,9 +10,17 @@ use crate::config::Override;
 use crate::config::key::Meta;
 use crate::config::keys;
 
+/// `herald --version`: the package version and the commit it was built from.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("HERALD_COMMIT"),
+    ")"
+);
+
 /// Herald: a Pusher-compatible real-time server for Laravel apps and every Pusher client.
 #[derive(Debug, Parser)]
-#[command(name = "herald", version, about)]
+#[command(name = "herald", version = VERSION, about)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -72,6 +80,10 @@ pub struct CommonArgs {
     /// Print one JSON line with the bound addresses on stdout once serving.
     #[arg(long)]
     pub ready_json: bool,
+    /// Check the configuration (file, environment, flags) and exit without serving: 0 and
+    /// `configuration ok`, or 64 naming every bad key.
+    #[arg(long)]
+    pub check: bool,
 }
 
 /// An edge's listening addresses.

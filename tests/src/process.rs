@@ -58,6 +58,19 @@ impl HeraldProcess {
         Self::start_program(bench_binary(), &[], test, name, args, &[]).await
     }
 
+    /// [`HeraldProcess::start_under`] for a `herald` other than the one this workspace builds,
+    /// such as the image's `/usr/local/bin/herald` under `chroot --userspec=10001:10001 ROOTFS`.
+    pub async fn start_other(
+        program: &Path,
+        launcher: &[&str],
+        test: &str,
+        name: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
+        Self::start_program(program, launcher, test, name, args, env).await
+    }
+
     async fn start_program(
         program: &Path,
         launcher: &[&str],

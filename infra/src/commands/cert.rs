@@ -40,6 +40,10 @@ pub enum CertWhat {
         /// Days it is valid.
         #[arg(long, default_value_t = 3650)]
         days: u32,
+        /// When DIR/ca.crt and DIR/ca.key both exist, keep them and succeed (an init container
+        /// that runs on every start).
+        #[arg(long)]
+        keep: bool,
     },
     /// Make a server certificate signed by DIR/ca.crt and DIR/ca.key: DIR/OUT.crt, DIR/OUT.key.
     Issue {
@@ -56,6 +60,10 @@ pub enum CertWhat {
         /// Days it is valid.
         #[arg(long, default_value_t = 825)]
         days: u32,
+        /// When DIR/OUT.crt and DIR/OUT.key both exist, keep them and succeed (an init container
+        /// that runs on every start).
+        #[arg(long)]
+        keep: bool,
     },
 }
 
@@ -91,9 +99,13 @@ impl CertCommandError {
 pub fn run(command: CertCommand) -> ExitCode {
     let outcome = match command.what {
         CertWhat::Ca {
+            dir, keep: true, ..
+        } if pair_exists(&dir, "ca") => Ok(kept(&dir, "ca")),
+        CertWhat::Ca {
             dir,
             common_name,
             days,
+            keep: _,
         } => issue::new_ca(&common_name, days)
             .map_err(CertCommandError::from)
             .and_then(|pair| write_pair(&dir, "ca", &pair)),
@@ -101,7 +113,17 @@ pub fn run(command: CertCommand) -> ExitCode {
             dir,
             names,
             out,
+            keep: true,
+            ..
+        } if pair_exists(&dir, out.as_deref().unwrap_or(&names[0])) => {
+            Ok(kept(&dir, out.as_deref().unwrap_or(&names[0])))
+        }
+        CertWhat::Issue {
+            dir,
+            names,
+            out,
             days,
+            keep: _,
         } => read_ca(&dir).and_then(|ca| {
             let out = out.unwrap_or_else(|| names[0].clone());
             let pair = issue::issue(&ca, &names, days)?;
@@ -118,6 +140,22 @@ pub fn run(command: CertCommand) -> ExitCode {
         }
         Err(error) => fail(error.exit_code(), error),
     }
+}
+
+/// Whether DIR/NAME.crt and DIR/NAME.key both exist.
+fn pair_exists(dir: &Path, name: &str) -> bool {
+    ["crt", "key"]
+        .iter()
+        .all(|extension| dir.join(format!("{name}.{extension}")).exists())
+}
+
+/// What `--keep` says when it kept an existing pair.
+fn kept(dir: &Path, name: &str) -> String {
+    format!(
+        "kept {} and {}",
+        dir.join(format!("{name}.crt")).display(),
+        dir.join(format!("{name}.key")).display()
+    )
 }
 
 fn read_ca(dir: &Path) -> Result<Pair, CertCommandError> {

@@ -76,6 +76,9 @@ pub async fn run(args: DevArgs) -> ExitCode {
         Ok(plan) => plan,
         Err(code) => return code,
     };
+    if args.common.check {
+        return super::configuration_ok("dev");
+    }
     let app: App = hub_plan
         .config
         .apps

@@ -64,6 +64,9 @@ pub async fn run(args: EdgeArgs) -> ExitCode {
         Ok(resolved) => resolved,
         Err(code) => return code,
     };
+    if args.common.check {
+        return super::configuration_ok("edge");
+    }
     if let Some(limit) = rlimit::raise_open_files()
         && limit < 1024
     {

@@ -227,6 +227,9 @@ pub async fn run(args: HubArgs) -> ExitCode {
         Ok(plan) => plan,
         Err(code) => return code,
     };
+    if args.common.check {
+        return super::configuration_ok("hub");
+    }
     rlimit::raise_open_files();
     let shutdown = match super::shutdown_token() {
         Ok(token) => token,

@@ -38,6 +38,18 @@ fn resolved<T>(r: Resolver, value: T) -> Result<T, ExitCode> {
     r.finish(value).map_err(|errors| fail(EXIT_CONFIG, errors))
 }
 
+/// What `--check` ends with once the configuration resolved: says so on stdout, exit 0.
+fn configuration_ok(command: &str) -> ExitCode {
+    #[allow(
+        clippy::print_stdout,
+        reason = "saying the configuration is valid is --check's job"
+    )]
+    {
+        println!("herald {command}: configuration ok");
+    }
+    ExitCode::SUCCESS
+}
+
 /// The token a long-running command stops on (see [`shutdown_on_signal`]); it exits with
 /// [`EXIT_OS`] when the signal handlers cannot be installed.
 fn shutdown_token() -> Result<CancellationToken, ExitCode> {

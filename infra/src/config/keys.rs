@@ -247,7 +247,8 @@ declare_keys! {
     EDGE_HUBS: Vec<HubAddress> = "edge.hubs", required, parse::hub_addresses;
     /// this edge's availability zone (hubs in it are preferred)
     EDGE_ZONE: String = "edge.zone", optional("unset"), parse::non_empty;
-    /// CA certificate (PEM file) hub certificates chain to
+    /// CA certificate hub certificates chain to: a PEM file, or the PEM text itself (starting
+    /// with -----BEGIN, as an ECS task gets it from SSM)
     EDGE_HUB_CA: PathBuf = "edge.hub_ca", optional("unset"), parse::path;
     /// SHA-256 pins of hub certificates, hex, comma-separated
     EDGE_HUB_CERT_SHA256: Vec<[u8; 32]> = "edge.hub_cert_sha256", optional("unset"), parse::pins;

@@ -600,8 +600,13 @@ pub fn edge_link(
         (None, Some(_)) => {
             HubTrust::Pinned(r.optional(s, &EDGE_HUB_CERT_SHA256).unwrap_or_default())
         }
-        (Some(_), None) => {
-            let pem = pem_file(s, &EDGE_HUB_CA, r);
+        (Some(setting), None) => {
+            // The PEM text itself (an ECS task's secret from SSM) or a file holding it.
+            let pem = if setting.text.trim_start().starts_with("-----BEGIN") {
+                Some(setting.text.as_bytes().to_vec())
+            } else {
+                pem_file(s, &EDGE_HUB_CA, r)
+            };
             let cas = pem.as_deref().map(pem_certs).unwrap_or_default();
             if pem.is_some() && cas.is_empty() {
                 r.fail(EDGE_HUB_CA.meta.path, ca, "holds no PEM certificate");

@@ -275,6 +275,18 @@ async fn the_edge_verifies_its_hub_by_the_name_it_dials() {
         .await;
     assert_eq!(up.status, 200, "{:?}", up.body);
 
+    // The same CA as PEM text in the environment (what an ECS task gets from SSM): linked too.
+    let pem = std::fs::read_to_string(dir.join("ca.crt")).unwrap();
+    let mut args = edge_base_args(CLUSTER_KEY);
+    args.extend(["--hub", &good.link, "--ready-json"].map(String::from));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let env = [("HERALD_EDGE__HUB_CA", pem.as_str())];
+    let from_env = HeraldProcess::start(test, "pem-edge", &args, &env).await;
+    let up = Api::new(&from_env.ready_field("admin"))
+        .raw("GET", "/up", "")
+        .await;
+    assert_eq!(up.status, 200, "{:?}", up.body);
+
     // A certificate for another name: no link, and /up and the log say why.
     let wrong = Hub::start_with_args(test, "wrong-hub", &hub_args("other")).await;
     let args = edge_args(&wrong);

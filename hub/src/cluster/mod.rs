@@ -372,6 +372,7 @@ impl Cluster {
             &publication.data,
             publication.exclude,
             publication.user_id.as_deref(),
+            UnixTime::from_system(SystemTime::now()).as_micros(),
         );
         let cached = publication.key.channel.is_cache() && !publication.name.is_reserved();
         let cache_ttl = if cached {
@@ -437,6 +438,7 @@ impl Cluster {
             &member.added_data(),
             Some(socket),
             None,
+            UnixTime::from_system(SystemTime::now()).as_micros(),
         );
         let info = member.user_info.as_ref().map_or("null", |info| info.json());
         let (maxlen, history_ttl) = self.history_args();

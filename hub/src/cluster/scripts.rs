@@ -31,6 +31,10 @@ use redis::Script;
 
 use super::keys::LUA_KEYS;
 
+/// How the scripts stamp the events they make (see [`super::wire`]), checked by its tests.
+#[cfg(test)]
+pub(super) const STAMP_LUA: &str = PRELUDE;
+
 /// Helpers every channel script starts with (after [`LUA_KEYS`] and the publishing command).
 const PRELUDE: &str = r#"
 local SEQ_TTL_MS = 7 * 24 * 3600 * 1000
@@ -50,6 +54,9 @@ local function current_seq()
 end
 
 local function field(text) return #text .. ':' .. text end
+
+-- The accept time a body starts with (Redis's clock, for the events scripts make).
+local function stamp() return '@' .. string.format('%.0f', now_us()) .. ':' end
 
 -- Publishes a body; returns its sequence. cache_ttl_ms > 0 also caches it.
 local function publish(body, maxlen, history_ttl_ms, cache_ttl_ms)
@@ -139,7 +146,7 @@ local function leave(socket, announce, maxlen, history_ttl_ms, delay_ms)
     redis.call('HDEL', key('pu'), user)
     if announce == '1' then
       local data = cjson.encode('{"user_id":' .. cjson.encode(user) .. '}')
-      local body = field('pusher_internal:member_removed') .. field('') .. field('') .. data
+      local body = stamp() .. field('pusher_internal:member_removed') .. field('') .. field('') .. data
       publish(body, maxlen, history_ttl_ms, 0)
     end
     delay_removal(removed_member(user), delay_ms)
@@ -304,7 +311,7 @@ if not redis.call('SET', lock, ARGV[4], 'NX', 'PX', ARGV[5]) then
 end
 local count = live_count(live_hubs(ARGV[6]))
 local data = cjson.encode('{"subscription_count":' .. count .. '}')
-local body = field('pusher_internal:subscription_count') .. field('') .. field('') .. data
+local body = stamp() .. field('pusher_internal:subscription_count') .. field('') .. field('') .. data
 publish(body, ARGV[7], ARGV[8], 0)
 return {1, count}
 "#;

@@ -1,9 +1,14 @@
 //! How an event travels through Redis: the body a hub publishes (and history stores), and the
 //! message subscribers receive, `"{seq}:{body}"`.
 //!
-//! The body is three length-prefixed fields — event name, excluded socket, sender's user id —
-//! then the data's JSON text: `{len}:{name}{len}:{socket}{len}:{user}{data}`. The Lua scripts
-//! build the same form for presence events, so the format stays this simple.
+//! The body is the time the event was accepted (`@{unix micros}:`), three length-prefixed
+//! fields — event name, excluded socket, sender's user id — then the data's JSON text:
+//! `@{micros}:{len}:{name}{len}:{socket}{len}:{user}{data}`. The Lua scripts build the same form
+//! for the events they make (stamped with Redis's clock), so the format stays this simple.
+//!
+//! The stamp is what the edges' `herald_edge_delivery_seconds` measures from, whichever hub
+//! delivers the event and whether it arrives live, from history or from the cache. A body
+//! without one (written by an older Herald) is stamped when it is decoded.
 
 use herald_shared::channel::ChannelKey;
 use herald_shared::event::{EventData, EventName};
@@ -23,14 +28,18 @@ fn field(out: &mut String, text: &str) {
     out.push_str(text);
 }
 
-/// The body of an event.
+/// The body of an event accepted at `accepted_micros` (since 1970).
 pub fn body(
     name: &EventName,
     data: &EventData,
     exclude: Option<SocketId>,
     user_id: Option<&str>,
+    accepted_micros: u64,
 ) -> String {
-    let mut out = String::with_capacity(name.as_str().len() + data.json().len() + 32);
+    let mut out = String::with_capacity(name.as_str().len() + data.json().len() + 56);
+    out.push('@');
+    out.push_str(&accepted_micros.to_string());
+    out.push(':');
     field(&mut out, name.as_str());
     field(
         &mut out,
@@ -60,6 +69,16 @@ pub fn decode(key: ChannelKey, message: &str) -> Result<Event, WireError> {
         .split_once(':')
         .ok_or(WireError("missing sequence"))?;
     let seq: u64 = seq.parse().map_err(|_| WireError("bad sequence"))?;
+    let accepted_micros = match rest.strip_prefix('@') {
+        Some(stamped) => {
+            let (micros, tail) = stamped
+                .split_once(':')
+                .ok_or(WireError("missing accept time"))?;
+            rest = tail;
+            micros.parse().map_err(|_| WireError("bad accept time"))?
+        }
+        None => UnixTime::from_system(SystemTime::now()).as_micros(),
+    };
     let name = EventName::parse(take_field(&mut rest)?).map_err(|_| WireError("bad event name"))?;
     let exclude = match take_field(&mut rest)? {
         "" => None,
@@ -79,8 +98,7 @@ pub fn decode(key: ChannelKey, message: &str) -> Result<Event, WireError> {
         data: EventData::from_json_text(rest),
         exclude,
         user_id,
-        // Redis does not carry the triggering hub's stamp: latency is measured from here.
-        accepted_micros: UnixTime::from_system(SystemTime::now()).as_micros(),
+        accepted_micros,
     })
 }
 
@@ -99,12 +117,13 @@ mod tests {
         let name = EventName::parse("weird:name 3:x").unwrap();
         let data = EventData::from_string("d:1:2");
         let exclude = Some(SocketId { high: 1, low: 2 });
-        let text = format!("42:{}", body(&name, &data, exclude, Some("ü")));
+        let text = format!("42:{}", body(&name, &data, exclude, Some("ü"), 1_234_567));
         let event = decode(key(), &text).unwrap();
         assert_eq!(
             (event.seq, event.name, event.data, event.exclude),
             (42, name, data, exclude)
         );
+        assert_eq!(event.accepted_micros, 1_234_567);
         assert_eq!(event.user_id.as_deref(), Some("ü"));
         let plain = decode(
             key(),
@@ -114,12 +133,26 @@ mod tests {
                     &EventName::parse("e").unwrap(),
                     &EventData::from_string("x"),
                     None,
-                    None
+                    None,
+                    7
                 )
             ),
         )
         .unwrap();
         assert_eq!((plain.exclude, plain.user_id), (None, None));
+        // A body without a stamp (an older Herald's) is stamped on decoding.
+        let before = UnixTime::from_system(SystemTime::now()).as_micros();
+        let unstamped = decode(key(), "7:1:e0:0:\"x\"").unwrap();
+        assert!(unstamped.accepted_micros >= before);
+    }
+
+    #[test]
+    fn the_lua_stamp_is_what_rust_decodes() {
+        // The scripts' events start with `'@' .. micros .. ':'`, as `body` writes.
+        assert!(
+            super::super::scripts::STAMP_LUA
+                .contains("'@' .. string.format('%.0f', now_us()) .. ':'")
+        );
     }
 
     #[test]
@@ -131,6 +164,8 @@ mod tests {
             "1:1:e0:0:",
             "1:1:e0:3:ab",
             "1:1:e1:x0:\"d\"",
+            "1:@12",
+            "1:@x:1:e0:0:\"d\"",
         ] {
             assert!(decode(key(), bad).is_err(), "{bad:?}");
         }

@@ -1,6 +1,7 @@
 //! `GET /metrics` on the edge's admin port and the hub's HTTP port, after a scripted scenario:
 //! the counters move by exactly what happened (N sockets → connections N; M triggers to S
-//! subscribers → M × S messages sent), and no label carries a channel, socket or user.
+//! subscribers → M × S messages sent), and no label carries a channel, socket or user. In a
+//! region, delivery latency is measured from the accepting hub's stamp.
 
 use std::time::Duration;
 
@@ -15,6 +16,10 @@ use serde_json::json;
 
 const APP: (&str, &str) = ("app_id", "100001");
 const WAIT: Duration = Duration::from_secs(10);
+/// The delivery-latency histogram.
+const DELIVERY: &str = "herald_edge_delivery_seconds";
+/// How long a hub stands still in the region scenario (under the edges' silence deadline).
+const STALL: Duration = Duration::from_millis(300);
 
 #[tokio::test]
 async fn metrics_count_a_scripted_scenario_exactly() {
@@ -291,4 +296,99 @@ async fn a_region_counts_each_edge_once_and_standby_links_apart() {
     .await
     .unwrap();
     assert_eq!(counted, [3.0, 3.0, 3.0, 3.0]);
+}
+
+/// In a region the hub that accepts an event stamps it and the stamp travels through Redis (the
+/// publish script's message, history and cache), so `herald_edge_delivery_seconds` measures
+/// from the trigger on every edge: each edge's histogram counts exactly its deliveries, and the
+/// edge behind a hub that stood still while an event was triggered shows that wait.
+#[tokio::test]
+async fn delivery_latency_in_a_region_is_measured_from_the_triggering_hub() {
+    let test = "delivery_latency_in_a_region_is_measured_from_the_triggering_hub";
+    let region = Region::start(test, 2, 3, &[], &[]).await;
+    let stalled = &region.hubs[1];
+    let behind_stalled = eventually(
+        "an edge linked to the second hub",
+        WAIT,
+        async || {
+            let mut linked = Vec::new();
+            for (index, edge) in region.edges.iter().enumerate() {
+                if edge.linked_hub().await.as_deref() == Some(stalled.hub_id.as_str()) {
+                    linked.push(index);
+                }
+            }
+            linked
+        },
+        |linked| !linked.is_empty(),
+    )
+    .await
+    .unwrap_or_else(|unmet| panic!("waited {:?} for {}", unmet.waited, unmet.what))[0];
+    let mut clients = region.subscribers("latency-room").await;
+    let api = region.hubs[0].api();
+    let scrape_all = async || {
+        futures_util::future::join_all(region.edges.iter().map(|edge| scrape(&edge.admin))).await
+    };
+
+    // M events, each received by every client before the next: every edge times each one.
+    let triggers = 3;
+    let before = scrape_all().await;
+    for index in 0..triggers {
+        let data = format!("n{index}");
+        let reply = api
+            .trigger(json!({"name": "tick", "channel": "latency-room", "data": data}))
+            .await;
+        assert_eq!(reply.status, 200, "{:?}", reply.body);
+        for client in &mut clients {
+            assert_eq!(client.next_event().await["data"], data);
+        }
+    }
+    for (index, edge) in region.edges.iter().enumerate() {
+        let old = before[index].value(DELIVERY, &[]);
+        let now = scrape_until(&edge.admin, WAIT, |m| {
+            m.value(DELIVERY, &[]) >= old + triggers as f64
+        })
+        .await;
+        assert_eq!(
+            now.value(DELIVERY, &[]) - old,
+            triggers as f64,
+            "edge {index} timed each delivery once"
+        );
+    }
+
+    // The hub of one edge stands still while the other hub accepts an event.
+    let before = scrape_all().await;
+    stalled.process.pause();
+    let reply = api
+        .trigger(json!({"name": "tick", "channel": "latency-room", "data": "late"}))
+        .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    // The stall itself: how long the hub stands still after the accept, not a wait for
+    // anything.
+    tokio::time::sleep(STALL).await;
+    stalled.process.resume();
+    for client in &mut clients {
+        assert_eq!(client.next_event().await["data"], "late");
+    }
+    let old = &before[behind_stalled];
+    let now = scrape_until(&region.edges[behind_stalled].admin, WAIT, |m| {
+        m.value(DELIVERY, &[]) > old.value(DELIVERY, &[])
+    })
+    .await;
+    assert_eq!(now.value(DELIVERY, &[]) - old.value(DELIVERY, &[]), 1.0);
+    // It waited out the stall, measured from its accept on the other hub (with the stamp taken
+    // when the stalled hub heard the event, it would be a few milliseconds).
+    let fast = &[("le", "0.25")];
+    let bucket = format!("{DELIVERY}_bucket");
+    assert_eq!(
+        now.value(&bucket, fast),
+        old.value(&bucket, fast),
+        "the delivery behind the stalled hub was timed from that hub's hearing:\n{}",
+        now.text
+    );
+    let sum = format!("{DELIVERY}_sum");
+    let waited = now.value(&sum, &[]) - old.value(&sum, &[]);
+    assert!(
+        waited >= STALL.as_secs_f64(),
+        "the delivery behind the stalled hub took {waited} s"
+    );
 }

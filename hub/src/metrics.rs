@@ -62,6 +62,8 @@ pub const WEBHOOKS_DROPPED: &str = "herald_hub_webhooks_dropped_total";
 pub const WEBHOOKS_PENDING: &str = "herald_hub_webhooks_pending";
 /// App store refreshes, by result.
 pub const APP_STORE_REFRESHES: &str = "herald_hub_app_store_refreshes_total";
+/// Console events that could not be sent to the region's consoles.
+pub const CONSOLE_DROPPED: &str = "herald_hub_console_events_dropped_total";
 
 /// The `route` of requests no route matched.
 const UNMATCHED: &str = "unmatched";
@@ -133,6 +135,10 @@ pub fn describe() {
         APP_STORE_REFRESHES,
         "Reads of the app store (app_store.url), by result: ok, or failed (the cached apps keep serving)."
     );
+    describe_counter!(
+        CONSOLE_DROPPED,
+        "Debug-console events a hub of a region could not send to the region's consoles (queue full or Redis unreachable)."
+    );
     counter!(HISTORY_BACKFILLS).increment(0);
     counter!(HISTORY_REPLAYS).increment(0);
     gauge!(EDGES).increment(0.0);
@@ -188,6 +194,11 @@ pub fn backfill() {
 /// An edge asked for a client's replay.
 pub fn replay() {
     counter!(HISTORY_REPLAYS).increment(1);
+}
+
+/// A console event could not be sent to the region's consoles.
+pub fn console_dropped() {
+    counter!(CONSOLE_DROPPED).increment(1);
 }
 
 /// The number of channels of `app_id` some edge subscribes to, read at scrape time.

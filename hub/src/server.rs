@@ -12,15 +12,19 @@ use crate::api::{self, ApiRates, ApiState};
 use crate::cluster::{Cluster, ClusterSetup};
 use crate::config::HubConfig;
 use crate::connections::Connections;
-use crate::console::{Console, ConsoleState};
+use crate::console::{Console, ConsoleFeed, ConsoleState};
 use crate::http::HttpServer;
 use crate::link::{self, LinkContext, TlsConfigError};
 use crate::metrics::Render;
-use crate::region::{self, Online, Pending, Retention, Store, memory};
+use crate::region::relay::NoRelay;
+use crate::region::{self, Online, Pending, Relay, Retention, Store, memory};
 use crate::registry::{self, Outlets, RegionPort, Registry};
 use crate::stats::HubStats;
 use crate::watchlist::{self, WatchlistRegion};
 use crate::webhooks;
+
+/// The region as the rest of the hub uses it, whichever implementation was chosen.
+type RegionParts = (Arc<dyn Store>, Arc<dyn Online>, Retention, Arc<dyn Relay>);
 
 /// What the process hands a hub: the sockets it serves, bound by the caller, and the process's
 /// metrics for `/metrics`.
@@ -73,7 +77,6 @@ pub fn start(
     let http_addr = listeners.http.local_addr()?;
     let link_addr = listeners.link.local_addr()?;
     let stats = Arc::new(HubStats::default());
-    let console = Console::new(config.console_token.clone());
     let tasks = TaskTracker::new();
     let (watchlist, watchlist_queue) = watchlist::channel();
     let (occupancy, occupancy_queue) = registry::occupancy();
@@ -98,41 +101,46 @@ pub fn start(
     )?;
     let decisions: Arc<dyn region::Decisions> = Arc::new(webhooks.clone());
     // The one place that decides between a hub alone and a hub in a region.
-    let (store, online, retention): (Arc<dyn Store>, Arc<dyn Online>, Retention) =
-        match &config.cluster {
-            Some(settings) => {
-                let setup = ClusterSetup {
-                    hub_id: config.hub_id,
-                    history: lifetimes.history,
-                    cache_ttl: lifetimes.cache_ttl,
-                    pending: pending.clone(),
-                    inboxes,
-                    decisions,
-                };
-                let cluster = Cluster::start(settings, setup, &tasks, shutdown.clone())?;
-                (
-                    Arc::new(cluster.clone()),
-                    Arc::new(cluster),
-                    settings.retention(),
-                )
-            }
-            None => {
-                let (store, task) = memory::memory();
-                tasks.spawn(memory::run(
-                    task,
-                    pending.clone(),
-                    inboxes,
-                    lifetimes.cache_ttl,
-                    decisions,
-                    shutdown.clone(),
-                ));
-                (
-                    Arc::new(store.clone()),
-                    Arc::new(store),
-                    memory::retention(),
-                )
-            }
-        };
+    let (store, online, retention, relay): RegionParts = match &config.cluster {
+        Some(settings) => {
+            let setup = ClusterSetup {
+                hub_id: config.hub_id,
+                history: lifetimes.history,
+                cache_ttl: lifetimes.cache_ttl,
+                pending: pending.clone(),
+                inboxes,
+                decisions,
+            };
+            let cluster = Cluster::start(settings, setup, &tasks, shutdown.clone())?;
+            (
+                Arc::new(cluster.clone()),
+                Arc::new(cluster.clone()),
+                settings.retention(),
+                Arc::new(cluster.relay()),
+            )
+        }
+        None => {
+            let (store, task) = memory::memory();
+            tasks.spawn(memory::run(
+                task,
+                pending.clone(),
+                inboxes,
+                lifetimes.cache_ttl,
+                decisions,
+                shutdown.clone(),
+            ));
+            (
+                Arc::new(store.clone()),
+                Arc::new(store),
+                memory::retention(),
+                Arc::new(NoRelay),
+            )
+        }
+    };
+    let console = Console::new(
+        config.console_token.clone(),
+        ConsoleFeed::new(config.hub_id, relay),
+    );
     let registry = Registry::start(
         config.registry,
         config.apps.clone(),
@@ -175,7 +183,7 @@ pub fn start(
         listeners.link,
         Arc::new(TokioRuntime),
     )?;
-    let connections = Connections::new();
+    let connections = Connections::new(config.hub_id);
     tasks.spawn(crate::connections::run(
         connections.clone(),
         store.clone(),
@@ -220,6 +228,7 @@ pub fn start(
         apps: state.apps.clone(),
         store: state.store.clone(),
         draining: shutdown.clone(),
+        connections,
         console,
     };
     let http = HttpServer {

@@ -4,11 +4,11 @@
 // Usage: node console.mjs '{"url": "http://127.0.0.1:8081/console", "key", "secret", "profile"}'
 //
 // stdin, one JSON command per line:
-//   {"op": "signin"}                                   sign in with the key and secret
+//   {"op": "signin"}                                   sign in with the key and secret, wait for the event stream
 //   {"op": "channel", "channel": "x", "subscribers": 1} wait until the channel shows that count
-//   {"op": "edges", "connections": 1}                  wait until the edges show that many in all
+//   {"op": "edges", "connections": 1, "hub"?}          wait until the edges (of that hub) show that many in all
 //   {"op": "trigger", "channel", "event", "data"}      submit the test-event form, wait for its log line
-//   {"op": "log", "type": "subscribers"}               wait for a log line of that type
+//   {"op": "log", "type": "subscribers", "hub"?, "text"?} wait for a log line of that type (from that hub, containing that text)
 //   {"op": "screenshot", "path": "..."}
 //   {"op": "html"}                                     the page's HTML as it is now
 // stdout, one JSON line per command: {"type": "<op>", ...} or {"type": "error", "message"}.
@@ -53,6 +53,7 @@ async function run(command) {
       await page.click("#signin-submit");
       await page.locator("#console").waitFor({ state: "visible", timeout: WAIT });
       await page.waitForFunction(() => document.getElementById("status").textContent === "live", null, { timeout: WAIT });
+      await page.waitForFunction(() => document.body.dataset.stream === "open", null, { timeout: WAIT });
       return { app: await page.textContent("#app") };
     }
     case "channel": {
@@ -68,15 +69,19 @@ async function run(command) {
       return { cells: await row.locator("td").allTextContents() };
     }
     case "edges": {
+      const rows = command.hub ? `#edges tr[data-hub="${command.hub}"]` : "#edges tr[data-edge]";
       await page.waitForFunction(
-        (connections) => {
-          const cells = [...document.querySelectorAll("#edges tr[data-edge] td:nth-child(2)")];
+        ([rows, connections]) => {
+          const cells = [...document.querySelectorAll(`${rows} td.num`)];
           return cells.length > 0 && cells.reduce((sum, td) => sum + Number(td.textContent), 0) === connections;
         },
-        command.connections,
+        [rows, command.connections],
         { timeout: WAIT },
       );
-      return { rows: await page.locator("#edges tr[data-edge]").count() };
+      return {
+        rows: await page.locator("#edges tr[data-edge]").count(),
+        hubs: await page.locator("#edges tr[data-edge]").evaluateAll((trs) => trs.map((tr) => tr.dataset.hub)),
+      };
     }
     case "trigger": {
       const before = await page.locator('#log li[data-type="trigger"]').count();
@@ -92,7 +97,10 @@ async function run(command) {
       return { error: await page.textContent("#trigger-error") };
     }
     case "log": {
-      const line = page.locator(`#log li[data-type="${command.type}"]`).first();
+      const selector = `#log li[data-type="${command.type}"]` + (command.hub ? `[data-hub="${command.hub}"]` : "");
+      let line = page.locator(selector);
+      if (command.text) line = line.filter({ hasText: command.text });
+      line = line.first();
       await line.waitFor({ timeout: WAIT });
       return { text: await line.textContent() };
     }

@@ -38,7 +38,9 @@
 //! | app | `wl` | `P:wl:{A}` | pub/sub channel of watchlist changes (classic `PUBLISH`: every hub hears every app's) |
 //! | app | `wlc` | `P:wlc:{A}:{n}:{watcher}` | the claim on telling a watcher of change `n` |
 //! | hub | `hubs` | `P:hubs` | live hubs (score: when their heartbeat expires, ms) |
-//! | hub | `hp`, `hc`, `onla`, `hconn` | `P:hp:H` … | a hub's presence channels, counted channels, apps with online users, connections per app |
+//! | hub | `hp`, `hc`, `onla` | `P:hp:H` … | a hub's presence channels, counted channels, apps with online users |
+//! | hub | `hconn` | `P:hconn:H` | a hub's edges' connections: edge → JSON `[[app, count], …]` |
+//! | app | `conw`, `conev` | `P:conw:{A}`, `P:conev:{A}` | a debug console watches the app (expires, refreshed); pub/sub channel of the app's console events (classic `PUBLISH`, only while watched) |
 //! | hub | `reap` | `P:reap:H` | the lock one hub takes to reap a dead hub |
 //! | region | `{wh}:q:{endpoint}`, `{wh}:delayed`, `{wh}:miss:…`, `{wh}:courier` | `P:{wh}:…` | webhook queues, delayed removals, cache-miss once, courier lease |
 //!
@@ -197,10 +199,31 @@ impl Keys {
         format!("{}:hc:{hub}", self.prefix)
     }
 
-    /// A hub's client connections per app (a hash `{app}` → count, expiring with the hub's
-    /// heartbeat).
+    /// A hub's edges' client connections per app (a hash: edge id → JSON `[[app, count], …]`,
+    /// expiring with the hub's heartbeat).
     pub fn hub_connections(&self, hub: &str) -> String {
         format!("{}:hconn:{hub}", self.prefix)
+    }
+
+    /// Set (with a short expiry, refreshed) while a debug console watches `app`; tagged by the
+    /// app like its other keys.
+    pub fn console_watch(&self, app: &AppId) -> String {
+        format!("{}:conw:{{{app}}}", self.prefix)
+    }
+
+    /// The pub/sub channel of `app`'s console events (classic `PUBLISH`, which a Redis Cluster
+    /// hands to every node's subscribers: fine for a console's rate, and only while watched).
+    pub fn console_events(&self, app: &AppId) -> String {
+        format!("{}:conev:{{{app}}}", self.prefix)
+    }
+
+    /// The app of a console events channel, if it is one of ours.
+    pub fn parse_console_events(&self, name: &str) -> Option<AppId> {
+        let app = name
+            .strip_prefix(&self.prefix)?
+            .strip_prefix(":conev:{")?
+            .strip_suffix('}')?;
+        Some(AppId::new(app))
     }
 
     /// The lock one hub takes to reap a dead hub.
@@ -306,6 +329,19 @@ mod tests {
         ];
         assert!(tagged.iter().all(|k| tag(k) == "a:1"), "{tagged:?}");
         assert_eq!(keys.parse_watchlist(&keys.watchlist(&app)), Some(app));
+    }
+
+    #[test]
+    fn console_channels_round_trip() {
+        let keys = Keys::new("herald");
+        let app = AppId::new("a:1");
+        assert_eq!(keys.console_events(&app), "herald:conev:{a:1}");
+        assert_eq!(tag(&keys.console_watch(&app)), "a:1");
+        assert_eq!(
+            keys.parse_console_events(&keys.console_events(&app)),
+            Some(app)
+        );
+        assert_eq!(keys.parse_console_events("herald:ev:{a:c}"), None);
     }
 
     #[test]

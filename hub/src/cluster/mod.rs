@@ -31,12 +31,14 @@
 //! - [`online`] — who is online across the region, for watchlists.
 //! - [`replicated`] — publishes that wait for replicas, group-committed.
 //! - [`sharded`] — sharded pub/sub on a Redis Cluster (not wired in yet).
+//! - [`relay`] — the debug console's events across the region.
 
 pub mod bus;
 pub mod follower;
 pub mod keys;
 pub mod liveness;
 pub mod online;
+pub mod relay;
 pub mod replicated;
 pub mod scripts;
 pub mod sharded;
@@ -62,8 +64,8 @@ use tokio_util::task::TaskTracker;
 use crate::history::HistoryLimits;
 use crate::metrics::TimedRedis;
 use crate::region::{
-    ChannelCounts, Decisions, Fetched, Health, Inboxes, JoinOutcome, Pending, Publication,
-    RegionError, Retention, Store,
+    ChannelCounts, Decisions, EdgeLoad, Fetched, Health, Inboxes, JoinOutcome, Pending,
+    Publication, RegionError, Retention, Store,
 };
 use bus::{BusHandle, BusState};
 use keys::Keys;
@@ -165,6 +167,7 @@ struct Inner {
     cache_ttl: Duration,
     hub_ttl: Duration,
     decisions: Arc<dyn Decisions>,
+    relay: relay::RedisRelay,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -257,6 +260,8 @@ impl Cluster {
         };
         let keys = Keys::new(settings.prefix.clone());
         let (bus, bus_task) = bus::bus();
+        let (relay, relay_task) =
+            relay::RedisRelay::new(setup.hub_id, keys.clone(), TimedRedis(redis.clone()));
         let cluster = Self {
             inner: Arc::new(Inner {
                 hub_id: setup.hub_id,
@@ -269,8 +274,16 @@ impl Cluster {
                 cache_ttl: setup.cache_ttl,
                 hub_ttl: settings.hub_ttl,
                 decisions: setup.decisions,
+                relay: relay.clone(),
             }),
         };
+        tracker.spawn(relay::run(
+            relay,
+            relay_task,
+            settings.redis.clone(),
+            settings.max_backoff,
+            shutdown.clone(),
+        ));
         tracker.spawn(bus::run(
             bus_task,
             settings.redis.clone(),
@@ -295,6 +308,11 @@ impl Cluster {
         ));
         tracker.spawn(liveness::run(cluster.clone(), shutdown));
         Ok(cluster)
+    }
+
+    /// The debug console's relay across the region.
+    pub fn relay(&self) -> relay::RedisRelay {
+        self.inner.relay.clone()
     }
 
     /// Who is told what this hub's writes decided for the region.
@@ -578,12 +596,10 @@ impl Cluster {
 }
 
 impl Cluster {
-    /// Writes this hub's connections per app (expiring with its heartbeat) and sums every live
-    /// hub's: each app's connections across the region, for `max_connections`.
-    pub async fn connections(
-        &self,
-        local: &[(AppId, u32)],
-    ) -> Result<Vec<(AppId, u32)>, ClusterError> {
+    /// Writes this hub's edges' connections per app (expiring with its heartbeat) and reads
+    /// every live hub's: each edge of the region with its connections, for `max_connections`
+    /// and the debug console. An entry that does not decode (another version's) is skipped.
+    pub async fn connections(&self, local: &[EdgeLoad]) -> Result<Vec<EdgeLoad>, ClusterError> {
         use redis::AsyncCommands;
         let keys = &self.inner.keys;
         let mut redis = self.connection();
@@ -591,9 +607,17 @@ impl Cluster {
         let mut write = redis::pipe();
         write.atomic().del(&mine).ignore();
         if !local.is_empty() {
-            let fields: Vec<(&str, u32)> = local
+            let fields: Vec<(String, String)> = local
                 .iter()
-                .map(|(app, count)| (app.as_str(), *count))
+                .map(|load| {
+                    let apps: Vec<(&str, u32)> = load
+                        .apps
+                        .iter()
+                        .map(|(app, count)| (app.as_str(), *count))
+                        .collect();
+                    let apps = serde_json::to_string(&apps).unwrap_or_else(|_| "[]".into());
+                    (load.edge.to_string(), apps)
+                })
                 .collect();
             write.hset_multiple(&mine, &fields).ignore();
             write
@@ -602,17 +626,31 @@ impl Cluster {
         }
         let () = write.query_async(&mut redis).await?;
         let live: Vec<String> = redis.zrangebyscore(keys.hubs(), unix_ms(), "+inf").await?;
-        let mut totals: HashMap<String, u32> = HashMap::new();
-        for hub in live {
-            let counts: HashMap<String, u32> = redis.hgetall(keys.hub_connections(&hub)).await?;
-            for (app, count) in counts {
-                *totals.entry(app).or_default() += count;
+        let mut loads = Vec::new();
+        for hub_name in live {
+            let Ok(hub) = hub_name.parse::<HubId>() else {
+                continue;
+            };
+            let edges: HashMap<String, String> =
+                redis.hgetall(keys.hub_connections(&hub_name)).await?;
+            for (edge, apps) in edges {
+                let (Ok(edge), Ok(apps)) = (
+                    edge.parse::<u64>(),
+                    serde_json::from_str::<Vec<(String, u32)>>(&apps),
+                ) else {
+                    continue;
+                };
+                loads.push(EdgeLoad {
+                    edge: herald_shared::ids::EdgeId(edge),
+                    hub,
+                    apps: apps
+                        .into_iter()
+                        .map(|(app, count)| (AppId::new(app), count))
+                        .collect(),
+                });
             }
         }
-        Ok(totals
-            .into_iter()
-            .map(|(app, count)| (AppId::new(app), count))
-            .collect())
+        Ok(loads)
     }
 }
 
@@ -643,8 +681,8 @@ impl Store for Cluster {
 
     fn connections(
         &self,
-        local: Vec<(AppId, u32)>,
-    ) -> BoxFuture<'_, Result<Vec<(AppId, u32)>, RegionError>> {
+        local: Vec<EdgeLoad>,
+    ) -> BoxFuture<'_, Result<Vec<EdgeLoad>, RegionError>> {
         async move { Ok(Cluster::connections(self, &local).await?) }.boxed()
     }
 

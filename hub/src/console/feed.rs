@@ -1,7 +1,8 @@
 //! What the console shows live: a bounded broadcast of what happens on this hub (subscriber
 //! counts reported by edges, triggers, client events, vacated channels), and each edge's
 //! connections per app. The link sessions and the API write here with one call each; the
-//! console's event streams read.
+//! console's event streams read. Each event is also offered to the region's [`Relay`], which
+//! sends it on to other hubs' consoles only while one watches its app.
 //!
 //! A browser that reads too slowly misses events: the stream tells it how many
 //! (`{"type":"skipped"}`), so nothing is dropped silently.
@@ -9,10 +10,13 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use herald_shared::ids::{AppId, EdgeId};
+use herald_shared::ids::{AppId, EdgeId, HubId};
 use herald_shared::link::{ClientEvent, Interest};
 use serde::Serialize;
 use tokio::sync::broadcast;
+
+use crate::region::Relay;
+use crate::region::relay::NoRelay;
 
 /// Events held for slow readers before they skip.
 const FEED_CAPACITY: usize = 1024;
@@ -85,8 +89,18 @@ impl ConsoleEvent {
     }
 }
 
+/// An event as the console's stream sends it: with the hub it happened on.
+#[derive(Serialize)]
+struct Envelope<'a> {
+    hub_id: &'a str,
+    #[serde(flatten)]
+    event: &'a ConsoleEvent,
+}
+
 #[derive(Debug)]
 struct Shared {
+    hub: String,
+    relay: Arc<dyn Relay>,
     events: broadcast::Sender<ConsoleEvent>,
     /// Each linked edge's connections per app, as it last reported them.
     edges: Mutex<BTreeMap<EdgeId, Vec<(AppId, u32)>>>,
@@ -99,21 +113,47 @@ pub struct ConsoleFeed {
 }
 
 impl Default for ConsoleFeed {
+    /// A hub alone's feed (nothing to relay), for hub 0.
     fn default() -> Self {
+        Self::new(HubId(0), Arc::new(NoRelay))
+    }
+}
+
+impl ConsoleFeed {
+    /// The feed of hub `hub`, relaying to the region through `relay`.
+    pub fn new(hub: HubId, relay: Arc<dyn Relay>) -> Self {
         let (events, _) = broadcast::channel(FEED_CAPACITY);
         Self {
             shared: Arc::new(Shared {
+                hub: hub.to_string(),
+                relay,
                 events,
                 edges: Mutex::new(BTreeMap::new()),
             }),
         }
     }
-}
 
-impl ConsoleFeed {
-    /// Publishes an event to whoever watches (nobody: it is gone, which is fine).
+    /// Publishes an event to whoever watches, here and (through the relay) on other hubs;
+    /// nobody watching: it is gone, which is fine.
     pub fn publish(&self, event: ConsoleEvent) {
+        self.shared
+            .relay
+            .offer(event.app_id(), &|| self.render(&event));
         let _ = self.shared.events.send(event);
+    }
+
+    /// An event of this hub as the console's stream sends it (JSON, with this hub's id).
+    pub fn render(&self, event: &ConsoleEvent) -> String {
+        serde_json::to_string(&Envelope {
+            hub_id: &self.shared.hub,
+            event,
+        })
+        .unwrap_or_default()
+    }
+
+    /// The region's relay of console events.
+    pub fn relay(&self) -> &dyn Relay {
+        &*self.shared.relay
     }
 
     /// A new reader of everything published from now on.
@@ -158,12 +198,15 @@ impl ConsoleFeed {
         }
     }
 
-    /// Every linked edge with its connections of `app` (edges without any show 0).
-    pub fn connections(&self, app: &AppId) -> Vec<(EdgeId, u32)> {
+    /// Every linked edge with its connections of `app`: `None` for an edge that never reported
+    /// on this link (it has no connections yet, or it is an idle standby link whose edge is
+    /// served by another hub).
+    pub fn connections(&self, app: &AppId) -> Vec<(EdgeId, Option<u32>)> {
         self.edges()
             .iter()
             .map(|(edge, load)| {
-                let count = load.iter().find(|(a, _)| a == app).map_or(0, |(_, n)| *n);
+                let count = (!load.is_empty())
+                    .then(|| load.iter().find(|(a, _)| a == app).map_or(0, |(_, n)| *n));
                 (*edge, count)
             })
             .collect()
@@ -214,10 +257,10 @@ mod tests {
         let mut events = feed.subscribe();
         let (edge, app) = (EdgeId(7), AppId::new("1"));
         feed.edge_linked(edge);
-        assert_eq!(feed.connections(&app), vec![(edge, 0)]);
+        assert_eq!(feed.connections(&app), vec![(edge, None)]);
         feed.edge_connections(edge, vec![(app.clone(), 3)]);
         feed.edge_connections(edge, vec![(app.clone(), 3)]);
-        assert_eq!(feed.connections(&app), vec![(edge, 3)]);
+        assert_eq!(feed.connections(&app), vec![(edge, Some(3))]);
         feed.edge_gone(edge);
         assert!(feed.connections(&app).is_empty());
         let counts: Vec<u32> = std::iter::from_fn(|| events.try_recv().ok())
@@ -227,5 +270,20 @@ mod tests {
             })
             .collect();
         assert_eq!(counts, vec![3, 0]);
+    }
+
+    #[test]
+    fn rendered_events_name_their_hub() {
+        let feed = ConsoleFeed::new(HubId(10), Arc::new(NoRelay));
+        let json = feed.render(&ConsoleEvent::Trigger {
+            app_id: AppId::new("1"),
+            channel: "c".into(),
+            event: "e".into(),
+        });
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(
+            value,
+            serde_json::json!({"hub_id": "000000000000000a", "type": "trigger", "app_id": "1", "channel": "c", "event": "e"})
+        );
     }
 }

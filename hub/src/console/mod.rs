@@ -31,18 +31,20 @@ use futures_util::Stream;
 use herald_shared::app::App;
 use herald_shared::channel::{ChannelKey, ChannelKind, ChannelName, ChannelNameError};
 use herald_shared::event::{EventData, EventName, EventNameError};
-use herald_shared::ids::{AppId, HubId};
+use herald_shared::ids::{AppId, EdgeId, HubId};
 use herald_shared::secret::Secret;
 use serde::Deserialize;
 use serde_json::json;
 use subtle::ConstantTimeEq;
+use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
 pub use feed::{ConsoleEvent, ConsoleFeed};
 
+use crate::connections::Connections;
 use crate::region::RegionError;
-use crate::region::{Publication, Store};
+use crate::region::{Publication, Relayed, Store};
 
 /// The page.
 const PAGE: &str = include_str!("page.html");
@@ -63,10 +65,11 @@ pub struct Console {
 }
 
 impl Console {
-    /// A console that also accepts `token` (with an app id) as a sign-in.
-    pub fn new(token: Option<Secret>) -> Self {
+    /// A console with the feed `feed` that also accepts `token` (with an app id) as a sign-in.
+    pub fn new(token: Option<Secret>, feed: ConsoleFeed) -> Self {
         Self {
             token,
+            feed,
             ..Self::default()
         }
     }
@@ -158,6 +161,8 @@ pub struct ConsoleState {
     pub store: Arc<dyn Store>,
     /// Cancelled when the hub drains: event streams end.
     pub draining: CancellationToken,
+    /// The region's edges and their connections.
+    pub connections: Arc<Connections>,
     /// The feed and the sign-ins.
     pub console: Console,
 }
@@ -269,12 +274,30 @@ async fn snapshot(
     headers: HeaderMap,
 ) -> Result<Response, ConsoleError> {
     let app = signed_in(&state, &headers)?;
-    let edges: Vec<_> = state
-        .console
-        .feed
-        .connections(&app.id)
+    // Every edge of the region as the region last read it (at most a second old); this hub's
+    // edges as they report (at once). An edge linked here that never reported is either
+    // without connections or an idle standby link of an edge another hub serves.
+    let mut edges: Vec<(EdgeId, HubId, u32)> = state
+        .connections
+        .region()
+        .iter()
+        .map(|load| (load.edge, load.hub, load.of(&app.id)))
+        .collect();
+    for (edge, reported) in state.console.feed.connections(&app.id) {
+        let known = edges.iter().position(|(e, ..)| *e == edge);
+        match (reported, known) {
+            (Some(count), Some(index)) => edges[index] = (edge, state.hub_id, count),
+            (Some(count), None) => edges.push((edge, state.hub_id, count)),
+            (None, Some(_)) => {}
+            (None, None) => edges.push((edge, state.hub_id, 0)),
+        }
+    }
+    edges.sort_by_key(|(edge, hub, _)| (*hub != state.hub_id, *hub, *edge));
+    let edges: Vec<_> = edges
         .into_iter()
-        .map(|(edge, connections)| json!({"edge_id": edge.to_string(), "connections": connections}))
+        .map(|(edge, hub, connections)| {
+            json!({"edge_id": edge.to_string(), "hub_id": hub.to_string(), "connections": connections})
+        })
         .collect();
     let mut channels = Vec::new();
     for (name, counts) in state.store.list(app.id.clone(), String::new()).await? {
@@ -302,36 +325,73 @@ async fn snapshot(
     .into_response())
 }
 
-/// The app's live events, as server-sent events (one JSON object each). The stream ends when
-/// the browser goes or the hub drains.
+/// The app's live events on every hub of the region, as server-sent events (one JSON object
+/// each, with the `hub_id` it happened on). The stream ends when the browser goes or the hub
+/// drains; it watches the app in the region (other hubs send its events) while it is open.
 async fn events(
     State(state): State<ConsoleState>,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ConsoleError> {
     let app = signed_in(&state, &headers)?.id.clone();
-    let feed = state.console.feed.subscribe();
-    let stop = state.draining.clone();
-    let stream =
-        futures_util::stream::unfold((feed, app, stop), |(mut feed, app, stop)| async move {
-            loop {
-                let received = tokio::select! {
-                    () = stop.cancelled() => return None,
-                    received = feed.recv() => received,
-                };
-                let payload = match received {
-                    Ok(event) if *event.app_id() == app => serde_json::to_string(&event),
-                    Ok(_) => continue,
-                    Err(RecvError::Lagged(skipped)) => {
-                        serde_json::to_string(&json!({"type": "skipped", "events": skipped}))
-                    }
-                    Err(RecvError::Closed) => return None,
-                };
-                if let Ok(payload) = payload {
-                    return Some((Ok(SseEvent::default().data(payload)), (feed, app, stop)));
-                }
-            }
-        });
+    let local = state.console.feed.subscribe();
+    // Watching before answering: once the browser sees the stream open, other hubs send.
+    let watching = state.console.feed.relay().watch(app.clone()).await;
+    let stream = LiveEvents {
+        local,
+        remote: watching.events,
+        _guard: watching.guard,
+        feed: state.console.feed.clone(),
+        app,
+        stop: state.draining.clone(),
+    };
+    let stream = futures_util::stream::unfold(stream, |mut stream| async move {
+        let payload = stream.next().await?;
+        Some((Ok(SseEvent::default().data(payload)), stream))
+    });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// One console's event stream: this hub's events and other hubs' relayed ones.
+struct LiveEvents {
+    local: broadcast::Receiver<ConsoleEvent>,
+    remote: Option<broadcast::Receiver<Relayed>>,
+    _guard: Option<Box<dyn Send + Sync>>,
+    feed: ConsoleFeed,
+    app: AppId,
+    stop: CancellationToken,
+}
+
+impl LiveEvents {
+    /// The next payload, or `None` once the stream ends.
+    async fn next(&mut self) -> Option<String> {
+        loop {
+            let remote = async {
+                match self.remote.as_mut() {
+                    Some(remote) => remote.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = self.stop.cancelled() => return None,
+                received = self.local.recv() => match received {
+                    Ok(event) if *event.app_id() == self.app => return Some(self.feed.render(&event)),
+                    Ok(_) => {}
+                    Err(RecvError::Lagged(skipped)) => return Some(skipped_json(skipped)),
+                    Err(RecvError::Closed) => return None,
+                },
+                received = remote => match received {
+                    Ok(relayed) => return Some(relayed.json),
+                    Err(RecvError::Lagged(skipped)) => return Some(skipped_json(skipped)),
+                    // The region's relay stopped (the hub stops): this hub's events go on.
+                    Err(RecvError::Closed) => self.remote = None,
+                },
+            }
+        }
+    }
+}
+
+fn skipped_json(skipped: u64) -> String {
+    json!({"type": "skipped", "events": skipped}).to_string()
 }
 
 /// The test-event form.

@@ -305,7 +305,7 @@ async fn relay(
                 context
                     .console
                     .edge_connections(hello.edge_id, counts.clone());
-                context.connections.report(link_id, counts);
+                context.connections.report(link_id, hello.edge_id, counts);
             }
             Ok(EdgeToHub::Hello(_)) => break Err(LinkError::SecondHello),
             Err(error) => break Err(error),

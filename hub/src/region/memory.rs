@@ -31,8 +31,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::members::{Joined, Members};
 use super::{
-    ChannelCounts, Decisions, Fetched, Follow, Health, Heard, Inboxes, JoinOutcome, Online,
-    OnlineChange, Op, Pending, Publication, RegionError, Retention, Store,
+    ChannelCounts, Decisions, EdgeLoad, Fetched, Follow, Health, Heard, Inboxes, JoinOutcome,
+    Online, OnlineChange, Op, Pending, Publication, RegionError, Retention, Store,
 };
 
 /// Capacity of the task's command queue.
@@ -122,8 +122,8 @@ impl Store for MemoryStore {
 
     fn connections(
         &self,
-        local: Vec<(AppId, u32)>,
-    ) -> BoxFuture<'_, Result<Vec<(AppId, u32)>, RegionError>> {
+        local: Vec<EdgeLoad>,
+    ) -> BoxFuture<'_, Result<Vec<EdgeLoad>, RegionError>> {
         async move { Ok(local) }.boxed()
     }
 

@@ -20,10 +20,12 @@
 //! - [`pending`] — the board of shard requests.
 //! - [`members`] — presence membership rules (pure), used by the memory implementation.
 //! - [`memory`] — the region of a hub alone.
+//! - [`relay`] — the debug console's events across the region ([`Relay`]).
 
 pub mod members;
 pub mod memory;
 pub mod pending;
+pub mod relay;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,11 +33,12 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use herald_shared::channel::{ChannelKey, ChannelKind, ChannelName};
 use herald_shared::event::{EventData, EventName, SUBSCRIPTION_COUNT};
-use herald_shared::ids::{AppId, EdgeId, SocketId};
+use herald_shared::ids::{AppId, EdgeId, HubId, SocketId};
 use herald_shared::link::Event;
 use tokio::sync::{mpsc, oneshot};
 
 pub use pending::{Follow, Op, Pending, Taken};
+pub use relay::{Relay, Relayed, Watching};
 
 /// Capacity of each shard's inbox and of the watchlist's; senders wait when one is full.
 const INBOX: usize = 4096;
@@ -134,6 +137,27 @@ pub struct OnlineChange {
     pub number: u64,
     /// The user.
     pub user_id: String,
+}
+
+/// One edge's client connections per app, as its hub last recorded them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EdgeLoad {
+    /// The edge.
+    pub edge: EdgeId,
+    /// The hub it is linked to.
+    pub hub: HubId,
+    /// Its open connections per app (apps without any may be left out).
+    pub apps: Vec<(AppId, u32)>,
+}
+
+impl EdgeLoad {
+    /// Its connections of `app`.
+    pub fn of(&self, app: &AppId) -> u32 {
+        self.apps
+            .iter()
+            .find(|(a, _)| a == app)
+            .map_or(0, |(_, count)| *count)
+    }
 }
 
 /// Whose subscriptions a count is: one link session of one edge. Counts are kept per edge, so
@@ -377,12 +401,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// A presence channel's user ids, sorted.
     fn users(&self, key: ChannelKey) -> BoxFuture<'_, Result<Vec<String>, RegionError>>;
 
-    /// Records this hub's client connections per app (the sum of its edges' reports) and
-    /// returns the region's: a hub alone returns its own; in Redis, every live hub's sum.
+    /// Records this hub's edges' client connections per app (each edge's last report) and
+    /// returns every edge's in the region: a hub alone returns its own; in Redis, those of every
+    /// live hub.
     fn connections(
         &self,
-        local: Vec<(AppId, u32)>,
-    ) -> BoxFuture<'_, Result<Vec<(AppId, u32)>, RegionError>>;
+        local: Vec<EdgeLoad>,
+    ) -> BoxFuture<'_, Result<Vec<EdgeLoad>, RegionError>>;
 
     /// Whether the hub can serve.
     fn health(&self) -> Health;

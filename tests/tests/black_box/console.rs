@@ -3,6 +3,10 @@
 //! key and secret, watch a pusher-js client's channel and connection appear, trigger from the
 //! form and see pusher-js receive it. A screenshot is saved as `target/console.png`.
 //! Without sign-in every console route answers 401, and no answer carries the app secret.
+//!
+//! In a region (2 hubs, 3 edges) the console signed in on one hub shows the whole region: a
+//! client behind an edge of the other hub, its channel, and what happens on the other hub (its
+//! edge's subscription, an API trigger sent to it); `target/console-region.png`.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -10,7 +14,8 @@ use std::time::Duration;
 use herald_tests::api::Api;
 use herald_tests::binary::target_dir;
 use herald_tests::compat::{JsClient, node_modules};
-use herald_tests::topology::{APP_KEY, APP_SECRET, Cluster};
+use herald_tests::eventually::eventually;
+use herald_tests::topology::{APP_KEY, APP_SECRET, Cluster, Region};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
@@ -150,6 +155,7 @@ async fn the_console_shows_a_live_app_and_triggers_in_chromium() {
         .run(json!({"op": "screenshot", "path": screenshot}))
         .await;
     assert!(screenshot.exists());
+    eprintln!("screenshot: {}", screenshot.display());
     let html = browser.run(json!({"op": "html"})).await;
     assert!(
         !html["html"]
@@ -158,6 +164,92 @@ async fn the_console_shows_a_live_app_and_triggers_in_chromium() {
             .contains(APP_SECRET),
         "the page shows the app secret"
     );
+    let _ = browser.child.kill().await;
+    client.close().await;
+}
+
+#[tokio::test]
+async fn the_console_shows_the_whole_region_in_chromium() {
+    let test = "the_console_shows_the_whole_region_in_chromium";
+    let region = Region::start(test, 2, 3, &[], &[]).await;
+    let (hub_a, hub_b) = (&region.hubs[0], &region.hubs[1]);
+    // An edge linked to hub B (edge i prefers hub i % 2).
+    let edge_b = eventually(
+        "an edge linked to hub B",
+        STEP,
+        async || {
+            for edge in &region.edges {
+                if edge.linked_hub().await.as_deref() == Some(hub_b.hub_id.as_str()) {
+                    return Some(edge);
+                }
+            }
+            None
+        },
+        Option::is_some,
+    )
+    .await
+    .unwrap_or_else(|unmet| panic!("waited {:?} for {}", unmet.waited, unmet.what))
+    .expect("found");
+
+    // Signed in on hub A, its event stream open.
+    let mut browser = Browser::start(test, &format!("http://{}/console", hub_a.http)).await;
+    browser.next("loaded").await;
+    browser.run(json!({"op": "signin"})).await;
+
+    // A pusher-js client behind hub B: hub A's console shows its edge, connection and channel.
+    let mut client = JsClient::connect(test, "pusher-js", edge_b).await;
+    client.subscribe("region-room").await;
+    let row = browser
+        .run(json!({"op": "channel", "channel": "region-room", "subscribers": 1}))
+        .await;
+    assert_eq!(row["cells"][0], "region-room", "{row}");
+    let edges = browser
+        .run(json!({"op": "edges", "connections": 1, "hub": hub_b.hub_id}))
+        .await;
+    assert_eq!(
+        edges["rows"],
+        region.edges.len(),
+        "every edge of the region is listed: {edges}"
+    );
+    browser
+        .run(
+            json!({"op": "log", "type": "subscribers", "hub": hub_b.hub_id, "text": "region-room"}),
+        )
+        .await;
+
+    // An API trigger sent to hub B appears in hub A's event log; the client receives it.
+    let reply = hub_b
+        .api()
+        .trigger(json!({"name": "from-hub-b", "channel": "region-room", "data": "{\"via\":\"b\"}"}))
+        .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    browser
+        .run(json!({"op": "log", "type": "trigger", "hub": hub_b.hub_id, "text": "from-hub-b"}))
+        .await;
+    let event = client.next_event().await;
+    assert_eq!(event["event"], "from-hub-b", "{event}");
+
+    // The form on hub A triggers; the client behind hub B receives it.
+    let triggered = browser
+        .run(json!({"op": "trigger", "channel": "region-room", "event": "from-console", "data": "{\"hello\":\"region\"}"}))
+        .await;
+    assert_eq!(triggered["error"], "", "{triggered}");
+    let event = client.next_event().await;
+    assert_eq!(
+        (&event["channel"], &event["event"], &event["data"]),
+        (
+            &json!("region-room"),
+            &json!("from-console"),
+            &json!({"hello": "region"})
+        ),
+        "{event}"
+    );
+
+    let screenshot = target_dir().join("console-region.png");
+    browser
+        .run(json!({"op": "screenshot", "path": screenshot}))
+        .await;
+    eprintln!("screenshot: {}", screenshot.display());
     let _ = browser.child.kill().await;
     client.close().await;
 }

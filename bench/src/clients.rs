@@ -28,6 +28,8 @@ pub struct ConnectPlan {
     pub app_key: String,
     /// The channel every subscriber joins.
     pub channel: String,
+    /// Whether subscribers opt in to event positions (Herald's resume extension).
+    pub positions: bool,
     /// How many subscribers.
     pub count: usize,
     /// How many handshakes may be in flight at once.
@@ -77,7 +79,7 @@ async fn one(
     let mut socket = wire::connect(target, &plan.app_key, source).await?;
     wire::establish(&mut socket).await?;
     let established = Instant::now();
-    wire::subscribe(&mut socket, &plan.channel).await?;
+    wire::subscribe_with(&mut socket, &plan.channel, plan.positions).await?;
     Ok((socket, established - started, established.elapsed()))
 }
 

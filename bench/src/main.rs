@@ -73,6 +73,11 @@ pub struct ClientArgs {
     /// The public channel every subscriber joins.
     #[arg(long, default_value = "bench")]
     pub channel: String,
+    /// Subscribe as clients that opted in to Herald's resume extension (`"herald": {}` in
+    /// `pusher:subscribe`, docs/resume.md): each event frame they get carries its position.
+    /// A run with and one without it measure what the extension costs the servers.
+    #[arg(long)]
+    pub positions: bool,
     /// Local addresses to connect from, comma-separated (e.g. 127.0.0.1,127.0.0.2): each has
     /// its own ~28k ephemeral ports per server port. Default: the OS's choice.
     #[arg(long, value_delimiter = ',', value_name = "IP,...")]
@@ -197,6 +202,7 @@ impl ClientArgs {
             sources: self.source_ips.clone(),
             app_key: app_key.unwrap_or_else(|| DEV_APP_KEY.to_string()),
             channel: self.channel.clone(),
+            positions: self.positions,
             count: self.subscribers,
             concurrency: self.connect_concurrency,
             rate: self.connect_rate,

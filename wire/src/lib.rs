@@ -446,7 +446,17 @@ pub async fn establish(ws: &mut Socket) -> Result<Established, WireError> {
 
 /// The `pusher:subscribe` frame for a public channel.
 pub fn subscribe_frame(channel: &str) -> String {
-    serde_json::json!({"event": "pusher:subscribe", "data": {"channel": channel}}).to_string()
+    subscribe_frame_with(channel, false)
+}
+
+/// The `pusher:subscribe` frame for a public channel; with `positions`, opting in to Herald's
+/// resume extension (`"herald": {}`, docs/resume.md: event frames then carry their position).
+pub fn subscribe_frame_with(channel: &str, positions: bool) -> String {
+    let mut data = serde_json::json!({"channel": channel});
+    if positions {
+        data["herald"] = serde_json::json!({});
+    }
+    serde_json::json!({"event": "pusher:subscribe", "data": data}).to_string()
 }
 
 /// The `pusher:pong` frame, the answer to a server's `pusher:ping`.
@@ -455,7 +465,16 @@ pub const PONG: &str = r#"{"event":"pusher:pong","data":{}}"#;
 /// Subscribes to a public channel and waits for `pusher_internal:subscription_succeeded` (the
 /// caller bounds the wait). Frames of other channels that arrive meanwhile are skipped.
 pub async fn subscribe(ws: &mut Socket, channel: &str) -> Result<(), WireError> {
-    ws.send(Message::text(subscribe_frame(channel)))
+    subscribe_with(ws, channel, false).await
+}
+
+/// [`subscribe`], opting in to event positions when `positions` (see [`subscribe_frame_with`]).
+pub async fn subscribe_with(
+    ws: &mut Socket,
+    channel: &str,
+    positions: bool,
+) -> Result<(), WireError> {
+    ws.send(Message::text(subscribe_frame_with(channel, positions)))
         .await
         .map_err(WireError::Socket)?;
     loop {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use herald_tests::api::Api;
 use herald_tests::client;
-use herald_tests::compat::{EchoClient, Kind, Launch, ResumeClients};
+use herald_tests::compat::{EchoClient, Kind, Launch, ResumeClients, node_sdk, server};
 use herald_tests::eventually::eventually;
 use herald_tests::proxy::Proxy;
 use herald_tests::topology::{Cluster, Edge, Region};
@@ -226,6 +226,20 @@ async fn without_the_add_on_the_gap_is_lost_as_with_pusher_and_frames_are_unchan
     )
     .await;
     client::next_json(&mut positioned).await;
+    // A position Herald never handed out is refused, and the socket stays usable.
+    client::send_json(
+        &mut positioned,
+        json!({"event": "pusher:subscribe", "data": {"channel": "other", "herald": {"after": "soon"}}}),
+    )
+    .await;
+    let refusal = client::next_json(&mut positioned).await;
+    assert_eq!(refusal["event"], "pusher:error", "{refusal}");
+    assert!(
+        refusal["data"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("Invalid resume data") && m.contains("\"soon\"")),
+        "{refusal}"
+    );
 
     let api = cluster.api();
     trigger(&api, "feed", 1).await;
@@ -286,8 +300,8 @@ async fn text(ws: &mut client::Socket) -> String {
 }
 
 #[tokio::test]
-async fn laravel_echo_private_listen_and_join_resume_with_the_add_on() {
-    let test = "laravel_echo_private_listen_and_join_resume_with_the_add_on";
+async fn laravel_echo_private_encrypted_and_join_resume_with_the_add_on() {
+    let test = "laravel_echo_private_encrypted_and_join_resume_with_the_add_on";
     let cluster = Cluster::start(test, 1, &[]).await;
     let edge = &cluster.edges[0];
     let proxy = Proxy::start(vec![edge.websocket.clone()], 0).await;
@@ -301,6 +315,8 @@ async fn laravel_echo_private_listen_and_join_resume_with_the_add_on() {
     echo.subscribe(Kind::Private, "orders", &[".shipped"], &[])
         .await;
     echo.subscribe(Kind::Presence, "room", &[".said"], &[])
+        .await;
+    echo.subscribe(Kind::EncryptedPrivate, "secret", &[".msg"], &[])
         .await;
     let api = cluster.api();
     let send = async |channel: &str, event: &str, n: u64| {
@@ -316,16 +332,30 @@ async fn laravel_echo_private_listen_and_join_resume_with_the_add_on() {
         send("private-orders", "shipped", n).await;
         send("presence-room", "said", n).await;
     }
+    // Encrypted with the app's master key by the npm SDK, as Laravel would.
+    let encrypted: Vec<Value> = (2..=4)
+        .map(|n| {
+            json!({"op": "trigger", "channels": "private-encrypted-secret", "event": "msg",
+                   "data": {"n": n}})
+        })
+        .collect();
+    for result in node_sdk(test, &server(&cluster), Value::Array(encrypted)).await {
+        assert_eq!(result["status"], 200, "{result}");
+    }
     // Back: the presence channel is re-synchronised (`here`), the private one confirmed, and
     // what each missed follows, in order, once.
     let mut orders = Vec::new();
     let mut room = Vec::new();
+    let mut secret = Vec::new();
     let mut here = false;
-    while orders.len() < 3 || room.len() < 3 || !here {
+    while orders.len() < 3 || room.len() < 3 || secret.len() < 3 || !here {
         let report = echo.next_report().await;
         match (report["type"].as_str(), report["channel"].as_str()) {
             (Some("event"), Some("private-orders")) => orders.push(report["data"]["n"].clone()),
             (Some("event"), Some("presence-room")) => room.push(report["data"]["n"].clone()),
+            (Some("event"), Some("private-encrypted-secret")) => {
+                secret.push(report["data"]["n"].clone());
+            }
             (Some("here"), _) => {
                 assert_eq!(report["users"], json!([{"name": "Ada"}]), "{report}");
                 here = true;
@@ -336,6 +366,11 @@ async fn laravel_echo_private_listen_and_join_resume_with_the_add_on() {
     }
     assert_eq!(orders, vec![json!(2), json!(3), json!(4)]);
     assert_eq!(room, vec![json!(2), json!(3), json!(4)]);
+    assert_eq!(
+        secret,
+        vec![json!(2), json!(3), json!(4)],
+        "decrypted, in order"
+    );
     echo.close().await;
 }
 

@@ -192,6 +192,9 @@ for path in glob.glob(sys.argv[2] + "/*.yaml"):
     match = re.search(r'^\s+id:\s*"?([A-Z0-9_]+)"?', open(path).read(), re.M)
     if match:
         policies.add(match.group(1))
+# Python policies (what YAML cannot compare, e.g. numbers inside container_definitions).
+for path in glob.glob(sys.argv[2] + "/*.py"):
+    policies.update(re.findall(r'id="(HERALD_[A-Z0-9_]+)"', open(path).read()))
 problems = []
 for result in results["failed_checks"]:
     problems.append("failed %s %s (%s): %s" % (result["check_id"], result["resource"], result["file_path"], result["check_name"]))

@@ -1,5 +1,6 @@
-# Herald on AWS: one region, an ALB in front of an edge Auto Scaling group (/app/*) and hubs
-# (/apps/*), hubs sharing an ElastiCache Redis 7 replication group. Local modules only.
+# Herald on AWS: one region, an ALB in front of the edges (/app/*: an Auto Scaling group, or an
+# ECS service on Fargate with edge_platform = "fargate") and hubs (/apps/*, EC2), hubs sharing
+# an ElastiCache Redis 7 replication group. Local modules only.
 
 locals {
   metrics_namespace = "Herald"
@@ -40,6 +41,7 @@ module "alb" {
   name                = var.name
   vpc_id              = var.vpc_id
   public_subnet_ids   = var.public_subnet_ids
+  edge_platform       = var.edge_platform
   security_group_id   = module.security_groups.alb_id
   certificate_arn     = var.certificate_arn
   access_logs_bucket  = var.alb_access_logs_bucket
@@ -117,8 +119,19 @@ module "hub" {
   }
 }
 
+# Where Fargate edges pull the image from (created on both platforms, so the image can be
+# pushed before switching).
+module "ecr" {
+  source = "./modules/ecr"
+
+  name        = var.name
+  kms_key_arn = module.secrets.kms_key_arn
+  tags        = var.tags
+}
+
 module "edge" {
   source = "./modules/edge"
+  count  = var.edge_platform == "ec2" ? 1 : 0
 
   name                            = var.name
   region                          = var.region
@@ -145,6 +158,43 @@ module "edge" {
   }
 }
 
+# The edge group was module.edge before edge_platform existed.
+moved {
+  from = module.edge
+  to   = module.edge[0]
+}
+
+module "edge_fargate" {
+  source = "./modules/edge_fargate"
+  count  = var.edge_platform == "fargate" ? 1 : 0
+
+  name                        = var.name
+  region                      = var.region
+  private_subnet_ids          = var.private_subnet_ids
+  security_group_id           = module.security_groups.edge_id
+  edge_target_group_arn       = module.alb.edge_target_group_arn
+  alb_arn_suffix              = module.alb.arn_suffix
+  repository_url              = module.ecr.repository_url
+  repository_arn              = module.ecr.repository_arn
+  image_tag                   = var.edge_image_tag
+  cpu                         = var.edge_fargate_cpu
+  memory                      = var.edge_fargate_memory
+  min_count                   = var.edge_min_size
+  max_count                   = var.edge_max_size
+  target_connections_per_task = var.edge_target_connections_per_instance
+  hubs                        = module.hub.link_endpoints
+  hub_server_name             = local.hub_server_name
+  parameter_arns              = module.secrets.edge_parameter_arns
+  kms_key_arn                 = module.secrets.kms_key_arn
+  apps                        = local.apps
+  tags                        = var.tags
+
+  parameters = {
+    cluster_key = module.secrets.parameter_names.cluster_key
+    hub_ca_cert = module.secrets.parameter_names.hub_ca_cert
+  }
+}
+
 module "alarms" {
   source = "./modules/alarms"
 
@@ -155,7 +205,7 @@ module "alarms" {
   edge_target_group_arn_suffix         = module.alb.edge_target_group_arn_suffix
   hub_target_group_arn_suffix          = module.alb.hub_target_group_arn_suffix
   redis_member_ids                     = module.redis.member_cluster_ids
-  edge_asg_name                        = module.edge.asg_name
+  edge_asg_name                        = one(module.edge[*].asg_name)
   metrics_namespace                    = local.metrics_namespace
   edge_target_connections_per_instance = var.edge_target_connections_per_instance
   tags                                 = var.tags

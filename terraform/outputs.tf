@@ -61,8 +61,23 @@ output "hub_link_endpoints" {
 }
 
 output "edge_asg_name" {
-  description = "The edge Auto Scaling group (start an instance refresh here after a new release)."
-  value       = module.edge.asg_name
+  description = "The edge Auto Scaling group (start an instance refresh here after a new release); null on Fargate."
+  value       = one(module.edge[*].asg_name)
+}
+
+output "ecr_repository_url" {
+  description = "Where to push the Herald image (scripts/build-image.sh) for Fargate edges."
+  value       = module.ecr.repository_url
+}
+
+output "edge_ecs_cluster_name" {
+  description = "The ECS cluster of the edge tasks; null on EC2."
+  value       = one(module.edge_fargate[*].cluster_name)
+}
+
+output "edge_ecs_service_name" {
+  description = "The ECS service of the edge tasks (a new edge_image_tag rolls it); null on EC2."
+  value       = one(module.edge_fargate[*].service_name)
 }
 
 output "alarm_topic_arn" {

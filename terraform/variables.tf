@@ -100,6 +100,35 @@ variable "apps" {
   }
 }
 
+variable "edge_platform" {
+  description = "Where edges run: \"ec2\" (an Auto Scaling group of instances) or \"fargate\" (an ECS service of tasks, no instances). Hubs are EC2 either way."
+  type        = string
+  default     = "ec2"
+
+  validation {
+    condition     = contains(["ec2", "fargate"], var.edge_platform)
+    error_message = "edge_platform must be \"ec2\" or \"fargate\"."
+  }
+}
+
+variable "edge_image_tag" {
+  description = "With edge_platform = \"fargate\": the tag of the Herald image in the ECR repository (output ecr_repository_url) that edge tasks run."
+  type        = string
+  default     = "0.1.0"
+}
+
+variable "edge_fargate_cpu" {
+  description = "With edge_platform = \"fargate\": CPU units per edge task (1024 = 1 vCPU)."
+  type        = number
+  default     = 1024
+}
+
+variable "edge_fargate_memory" {
+  description = "With edge_platform = \"fargate\": memory per edge task, MiB."
+  type        = number
+  default     = 2048
+}
+
 variable "edge_instance_type" {
   description = "Instance type of the edges."
   type        = string
@@ -107,7 +136,7 @@ variable "edge_instance_type" {
 }
 
 variable "edge_min_size" {
-  description = "Fewest edges (at least 2)."
+  description = "Fewest edges, instances or tasks (at least 2)."
   type        = number
   default     = 2
 }
@@ -119,7 +148,7 @@ variable "edge_max_size" {
 }
 
 variable "edge_target_connections_per_instance" {
-  description = "Open WebSockets per edge that scaling aims for."
+  description = "Open WebSockets per edge (instance or task) that scaling aims for."
   type        = number
   default     = 20000
 }

@@ -18,6 +18,7 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 ALB, EDGE, REDIS = "terraform/modules/alb/main.tf", "terraform/modules/edge/main.tf", "terraform/modules/redis/main.tf"
 SG, ROOT_VARS = "terraform/modules/security_groups/main.tf", "terraform/variables.tf"
 HUB, LAUNCH = "terraform/modules/hub/main.tf", "terraform/modules/launch_template/main.tf"
+FARGATE = "terraform/modules/edge_fargate/main.tf"
 UNIT = "terraform/modules/user_data/templates/herald.service.tftpl"
 BOOT = "terraform/modules/user_data/templates/bootstrap.sh.tftpl"
 EDGE_HEALTH = 'port                = "9080"\n    path                = "/up"\n    matcher             = "200,204"'
@@ -55,6 +56,14 @@ MUTATIONS = [
     ("root default Redis 6.2", ROOT_VARS, 'default     = "7.1"', 'default     = "6.2"', {"hcl-rs", "checkov"}),
     ("root default one Redis node", ROOT_VARS, "(2-6).\"\n  type        = number\n  default     = 2", "(2-6).\"\n  type        = number\n  default     = 1", {"hcl-rs", "checkov"}),
     ("hub QUIC open to 0.0.0.0/0", SG, HUB_QUIC, HUB_QUIC.replace("referenced_security_group_id = aws_security_group.edge.id", 'cidr_ipv4 = "0.0.0.0/0"'), {"hcl-rs", "checkov"}),
+    ("Fargate nofile ulimit removed", FARGATE, '{ name = "nofile", softLimit = 65535, hardLimit = 65535 },', "", {"hcl-rs", "checkov"}),
+    ("Fargate nofile soft limit 1024", FARGATE, "softLimit = 65535", "softLimit = 1024", {"hcl-rs", "checkov"}),
+    ("Fargate stopTimeout 20 s < drain 25 s", FARGATE, "stopTimeout = 40", "stopTimeout = 20", {"hcl-rs", "checkov"}),
+    ("Fargate stopTimeout 25 s = drain (no margin)", FARGATE, "stopTimeout = 40", "stopTimeout = 25", {"hcl-rs", "checkov"}),
+    ("Fargate circuit breaker without rollback", FARGATE, "rollback = true", "rollback = false", {"hcl-rs", "checkov"}),
+    ("Fargate health check through a shell", FARGATE, '["CMD", "/usr/local/bin/herald", "probe",', '["CMD-SHELL", "curl -f http://127.0.0.1:9080/up",', {"hcl-rs"}),
+    ("Fargate edges scale on CPU", FARGATE, '"ActiveConnectionCount"', '"CPUUtilization"', {"hcl-rs"}),
+    ("edge target group always type instance", ALB, 'target_type = var.edge_platform == "fargate" ? "ip" : "instance"', 'target_type = "instance"', {"hcl-rs"}),
     ("LimitNOFILE 1024", UNIT, "LimitNOFILE=65535", "LimitNOFILE=1024", {"hcl-rs", "tftest"}),
     ("somaxconn 128", BOOT, "net.core.somaxconn = 4096", "net.core.somaxconn = 128", {"hcl-rs", "tftest"}),
 ]

@@ -166,6 +166,10 @@ resource "aws_cloudwatch_metric_alarm" "redis_replication_lag" {
 }
 
 resource "aws_cloudwatch_metric_alarm" "edge_connections" {
+  # EdgeConnections is published by EC2 edges (per Auto Scaling group); Fargate edges scale on
+  # the ALB's connection count instead (modules/edge_fargate).
+  count = var.edge_asg_name == null ? 0 : 1
+
   alarm_name          = "${var.name}-edge-connections-over-target"
   alarm_description   = "Edges hold 25% more connections than their target for 10 minutes: scaling cannot keep up (max_size reached?)"
   namespace           = var.metrics_namespace
@@ -188,6 +192,10 @@ resource "aws_cloudwatch_metric_alarm" "edge_connections" {
 }
 
 resource "aws_cloudwatch_metric_alarm" "edge_connections_missing" {
+  # EdgeConnections is published by EC2 edges (per Auto Scaling group); Fargate edges scale on
+  # the ALB's connection count instead (modules/edge_fargate).
+  count = var.edge_asg_name == null ? 0 : 1
+
   alarm_name          = "${var.name}-edge-connections-missing"
   alarm_description   = "No edge has published EdgeConnections for 10 minutes: scaling is blind"
   namespace           = var.metrics_namespace
@@ -207,4 +215,15 @@ resource "aws_cloudwatch_metric_alarm" "edge_connections_missing" {
   }
 
   tags = var.tags
+}
+
+# These alarms existed before Fargate edges made them conditional.
+moved {
+  from = aws_cloudwatch_metric_alarm.edge_connections
+  to   = aws_cloudwatch_metric_alarm.edge_connections[0]
+}
+
+moved {
+  from = aws_cloudwatch_metric_alarm.edge_connections_missing
+  to   = aws_cloudwatch_metric_alarm.edge_connections_missing[0]
 }

@@ -35,8 +35,9 @@ variable "redis_member_ids" {
 }
 
 variable "edge_asg_name" {
-  description = "The edge Auto Scaling group (dimension of EdgeConnections)."
+  description = "The edge Auto Scaling group (dimension of EdgeConnections); null when edges run on Fargate."
   type        = string
+  default     = null
 }
 
 variable "metrics_namespace" {

@@ -76,12 +76,15 @@ resource "aws_lb_listener" "http" {
 
 # Edges: WebSocket port 8080, health on the admin port 9080 (`/up`: 200 when serving, 503 when
 # draining or without a hub link). The WebSocket port never answers health checks: ALB health
-# checks cannot speak WebSocket.
+# checks cannot speak WebSocket. One group for both edge platforms, so EC2 instances and Fargate
+# tasks get the same stickiness, draining and health check; only how targets are registered
+# differs (Fargate tasks in awsvpc mode register by IP). Switching platforms replaces the group
+# (a new name, created before the old one goes).
 resource "aws_lb_target_group" "edge" {
   #checkov:skip=CKV_AWS_378:TLS ends at the ALB; ALB to edge is plain HTTP inside private subnets, restricted by security groups
-  name        = "${var.name}-edge"
+  name        = var.edge_platform == "fargate" ? "${var.name}-edge-ip" : "${var.name}-edge"
   vpc_id      = var.vpc_id
-  target_type = "instance"
+  target_type = var.edge_platform == "fargate" ? "ip" : "instance"
   port        = 8080
   protocol    = "HTTP"
 
@@ -107,6 +110,10 @@ resource "aws_lb_target_group" "edge" {
     timeout             = 5
     healthy_threshold   = 2
     unhealthy_threshold = 2
+  }
+
+  lifecycle {
+    create_before_destroy = true
   }
 
   tags = var.tags

@@ -13,6 +13,16 @@ variable "public_subnet_ids" {
   type        = list(string)
 }
 
+variable "edge_platform" {
+  description = "Where edges run: \"ec2\" (instances, target type instance) or \"fargate\" (tasks, target type ip)."
+  type        = string
+
+  validation {
+    condition     = contains(["ec2", "fargate"], var.edge_platform)
+    error_message = "edge_platform must be \"ec2\" or \"fargate\"."
+  }
+}
+
 variable "security_group_id" {
   description = "Security group of the ALB."
   type        = string

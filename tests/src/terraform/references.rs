@@ -200,7 +200,15 @@ impl Checker<'_, '_> {
             self.problem("moved without literal from and to addresses".to_owned());
             return;
         };
+        // Giving a resource or a module call `count`: `from = x.y` to `to = x.y[0]`.
+        let indexed = |key: &str| {
+            attr(block.body(), key)
+                .and_then(reference)
+                .is_some_and(|text| text.ends_with("[]"))
+        };
+        let counted = from == to && indexed("to") && !indexed("from");
         if let [kind, name] = from.as_slice()
+            && !counted
             && self.here.resources.contains(&(kind.clone(), name.clone()))
         {
             self.problem(format!("moved from {kind}.{name}, which is still declared"));
@@ -224,7 +232,9 @@ impl Checker<'_, '_> {
             declared = called;
             rest = tail;
         }
-        let found = matches!(rest, [kind, name]
+        // An empty rest moves a whole module call (`module.edge` to `module.edge[0]`).
+        let found = rest.is_empty()
+            || matches!(rest, [kind, name]
             if declared.resources.contains(&(kind.clone(), name.clone())));
         if !found {
             self.problem(format!("moved to {}: no such resource", to.join(".")));
@@ -528,7 +538,16 @@ impl Checker<'_, '_> {
             "module" => match here.modules.get(first) {
                 None => self.problem(format!("module.{first} is not declared")),
                 Some(target) => {
-                    let output = attrs.get(1).copied().unwrap_or_default();
+                    // The output follows the call's name, after any index or splat of a call
+                    // with count: module.edge[0].asg_name, module.edge[*].asg_name.
+                    let output = operators
+                        .iter()
+                        .skip(1)
+                        .find_map(|operator| match operator {
+                            TraversalOperator::GetAttr(name) => Some(name.as_str()),
+                            _ => None,
+                        })
+                        .unwrap_or_default();
                     let has_output = self
                         .declared
                         .get(target.as_path())

@@ -9,6 +9,7 @@
 use std::fs;
 use std::sync::OnceLock;
 
+use hcl::expr::{Expression, ObjectKey};
 use herald_tests::terraform::{
     Found, Tree, at, attr, boolean, child, number, reference, source, string,
 };
@@ -161,7 +162,9 @@ fn every_module_parses_and_is_local() {
         ".",
         "modules/alarms",
         "modules/alb",
+        "modules/ecr",
         "modules/edge",
+        "modules/edge_fargate",
         "modules/hub",
         "modules/iam",
         "modules/launch_template",
@@ -793,4 +796,228 @@ fn security_groups_are_least_privilege() {
             group.describe()
         );
     }
+}
+
+// --- Fargate edges (edge_platform = "fargate") ------------------------------------------------
+
+/// The single container of the edge task definition: `container_definitions = jsonencode([{…}])`
+/// written as a literal HCL object, so its settings can be read here.
+fn edge_task() -> Found<'static> {
+    one("aws_ecs_task_definition", "the edge task", |_| true)
+}
+
+/// The single container of `task` (see [`edge_task`]).
+fn edge_container<'a>(task: &'a Found<'static>) -> &'a Expression {
+    let definitions = attr(task.body(), "container_definitions")
+        .unwrap_or_else(|| panic!("{}: container_definitions is missing", task.describe()));
+    let Expression::FuncCall(call) = definitions else {
+        panic!(
+            "{}: container_definitions must be jsonencode([...]) of a literal, found `{}`",
+            task.describe(),
+            source(definitions)
+        );
+    };
+    let containers = match call.args.first() {
+        Some(Expression::Array(containers)) if call.name.name.as_str() == "jsonencode" => {
+            containers
+        }
+        _ => panic!(
+            "{}: container_definitions must be jsonencode([...]), found `{}`",
+            task.describe(),
+            source(definitions)
+        ),
+    };
+    assert_eq!(
+        containers.len(),
+        1,
+        "{}: one container, the edge",
+        task.describe()
+    );
+    &containers[0]
+}
+
+/// The field `key` of a literal HCL object expression.
+fn field<'a>(object: &'a Expression, key: &str) -> Option<&'a Expression> {
+    let Expression::Object(object) = object else {
+        return None;
+    };
+    object.iter().find_map(|(name, value)| {
+        let matches = match name {
+            ObjectKey::Identifier(identifier) => identifier.as_str() == key,
+            ObjectKey::Expression(expr) => string(expr) == Some(key),
+            _ => false,
+        };
+        matches.then_some(value)
+    })
+}
+
+/// The elements of a literal list.
+fn elements(expr: &Expression) -> &[Expression] {
+    match expr {
+        Expression::Array(items) => items,
+        _ => &[],
+    }
+}
+
+/// The value of the container's environment variable `name` (a literal).
+fn container_env<'a>(container: &'a Expression, name: &str) -> Option<&'a str> {
+    elements(field(container, "environment")?)
+        .iter()
+        .find(|item| field(item, "name").and_then(string) == Some(name))
+        .and_then(|item| field(item, "value").and_then(string))
+}
+
+#[test]
+fn fargate_edge_tasks_hold_65535_sockets_and_outlast_the_drain() {
+    let task = edge_task();
+    let container = edge_container(&task);
+    let describe = task.describe();
+    let nofile = field(container, "ulimits")
+        .map(elements)
+        .unwrap_or_default()
+        .iter()
+        .find(|limit| field(limit, "name").and_then(string) == Some("nofile"))
+        .unwrap_or_else(|| {
+            panic!("{describe}: the edge container needs a nofile ulimit (Fargate's default soft limit is 1024 sockets)")
+        });
+    for limit in ["softLimit", "hardLimit"] {
+        let value = field(nofile, limit).and_then(number);
+        assert!(
+            value.is_some_and(|value| value >= 65535.0),
+            "{describe}: nofile {limit} must be a literal >= 65535 (one descriptor per WebSocket), found {value:?}"
+        );
+    }
+
+    let drain = container_env(container, "HERALD_EDGE__DRAIN_TIMEOUT_SECS")
+        .and_then(|text| text.parse::<f64>().ok())
+        .unwrap_or_else(|| {
+            panic!("{describe}: HERALD_EDGE__DRAIN_TIMEOUT_SECS must be set to a literal number")
+        });
+    assert_eq!(
+        drain, DRAIN_TIMEOUT_SECS,
+        "{describe}: Fargate edges drain like EC2 edges"
+    );
+    let stop = field(container, "stopTimeout").and_then(number);
+    assert!(
+        stop.is_some_and(|stop| stop >= drain + 5.0 && stop <= 120.0),
+        "{describe}: stopTimeout must be a literal at least 5 s longer than the {drain} s drain (and at most Fargate's 120 s), or ECS kills edges mid-drain; found {stop:?}"
+    );
+    let delay = literal_number(&edge_target_group(), &["deregistration_delay"]);
+    assert!(
+        delay >= drain,
+        "the target group's deregistration delay ({delay} s) must cover the drain"
+    );
+
+    let health = field(container, "healthCheck")
+        .and_then(|check| field(check, "command"))
+        .map(elements)
+        .unwrap_or_default();
+    let words: Vec<&str> = health.iter().filter_map(string).collect();
+    assert!(
+        words.first() == Some(&"CMD")
+            && words.contains(&"/usr/local/bin/herald")
+            && words.contains(&"probe"),
+        "{describe}: the container health check runs `herald probe` without a shell (exec form CMD), found {words:?}"
+    );
+    let log_driver = field(container, "logConfiguration")
+        .and_then(|config| field(config, "logDriver"))
+        .and_then(string);
+    assert_eq!(log_driver, Some("awslogs"), "{describe}");
+    assert!(
+        field(container, "secrets").is_some_and(|secrets| elements(secrets).len() >= 2),
+        "{describe}: the cluster key and hub CA come from SSM as secrets"
+    );
+    expect_literal(&task, &["network_mode"], "awsvpc");
+    let compatibilities = attr(task.body(), "requires_compatibilities")
+        .map(elements)
+        .unwrap_or_default();
+    assert_eq!(
+        compatibilities
+            .iter()
+            .filter_map(string)
+            .collect::<Vec<_>>(),
+        ["FARGATE"],
+        "{describe}"
+    );
+}
+
+#[test]
+fn fargate_edges_span_zones_behind_the_same_target_group_and_roll_back() {
+    let service = one("aws_ecs_service", "the edge service", |_| true);
+    let describe = service.describe();
+    expect_literal(&service, &["launch_type"], "FARGATE");
+    assert!(
+        literal_bool(&service, &["deployment_circuit_breaker", "enable"])
+            && literal_bool(&service, &["deployment_circuit_breaker", "rollback"]),
+        "{describe}: a release whose tasks never turn healthy must stop and roll back"
+    );
+    assert_eq!(
+        at(service.body(), &["network_configuration", "subnets"])
+            .and_then(reference)
+            .as_deref(),
+        Some("var.private_subnet_ids"),
+        "{describe}"
+    );
+    assert!(!literal_bool(
+        &service,
+        &["network_configuration", "assign_public_ip"]
+    ));
+    assert_eq!(
+        literal_number(&service, &["load_balancer", "container_port"]),
+        8080.0,
+        "{describe}"
+    );
+    assert_eq!(
+        at(service.body(), &["load_balancer", "target_group_arn"])
+            .and_then(reference)
+            .as_deref(),
+        Some("var.edge_target_group_arn"),
+        "{describe}: Fargate edges use the ALB's edge target group (stickiness, idle timeout, /up)"
+    );
+    let module = tree().module("modules/edge_fargate");
+    for (variable, condition) in [
+        ("private_subnet_ids", "length(var.private_subnet_ids) >= 2"),
+        ("min_count", "var.min_count >= 2"),
+    ] {
+        let conditions: Vec<String> = module
+            .block("variable", &[variable])
+            .expect("modules/edge_fargate declares it")
+            .body()
+            .blocks()
+            .filter(|block| block.identifier() == "validation")
+            .filter_map(|validation| attr(validation.body(), "condition").map(source))
+            .collect();
+        assert!(
+            conditions.iter().any(|text| text.contains(condition)),
+            "modules/edge_fargate: var.{variable} must be validated with `{condition}`; found {conditions:?}"
+        );
+    }
+
+    // The one edge target group registers tasks by IP on Fargate, instances on EC2.
+    let group = edge_target_group();
+    let target_type = attr(group.body(), "target_type")
+        .map(source)
+        .unwrap_or_default();
+    assert!(
+        target_type.contains("\"ip\"")
+            && target_type.contains("\"instance\"")
+            && target_type.contains("var.edge_platform"),
+        "{}: target_type must follow var.edge_platform (ip for Fargate tasks), found `{target_type}`",
+        group.describe()
+    );
+
+    let policy = one("aws_appautoscaling_policy", "edge task scaling", |_| true);
+    let text = hcl::format::to_string(policy.body()).unwrap_or_default();
+    assert!(
+        text.contains("ActiveConnectionCount") && !text.contains("CPUUtilization"),
+        "{}: Fargate edges scale on connections per task, not CPU",
+        policy.describe()
+    );
+
+    let repository = one("aws_ecr_repository", "the Herald image", |_| true);
+    expect_literal(&repository, &["image_tag_mutability"], "IMMUTABLE");
+    assert!(literal_bool(
+        &repository,
+        &["image_scanning_configuration", "scan_on_push"]
+    ));
 }

@@ -29,7 +29,7 @@ pub struct Hub {
 }
 
 /// The flags that give a hub the test app and the test cluster key.
-const HUB_APP_ARGS: [&str; 8] = [
+pub const HUB_APP_ARGS: [&str; 8] = [
     "--app-id",
     APP_ID,
     "--app-key",

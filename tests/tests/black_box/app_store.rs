@@ -15,7 +15,7 @@ use herald_tests::compat::{JsClient, Launch, Server, node_sdk, python_sdk};
 use herald_tests::databases::{Kind, TcpRelay, TestDatabase};
 use herald_tests::eventually::eventually;
 use herald_tests::process::HeraldProcess;
-use herald_tests::topology::{APP_ID, APP_KEY, APP_SECRET, CLUSTER_KEY, Edge, Region};
+use herald_tests::topology::{APP_ID, APP_KEY, APP_SECRET, Edge, HUB_APP_ARGS, Region};
 use serde_json::{Value, json};
 
 /// What the issue promises: a change reaches every hub and edge within this.
@@ -339,21 +339,14 @@ async fn apps_in_mariadb_follow_every_change_across_a_region() {
 
 /// `herald hub` with `env` and the test app; its exit code and stderr.
 async fn hub_exit(test: &str, name: &str, env: &[(&str, &str)]) -> (Option<i32>, String) {
-    let args = [
+    let mut args = vec![
         "hub",
         "--http-listen",
         "127.0.0.1:0",
         "--link-listen",
         "127.0.0.1:0",
-        "--app-id",
-        APP_ID,
-        "--app-key",
-        APP_KEY,
-        "--app-secret",
-        APP_SECRET,
-        "--cluster-key",
-        CLUSTER_KEY,
     ];
+    args.extend(HUB_APP_ARGS);
     let mut hub = HeraldProcess::spawn(test, name, &args, env);
     let code = hub.exit_code(Duration::from_secs(30)).await;
     (code, hub.stderr())

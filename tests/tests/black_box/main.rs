@@ -21,6 +21,7 @@ mod drain;
 mod elasticache_discovery;
 mod failover;
 mod fanout;
+mod image;
 mod invariants;
 mod link_auth;
 mod metrics;

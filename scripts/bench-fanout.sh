@@ -7,7 +7,7 @@
 #   scripts/bench-fanout.sh                       # the BENCHMARKS.md run
 #   scripts/bench-fanout.sh -n 10000 --source-ips 127.0.0.1,127.0.0.2 --json
 #
-# Environment: HERALD and HERALD_BENCH (prebuilt binaries; else both are built), EDGES, WORK (logs), BENCH_APP_*.
+# Environment: HERALD and BENCH_BIN (prebuilt binaries; else both are built), EDGES, WORK (logs), BENCH_APP_*.
 source "$(dirname "$0")/bench-lib.sh"
 
 if [ "${EDGES:-2}" = 0 ]; then
@@ -24,5 +24,5 @@ ws_flags=()
 pid_flags=(--server-pid "$HUB_PID")
 for ws in "${EDGE_WS[@]}"; do ws_flags+=(--ws "$ws"); done
 for pid in "${EDGE_PIDS[@]}"; do pid_flags+=(--server-pid "$pid"); done
-"$HERALD_BENCH" fanout "${ws_flags[@]}" --api "http://$HUB_HTTP" "${pid_flags[@]}" \
+"$BENCH_BIN" fanout "${ws_flags[@]}" --api "http://$HUB_HTTP" "${pid_flags[@]}" \
   --app-id "$BENCH_APP_ID" --app-key "$BENCH_APP_KEY" --app-secret "$BENCH_APP_SECRET" "$@"

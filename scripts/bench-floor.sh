@@ -6,12 +6,12 @@
 #   scripts/bench-floor.sh fanout -n 1000 --rate 100 --duration 30
 #   scripts/bench-floor.sh idle -n 10000 --source-ips 127.0.0.1,127.0.0.2
 #
-# Environment: HERALD and HERALD_BENCH (prebuilt binaries; else both are built), WORK (logs).
+# Environment: HERALD and BENCH_BIN (prebuilt binaries; else both are built), WORK (logs).
 source "$(dirname "$0")/bench-lib.sh"
 
 mode=${1:?usage: bench-floor.sh fanout|idle [herald-bench flags]}
 shift
-"$HERALD_BENCH" floor --listen 127.0.0.1:0 >"$WORK/floor.json" 2>"$WORK/floor.log" &
+"$BENCH_BIN" floor --listen 127.0.0.1:0 >"$WORK/floor.json" 2>"$WORK/floor.log" &
 FLOOR_PID=$!
 PIDS+=("$FLOOR_PID")
 wait_ready floor "$WORK/floor.json" "$FLOOR_PID"

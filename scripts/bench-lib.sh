@@ -1,7 +1,8 @@
 # shellcheck shell=bash disable=SC2034 # variables set here are read by the scripts that source this file
 # Shared by scripts/bench-*.sh: start `herald hub` and N `herald edge` processes on loopback
 # (port 0, addresses read from their --ready-json lines), and stop them on exit.
-# Sourced, not run. Needs: HERALD and HERALD_BENCH (the binaries; built when unset), WORK (a
+# Sourced, not run. Needs: HERALD and BENCH_BIN (the binaries; built when unset; not
+# HERALD_BENCH: herald refuses unknown HERALD_* variables), WORK (a
 # scratch directory).
 
 set -euo pipefail
@@ -207,11 +208,11 @@ run_single() {
   shift 3
   case "$mode" in
     fanout)
-      "$HERALD_BENCH" fanout --ws "ws://$addr" --api "http://$addr" --server-pid "$pid" \
+      "$BENCH_BIN" fanout --ws "ws://$addr" --api "http://$addr" --server-pid "$pid" \
         --app-id "$BENCH_APP_ID" --app-key "$BENCH_APP_KEY" --app-secret "$BENCH_APP_SECRET" "$@"
       ;;
     idle)
-      "$HERALD_BENCH" idle --ws "ws://$addr" --server-pid "$pid" --app-key "$BENCH_APP_KEY" "$@"
+      "$BENCH_BIN" idle --ws "ws://$addr" --server-pid "$pid" --app-key "$BENCH_APP_KEY" "$@"
       ;;
     *)
       echo "unknown mode $mode: fanout or idle" >&2
@@ -252,10 +253,10 @@ describe() {
 }
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-if [ -z "${HERALD:-}" ] || [ -z "${HERALD_BENCH:-}" ]; then
+if [ -z "${HERALD:-}" ] || [ -z "${BENCH_BIN:-}" ]; then
   (cd "$ROOT" && cargo build --release --quiet -p herald -p herald-bench)
   HERALD=${HERALD:-${CARGO_TARGET_DIR:-$ROOT/target}/release/herald}
-  HERALD_BENCH=${HERALD_BENCH:-${CARGO_TARGET_DIR:-$ROOT/target}/release/herald-bench}
+  BENCH_BIN=${BENCH_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/herald-bench}
 fi
 WORK=${WORK:-$(mktemp -d)}
 mkdir -p "$WORK"

@@ -7,7 +7,7 @@
 #
 #   scripts/bench-region.sh -n 1000 --rate 100 --duration 30 --payload 200   # BENCHMARKS.md
 #
-# Environment: HERALD and HERALD_BENCH (prebuilt binaries; else both are built), HUBS, EDGES, WORK (logs), BENCH_APP_*;
+# Environment: HERALD and BENCH_BIN (prebuilt binaries; else both are built), HUBS, EDGES, WORK (logs), BENCH_APP_*;
 # REDIS_REPLICA=1 gives the primary a replica (hubs then answer a trigger once it holds the event,
 # unless HERALD_REDIS__MIN_REPLICAS_ACKED=0), whose CPU is counted too.
 source "$(dirname "$0")/bench-lib.sh"
@@ -22,5 +22,5 @@ flags=(--server-pid "$REDIS_PID")
 for ws in "${EDGE_WS[@]}"; do flags+=(--ws "$ws"); done
 for http in "${HUB_HTTPS[@]}"; do flags+=(--api "http://$http"); done
 for pid in "${HUB_PIDS[@]}" "${EDGE_PIDS[@]}"; do flags+=(--server-pid "$pid"); done
-"$HERALD_BENCH" fanout "${flags[@]}" \
+"$BENCH_BIN" fanout "${flags[@]}" \
   --app-id "$BENCH_APP_ID" --app-key "$BENCH_APP_KEY" --app-secret "$BENCH_APP_SECRET" "$@"

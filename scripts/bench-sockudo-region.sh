@@ -7,7 +7,7 @@
 #   SOCKUDO=target-peer/install/bin/sockudo scripts/bench-sockudo-region.sh -n 1000 --rate 100 \
 #     --duration 30 --payload 200
 #
-# Environment: SOCKUDO (required), HERALD and HERALD_BENCH (else built), NODES, WORK, BENCH_APP_*.
+# Environment: SOCKUDO (required), HERALD and BENCH_BIN (else built), NODES, WORK, BENCH_APP_*.
 source "$(dirname "$0")/bench-lib.sh"
 
 start_redis
@@ -22,5 +22,5 @@ describe >&2
 wait_quiet
 echo "sockudo $("$SOCKUDO" --version 2>/dev/null || true) × ${NODES:-2} over $REDIS_URL; logs in $WORK" >&2
 
-"$HERALD_BENCH" fanout "${flags[@]}" \
+"$BENCH_BIN" fanout "${flags[@]}" \
   --app-id "$BENCH_APP_ID" --app-key "$BENCH_APP_KEY" --app-secret "$BENCH_APP_SECRET" "$@"

@@ -7,7 +7,7 @@
 #   SOCKUDO=target-peer/install/bin/sockudo scripts/bench-sockudo.sh fanout -n 1000
 #   SOCKUDO=target-peer/install/bin/sockudo scripts/bench-sockudo.sh idle -n 10000 --source-ips ...
 #
-# Environment: SOCKUDO (required), HERALD and HERALD_BENCH (else built), SOCKUDO_PORT (default 6001), WORK.
+# Environment: SOCKUDO (required), HERALD and BENCH_BIN (else built), SOCKUDO_PORT (default 6001), WORK.
 source "$(dirname "$0")/bench-lib.sh"
 
 mode=${1:?usage: bench-sockudo.sh fanout|idle [herald-bench flags]}

@@ -10,7 +10,7 @@
 #   IMAGE=herald:test scripts/build-image.sh
 #
 # Prints the image's name and size. tests/tests/black_box/image.rs inspects the image and runs
-# herald from its exported root filesystem (HERALD_IMAGE=<name>).
+# herald from its exported root filesystem (TEST_HERALD_IMAGE=<name>).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -60,7 +60,8 @@ done
 # The CA bundle update-ca-certificates would write: every certificate the package ships.
 cat "$work"/unpacked/usr/share/ca-certificates/mozilla/*.crt > "$rootfs/etc/ssl/certs/ca-certificates.crt"
 # The licences of what is copied from the packages.
-for package in libc6 libgcc-s1 ca-certificates; do
+# (libgcc-s1's doc directory is a symlink into gcc-*-base, a package not fetched here.)
+for package in libc6 ca-certificates; do
   install -D -m 0644 "$work/unpacked/usr/share/doc/$package/copyright" "$rootfs/usr/share/doc/$package/copyright"
 done
 install -m 0644 deploy/image/etc/passwd deploy/image/etc/group deploy/image/etc/nsswitch.conf \

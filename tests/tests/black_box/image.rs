@@ -6,7 +6,7 @@
 //! `/etc/hosts` and from a DNS server named in `/etc/resolv.conf` (the two files a container
 //! runtime provides).
 //!
-//! Needs root, podman and the image: CI runs `scripts/build-image.sh` and sets `HERALD_IMAGE`;
+//! Needs root, podman and the image: CI runs `scripts/build-image.sh` and sets `TEST_HERALD_IMAGE` (not `HERALD_…`: herald refuses unknown HERALD_ variables);
 //! without the variable the test says it skipped.
 
 use std::collections::BTreeSet;
@@ -67,9 +67,19 @@ fn export_rootfs(image: &str, dir: &Path) -> PathBuf {
     rootfs
 }
 
+/// `chroot` from this process's PATH (the commands below clear the environment).
+fn chroot_program() -> PathBuf {
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join("chroot"))
+        .find(|path| path.exists())
+        .expect("chroot (coreutils) is installed")
+}
+
 /// Runs the image's herald under chroot as the image's user, to completion.
 async fn chroot_herald(rootfs: &Path, args: &[&str]) -> std::process::Output {
-    let output = tokio::process::Command::new("chroot")
+    let output = tokio::process::Command::new(chroot_program())
         .arg(format!("--userspec={USER}"))
         .arg(rootfs)
         .arg("/usr/local/bin/herald")
@@ -164,8 +174,10 @@ fn inspect(image: &str) -> Value {
 
 #[tokio::test]
 async fn the_image_runs_herald_as_a_non_root_user_with_name_resolution() {
-    let Ok(image) = std::env::var("HERALD_IMAGE") else {
-        eprintln!("skipped: HERALD_IMAGE is not set (CI builds it with scripts/build-image.sh)");
+    let Ok(image) = std::env::var("TEST_HERALD_IMAGE") else {
+        eprintln!(
+            "skipped: TEST_HERALD_IMAGE is not set (CI builds it with scripts/build-image.sh)"
+        );
         return;
     };
 

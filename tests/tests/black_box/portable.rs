@@ -3,7 +3,7 @@
 //! 2.28, it asks for the standard x86_64 loader and only glibc's own libraries, and
 //! `herald --version` names the version and the commit.
 //!
-//! CI builds the binary first and points `HERALD_PORTABLE_BINARY` at it; without the variable
+//! CI builds the binary first and points `TEST_PORTABLE_BINARY` at it; without the variable
 //! the test reads `target/portable/herald-x86_64-linux` when it exists and otherwise says it
 //! skipped (a plain `cargo test` does not build release binaries).
 
@@ -90,7 +90,7 @@ fn git_head() -> String {
 }
 
 fn portable_binary() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("HERALD_PORTABLE_BINARY") {
+    if let Some(path) = std::env::var_os("TEST_PORTABLE_BINARY") {
         return Some(PathBuf::from(path));
     }
     let default = workspace_root().join("target/portable/herald-x86_64-linux");
@@ -111,7 +111,7 @@ fn the_glibc_versions_a_binary_needs_are_read_from_its_elf_header() {
 fn the_portable_binary_needs_glibc_2_28_at_most() {
     let Some(binary) = portable_binary() else {
         eprintln!(
-            "skipped: no portable binary (run scripts/build-portable.sh or set HERALD_PORTABLE_BINARY)"
+            "skipped: no portable binary (run scripts/build-portable.sh or set TEST_PORTABLE_BINARY)"
         );
         return;
     };

@@ -291,10 +291,12 @@ async fn a_region_counts_each_edge_once_and_standby_links_apart() {
             }
             sums
         },
-        |sums| sums[1] == 3.0 && sums[3] == 3.0,
+        // The metric and /stats are two reads: wait until both have seen every link settle.
+        |sums| *sums == [3.0; 4],
     )
-    .await
-    .unwrap();
+    .await;
+    let counted =
+        counted.unwrap_or_else(|unmet| panic!("waited {:?} for {}", unmet.waited, unmet.what));
     assert_eq!(counted, [3.0, 3.0, 3.0, 3.0]);
 }
 

@@ -253,7 +253,9 @@ async fn a_trigger_is_acknowledged_only_once_a_replica_holds_its_event() {
         "hub",
         &[
             ("HERALD_REDIS__URL", url.as_str()),
-            ("HERALD_REDIS__REPLICA_ACK_TIMEOUT_MS", "300"),
+            // Long enough for a replica on a starved machine to answer (300 ms was not, once);
+            // the refusal below waits it out once.
+            ("HERALD_REDIS__REPLICA_ACK_TIMEOUT_MS", "3000"),
         ],
     )
     .await;

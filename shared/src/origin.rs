@@ -56,17 +56,24 @@ fn glob(pattern: &str, text: &str) -> bool {
     rest.ends_with(last)
 }
 
+/// Why a configured origin pattern is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PatternError {
+    /// The pattern carries a scheme (`https://…`); origins are matched by host.
+    #[error("{0:?} has a scheme; give the host only (example.com, *.example.com)")]
+    HasScheme(String),
+    /// The pattern is empty or holds characters no host has.
+    #[error("{0:?} is not a host pattern (example.com, *.example.com, or *)")]
+    NotAHost(String),
+}
+
 /// Checks a pattern as configured: a host, possibly with `*`, or `*` alone.
-pub fn validate(pattern: &str) -> Result<(), String> {
+pub fn validate(pattern: &str) -> Result<(), PatternError> {
     if pattern.contains("://") {
-        return Err(format!(
-            "{pattern:?} has a scheme; give the host only (example.com, *.example.com)"
-        ));
+        return Err(PatternError::HasScheme(pattern.to_string()));
     }
     if pattern.is_empty() || pattern.contains(['/', ' ', ',']) {
-        return Err(format!(
-            "{pattern:?} is not a host pattern (example.com, *.example.com, or *)"
-        ));
+        return Err(PatternError::NotAHost(pattern.to_string()));
     }
     Ok(())
 }

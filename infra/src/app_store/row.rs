@@ -113,16 +113,23 @@ pub fn settings_map(settings: Option<&str>) -> Result<Map<String, Value>, String
     }
 }
 
-/// The problem with a `settings` entry name, if it names no storable key.
-pub fn settings_key(name: &str) -> Result<&'static crate::config::key::Meta, String> {
+/// Why a `settings` entry name names no storable key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingsKeyError {
+    /// The name is one of the row's own columns (id, key, secret, enabled…).
+    #[error("settings.{0}: {0} is a column of its own, not a setting")]
+    Column(String),
+    /// No `app.*` key has this name.
+    #[error("settings.{0} is not an app setting (`herald config env` lists the app.* keys)")]
+    NotAnAppKey(String),
+}
+
+/// The app key a `settings` entry name stands for.
+pub fn settings_key(name: &str) -> Result<&'static crate::config::key::Meta, SettingsKeyError> {
     if COLUMN_KEYS.contains(&name) {
-        return Err(format!(
-            "settings.{name}: {name} is a column of its own, not a setting"
-        ));
+        return Err(SettingsKeyError::Column(name.to_string()));
     }
-    keys::key(&format!("app.{name}")).ok_or_else(|| {
-        format!("settings.{name} is not an app setting (`herald config env` lists the app.* keys)")
-    })
+    keys::key(&format!("app.{name}")).ok_or_else(|| SettingsKeyError::NotAnAppKey(name.to_string()))
 }
 
 impl StoredRow {
@@ -144,7 +151,7 @@ impl StoredRow {
                     let key = match settings_key(&name) {
                         Ok(key) => key,
                         Err(problem) => {
-                            problems.push(problem);
+                            problems.push(problem.to_string());
                             continue;
                         }
                     };

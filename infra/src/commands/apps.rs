@@ -395,7 +395,7 @@ fn with_settings(
         let (name, value) = item
             .split_once('=')
             .ok_or_else(|| AppsError::Config(format!("--set {item:?}: give NAME=VALUE")))?;
-        let key = row::settings_key(name).map_err(AppsError::Config)?;
+        let key = row::settings_key(name).map_err(|error| AppsError::Config(error.to_string()))?;
         let value = if key.path == keys::APP_WEBHOOKS.meta.path {
             serde_json::from_str(value)
                 .map_err(|error| AppsError::Config(format!("--set {name}: is not JSON: {error}")))?
@@ -405,7 +405,7 @@ fn with_settings(
         map.insert(name.to_string(), value);
     }
     for name in unset {
-        row::settings_key(name).map_err(AppsError::Config)?;
+        row::settings_key(name).map_err(|error| AppsError::Config(error.to_string()))?;
         map.remove(name);
     }
     row.settings = (!map.is_empty()).then(|| Value::Object(map).to_string());

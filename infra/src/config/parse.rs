@@ -182,7 +182,7 @@ pub fn origins(text: &str) -> Parsed<Vec<String>> {
         return invalid("no origin given (* allows every origin)");
     }
     for pattern in &patterns {
-        herald_shared::origin::validate(pattern).map_err(Invalid)?;
+        herald_shared::origin::validate(pattern).map_err(|error| Invalid(error.to_string()))?;
     }
     Ok(patterns)
 }

@@ -72,11 +72,34 @@ use keys::Keys;
 use replicated::Replicated;
 use scripts::Scripts;
 
+/// How the region's Redis runs: one primary (with replicas, perhaps), or a Redis Cluster whose
+/// shards each own part of the hash slots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedisMode {
+    /// One primary: every key and pub/sub channel on it.
+    Standalone,
+    /// A Redis Cluster (`cluster_enabled:1`): keys and sharded pub/sub channels live on the shard
+    /// that owns their hash slot.
+    Cluster,
+}
+
+impl RedisMode {
+    /// The name `redis.mode` gives it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Standalone => "standalone",
+            Self::Cluster => "cluster",
+        }
+    }
+}
+
 /// How the hub reaches Redis and behaves in the region.
 #[derive(Debug, Clone)]
 pub struct ClusterSettings {
     /// The Redis server (URL or host, port, password, database, TLS).
     pub redis: redis::Client,
+    /// Whether that server is one primary or a Redis Cluster.
+    pub mode: RedisMode,
     /// The prefix of every key and channel.
     pub prefix: String,
     /// How long a hub counts as alive after its last heartbeat; a dead hub's presence sockets

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use herald_hub::cluster::ClusterSettings;
+use herald_hub::cluster::{ClusterSettings, RedisMode};
 use herald_hub::{HubListeners, RunningHub};
 use herald_shared::ids::HubId;
 use serde_json::json;
@@ -86,13 +86,23 @@ pub async fn cluster_settings(plan: &RedisPlan) -> Result<ClusterSettings, ExitC
     };
     let redis =
         redis::Client::open(url.expose()).map_err(|e| fail(EXIT_CONFIG, format!("redis: {e}")))?;
-    let replicas = inspect(&redis).await?;
+    let server = inspect(&redis).await;
+    let mode = mode(plan.mode, server.as_ref().map(|server| server.mode))
+        .map_err(|error| fail(EXIT_CONFIG, error))?;
+    if mode == RedisMode::Cluster {
+        return Err(fail(
+            EXIT_CONFIG,
+            "redis: the server runs in cluster mode (INFO cluster: cluster_enabled:1); hubs do not speak Redis Cluster yet: use a Redis without cluster mode, or an ElastiCache group with cluster mode disabled (docs/cluster.md)",
+        ));
+    }
+    let replicas = server.map(|server| server.replicas);
     let replicas_acked = plan
         .min_replicas_acked
         .unwrap_or(u32::from(replicas.is_some_and(|replicas| replicas > 0)));
     tracing::info!(message = "Triggers are answered once this many replicas hold their events.", replicas_acked, replicas_at_start = ?replicas);
     Ok(ClusterSettings {
         redis,
+        mode,
         prefix: plan.prefix.clone(),
         hub_ttl: plan.hub_ttl,
         linger: plan.linger,
@@ -102,16 +112,56 @@ pub async fn cluster_settings(plan: &RedisPlan) -> Result<ClusterSettings, ExitC
     })
 }
 
-/// How long a starting hub waits for Redis to say whether it runs in cluster mode.
+/// How long a starting hub waits for Redis to say how it runs.
 const MODE_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// Asks Redis, at start, how it runs; returns how many replicas its primary has (`None` when it
-/// could not be asked). Refuses a Redis that runs in cluster mode (`INFO cluster` says
-/// `cluster_enabled:1`): a region needs one primary until hubs speak Redis Cluster
-/// (docs/cluster.md), and a cluster node would otherwise fail every second command with `MOVED`.
-/// A Redis that cannot be asked in time is not judged: the hub starts, connects lazily and
-/// retries, as it always did.
-async fn inspect(redis: &redis::Client) -> Result<Option<u32>, ExitCode> {
+/// What a Redis server said about itself at start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Server {
+    /// Whether it runs in cluster mode (`INFO cluster`).
+    mode: RedisMode,
+    /// How many replicas its primary has (`INFO replication`).
+    replicas: u32,
+}
+
+/// `redis.mode` disagrees with the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "redis.mode is {configured} but the server runs {} (INFO cluster: cluster_enabled:{}); set redis.mode to auto or {}",
+    if *.server == RedisMode::Cluster { "in cluster mode" } else { "without cluster mode" },
+    u8::from(*.server == RedisMode::Cluster),
+    .server.name(),
+    configured = .configured.name(),
+)]
+struct ModeMismatch {
+    configured: RedisMode,
+    server: RedisMode,
+}
+
+/// The mode the hub speaks: `redis.mode` when set (and the server, when it answered, agrees),
+/// else what the server says; a server that could not be asked is taken as standalone, as hubs
+/// always did (set `redis.mode` to be independent of Redis at start).
+fn mode(
+    configured: Option<RedisMode>,
+    server: Option<RedisMode>,
+) -> Result<RedisMode, ModeMismatch> {
+    match (configured, server) {
+        (Some(configured), Some(server)) if configured != server => {
+            Err(ModeMismatch { configured, server })
+        }
+        (Some(mode), _) | (None, Some(mode)) => Ok(mode),
+        (None, None) => {
+            tracing::warn!(
+                message = "Redis could not say whether it runs in cluster mode; speaking to it as one primary (set redis.mode to choose)."
+            );
+            Ok(RedisMode::Standalone)
+        }
+    }
+}
+
+/// Asks Redis, at start, how it runs (`None` when it could not be asked in time: the hub
+/// starts anyway, connects lazily and retries, as it always did).
+async fn inspect(redis: &redis::Client) -> Option<Server> {
     let asked = tokio::time::timeout(MODE_TIMEOUT, async {
         let mut connection = redis.get_multiplexed_async_connection().await?;
         redis::pipe()
@@ -124,18 +174,21 @@ async fn inspect(redis: &redis::Client) -> Result<Option<u32>, ExitCode> {
     })
     .await;
     match asked {
-        Ok(Ok((info, _))) if cluster_enabled(&info) => Err(fail(
-            EXIT_CONFIG,
-            "redis: the server runs in cluster mode (INFO cluster: cluster_enabled:1); a hub needs one primary: a Redis without cluster mode, or an ElastiCache group with cluster mode disabled (docs/cluster.md)",
-        )),
-        Ok(Ok((_, replication))) => Ok(Some(connected_replicas(&replication))),
+        Ok(Ok((cluster, replication))) => Some(Server {
+            mode: if cluster_enabled(&cluster) {
+                RedisMode::Cluster
+            } else {
+                RedisMode::Standalone
+            },
+            replicas: connected_replicas(&replication),
+        }),
         Ok(Err(error)) => {
             tracing::warn!(message = "Cannot ask Redis how it runs; starting anyway.", %error);
-            Ok(None)
+            None
         }
         Err(_) => {
             tracing::warn!(message = "Redis did not say in time how it runs; starting anyway.");
-            Ok(None)
+            None
         }
     }
 }
@@ -262,6 +315,28 @@ pub async fn run(args: HubArgs) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redis_mode_is_configured_or_detected_and_a_disagreement_is_an_error() {
+        use RedisMode::{Cluster, Standalone};
+        assert_eq!(mode(None, Some(Cluster)), Ok(Cluster));
+        assert_eq!(mode(None, Some(Standalone)), Ok(Standalone));
+        assert_eq!(mode(None, None), Ok(Standalone));
+        assert_eq!(mode(Some(Cluster), None), Ok(Cluster));
+        assert_eq!(mode(Some(Cluster), Some(Cluster)), Ok(Cluster));
+        assert_eq!(
+            mode(Some(Standalone), Some(Cluster))
+                .unwrap_err()
+                .to_string(),
+            "redis.mode is standalone but the server runs in cluster mode (INFO cluster: cluster_enabled:1); set redis.mode to auto or cluster"
+        );
+        assert_eq!(
+            mode(Some(Cluster), Some(Standalone))
+                .unwrap_err()
+                .to_string(),
+            "redis.mode is cluster but the server runs without cluster mode (INFO cluster: cluster_enabled:0); set redis.mode to auto or standalone"
+        );
+    }
 
     #[test]
     fn reads_cluster_mode_from_info() {

@@ -15,6 +15,7 @@ use herald_shared::limits;
 use herald_shared::secret::Secret;
 use ipnet::IpNet;
 
+use herald_hub::cluster::RedisMode;
 use herald_hub::webhooks::{RetryPolicy, WebhookSettings};
 
 use super::key::Meta;
@@ -181,6 +182,9 @@ declare_keys! {
     /// region from the environment)
     REDIS_ELASTICACHE_REPLICATION_GROUP: String = "redis.elasticache_replication_group",
         optional("unset"), parse::non_empty;
+    /// how Redis runs: auto (asked at start with INFO cluster), standalone (one primary, with
+    /// replicas perhaps) or cluster (Redis Cluster: sharded keys and pub/sub)
+    REDIS_MODE: Option<RedisMode> = "redis.mode", default("auto"), parse::redis_mode;
     /// prefix of every Redis key and channel; separates environments sharing a Redis
     REDIS_PREFIX: String = "redis.prefix", default("herald"), parse::redis_prefix;
     /// a hub without heartbeat for this long is dead and its presence members are reaped,

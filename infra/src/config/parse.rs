@@ -225,6 +225,17 @@ pub fn redis_url(text: &str) -> Parsed<Secret> {
     }
 }
 
+/// How Redis runs: `auto` (`None`: asked at start), `standalone` or `cluster`.
+pub fn redis_mode(text: &str) -> Parsed<Option<herald_hub::cluster::RedisMode>> {
+    use herald_hub::cluster::RedisMode;
+    match text.trim().to_ascii_lowercase().as_str() {
+        "auto" => Ok(None),
+        "standalone" => Ok(Some(RedisMode::Standalone)),
+        "cluster" => Ok(Some(RedisMode::Cluster)),
+        _ => invalid(format!("{text:?} is not auto, standalone or cluster")),
+    }
+}
+
 /// An app store URL (`postgres://`, `mysql://`); a problem never shows its password.
 pub fn store_url(text: &str) -> Parsed<crate::app_store::StoreUrl> {
     crate::app_store::StoreUrl::parse(text).map_err(|error| Invalid(error.to_string()))
@@ -269,6 +280,20 @@ mod tests {
         let pin = "ab".repeat(32);
         assert_eq!(pins(&format!("sha256:{pin}")).unwrap(), vec![[0xab; 32]]);
         assert!(pins("abcd").is_err());
+    }
+
+    #[test]
+    fn redis_modes_are_auto_standalone_or_cluster() {
+        use herald_hub::cluster::RedisMode;
+        assert_eq!(redis_mode("auto"), Ok(None));
+        assert_eq!(redis_mode("Standalone"), Ok(Some(RedisMode::Standalone)));
+        assert_eq!(redis_mode("cluster"), Ok(Some(RedisMode::Cluster)));
+        assert_eq!(
+            redis_mode("sharded"),
+            Err(Invalid(
+                "\"sharded\" is not auto, standalone or cluster".into()
+            ))
+        );
     }
 
     #[test]

@@ -395,6 +395,8 @@ pub enum RedisSource {
 pub struct RedisPlan {
     /// Where Redis is.
     pub source: RedisSource,
+    /// How Redis runs, when `redis.mode` says so (`None`: auto, asked at start).
+    pub mode: Option<herald_hub::cluster::RedisMode>,
     /// The key prefix.
     pub prefix: String,
     /// How long a hub is alive after a heartbeat.
@@ -473,6 +475,7 @@ pub fn redis(raw: &RawConfig, r: &mut Resolver) -> Option<RedisPlan> {
     };
     Some(RedisPlan {
         source,
+        mode: r.get(s, &REDIS_MODE),
         prefix: r.get(s, &REDIS_PREFIX),
         hub_ttl: r.get(s, &REDIS_HUB_TTL_SECS),
         linger: r.get(s, &REDIS_LINGER_SECS),
@@ -754,6 +757,24 @@ mod tests {
                 "apps[0].secret: is required",
                 "apps[0].max_batch_events (in the config file): \"0\" is not a whole number above 0",
             ]
+        );
+    }
+
+    #[test]
+    fn a_bad_redis_mode_is_an_error_naming_the_key() {
+        let raw = raw(
+            "[redis]\nurl = \"redis://127.0.0.1:6379\"\n",
+            &[("HERALD_REDIS__MODE", "sharded")],
+            &[],
+        );
+        let mut r = Resolver::default();
+        redis(&raw, &mut r);
+        let errors = r.finish(()).unwrap_err().to_string();
+        assert!(
+            errors.contains(
+                "redis.mode (from HERALD_REDIS__MODE): \"sharded\" is not auto, standalone or cluster"
+            ),
+            "{errors}"
         );
     }
 

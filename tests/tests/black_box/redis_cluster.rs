@@ -195,12 +195,18 @@ async fn a_replica_promoted_by_hand_keeps_acknowledged_writes() {
     .expect("the promoted replica accepts writes");
 }
 
-#[tokio::test]
-async fn a_hub_refuses_a_redis_in_cluster_mode() {
-    let cluster = RedisCluster::start("redis_cluster/hub_refuses").await;
-    let url = cluster.url();
+/// Starts a hub on `url` with `env` besides and returns its exit code (within 20 s) and stderr.
+async fn hub_exit(test: &str, url: &str, env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let mut all = vec![
+        ("HERALD_REDIS__URL", url),
+        ("HERALD_CLUSTER__KEY", "0123456789abcdef0123456789abcdef"),
+        ("REVERB_APP_ID", "100001"),
+        ("REVERB_APP_KEY", "key"),
+        ("REVERB_APP_SECRET", "secret"),
+    ];
+    all.extend_from_slice(env);
     let mut hub = HeraldProcess::spawn(
-        "redis_cluster/hub_refuses",
+        test,
         "hub",
         &[
             "hub",
@@ -209,23 +215,31 @@ async fn a_hub_refuses_a_redis_in_cluster_mode() {
             "--link-listen",
             "127.0.0.1:0",
         ],
-        &[
-            ("HERALD_REDIS__URL", url.as_str()),
-            ("HERALD_CLUSTER__KEY", "0123456789abcdef0123456789abcdef"),
-            ("REVERB_APP_ID", "100001"),
-            ("REVERB_APP_KEY", "key"),
-            ("REVERB_APP_SECRET", "secret"),
-        ],
+        &all,
     );
-    assert_eq!(
-        hub.exit_code(Duration::from_secs(20)).await,
-        Some(64),
-        "{}",
-        hub.stderr()
-    );
-    let stderr = hub.stderr();
+    let code = hub.exit_code(Duration::from_secs(20)).await;
+    (code, hub.stderr())
+}
+
+#[tokio::test]
+async fn a_hub_refuses_a_redis_in_cluster_mode_and_says_why_when_told_it_is_standalone() {
+    let cluster = RedisCluster::start("redis_cluster/hub_refuses").await;
+    let url = cluster.url();
+    let (code, stderr) = hub_exit("redis_cluster/hub_refuses", &url, &[]).await;
+    assert_eq!(code, Some(64), "{stderr}");
     assert!(
         stderr.contains("redis: the server runs in cluster mode"),
+        "{stderr}"
+    );
+    let (code, stderr) = hub_exit(
+        "redis_cluster/hub_refuses_standalone",
+        &url,
+        &[("HERALD_REDIS__MODE", "standalone")],
+    )
+    .await;
+    assert_eq!(code, Some(64), "{stderr}");
+    assert!(
+        stderr.contains("redis.mode is standalone but the server runs in cluster mode (INFO cluster: cluster_enabled:1); set redis.mode to auto or cluster"),
         "{stderr}"
     );
 }

@@ -56,13 +56,10 @@ pub enum Pushed {
 }
 
 /// What the socket task takes out.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Next {
-    /// A frame to write.
-    Frame(Utf8Bytes),
-    /// A frame to write whose delivery time is measured: the hub accepted its event at these
-    /// microseconds since 1970.
-    Sampled(Utf8Bytes, u64),
+    /// Frames were taken: they are in [`OutboxReceiver::taken`], in order.
+    Frames,
     /// Close the socket.
     Close(CloseOrder),
 }
@@ -92,9 +89,18 @@ pub struct Outbox {
 }
 
 /// The consumer side, owned by the socket task.
+///
+/// It takes every queued frame at once by swapping its own (empty) queue with the shared one,
+/// so one lock and one wake serve a whole burst, and both queues keep their capacity from burst
+/// to burst instead of growing again each time; [`OutboxReceiver::release`] gives it back when
+/// the socket goes idle.
 #[derive(Debug)]
 pub struct OutboxReceiver {
     shared: Arc<Shared>,
+    /// Frames taken and not yet written, oldest first.
+    taken: VecDeque<Utf8Bytes>,
+    /// The frame among `taken` whose delivery is measured: its position and accept time.
+    taken_sample: Option<(usize, u64)>,
 }
 
 /// Creates an empty outbox.
@@ -108,7 +114,11 @@ pub fn outbox(limits: OutboxLimits) -> (Outbox, OutboxReceiver) {
         Outbox {
             shared: shared.clone(),
         },
-        OutboxReceiver { shared },
+        OutboxReceiver {
+            shared,
+            taken: VecDeque::new(),
+            taken_sample: None,
+        },
     )
 }
 
@@ -174,7 +184,8 @@ impl Outbox {
 }
 
 impl OutboxReceiver {
-    /// Waits for the next frame (or the overflow). Cancel-safe: nothing is taken unless returned.
+    /// Waits until frames are queued (or a close is ordered) and takes them. Cancel-safe:
+    /// nothing is taken unless returned.
     pub async fn next(&mut self) -> Next {
         poll_fn(|cx| {
             if let Some(next) = self.try_next() {
@@ -189,33 +200,59 @@ impl OutboxReceiver {
         .await
     }
 
-    /// Takes the next frame if one is queued.
+    /// Takes every queued frame, if any, behind those already taken (or the close order, which
+    /// drops them).
     pub fn try_next(&mut self) -> Option<Next> {
         let mut state = self.shared.lock();
         if let Some(order) = state.close {
+            drop(state);
+            self.clear_taken();
             return Some(Next::Close(order));
         }
-        let frame = state.frames.pop_front()?;
-        state.bytes -= frame.len();
-        let sampled = match state.sample {
-            Some((0, accepted)) => {
-                state.sample = None;
-                Some(accepted)
-            }
-            Some((behind, accepted)) => {
-                state.sample = Some((behind - 1, accepted));
-                None
-            }
-            None => None,
-        };
-        if state.frames.is_empty() && state.frames.capacity() > 8 {
-            // Give back what a burst grew, so an idle socket stays small.
-            state.frames.shrink_to(0);
+        if state.frames.is_empty() {
+            return None;
         }
-        Some(match sampled {
-            Some(accepted) => Next::Sampled(frame, accepted),
-            None => Next::Frame(frame),
-        })
+        let before = self.taken.len();
+        if let Some((behind, accepted)) = state.sample.take()
+            && self.taken_sample.is_none()
+        {
+            self.taken_sample = Some((before + behind as usize, accepted));
+        }
+        state.bytes = 0;
+        if before == 0 {
+            std::mem::swap(&mut state.frames, &mut self.taken);
+        } else {
+            self.taken.append(&mut state.frames);
+        }
+        Some(Next::Frames)
+    }
+
+    /// The frames taken and not yet written, oldest first.
+    pub fn taken(&self) -> &VecDeque<Utf8Bytes> {
+        &self.taken
+    }
+
+    /// Marks the taken frames written; returns the accept time of the measured one among them.
+    pub fn clear_taken(&mut self) -> Option<u64> {
+        self.taken.clear();
+        self.taken_sample.take().map(|(_, accepted)| accepted)
+    }
+
+    /// Takes the oldest taken frame (tests read frames one by one).
+    #[cfg(test)]
+    pub fn pop_taken(&mut self) -> Option<Utf8Bytes> {
+        self.taken.pop_front()
+    }
+
+    /// Gives back the queues' memory when nothing is queued (an idle socket holds none).
+    pub fn release(&mut self) {
+        if self.taken.is_empty() {
+            self.taken = VecDeque::new();
+        }
+        let mut state = self.shared.lock();
+        if state.frames.is_empty() {
+            state.frames = VecDeque::new();
+        }
     }
 }
 
@@ -235,6 +272,10 @@ mod tests {
         Utf8Bytes::from(text.to_string())
     }
 
+    fn taken(rx: &OutboxReceiver) -> Vec<&str> {
+        rx.taken().iter().map(Utf8Bytes::as_str).collect()
+    }
+
     #[tokio::test]
     async fn delivers_in_order() {
         let (tx, mut rx) = outbox(OutboxLimits {
@@ -243,13 +284,36 @@ mod tests {
         });
         assert_eq!(tx.push(frame("a")), Pushed::Queued);
         assert_eq!(tx.push(frame("b")), Pushed::Queued);
-        assert_eq!(rx.next().await, Next::Frame(frame("a")));
-        assert_eq!(rx.next().await, Next::Frame(frame("b")));
+        assert_eq!(rx.next().await, Next::Frames);
+        assert_eq!(taken(&rx), ["a", "b"]);
+        tx.push(frame("c"));
+        assert_eq!(rx.try_next(), Some(Next::Frames));
+        assert_eq!(taken(&rx), ["a", "b", "c"]);
+        assert_eq!(rx.clear_taken(), None);
         assert_eq!(rx.try_next(), None);
+        assert!(rx.taken().is_empty());
     }
 
     #[test]
-    fn one_sampled_frame_at_a_time_is_marked_when_taken() {
+    fn taking_frees_room_and_keeps_capacity() {
+        let (tx, mut rx) = outbox(OutboxLimits {
+            frames: 2,
+            bytes: 100,
+        });
+        for round in 0..3 {
+            assert_eq!(tx.push(frame("a")), Pushed::Queued, "round {round}");
+            assert_eq!(tx.push(frame("b")), Pushed::Queued, "round {round}");
+            assert_eq!(rx.try_next(), Some(Next::Frames));
+            rx.clear_taken();
+        }
+        assert!(rx.taken().capacity() >= 2);
+        rx.release();
+        assert_eq!(rx.taken().capacity(), 0);
+        assert_eq!(tx.shared.lock().frames.capacity(), 0);
+    }
+
+    #[test]
+    fn one_sampled_frame_at_a_time_is_reported_when_written() {
         let (tx, mut rx) = outbox(OutboxLimits {
             frames: 8,
             bytes: 100,
@@ -258,14 +322,18 @@ mod tests {
         tx.push_sampled(frame("b"), 7);
         // A second sample while the first is queued goes out as a plain frame.
         tx.push_sampled(frame("c"), 9);
-        assert_eq!(rx.try_next(), Some(Next::Frame(frame("a"))));
-        assert_eq!(rx.try_next(), Some(Next::Sampled(frame("b"), 7)));
-        assert_eq!(rx.try_next(), Some(Next::Frame(frame("c"))));
-        tx.push_sampled(frame("d"), 11);
-        assert_eq!(rx.try_next(), Some(Next::Sampled(frame("d"), 11)));
-        tx.push_sampled(frame("e"), 12);
+        assert_eq!(rx.try_next(), Some(Next::Frames));
+        assert_eq!(rx.taken_sample, Some((1, 7)));
+        assert_eq!(rx.clear_taken(), Some(7));
+        tx.push(frame("d"));
+        tx.push_sampled(frame("e"), 11);
+        assert_eq!(rx.try_next(), Some(Next::Frames));
+        assert_eq!(rx.taken_sample, Some((1, 11)));
+        assert_eq!(rx.clear_taken(), Some(11));
+        tx.push_sampled(frame("f"), 12);
         tx.close(CloseOrder::Terminated);
         assert_eq!(rx.try_next(), Some(Next::Close(CloseOrder::Terminated)));
+        assert_eq!(rx.clear_taken(), None);
     }
 
     #[tokio::test]
@@ -298,10 +366,13 @@ mod tests {
             frames: 4,
             bytes: 100,
         });
-        let waiter = tokio::spawn(async move { rx.next().await });
+        let waiter = tokio::spawn(async move {
+            let next = rx.next().await;
+            (next, taken(&rx).join(","))
+        });
         tokio::task::yield_now().await;
         tx.push(frame("x"));
-        assert_eq!(waiter.await.unwrap(), Next::Frame(frame("x")));
+        assert_eq!(waiter.await.unwrap(), (Next::Frames, "x".to_string()));
     }
 
     #[tokio::test]
@@ -314,6 +385,7 @@ mod tests {
         tx.close(CloseOrder::Terminated);
         assert_eq!(tx.push(frame("b")), Pushed::Dropped);
         assert_eq!(rx.next().await, Next::Close(CloseOrder::Terminated));
+        assert!(rx.taken().is_empty());
     }
 
     #[test]

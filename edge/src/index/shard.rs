@@ -749,11 +749,10 @@ mod tests {
     }
 
     fn next_text(rx: &mut OutboxReceiver) -> Option<String> {
-        match rx.try_next() {
-            Some(Next::Frame(frame) | Next::Sampled(frame, _)) => Some(frame.to_string()),
-            Some(Next::Close(order)) => Some(format!("close {order:?}")),
-            None => None,
+        if let Some(Next::Close(order)) = rx.try_next() {
+            return Some(format!("close {order:?}"));
         }
+        rx.pop_taken().map(|frame| frame.to_string())
     }
 
     /// The hub confirms the channel's generation, and says the region holds its current count.

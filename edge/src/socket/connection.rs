@@ -5,6 +5,7 @@
 //! Its [`Session`] owns the socket's subscriptions, and on the way out walks its own list to
 //! leave every channel: there is no reverse index elsewhere.
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
@@ -13,7 +14,7 @@ use futures_util::{SinkExt, StreamExt};
 use herald_shared::app::App;
 use herald_shared::ids::SocketId;
 use herald_shared::protocol::{CloseCode, Incoming, Outgoing, ProtocolError};
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
@@ -25,13 +26,12 @@ use super::heartbeat::{Beat, Heartbeat};
 use super::linger::linger;
 use super::session::Session;
 use super::stream::ClientStream;
+use super::writer;
 use crate::index::{CloseOrder, Next, OutboxReceiver, encode, outbox};
 use crate::metrics::{self, Received};
 
 type Socket = WebSocketStream<ClientStream>;
 
-/// Most frames written between two flushes.
-const WRITE_BATCH: usize = 64;
 /// How long sending the close frame may take.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -170,7 +170,7 @@ impl Connection {
         tokio::pin!(timer);
         loop {
             let flow = tokio::select! {
-                next = self.inbox.next() => self.write(ws, next).await,
+                next = self.inbox.next() => self.write(ws, next, timer.as_mut()).await,
                 message = ws.next() => self.on_message(ws, message).await,
                 () = &mut timer => self.on_timer(ws).await,
                 () = ctx.drain.cancelled(), if self.drain_at.is_none() => {
@@ -191,35 +191,29 @@ impl Connection {
         }
     }
 
-    /// Writes the frame taken from the outbox and whatever else is queued, then flushes once.
-    async fn write(&mut self, ws: &mut Socket, first: Next) -> Flow {
-        let mut next = Some(first);
-        let mut sampled = None;
-        let write = async {
-            let mut written = 0;
-            while let Some(item) = next.take() {
-                match item {
-                    Next::Frame(frame) => ws.feed(Message::Text(frame)).await?,
-                    Next::Sampled(frame, accepted) => {
-                        ws.feed(Message::Text(frame)).await?;
-                        sampled = Some(accepted);
-                    }
-                    Next::Close(order) => return Ok(Some(order)),
-                }
-                written += 1;
-                if written < WRITE_BATCH {
-                    next = self.inbox.try_next();
-                }
-            }
-            ws.flush().await?;
-            if let Some(accepted) = sampled {
-                metrics::delivered(accepted, SystemTime::now());
-            }
-            Ok::<_, WsError>(None)
-        };
-        match tokio::time::timeout(self.ctx.limits.write_timeout, write).await {
-            Ok(Ok(None)) => Flow::Continue,
-            Ok(Ok(Some(CloseOrder::SlowConsumer))) => {
+    /// Writes the frames taken from the outbox (and any queued meanwhile) in one go. The
+    /// socket's timer bounds the write while the client does not take it; the loop re-arms it.
+    async fn write(&mut self, ws: &mut Socket, next: Next, mut timer: Pin<&mut Sleep>) -> Flow {
+        if let Next::Close(order) = next {
+            return self.close_ordered(ws, order).await;
+        }
+        let timeout = self.ctx.limits.write_timeout;
+        if writer::write_frames(ws, self.inbox.taken(), timer.as_mut(), timeout)
+            .await
+            .is_err()
+        {
+            return Flow::Gone;
+        }
+        if let Some(accepted) = self.inbox.clear_taken() {
+            metrics::delivered(accepted, SystemTime::now());
+        }
+        Flow::Continue
+    }
+
+    /// Closes the socket as the index ordered.
+    async fn close_ordered(&mut self, ws: &mut Socket, order: CloseOrder) -> Flow {
+        match order {
+            CloseOrder::SlowConsumer => {
                 self.ctx
                     .stats
                     .slow_consumer_closes
@@ -227,7 +221,7 @@ impl Connection {
                 let message = "Too many messages queued for this connection; reconnect";
                 error_then_close(ws, CloseCode::ReconnectNow, message, "slow consumer").await
             }
-            Ok(Ok(Some(CloseOrder::Terminated))) => {
+            CloseOrder::Terminated => {
                 let message = "The server terminated this user's connections";
                 error_then_close(
                     ws,
@@ -237,7 +231,6 @@ impl Connection {
                 )
                 .await
             }
-            Ok(Err(_)) | Err(_) => Flow::Gone,
         }
     }
 
@@ -320,6 +313,9 @@ impl Connection {
         if now < self.heartbeat.deadline() {
             return Flow::Continue;
         }
+        // The client was silent for a whole activity timeout: an idle socket holds no queue
+        // memory until its next frame.
+        self.inbox.release();
         match self.heartbeat.on_deadline(now) {
             Beat::Ping => self.reply(ws, &Outgoing::Ping).await,
             Beat::TimedOut => Flow::Close(CloseCode::PongTimeout.code(), "pong not received"),

@@ -10,6 +10,7 @@
 //! - [`heartbeat`] — the single idle → ping → pong deadline.
 //! - [`linger`] — the lingering close every answered socket ends with.
 //! - [`stream`] — the connection's bytes: plain TCP or TLS.
+//! - [`writer`] — fanned-out frames written straight to the stream, one vectored write per batch.
 //!
 //! A socket's outbox (the bounded queue fan-out pushes into) lives with its writers in
 //! [`crate::index`]; the socket task only drains it.
@@ -24,6 +25,7 @@ mod linger;
 mod rate;
 mod session;
 mod stream;
+mod writer;
 
 pub use rate::{ConnectionRate, ConnectionRateLimit};
 

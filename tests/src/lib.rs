@@ -14,6 +14,7 @@
 //! - [`topology`] — hubs and edges with port 0 everywhere; one test body against one hub and
 //!   against a region ([`Topology`](topology::Topology), [`on_both_topologies!`]).
 //! - [`client`] — the Pusher WebSocket client.
+//! - [`presence`] — joining the region tests' presence channel as a user; reading member events.
 //! - [`compat`] — real Pusher clients and SDKs (pusher-js, npm and PyPI `pusher`) as scripts.
 //! - [`api`] — the signed HTTP API client.
 //! - [`metrics`] — scraping `/metrics` and reading samples by name and labels.
@@ -34,6 +35,7 @@ pub mod eventually;
 pub mod metrics;
 pub mod moto;
 pub mod netns;
+pub mod presence;
 pub mod process;
 pub mod proxy;
 pub mod redis;

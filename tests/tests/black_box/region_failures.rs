@@ -8,29 +8,10 @@ use std::time::{Duration, Instant};
 use herald_tests::api::Api;
 use herald_tests::client::PusherClient;
 use herald_tests::eventually::eventually;
+use herald_tests::presence::{join, member_event};
 use herald_tests::redis::RedisServer;
 use herald_tests::topology::{Edge, Hub, Region};
-use serde_json::{Value, json};
-
-fn member_event(frame: &Value) -> (String, String) {
-    let data: Value = serde_json::from_str(frame["data"].as_str().expect("a string")).unwrap();
-    (
-        frame["event"].as_str().unwrap_or_default().to_string(),
-        data["user_id"].as_str().unwrap_or_default().to_string(),
-    )
-}
-
-async fn join(edge: &Edge, user: &str) -> PusherClient {
-    let mut client = PusherClient::connect(&edge.url()).await;
-    let reply = client
-        .subscribe_presence("presence-room", &json!({"user_id": user}))
-        .await;
-    assert_eq!(
-        reply["event"], "pusher_internal:subscription_succeeded",
-        "{reply}"
-    );
-    client
-}
+use serde_json::json;
 
 /// Joins as `user` and waits until `watcher` sees the member added.
 async fn join_seen(edge: &Edge, user: &str, watcher: &mut PusherClient) -> PusherClient {

@@ -6,31 +6,12 @@ use std::time::{Duration, Instant};
 
 use herald_tests::client::PusherClient;
 use herald_tests::eventually::eventually;
+use herald_tests::presence::{join, member_event};
 use herald_tests::topology::{Edge, Region};
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// How late a timer may fire on a busy machine before the test calls it wrong.
 const SLACK: Duration = Duration::from_millis(500);
-
-fn member_event(frame: &Value) -> (String, String) {
-    let data: Value = serde_json::from_str(frame["data"].as_str().expect("a string")).unwrap();
-    (
-        frame["event"].as_str().unwrap_or_default().to_string(),
-        data["user_id"].as_str().unwrap_or_default().to_string(),
-    )
-}
-
-async fn join(edge: &Edge, user: &str) -> PusherClient {
-    let mut client = PusherClient::connect(&edge.url()).await;
-    let reply = client
-        .subscribe_presence("presence-room", &json!({"user_id": user}))
-        .await;
-    assert_eq!(
-        reply["event"], "pusher_internal:subscription_succeeded",
-        "{reply}"
-    );
-    client
-}
 
 #[tokio::test]
 async fn a_dead_hub_is_reaped_when_its_heartbeat_expires() {

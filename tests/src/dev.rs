@@ -9,7 +9,7 @@ use tokio::process::Command;
 use std::path::Path;
 
 use crate::binary::{bench_binary, herald_binary};
-use crate::process::HeraldProcess;
+use crate::process::{HeraldProcess, Launch};
 
 /// A running server, killed on drop.
 pub struct Dev {
@@ -45,7 +45,7 @@ impl Dev {
     /// Starts `herald-bench floor` on a free loopback port.
     pub async fn floor(test: &str) -> Self {
         let args = ["floor", "--listen", "127.0.0.1:0"];
-        Self::serving(HeraldProcess::start_bench(test, "floor", &args).await)
+        Self::serving(Launch::bench(test, "floor", &args).start().await)
     }
 
     async fn spawn(test: &str, name: &str, args: &[&str], env: &[(&str, &str)]) -> Self {

@@ -160,7 +160,7 @@ impl Netns {
     }
 
     /// The launcher that runs a program inside the namespace
-    /// (see [`crate::process::HeraldProcess::start_under`]).
+    /// (see [`crate::process::Launch::under`]).
     pub fn launcher(&self) -> [&str; 4] {
         ["ip", "netns", "exec", &self.name]
     }

@@ -31,55 +31,62 @@ pub struct HeraldProcess {
     log: Arc<Log>,
     log_path: PathBuf,
     stderr_reader: Option<tokio::task::JoinHandle<()>>,
+    /// Reads what the process writes to stdout after its ready line, into nothing.
+    stdout_drain: Option<tokio::task::JoinHandle<()>>,
     /// The ready line, when the process printed one.
     pub ready: Value,
 }
 
-impl HeraldProcess {
-    /// Starts `herald ARGS` and waits for its ready line (`--ready-json` must be among the args).
-    pub async fn start(test: &str, name: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
-        Self::start_under(&[], test, name, args, env).await
+/// What to start: the program (`herald` unless said otherwise), a launcher that execs it in its
+/// place, its arguments and environment, and the test and name its log is filed under.
+#[derive(Clone, Copy)]
+pub struct Launch<'a> {
+    program: &'a Path,
+    launcher: &'a [&'a str],
+    test: &'a str,
+    name: &'a str,
+    args: &'a [&'a str],
+    env: &'a [(&'a str, &'a str)],
+}
+
+impl<'a> Launch<'a> {
+    /// `herald ARGS`, logged as `name` in `test`'s log directory.
+    pub fn herald(test: &'a str, name: &'a str, args: &'a [&'a str]) -> Self {
+        Self {
+            program: herald_binary(),
+            launcher: &[],
+            test,
+            name,
+            args,
+            env: &[],
+        }
     }
 
-    /// [`HeraldProcess::start`] through a launcher that execs `herald` in its place (such as
-    /// `ip netns exec NAME`), so the process and its pid are still herald's own.
-    pub async fn start_under(
-        launcher: &[&str],
-        test: &str,
-        name: &str,
-        args: &[&str],
-        env: &[(&str, &str)],
-    ) -> Self {
-        Self::start_program(herald_binary(), launcher, test, name, args, env).await
+    /// `herald-bench ARGS` (the floor server), logged as `name` in `test`'s log directory.
+    pub fn bench(test: &'a str, name: &'a str, args: &'a [&'a str]) -> Self {
+        Self::herald(test, name, args).program(bench_binary())
     }
 
-    /// Starts `herald-bench ARGS` (the floor server) and waits for its ready line.
-    pub async fn start_bench(test: &str, name: &str, args: &[&str]) -> Self {
-        Self::start_program(bench_binary(), &[], test, name, args, &[]).await
+    /// Runs `program` instead, such as the image's `/usr/local/bin/herald`.
+    pub fn program(self, program: &'a Path) -> Self {
+        Self { program, ..self }
     }
 
-    /// [`HeraldProcess::start_under`] for a `herald` other than the one this workspace builds,
-    /// such as the image's `/usr/local/bin/herald` under `chroot --userspec=10001:10001 ROOTFS`.
-    pub async fn start_other(
-        program: &Path,
-        launcher: &[&str],
-        test: &str,
-        name: &str,
-        args: &[&str],
-        env: &[(&str, &str)],
-    ) -> Self {
-        Self::start_program(program, launcher, test, name, args, env).await
+    /// Runs the program through a launcher that execs it in its place (such as `ip netns exec
+    /// NAME` or `chroot ROOTFS`), so the process and its pid are still the program's own.
+    pub fn under(self, launcher: &'a [&'a str]) -> Self {
+        Self { launcher, ..self }
     }
 
-    async fn start_program(
-        program: &Path,
-        launcher: &[&str],
-        test: &str,
-        name: &str,
-        args: &[&str],
-        env: &[(&str, &str)],
-    ) -> Self {
-        let mut process = Self::spawn_program(program, launcher, test, name, args, env);
+    /// Adds these environment variables.
+    pub fn env(self, env: &'a [(&'a str, &'a str)]) -> Self {
+        Self { env, ..self }
+    }
+
+    /// Starts the process and waits for its ready line (`--ready-json` must be among the args);
+    /// panics with its stderr if none comes within [`READY_TIMEOUT`].
+    pub async fn start(self) -> HeraldProcess {
+        let mut process = self.spawn();
         let stdout = process.child.stdout.take().expect("stdout is piped");
         let mut lines = BufReader::new(stdout).lines();
         let read_ready = async {
@@ -97,7 +104,8 @@ impl HeraldProcess {
             outcome => {
                 let status = process.child.try_wait().ok().flatten();
                 panic!(
-                    "{name} did not print its ready line ({}; exit status {status:?}); stderr:\n{}",
+                    "{} did not print its ready line ({}; exit status {status:?}); stderr:\n{}",
+                    self.name,
                     if outcome.is_err() {
                         "timed out"
                     } else {
@@ -107,44 +115,38 @@ impl HeraldProcess {
                 );
             }
         }
-        // Keep draining stdout so the process never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        // Keep draining stdout so the process never blocks on a full pipe: into a sink, so a
+        // line without an end costs no memory; the task ends with the pipe and is aborted
+        // when the process is dropped.
+        let mut rest = lines.into_inner();
+        process.stdout_drain = Some(tokio::spawn(async move {
+            let _ = tokio::io::copy(&mut rest, &mut tokio::io::sink()).await;
+        }));
         process
     }
 
-    /// Starts `herald ARGS` without waiting for anything.
-    pub fn spawn(test: &str, name: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
-        Self::spawn_program(herald_binary(), &[], test, name, args, env)
-    }
-
-    fn spawn_program(
-        program: &Path,
-        launcher: &[&str],
-        test: &str,
-        name: &str,
-        args: &[&str],
-        env: &[(&str, &str)],
-    ) -> Self {
-        let log_dir = target_dir().join("test-logs").join(test);
+    /// Starts the process without waiting for anything.
+    pub fn spawn(self) -> HeraldProcess {
+        let log_dir = target_dir().join("test-logs").join(self.test);
         std::fs::create_dir_all(&log_dir).expect("the log directory can be created");
-        let log_path = log_dir.join(format!("{name}.log"));
-        let mut command = match launcher.split_first() {
+        let log_path = log_dir.join(format!("{}.log", self.name));
+        let mut command = match self.launcher.split_first() {
             Some((launcher, launcher_args)) => {
                 let mut command = Command::new(launcher);
-                command.args(launcher_args).arg(program);
+                command.args(launcher_args).arg(self.program);
                 command
             }
-            None => Command::new(program),
+            None => Command::new(self.program),
         };
         command
-            .args(args)
+            .args(self.args)
             .env("HERALD_LOG", "info,herald_edge=debug,herald_hub=debug")
-            .envs(env.iter().copied())
+            .envs(self.env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        let mut child = command.spawn().expect("herald can be started");
+        let mut child = command.spawn().expect("the process can be started");
         let stderr = child.stderr.take().expect("stderr is piped");
         let log = Arc::new(Log::default());
         let sink = log.clone();
@@ -160,14 +162,28 @@ impl HeraldProcess {
                 sink.changed.notify_waiters();
             }
         });
-        Self {
-            name: name.to_string(),
+        HeraldProcess {
+            name: self.name.to_string(),
             child,
             log,
             log_path,
             stderr_reader: Some(stderr_reader),
+            stdout_drain: None,
             ready: Value::Null,
         }
+    }
+}
+
+impl HeraldProcess {
+    /// Starts `herald ARGS` and waits for its ready line (`--ready-json` must be among the args);
+    /// [`Launch`] for another program or a launcher.
+    pub async fn start(test: &str, name: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
+        Launch::herald(test, name, args).env(env).start().await
+    }
+
+    /// Starts `herald ARGS` without waiting for anything.
+    pub fn spawn(test: &str, name: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
+        Launch::herald(test, name, args).env(env).spawn()
     }
 
     /// The name the process was started as (its log file's name).
@@ -278,6 +294,9 @@ impl HeraldProcess {
 
 impl Drop for HeraldProcess {
     fn drop(&mut self) {
+        if let Some(drain) = self.stdout_drain.take() {
+            drain.abort();
+        }
         if std::thread::panicking() {
             eprintln!(
                 "----- {} stderr ({}) -----\n{}\n-----",

@@ -2,7 +2,7 @@
 //! and its edges ([`Cluster`]), hubs through Redis ([`Region`]), and either of them behind one
 //! interface ([`Topology`]) so a test body runs against both ([`on_both_topologies!`](crate::on_both_topologies)).
 
-use crate::process::HeraldProcess;
+use crate::process::{HeraldProcess, Launch};
 
 /// The app every test cluster serves.
 /// Numeric, as Pusher issues them (the Python SDK accepts no other form).
@@ -114,7 +114,11 @@ impl Hub {
         args.extend_from_slice(settings);
         let launcher = netns.map(|netns| netns.launcher());
         let launcher: &[&str] = launcher.as_ref().map_or(&[], |l| l.as_slice());
-        let process = HeraldProcess::start_under(launcher, test, name, &args, env).await;
+        let process = Launch::herald(test, name, &args)
+            .under(launcher)
+            .env(env)
+            .start()
+            .await;
         Self {
             http: process.ready_field("http"),
             link: process.ready_field("link"),

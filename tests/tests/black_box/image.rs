@@ -20,7 +20,7 @@ use std::time::Duration;
 use herald_tests::api::Api;
 use herald_tests::binary::target_dir;
 use herald_tests::client::PusherClient;
-use herald_tests::process::HeraldProcess;
+use herald_tests::process::Launch;
 use serde_json::{Value, json};
 use tokio::net::UdpSocket;
 
@@ -270,15 +270,11 @@ async fn the_image_runs_herald_as_a_non_root_user_with_name_resolution() {
         "127.0.0.1:0",
         "--ready-json",
     ];
-    let mut dev = HeraldProcess::start_other(
-        Path::new("/usr/local/bin/herald"),
-        &launcher,
-        test,
-        "dev-in-image",
-        &args,
-        &[],
-    )
-    .await;
+    let mut dev = Launch::herald(test, "dev-in-image", &args)
+        .program(Path::new("/usr/local/bin/herald"))
+        .under(&launcher)
+        .start()
+        .await;
     let websocket = dev.ready_field("websocket");
     let http = dev.ready_field("http");
     let app = &dev.ready["app"];

@@ -153,8 +153,10 @@ async fn reap_hub(cluster: &Cluster, id: HubId) -> Result<(), ClusterError> {
     let mut pipe = redis::pipe();
     pipe.del(keys.hub_presence(id)).ignore();
     pipe.del(keys.hub_counts(id)).ignore();
-    pipe.zrem(keys.hubs(), &hub).ignore();
     let () = pipe.query_async(&mut redis).await?;
+    // Forgotten last, on its own: these keys may live on different shards, and the hub must
+    // stay reapable until its indexes are gone.
+    let () = redis.zrem(keys.hubs(), &hub).await?;
     tracing::info!(message = "Reaped a dead hub.", hub = %hub, sockets, channels = presence.len(), counted = counted.len(), users);
     Ok(())
 }

@@ -24,6 +24,8 @@
 //! - [`keys`] — key and channel names under the prefix.
 //! - [`wire`] — the event body in Redis.
 //! - [`scripts`] — the Lua scripts.
+//! - [`connection`] — the command connection: one primary, or a Redis Cluster (pipelines
+//!   split by slot).
 //! - [`bus`] — the pub/sub connection.
 //! - [`follower`] — attaching and fetching channels, with bounded concurrency.
 //! - [`writer`] — the group commit of counts, presence and announcements.
@@ -34,6 +36,7 @@
 //! - [`relay`] — the debug console's events across the region.
 
 pub mod bus;
+pub mod connection;
 pub mod follower;
 pub mod keys;
 pub mod liveness;
@@ -58,6 +61,7 @@ use herald_shared::presence::Member;
 use herald_shared::time::UnixTime;
 use redis::RedisError;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::{ClusterClient, ClusterConfig};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -68,6 +72,7 @@ use crate::region::{
     Publication, RegionError, Retention, Store,
 };
 use bus::{BusHandle, BusState};
+use connection::RedisConnection;
 use keys::Keys;
 use replicated::Replicated;
 use scripts::Scripts;
@@ -182,7 +187,7 @@ struct Inner {
     hub_id: HubId,
     keys: Keys,
     scripts: Scripts,
-    redis: ConnectionManager,
+    redis: RedisConnection,
     /// Publishes that wait for replicas, when `redis.min_replicas_acked` > 0.
     replicated: Option<Replicated>,
     bus: BusHandle,
@@ -199,6 +204,41 @@ impl std::fmt::Debug for Cluster {
             .field("hub_id", &self.inner.hub_id)
             .field("prefix", &self.inner.keys.prefix())
             .finish_non_exhaustive()
+    }
+}
+
+/// The bound on connecting to Redis and on each command's answer.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A lazily connecting command connection for the settings' mode, answers bounded by
+/// `response_timeout`.
+fn connect(
+    settings: &ClusterSettings,
+    response_timeout: Duration,
+) -> Result<RedisConnection, RedisError> {
+    match settings.mode {
+        RedisMode::Standalone => {
+            let config = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(RESPONSE_TIMEOUT))
+                .set_response_timeout(Some(response_timeout))
+                .set_number_of_retries(1)
+                .set_max_delay(settings.max_backoff);
+            Ok(RedisConnection::Standalone(
+                ConnectionManager::new_lazy_with_config(settings.redis.clone(), config)?,
+            ))
+        }
+        RedisMode::Cluster => {
+            let client = ClusterClient::builder([settings.redis.get_connection_info().clone()])
+                .retries(1)
+                .max_retry_wait(settings.max_backoff.as_millis() as u64)
+                .build()?;
+            let config = ClusterConfig::new()
+                .set_connection_timeout(RESPONSE_TIMEOUT)
+                .set_response_timeout(response_timeout);
+            Ok(RedisConnection::Cluster(
+                client.get_pending_async_connection_with_config(config),
+            ))
+        }
     }
 }
 
@@ -249,21 +289,10 @@ impl Cluster {
         tracker: &TaskTracker,
         shutdown: CancellationToken,
     ) -> Result<Self, ClusterError> {
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(2)))
-            .set_number_of_retries(1)
-            .set_max_delay(settings.max_backoff);
-        let redis =
-            ConnectionManager::new_lazy_with_config(settings.redis.clone(), config.clone())?;
+        let redis = connect(settings, RESPONSE_TIMEOUT)?;
         let scripts = Scripts::new(false);
         let replicated = if settings.replicas_acked > 0 {
-            let connection = ConnectionManager::new_lazy_with_config(
-                settings.redis.clone(),
-                config.set_response_timeout(Some(
-                    Duration::from_secs(2) + settings.replica_ack_timeout,
-                )),
-            )?;
+            let connection = connect(settings, RESPONSE_TIMEOUT + settings.replica_ack_timeout)?;
             let (replicated, task) = Replicated::new(
                 replicated::Settings {
                     connection,
@@ -373,9 +402,9 @@ impl Cluster {
         &self.inner.scripts
     }
 
-    /// A connection to Redis: a cheap clone of the hub's one multiplexed connection, every
-    /// command timed.
-    pub fn connection(&self) -> TimedRedis<ConnectionManager> {
+    /// A connection to Redis: a cheap clone of the hub's one multiplexed connection (on a
+    /// cluster: one per shard, pipelines split by slot), every command timed.
+    pub fn connection(&self) -> TimedRedis<RedisConnection> {
         TimedRedis(self.inner.redis.clone())
     }
 

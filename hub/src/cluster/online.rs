@@ -105,17 +105,27 @@ impl Cluster {
         if users.is_empty() {
             return Ok(());
         }
+        // The hub's apps gain an app before its users are recorded: in one pipeline on one
+        // Redis; first, on their own, on a cluster (which splits pipelines by slot).
+        let mut connection = self.connection();
+        let apart = connection.0.splits_pipelines();
+        let mut apps = redis::pipe();
         let mut pipe = redis::pipe();
         pipe.load_script(&self.scripts().user_online).ignore();
         for &(app, user, online) in users {
             if online {
-                pipe.sadd(self.keys().hub_online_apps(hub), app.as_str())
+                let index = if apart { &mut apps } else { &mut pipe };
+                index
+                    .sadd(self.keys().hub_online_apps(hub), app.as_str())
                     .ignore();
             }
             pipe.invoke_script(&self.user_online_call(hub, app, user, online))
                 .ignore();
         }
-        let () = pipe.query_async(&mut self.connection()).await?;
+        if !apps.is_empty() {
+            let () = apps.query_async(&mut connection).await?;
+        }
+        let () = pipe.query_async(&mut connection).await?;
         Ok(())
     }
 
@@ -177,13 +187,21 @@ impl Cluster {
             .connection()
             .smembers(self.keys().hub_online_apps(hub))
             .await?;
+        let mut connection = self.connection();
         let mut pipe = redis::pipe();
         for app in &apps {
             pipe.del(self.keys().hub_online(&AppId::new(app.as_str()), hub))
                 .ignore();
         }
+        if connection.0.splits_pipelines() {
+            // The list goes last: on a cluster the deletions above may run in any order.
+            if !pipe.is_empty() {
+                let () = pipe.query_async(&mut connection).await?;
+            }
+            pipe = redis::pipe();
+        }
         pipe.del(self.keys().hub_online_apps(hub)).ignore();
-        let () = pipe.query_async(&mut self.connection()).await?;
+        let () = pipe.query_async(&mut connection).await?;
         Ok(users.len())
     }
 

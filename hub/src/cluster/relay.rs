@@ -23,10 +23,11 @@ use futures_util::{FutureExt, StreamExt};
 use herald_shared::backoff::backoff;
 use herald_shared::ids::{AppId, HubId};
 use redis::AsyncCommands;
-use redis::aio::{ConnectionManager, PubSubSink, PubSubStream};
+use redis::aio::{PubSubSink, PubSubStream};
 use tokio::sync::{Notify, broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+use super::connection::RedisConnection;
 use super::keys::Keys;
 use crate::metrics::TimedRedis;
 use crate::region::{Relay, Relayed, Watching};
@@ -68,7 +69,7 @@ struct Watcher {
 struct Inner {
     hub: String,
     keys: Keys,
-    redis: TimedRedis<ConnectionManager>,
+    redis: TimedRedis<RedisConnection>,
     known: Mutex<HashMap<AppId, Known>>,
     out: mpsc::Sender<Out>,
     watchers: Mutex<HashMap<AppId, Watcher>>,
@@ -108,7 +109,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl RedisRelay {
     /// A relay for hub `hub` with keys `keys`, talking to Redis through `redis`, and its task's
     /// inputs.
-    pub fn new(hub: HubId, keys: Keys, redis: TimedRedis<ConnectionManager>) -> (Self, RelayTask) {
+    pub fn new(hub: HubId, keys: Keys, redis: TimedRedis<RedisConnection>) -> (Self, RelayTask) {
         let (out, out_rx) = mpsc::channel(QUEUE);
         let relay = Self {
             inner: Arc::new(Inner {
@@ -473,8 +474,13 @@ mod tests {
     #[tokio::test]
     async fn unwatched_apps_cost_one_check_per_period_and_watched_ones_are_sent() {
         let client = redis::Client::open("redis://127.0.0.1:1").unwrap();
-        let lazy = ConnectionManager::new_lazy_with_config(client, Default::default()).unwrap();
-        let (relay, mut task) = RedisRelay::new(HubId(1), Keys::new("p"), TimedRedis(lazy));
+        let lazy = redis::aio::ConnectionManager::new_lazy_with_config(client, Default::default())
+            .unwrap();
+        let (relay, mut task) = RedisRelay::new(
+            HubId(1),
+            Keys::new("p"),
+            TimedRedis(RedisConnection::Standalone(lazy)),
+        );
         let app = AppId::new("1");
         for _ in 0..3 {
             relay.offer(&app, &|| "{}".into());

@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use super::connection::RedisConnection;
 use redis::{FromRedisValue, RedisResult, Value};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -38,7 +38,7 @@ pub struct Replicated {
 /// What the task needs.
 pub struct Settings {
     /// The task's own connection.
-    pub connection: ConnectionManager,
+    pub connection: RedisConnection,
     /// Loads the publish script (`SCRIPT LOAD`): a Redis that restarted forgot it.
     pub load: redis::Cmd,
     /// Replicas that must acknowledge.
@@ -161,8 +161,10 @@ mod tests {
         let client = redis::Client::open("redis://127.0.0.1:1/").expect("a URL");
         let config = redis::aio::ConnectionManagerConfig::new();
         Settings {
-            connection: ConnectionManager::new_lazy_with_config(client, config)
-                .expect("a lazy connection"),
+            connection: RedisConnection::Standalone(
+                redis::aio::ConnectionManager::new_lazy_with_config(client, config)
+                    .expect("a lazy connection"),
+            ),
             load: redis::cmd("SCRIPT"),
             wanted,
             timeout: Duration::from_millis(300),

@@ -88,6 +88,11 @@ async fn write(cluster: &Cluster, taken: &Taken) -> Result<Vec<Value>, ClusterEr
     } else {
         String::new()
     };
+    // The indexes gain a channel before the script that needs it. One Redis runs the pipeline
+    // in order; a cluster splits it by slot, so there the indexes go first, on their own.
+    let mut connection = cluster.connection();
+    let apart = connection.0.splits_pipelines();
+    let mut indexes = redis::pipe();
     let mut pipe = redis::pipe();
     // EVALSHA needs the scripts loaded: a Redis that restarted has forgotten them.
     for script in [
@@ -105,13 +110,18 @@ async fn write(cluster: &Cluster, taken: &Taken) -> Result<Vec<Value>, ClusterEr
         for op in ops {
             match op {
                 Op::Count { count, .. } if *count > 0 => {
-                    pipe.sadd(keys.hub_counts(cluster.hub_id()), &member)
+                    let index = if apart { &mut indexes } else { &mut pipe };
+                    index
+                        .sadd(keys.hub_counts(cluster.hub_id()), &member)
                         .ignore();
-                    pipe.sadd(keys.app_channels(&key.app), key.channel.as_str())
+                    index
+                        .sadd(keys.app_channels(&key.app), key.channel.as_str())
                         .ignore();
                 }
                 Op::Join { .. } | Op::Reassert { .. } => {
-                    pipe.sadd(keys.hub_presence(cluster.hub_id()), &member)
+                    let index = if apart { &mut indexes } else { &mut pipe };
+                    index
+                        .sadd(keys.hub_presence(cluster.hub_id()), &member)
                         .ignore();
                 }
                 Op::Count { .. } | Op::Leave { .. } | Op::Announce { .. } => {}
@@ -160,7 +170,10 @@ async fn write(cluster: &Cluster, taken: &Taken) -> Result<Vec<Value>, ClusterEr
             }
         }
     }
-    let replies: Vec<Value> = pipe.query_async(&mut cluster.connection()).await?;
+    if !indexes.is_empty() {
+        let () = indexes.query_async(&mut connection).await?;
+    }
+    let replies: Vec<Value> = pipe.query_async(&mut connection).await?;
     let expected: usize = taken.iter().map(|(_, ops)| ops.len()).sum();
     if replies.len() != expected {
         return Err(UnexpectedReply("a pipeline with a reply missing").into());

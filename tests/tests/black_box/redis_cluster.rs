@@ -341,3 +341,48 @@ async fn a_trigger_does_not_wait_for_replicas_when_none_are_required() {
         .await;
     assert_eq!(reply.status, 200, "{:?}", reply.body);
 }
+
+#[tokio::test]
+async fn the_hubs_connection_splits_a_pipeline_by_slot_and_answers_in_order() {
+    use herald_hub::cluster::connection::RedisConnection;
+    let cluster = RedisCluster::start("redis_cluster/split_pipeline").await;
+    let connection = redis::cluster::ClusterClient::new(cluster.urls())
+        .expect("a cluster client")
+        .get_async_connection()
+        .await
+        .expect("the cluster accepts a connection");
+    let mut connection = RedisConnection::Cluster(connection);
+    assert!(connection.splits_pipelines());
+    let names: Vec<String> = (0..12)
+        .map(|n| format!("t:seq:{{app:channel-{n}}}"))
+        .collect();
+    let mut owners: Vec<u16> = names.iter().map(|name| cluster.primary_of(name)).collect();
+    owners.sort_unstable();
+    owners.dedup();
+    assert!(owners.len() > 1, "the keys span shards: {owners:?}");
+    let script = redis::Script::new("return redis.call('INCRBY', KEYS[1], ARGV[1])");
+    let mut pipe = redis::pipe();
+    pipe.load_script(&script).ignore();
+    for (n, name) in names.iter().enumerate() {
+        pipe.set(name, n * 10).ignore();
+        let mut call = script.prepare_invoke();
+        call.key(name).arg(1);
+        pipe.invoke_script(&call);
+        pipe.get(name);
+    }
+    pipe.cmd("WAIT").arg(1).arg(5000);
+    let replies: Vec<redis::Value> = pipe
+        .query_async(&mut connection)
+        .await
+        .expect("a pipeline spanning slots runs");
+    let mut expected: Vec<redis::Value> = (0..12)
+        .flat_map(|n| {
+            [
+                redis::Value::Int(n * 10 + 1),
+                redis::Value::BulkString((n * 10 + 1).to_string().into_bytes()),
+            ]
+        })
+        .collect();
+    expected.push(redis::Value::Int(1));
+    assert_eq!(replies, expected);
+}

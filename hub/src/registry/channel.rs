@@ -773,13 +773,22 @@ impl ChannelState {
 
     /// When the channel may be forgotten (and no longer followed): once nobody has wanted it for
     /// the region's linger and no fetch is in flight — and, when the registry's history is the
-    /// only one, once its history and cache expired. `None` while it is in use.
+    /// only one, once its history and cache expired and the history's age passed since it was
+    /// last wanted. `None` while it is in use.
+    ///
+    /// Alone, the channel's sequence lives only here (and in the memory region while followed):
+    /// a channel forgotten and followed again is seeded anew from the clock, and a client that
+    /// holds the old sequence as its position (`docs/resume.md`) would be told its resume failed
+    /// although nothing was published meanwhile. So the sequence is kept as long as a client
+    /// that left may resume: the history's age after the channel was last wanted.
     pub fn release_at(&self, retention: Retention, lifetimes: Lifetimes) -> Option<Instant> {
         if !self.unused() || self.fetching {
             return None;
         }
-        let mut at = self.unwanted_since? + retention.linger;
+        let unwanted_since = self.unwanted_since?;
+        let mut at = unwanted_since + retention.linger;
         if retention.history_is_local {
+            at = at.max(unwanted_since + lifetimes.history.max_age);
             if let Some(expires) = self.history.expires_at(lifetimes.history) {
                 at = at.max(expires);
             }

@@ -11,8 +11,9 @@ use herald_tests::api::Api;
 use herald_tests::client;
 use herald_tests::compat::{EchoClient, Kind, Launch, ResumeClients, node_sdk, server};
 use herald_tests::eventually::eventually;
+use herald_tests::on_both_topologies;
 use herald_tests::proxy::Proxy;
-use herald_tests::topology::{Cluster, Edge, Region};
+use herald_tests::topology::{Cluster, Edge, Region, Shape, Topology};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -191,6 +192,59 @@ async fn history_that_no_longer_reaches_back_fails_the_resume_loudly() {
     assert!(
         tally.missing > 0 && tally.missing <= 30 - 10,
         "the lost events are what history no longer held: {tally:?}"
+    );
+    clients.close().await;
+}
+
+on_both_topologies!(the_first_event_of_a_channel_published_while_a_client_was_away_is_replayed);
+
+/// A client subscribed with the add-on to a channel no event was ever published on, cut while
+/// the channel's first event is published (the channel vacated meanwhile, so a hub alone could
+/// forget it): its resume replays that event, and does not fail.
+async fn the_first_event_of_a_channel_published_while_a_client_was_away_is_replayed(shape: Shape) {
+    let topology = Topology::start(
+        shape,
+        "the_first_event_of_a_channel_published_while_a_client_was_away_is_replayed",
+    )
+    .await;
+    let edge = &topology.edges()[0];
+    let proxy = Proxy::start(vec![edge.websocket.clone()], 0).await;
+    let mut clients = ResumeClients::start(
+        topology.name(),
+        "client",
+        edge,
+        &[proxy.port()],
+        &["fresh"],
+        true,
+        &Value::Null,
+    )
+    .await;
+    // Cut until the event is published: pusher-js retries meanwhile and is refused.
+    proxy.cut(Duration::from_secs(600));
+    no_connections(edge).await;
+    let api = topology.api_for_other_hub(0).await;
+    eventually(
+        "the channel to be vacated",
+        Duration::from_secs(10),
+        async || api.get("channels/fresh", &[]).await.body["occupied"].as_bool(),
+        |occupied| *occupied == Some(false),
+    )
+    .await
+    .unwrap();
+    trigger(&api, "fresh", 1).await;
+    proxy.cut(Duration::ZERO);
+    let report = clients.report_after(&[("fresh", 1)]).await;
+    let client = &report.clients[0];
+    let tally = report.tally(0, "fresh");
+    assert_eq!(report.total("failed"), 0, "no resume failed: {client}");
+    assert!(
+        tally.count == 1 && tally.missing == 0 && tally.duplicates == 0,
+        "{tally:?}: {client}"
+    );
+    assert_eq!(
+        client["replayed"].as_u64(),
+        Some(1),
+        "the event came by the replay: {client}"
     );
     clients.close().await;
 }

@@ -7,7 +7,9 @@ use bytes::Bytes;
 use herald_shared::channel::{ChannelKey, ChannelName};
 use herald_shared::event::{EventData, EventName};
 use herald_shared::ids::{AppId, EdgeId, SocketId};
-use herald_shared::link::{self, Event, HubToEdge, Interest, PresenceOutcome};
+use herald_shared::link::{
+    self, Event, HubToEdge, Interest, PresenceOutcome, ReplayEnd, ReplayRequest,
+};
 use herald_shared::presence::Member;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -505,9 +507,181 @@ fn an_unwanted_channel_is_released_after_the_linger_or_once_its_history_expired(
     );
     assert_eq!(
         channel.release_at(alone, LIFETIMES),
-        Some(now + LIFETIMES.history.max_age),
-        "alone, history is the registry's: kept until it expired"
+        Some(left + LIFETIMES.history.max_age),
+        "alone, history is the registry's: kept until it expired, and as long as a client \
+         that left may resume"
     );
     channel.interest(edge.link.clone(), interest("a", 1, 2, 1, None), left);
     assert_eq!(channel.release_at(region, LIFETIMES), None, "wanted again");
+    channel.interest(edge.link.clone(), interest("a", 0, 2, 2, None), left);
+    let late = now + Duration::from_secs(50);
+    channel.receive(event("a", 12), late, LIFETIMES);
+    assert_eq!(
+        channel.release_at(alone, LIFETIMES),
+        Some(late + LIFETIMES.history.max_age),
+        "kept until its newest event expired"
+    );
+}
+
+#[test]
+fn alone_a_channel_no_event_was_published_on_keeps_its_sequence_while_a_client_may_resume() {
+    let now = Instant::now();
+    let mut edge = TestEdge::new(1);
+    let mut channel = attached("a", &mut edge, 10, now);
+    let alone = Retention {
+        linger: Duration::ZERO,
+        history_is_local: true,
+    };
+    let left = now + Duration::from_secs(1);
+    channel.interest(edge.link.clone(), interest("a", 0, 1, 2, None), left);
+    // Its clients hold 10 as their position: forgotten and followed again, it would start from
+    // a new seed and their resume would fail.
+    assert_eq!(
+        channel.release_at(alone, LIFETIMES),
+        Some(left + LIFETIMES.history.max_age)
+    );
+    // The first event arrives while they are away; a client resuming after 10 gets it, whole.
+    channel.receive(event("a", 11), left, LIFETIMES);
+    let request = replay_request("a", 10);
+    assert!(!channel.replay_for(edge.link.clone(), request.clone(), left));
+    assert_eq!(
+        replayed(&mut edge),
+        vec![(request, vec![11], end(11, None))]
+    );
+}
+
+fn replay_request(name: &str, after: u64) -> ReplayRequest {
+    ReplayRequest {
+        key: key(name),
+        socket: socket(7),
+        after,
+    }
+}
+
+fn end(through: u64, lost_through: Option<u64>) -> Option<ReplayEnd> {
+    Some(ReplayEnd {
+        through,
+        lost_through,
+    })
+}
+
+/// The client replays queued to `edge` (other frames must not be there): each part's request,
+/// its events' sequences and its end.
+fn replayed(edge: &mut TestEdge) -> Vec<(ReplayRequest, Vec<u64>, Option<ReplayEnd>)> {
+    edge.frames()
+        .into_iter()
+        .map(|frame| match frame {
+            HubToEdge::Replayed(part) => (
+                part.request,
+                part.events.iter().map(|event| event.seq).collect(),
+                part.end,
+            ),
+            other => panic!("expected a replay, got {other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn a_client_replay_history_covers_is_answered_at_once() {
+    let now = Instant::now();
+    let mut first = TestEdge::new(1);
+    let mut channel = attached("a", &mut first, 10, now);
+    for seq in 11..=13 {
+        channel.receive(event("a", seq), now, LIFETIMES);
+    }
+    assert_eq!(first.events(), vec![11, 12, 13]);
+    let mut resuming = TestEdge::new(2);
+    let request = replay_request("a", 11);
+    assert!(
+        !channel.replay_for(resuming.link.clone(), request.clone(), now),
+        "no fetch needed"
+    );
+    assert_eq!(
+        replayed(&mut resuming),
+        vec![(request, vec![12, 13], end(13, None))],
+        "the events after the position, the last part carrying the channel's sequence"
+    );
+    let current = replay_request("a", 13);
+    assert!(!channel.replay_for(resuming.link.clone(), current.clone(), now));
+    assert_eq!(
+        replayed(&mut resuming),
+        vec![(current, vec![], end(13, None))],
+        "nothing missed: an empty replay, still ended"
+    );
+    assert!(first.frames().is_empty(), "the other edge is not told");
+}
+
+#[test]
+fn a_client_replay_beyond_the_history_held_fetches_and_reports_what_is_lost() {
+    let now = Instant::now();
+    let mut first = TestEdge::new(1);
+    let mut channel = attached("a", &mut first, 10, now);
+    channel.receive(event("a", 11), now, LIFETIMES);
+    assert_eq!(first.events(), vec![11]);
+    let mut resuming = TestEdge::new(2);
+    let request = replay_request("a", 5);
+    assert!(
+        channel.replay_for(resuming.link.clone(), request.clone(), now),
+        "the hub's history starts at 11: the region's may reach further back"
+    );
+    assert!(resuming.frames().is_empty(), "nothing before the fetch");
+    assert!(channel.needs_fetch());
+    assert_eq!(channel.start_fetch(), Some((Some(5), false)));
+    // The region's history starts at 8: 6 and 7 are lost.
+    channel.fetched(
+        fetched(11, (8..=11).map(|seq| event("a", seq)).collect()),
+        Some(5),
+        false,
+        now,
+        LIFETIMES,
+    );
+    assert_eq!(
+        replayed(&mut resuming),
+        vec![(request, vec![8, 9, 10, 11], end(11, Some(7)))]
+    );
+    assert!(first.frames().is_empty(), "nothing new for the live edge");
+    assert!(!channel.needs_fetch());
+}
+
+#[test]
+fn a_client_replay_before_the_channel_is_attached_waits_for_the_attach() {
+    let now = Instant::now();
+    let mut edge = TestEdge::new(1);
+    let mut channel = ChannelState::new(key("a"));
+    let request = replay_request("a", 5);
+    assert!(channel.replay_for(edge.link.clone(), request.clone(), now));
+    assert_eq!(
+        channel.release_at(
+            Retention {
+                linger: Duration::ZERO,
+                history_is_local: false
+            },
+            LIFETIMES
+        ),
+        None,
+        "kept while the replay waits"
+    );
+    assert_eq!(
+        channel.start_fetch(),
+        Some((Some(5), true)),
+        "attached, from the position"
+    );
+    assert!(edge.frames().is_empty());
+    channel.fetched(
+        fetched(7, vec![event("a", 6), event("a", 7)]),
+        Some(5),
+        true,
+        now,
+        LIFETIMES,
+    );
+    assert_eq!(
+        replayed(&mut edge),
+        vec![(request, vec![6, 7], end(7, None))],
+        "the replay only: no interest, so no confirmation"
+    );
+    assert!(!channel.receive(event("a", 8), now, LIFETIMES));
+    assert!(
+        edge.events().is_empty(),
+        "a replay alone does not make the edge a subscriber"
+    );
 }

@@ -14,6 +14,7 @@ use tokio::process::{Child, Command};
 use tokio::sync::Notify;
 
 use crate::binary::{bench_binary, herald_binary, target_dir};
+use crate::eventually::eventually;
 
 /// How long a process may take to print its ready line.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -237,9 +238,29 @@ impl HeraldProcess {
         let _ = self.child.kill().await;
     }
 
-    /// Stops the process in its tracks (SIGSTOP): it holds its sockets and answers nothing.
-    pub fn pause(&self) {
+    /// Stops the process in its tracks (SIGSTOP) and returns once every thread of it stands
+    /// still: it holds its sockets and answers nothing.
+    ///
+    /// `kill` returning is not enough. The kernel hands SIGSTOP to one thread, and only when that
+    /// thread runs does it stop the others; on a loaded machine it may wait milliseconds for a
+    /// CPU while the process's other threads go on serving (a hub "stopped" this way once relayed
+    /// an event 4 ms after `kill -STOP` returned).
+    pub async fn pause(&self) {
         self.signal("STOP");
+        let pid = self.pid();
+        eventually(
+            &format!("every thread of {} to stop", self.name),
+            READY_TIMEOUT,
+            async || thread_states(pid),
+            |states| {
+                !states.is_empty()
+                    && states
+                        .iter()
+                        .all(|state| matches!(state, 'T' | 't' | 'Z' | 'X'))
+            },
+        )
+        .await
+        .unwrap_or_else(|unmet| panic!("SIGSTOP did not stop {}: {unmet}", self.name));
     }
 
     /// Lets a paused process run again (SIGCONT).
@@ -290,6 +311,19 @@ impl HeraldProcess {
     pub fn pid(&self) -> u32 {
         self.child.id().expect("the process is running")
     }
+}
+
+/// The state letter (`R`, `S`, `T` …) of each thread of process `pid`, from `/proc`; empty when
+/// the process is gone.
+fn thread_states(pid: u32) -> Vec<char> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("stat")).ok())
+        // `pid (comm) S ...`: the state follows the last `)`, as comm may hold one itself.
+        .filter_map(|stat| stat.rsplit_once(')')?.1.trim_start().chars().next())
+        .collect()
 }
 
 impl Drop for HeraldProcess {

@@ -282,7 +282,7 @@ async fn a_hub_stalled_for_300_ms_keeps_its_edges() {
     let load = Load::start(&region, 1).await;
     load.run_for(RATE / 2).await;
     for _ in 0..3 {
-        region.hubs[0].process.pause();
+        region.hubs[0].process.pause().await;
         // The stall itself: how long the hub stands still, not a wait for anything.
         tokio::time::sleep(STALL).await;
         region.hubs[0].process.resume();

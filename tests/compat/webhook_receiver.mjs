@@ -7,6 +7,7 @@
 // stdout, one JSON line each:
 //   {"type": "ready", "port": 41234}
 //   {"type": "request", "n": 1, "status": 200, "node_valid": true, "python_valid": true,
+//    "answered_ms": <when the answer went out: ms on this process's monotonic clock>,
 //    "key": "<X-Pusher-Key>", "content_type": "application/json", "time_ms": ..., "events": [...],
 //    "headers": {<lower-case request headers, signature excluded>, "path": "<request path>",
 //                "names": [<header names as sent>]}}
@@ -80,6 +81,7 @@ const server = http.createServer((req, res) => {
         type: 'request',
         n,
         status,
+        answered_ms: performance.now(),
         node_valid: nodeValid,
         python_valid: verdict.valid,
         key: req.headers['x-pusher-key'] ?? null,

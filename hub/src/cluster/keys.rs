@@ -33,6 +33,7 @@
 //! | channel | `cnt` | `P:cnt:{A:C}` | subscription counts: edge → `{session}:{hub}:{count}` |
 //! | channel | `sca` | `P:sca:{A:C}` | lock spacing out subscription-count announcements |
 //! | channel | `whp` | `P:whp:{A:C}` | webhook removals waiting their delay: member of `{wh}:delayed` → due ms |
+//! | channel | `pub` | `P:pub:{A:C}:{id}` | a publication's sequence, kept a minute, so a retried publish is answered, not repeated |
 //! | app | `chs` | `P:chs:{A}` | channels that may have a subscription count (a superset; queries filter) |
 //! | app | `online`, `wln`, `onlh` | `P:online:{A}`, `P:wln:{A}`, `P:onlh:{A}:H` | per user the hubs that have them online, the number of the app's latest watchlist change, a hub's online users |
 //! | app | `wl` | `P:wl:{A}` | pub/sub channel of watchlist changes (classic `PUBLISH`: every hub hears every app's) |
@@ -133,6 +134,13 @@ impl Keys {
     /// The lock that spaces out a channel's subscription-count announcements.
     pub fn count_announcement(&self, key: &ChannelKey) -> String {
         self.channel("sca", key)
+    }
+
+    /// The sequence a publication got, under its id (`{hub}:{counter}`), so a publish retried
+    /// after a lost reply is answered with it rather than published again; in the channel's
+    /// hash tag, beside the channel's other keys.
+    pub fn publication(&self, key: &ChannelKey, id: &str) -> String {
+        format!("{}:{id}", self.channel("pub", key))
     }
 
     /// The channels of an app that may have a subscription count (a superset).
@@ -308,6 +316,7 @@ mod tests {
             let all = keys.channel_keys(&key);
             assert!(all.iter().all(|k| tag(k) == tag(&all[0])), "{all:?}");
             assert_eq!(tag(&keys.events(&key)), tag(&all[0]));
+            assert_eq!(tag(&keys.publication(&key, "7:1")), tag(&all[0]));
             assert_eq!(all[0], format!("p:seq:{{{app}:{name}}}"));
         }
         assert_ne!(

@@ -50,7 +50,8 @@ pub mod writer;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
@@ -190,6 +191,8 @@ struct Inner {
     redis: RedisConnection,
     /// Publishes that wait for replicas, when `redis.min_replicas_acked` > 0.
     replicated: Option<Replicated>,
+    /// Publications made so far: with the hub's id, each one's id.
+    publications: AtomicU64,
     bus: BusHandle,
     history: HistoryLimits,
     cache_ttl: Duration,
@@ -240,6 +243,37 @@ fn connect(
             ))
         }
     }
+}
+
+/// How long a hub keeps trying a publish that got no reply before it gives up (the trigger is
+/// answered 503): long enough to ride out a primary being replaced, well inside
+/// `hub.request_timeout_secs`.
+pub const PUBLISH_RETRY_FOR: Duration = Duration::from_secs(5);
+/// The first pause before a publish is tried again; it doubles up to [`PUBLISH_RETRY_PAUSE_MAX`].
+const PUBLISH_RETRY_PAUSE: Duration = Duration::from_millis(50);
+/// The longest pause between two tries of a publish.
+const PUBLISH_RETRY_PAUSE_MAX: Duration = Duration::from_millis(500);
+
+/// Whether a failed publish may have run without its reply reaching the hub, or may run if
+/// tried again soon: the connection failed, or the server is a replica not yet promoted, still
+/// loading its data, or cut off from its primary. A script error or a refusal to acknowledge
+/// ([`ClusterError::NotReplicated`], already a bounded wait) is final.
+fn reply_may_come_later(error: &ClusterError) -> bool {
+    use redis::{ErrorKind, ServerErrorKind};
+    let ClusterError::Redis(error) = error else {
+        return false;
+    };
+    error.is_io_error()
+        || matches!(
+            error.kind(),
+            ErrorKind::Server(
+                ServerErrorKind::ReadOnly
+                    | ServerErrorKind::BusyLoading
+                    | ServerErrorKind::MasterDown
+                    | ServerErrorKind::TryAgain
+                    | ServerErrorKind::ClusterDown
+            )
+        )
 }
 
 /// Now, in milliseconds since 1970 (the hubs set's scores use it).
@@ -321,6 +355,7 @@ impl Cluster {
                 scripts,
                 redis,
                 replicated,
+                publications: AtomicU64::new(0),
                 bus,
                 history: setup.history,
                 cache_ttl: setup.cache_ttl,
@@ -415,16 +450,7 @@ impl Cluster {
         script: &'a redis::Script,
         key: &ChannelKey,
     ) -> redis::ScriptInvocation<'a> {
-        let mut invocation = script.prepare_invoke();
-        for name in self.inner.keys.channel_keys(key) {
-            invocation.key(name);
-        }
-        invocation.key(self.inner.keys.webhook_delayed());
-        invocation
-            .arg(self.inner.keys.prefix())
-            .arg(key.app.as_str())
-            .arg(key.channel.as_str());
-        invocation
+        scripts::channel_invocation(&self.inner.keys, script, key)
     }
 
     /// History bounds as script arguments: most events, and age in milliseconds.
@@ -436,6 +462,11 @@ impl Cluster {
     /// Publishes an event to the region; returns its sequence once Redis holds it — and, when
     /// replicas are required, once that many replicas hold it too ([`replicated`]: the scripts
     /// and one `WAIT` for a whole batch, on a connection of their own).
+    ///
+    /// A publish whose reply never came (the connection dropped, the primary died or is being
+    /// replaced) may or may not have run, so it is tried again, for up to [`PUBLISH_RETRY_FOR`],
+    /// under the same publication id: the script answers a repeat with the sequence it gave
+    /// the first time and publishes nothing ([`scripts::PublishArgs::id`]).
     pub async fn publish(&self, publication: &Publication) -> Result<u64, ClusterError> {
         let body = wire::body(
             &publication.name,
@@ -451,12 +482,39 @@ impl Cluster {
             0
         };
         let (maxlen, history_ttl) = self.history_args();
-        let mut invocation = self.channel_call(&self.inner.scripts.publish, &publication.key);
-        invocation
-            .arg(body)
-            .arg(maxlen)
-            .arg(history_ttl)
-            .arg(cache_ttl);
+        let counter = self.inner.publications.fetch_add(1, Ordering::Relaxed);
+        let id = format!("{}:{counter}", self.inner.hub_id);
+        let args = scripts::PublishArgs {
+            body: &body,
+            maxlen,
+            history_ttl_ms: history_ttl,
+            cache_ttl_ms: cache_ttl,
+            id: &id,
+        };
+        let started = Instant::now();
+        let mut pause = PUBLISH_RETRY_PAUSE;
+        loop {
+            match self.publish_once(&publication.key, args).await {
+                Err(error)
+                    if reply_may_come_later(&error)
+                        && started.elapsed() + pause < PUBLISH_RETRY_FOR =>
+                {
+                    tracing::info!(message = "A publish got no reply; trying it again under the same id.", %error, id);
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(PUBLISH_RETRY_PAUSE_MAX);
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
+    /// One try of a publish.
+    async fn publish_once(
+        &self,
+        key: &ChannelKey,
+        args: scripts::PublishArgs<'_>,
+    ) -> Result<u64, ClusterError> {
+        let invocation = self.inner.scripts.publish_call(&self.inner.keys, key, args);
         let Some(replicated) = &self.inner.replicated else {
             let seq: String = invocation.invoke_async(&mut self.connection()).await?;
             return parse_seq(&seq);
@@ -751,6 +809,29 @@ impl Store for Cluster {
 mod tests {
     use super::*;
     use serde_json::{Value, json};
+
+    #[test]
+    fn only_a_lost_reply_or_a_server_in_transition_is_tried_again() {
+        use redis::{ErrorKind, ServerErrorKind};
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
+        let again = |error: RedisError| reply_may_come_later(&ClusterError::Redis(error));
+        assert!(again(RedisError::from(io)));
+        assert!(again(RedisError::from((
+            ErrorKind::Server(ServerErrorKind::ReadOnly),
+            "READONLY"
+        ))));
+        assert!(!again(RedisError::from((
+            ErrorKind::Server(ServerErrorKind::ResponseError),
+            "ERR script failed"
+        ))));
+        let refused = ClusterError::NotReplicated {
+            acked: 0,
+            wanted: 1,
+            timeout: Duration::from_secs(1),
+        };
+        assert!(!reply_may_come_later(&refused));
+        assert!(!reply_may_come_later(&UnexpectedReply("x").into()));
+    }
 
     #[test]
     fn snapshots_have_pushers_shape() {

@@ -9,6 +9,9 @@
 //!
 //! - **Sequences** are `INCR`ed; a channel's first sequence is seeded from the server clock in
 //!   microseconds, so sequences never go backwards, even after Redis lost its data.
+//! - **Publications** carry an id (the hub's and a counter): the publish script keeps each one's
+//!   sequence for a minute under it, so a publish the hub retries after losing the reply (Redis
+//!   ran it, then the connection or the primary died) is answered, never published twice.
 //! - **History** is a stream per channel whose entry ids are the sequences (`{seq}-0`), trimmed
 //!   by count and expired by age, so "everything after N" is one `XRANGE (N-0 +`.
 //! - **Presence** keeps sockets (socket → `{hub}\n{user}`), users' socket counts and infos, and per
@@ -27,9 +30,16 @@
 //! - **Reads** are scripts too, so one answer reads counts and members at one instant and never
 //!   contradicts itself.
 
-use redis::Script;
+use std::time::Duration;
 
-use super::keys::LUA_KEYS;
+use herald_shared::channel::ChannelKey;
+use redis::{Script, ScriptInvocation};
+
+use super::keys::{Keys, LUA_KEYS};
+
+/// How long Redis keeps a publication's sequence under its id: far longer than a hub retries a
+/// publish (seconds), short enough that the ids of a busy region stay a small set.
+pub const PUBLICATION_ID_TTL: Duration = Duration::from_secs(60);
 
 /// How the scripts stamp the events they make (see [`super::wire`]), checked by its tests.
 #[cfg(test)]
@@ -156,9 +166,17 @@ local function leave(socket, announce, maxlen, history_ttl_ms, delay_ms)
 end
 "#;
 
-/// `publish(P, A, C, body, maxlen, history_ttl_ms, cache_ttl_ms)` → sequence.
+/// `publish(P, A, C, body, maxlen, history_ttl_ms, cache_ttl_ms, id_ttl_ms)` → sequence, with
+/// the publication's id key ([`super::keys::Keys::publication`]) as the last of `KEYS`: the
+/// first run publishes and keeps the sequence under the id for `id_ttl_ms`; a repeat (the hub
+/// retrying after a lost reply) publishes nothing and answers that sequence again.
 const PUBLISH: &str = r#"
-return publish(ARGV[4], ARGV[5], ARGV[6], ARGV[7])
+local id = KEYS[12]
+local earlier = redis.call('GET', id)
+if earlier then return earlier end
+local seq = publish(ARGV[4], ARGV[5], ARGV[6], ARGV[7])
+redis.call('SET', id, seq, 'PX', ARGV[8])
+return seq
 "#;
 
 /// `fetch(P, A, C, after or '', oldest_ms)` → `{seq, {"seq:body", …}, cached "seq:body" or ''}`:
@@ -360,6 +378,40 @@ end
 return 1
 "#;
 
+/// A channel script call with the channel's keys (and the region's delayed webhooks) in `KEYS`
+/// and its first three arguments (prefix, app, channel).
+pub fn channel_invocation<'a>(
+    keys: &Keys,
+    script: &'a Script,
+    key: &ChannelKey,
+) -> ScriptInvocation<'a> {
+    let mut invocation = script.prepare_invoke();
+    for name in keys.channel_keys(key) {
+        invocation.key(name);
+    }
+    invocation.key(keys.webhook_delayed());
+    invocation
+        .arg(keys.prefix())
+        .arg(key.app.as_str())
+        .arg(key.channel.as_str());
+    invocation
+}
+
+/// What a publish stores, besides its channel: the arguments of [`PUBLISH`].
+#[derive(Debug, Clone, Copy)]
+pub struct PublishArgs<'a> {
+    /// The event's body ([`super::wire::body`]).
+    pub body: &'a str,
+    /// The most events the channel's history keeps.
+    pub maxlen: usize,
+    /// How long the channel's history lives after its last event, in ms.
+    pub history_ttl_ms: u64,
+    /// How long a cache channel keeps the event, in ms; 0 when it is not cached.
+    pub cache_ttl_ms: u64,
+    /// The publication's id (`{hub}:{counter}`): a repeat of it publishes nothing.
+    pub id: &'a str,
+}
+
 /// The scripts, loaded once.
 pub struct Scripts {
     /// See [`PUBLISH`].
@@ -389,6 +441,24 @@ pub struct Scripts {
 }
 
 impl Scripts {
+    /// The [`PUBLISH`] call of one publication on `key`.
+    pub fn publish_call(
+        &self,
+        keys: &Keys,
+        key: &ChannelKey,
+        args: PublishArgs<'_>,
+    ) -> ScriptInvocation<'_> {
+        let mut invocation = channel_invocation(keys, &self.publish, key);
+        invocation
+            .key(keys.publication(key, args.id))
+            .arg(args.body)
+            .arg(args.maxlen)
+            .arg(args.history_ttl_ms)
+            .arg(args.cache_ttl_ms)
+            .arg(PUBLICATION_ID_TTL.as_millis() as u64);
+        invocation
+    }
+
     /// Compiles the script texts (hashing them for `EVALSHA`); channel events are published with
     /// `SPUBLISH` when `sharded` (a Redis Cluster: classic `PUBLISH` would reach every node).
     pub fn new(sharded: bool) -> Self {

@@ -32,6 +32,7 @@ pub mod compat;
 pub mod databases;
 pub mod dev;
 pub mod eventually;
+pub mod forwarder;
 pub mod metrics;
 pub mod moto;
 pub mod netns;

@@ -10,7 +10,9 @@
 //!
 //! [`RedisPrimaryReplica`] is a primary with one replica and no cluster: its failover is done by
 //! hand ([`RedisPrimaryReplica::promote_replica`] sends `REPLICAOF NO ONE`), which is what an
-//! ElastiCache cluster-mode-disabled failover looks like to a client.
+//! ElastiCache cluster-mode-disabled failover looks like to a client;
+//! [`RedisPrimaryReplica::add_replica`] then gives the new primary a replica, as ElastiCache
+//! replaces the failed node.
 //!
 //! Every wait polls the nodes against a deadline; none sleeps as synchronisation. Each node keeps
 //! only what cluster mode needs on disk (`nodes.conf`; no snapshots, no AOF) in
@@ -624,6 +626,18 @@ impl RedisCluster {
     }
 }
 
+/// Waits until the replica on `port` finished its sync with its primary.
+async fn await_sync(replica: u16) {
+    wait_until("the replica's initial sync", READY_TIMEOUT, || {
+        let info = replication_info(replica)?;
+        match info_field(&info, "master_link_status") {
+            Some("up") => Ok(()),
+            _ => Err(Waiting(format!("replica {replica}:\n{info}"))),
+        }
+    })
+    .await;
+}
+
 /// A standalone primary with one replica, no cluster; failed over by hand.
 pub struct RedisPrimaryReplica {
     primary: Node,
@@ -631,6 +645,9 @@ pub struct RedisPrimaryReplica {
     replica: Option<Node>,
     /// The primary that was killed, kept so its log stays where it was.
     killed: Vec<Node>,
+    /// Where nodes keep their files, and their logs.
+    root: PathBuf,
+    log_dir: PathBuf,
 }
 
 impl RedisPrimaryReplica {
@@ -652,17 +669,29 @@ impl RedisPrimaryReplica {
             primary,
             replica: Some(replica),
             killed: Vec::new(),
+            root,
+            log_dir,
         };
-        let replica = pair.replica_port();
-        wait_until("the replica's initial sync", READY_TIMEOUT, || {
-            let info = replication_info(replica)?;
-            match info_field(&info, "master_link_status") {
-                Some("up") => Ok(()),
-                _ => Err(Waiting(format!("replica {replica}:\n{info}"))),
-            }
+        await_sync(pair.replica_port()).await;
+        pair
+    }
+
+    /// Starts a new replica of the current primary — after a promotion, as ElastiCache
+    /// replaces a failed node — and waits until it is in sync; returns its port.
+    pub async fn add_replica(&mut self) -> u16 {
+        assert!(self.replica.is_none(), "the pair already has a replica");
+        let primary_port = self.primary.port.to_string();
+        let dir = self.root.join(format!("replica-{}", self.killed.len()));
+        let replica = Node::start(dir, &self.log_dir, false, |_, _| {
+            ["--replicaof", "127.0.0.1", &primary_port]
+                .map(String::from)
+                .to_vec()
         })
         .await;
-        pair
+        let port = replica.port;
+        self.replica = Some(replica);
+        await_sync(port).await;
+        port
     }
 
     /// The primary's port.

@@ -81,8 +81,10 @@ async fn sigterm_spreads_4200_over_the_drain_window_then_exits() {
     let admin = Api::new(&edge.admin);
     assert_eq!(admin.raw("GET", "/up", "").await.status, 200);
 
-    let signalled = Instant::now();
     edge.process.terminate();
+    // Timed from the moment `kill` has sent the signal: starting `kill` is no part of the edge's
+    // "at once", and takes a while on a loaded machine.
+    let signalled = Instant::now();
     // Each client reads on its own, so its 4200 is timed when it comes.
     let readers: Vec<_> = clients
         .into_iter()
@@ -147,8 +149,10 @@ async fn a_draining_edge_exits_as_soon_as_its_last_client_leaves() {
     let second = PusherClient::connect(&edge.url()).await;
     first.subscribe("leaving").await;
 
-    let signalled = Instant::now();
     edge.process.terminate();
+    // Timed from the moment `kill` has sent the signal: starting `kill` is no part of the edge's
+    // "at once", and takes a while on a loaded machine.
+    let signalled = Instant::now();
     up_turns_503(edge, signalled).await;
     // Both clients leave on their own: one with a close handshake, one by dropping the TCP.
     first
@@ -201,8 +205,10 @@ async fn a_draining_edge_answers_new_upgrades_with_503() {
     let admin = Api::new(&edge.admin);
     assert_eq!(admin.raw("GET", "/up", "").await.status, 200);
 
-    let signalled = Instant::now();
     edge.process.terminate();
+    // Timed from the moment `kill` has sent the signal: starting `kill` is no part of the edge's
+    // "at once", and takes a while on a loaded machine.
+    let signalled = Instant::now();
     up_turns_503(edge, signalled).await;
 
     let response = upgrade(edge).await;

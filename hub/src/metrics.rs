@@ -64,6 +64,8 @@ pub const WEBHOOKS_PENDING: &str = "herald_hub_webhooks_pending";
 pub const APP_STORE_REFRESHES: &str = "herald_hub_app_store_refreshes_total";
 /// Console events that could not be sent to the region's consoles.
 pub const CONSOLE_DROPPED: &str = "herald_hub_console_events_dropped_total";
+/// Sharded pub/sub channels subscribed again after a slot move, failover or lost connection.
+pub const REDIS_SHARD_REHOMES: &str = "herald_hub_redis_shard_rehomes_total";
 
 /// The `route` of requests no route matched.
 const UNMATCHED: &str = "unmatched";
@@ -139,6 +141,10 @@ pub fn describe() {
         CONSOLE_DROPPED,
         "Debug-console events a hub of a region could not send to the region's consoles (queue full or Redis unreachable)."
     );
+    describe_counter!(
+        REDIS_SHARD_REHOMES,
+        "Channels a hub on a Redis Cluster subscribed again (SSUBSCRIBE) after a slot move, a failover or a lost node connection; each is back-filled from history."
+    );
     counter!(HISTORY_BACKFILLS).increment(0);
     counter!(HISTORY_REPLAYS).increment(0);
     gauge!(EDGES).increment(0.0);
@@ -194,6 +200,11 @@ pub fn backfill() {
 /// An edge asked for a client's replay.
 pub fn replay() {
     counter!(HISTORY_REPLAYS).increment(1);
+}
+
+/// `channels` sharded channels were subscribed again at their slot's owner.
+pub fn shard_rehomes(channels: usize) {
+    counter!(REDIS_SHARD_REHOMES).increment(channels as u64);
 }
 
 /// A console event could not be sent to the region's consoles.

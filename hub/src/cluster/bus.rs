@@ -10,20 +10,29 @@
 //! [`Told::Resync`]): whatever was published while it was deaf is in history (pub/sub is
 //! at-most-once). Its state — connected or not — is the hub's readiness: a deaf hub is not
 //! "up".
+//!
+//! On a Redis Cluster ([`run_cluster`]) channel events travel over sharded pub/sub: the
+//! [`super::sharded`] subscriber keeps one connection per primary owning a wanted channel and
+//! follows slot moves and failovers; a want is answered once the channel is live at its owner,
+//! and a channel subscribed again (re-homed) makes every channel catch up from history, as a
+//! reconnect does. Watchlist changes stay on classic pub/sub, which a cluster forwards to every
+//! node, on a connection to the configured node; the bus's state is that connection's.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use herald_shared::backoff::backoff;
 use herald_shared::channel::ChannelKey;
 use redis::aio::{PubSubSink, PubSubStream};
-use tokio::sync::{Notify, oneshot, watch};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::keys::Keys;
 use super::online::decode_change;
+use super::sharded;
 use super::wire;
 use crate::region::{Heard, Inboxes, Told};
 
@@ -188,6 +197,200 @@ pub async fn run(
                 tracing::warn!(message = "Redis pub/sub connection lost.", reason = %reason)
             }
             None => return,
+        }
+    }
+}
+
+/// What the sharded subscriber hears, waiting for the bus on a cluster.
+const SHARDED_QUEUE: usize = 1024;
+/// How often a cluster bus looks for wants that wait too long.
+const WAIT_CHECK_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Runs the bus on a Redis Cluster until `shutdown`: channel events over sharded pub/sub (one
+/// subscriber task, [`sharded`], started on `tracker`), watchlist changes over classic pub/sub
+/// on `client`'s node ([`run`] with no channel wanted, which also owns the bus's state).
+///
+/// A want waits until its channel is live at its slot's owner, or is refused ([`BusDown`]) after
+/// [`CONNECT_TIMEOUT`] — the registry tries again, and a channel that becomes live later makes
+/// every channel catch up, like any re-homed one.
+pub async fn run_cluster(
+    task: BusTask,
+    client: redis::Client,
+    keys: Keys,
+    inboxes: Inboxes,
+    max_backoff: Duration,
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+) {
+    let BusTask { shared, state } = task;
+    let control = match redis::cluster::ClusterClient::builder([client
+        .get_connection_info()
+        .clone()])
+    .build()
+    {
+        Ok(control) => control.get_pending_async_connection_with_config(
+            redis::cluster::ClusterConfig::new()
+                .set_connection_timeout(CONNECT_TIMEOUT)
+                .set_response_timeout(CONNECT_TIMEOUT),
+        ),
+        Err(error) => {
+            tracing::error!(message = "Cannot make a Redis Cluster client; the hub stays deaf.", %error);
+            return;
+        }
+    };
+    let (heard_tx, mut heard) = mpsc::channel(SHARDED_QUEUE);
+    let subscriber = sharded::spawn(
+        control,
+        client.get_connection_info().clone(),
+        heard_tx,
+        &tracker,
+        shutdown.clone(),
+    );
+    let watchlist = BusTask {
+        shared: Arc::new(Shared::default()),
+        state,
+    };
+    tracker.spawn(run(
+        watchlist,
+        client,
+        keys.clone(),
+        inboxes.clone(),
+        max_backoff,
+        shutdown.clone(),
+    ));
+    let mut bridge = Bridge {
+        shared,
+        keys,
+        inboxes,
+        subscriber,
+        subscribed: HashSet::new(),
+        live: HashSet::new(),
+        since: HashMap::new(),
+    };
+    let mut check = tokio::time::interval(WAIT_CHECK_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            () = bridge.shared.changed.notified() => bridge.apply().await,
+            message = heard.recv() => match message {
+                Some(message) => bridge.heard(message).await,
+                None => return,
+            },
+            _ = check.tick() => bridge.refuse_late(),
+        }
+    }
+}
+
+/// Between the bus's wants and the sharded subscriber, on a cluster.
+struct Bridge {
+    shared: Arc<Shared>,
+    keys: Keys,
+    inboxes: Inboxes,
+    subscriber: sharded::Subscriber,
+    /// The shard channels the subscriber was told to want.
+    subscribed: HashSet<String>,
+    /// Those it reported live (subscribed at their owner).
+    live: HashSet<String>,
+    /// Wants not answered yet, since when.
+    since: HashMap<ChannelKey, Instant>,
+}
+
+impl Bridge {
+    /// Hands the changed wants to the subscriber; answers wants of channels already live.
+    async fn apply(&mut self) {
+        let changed: Vec<(ChannelKey, bool)> = self.shared.lock().changed.drain().collect();
+        let mut ready = HashSet::new();
+        for (key, wanted) in changed {
+            let name = self.keys.events(&key);
+            if wanted {
+                if self.live.contains(&name) {
+                    ready.insert(key);
+                    continue;
+                }
+                self.since.entry(key).or_insert_with(Instant::now);
+                if self.subscribed.insert(name.clone()) {
+                    self.subscriber.want(name).await;
+                }
+            } else {
+                self.since.remove(&key);
+                self.live.remove(&name);
+                if self.subscribed.remove(&name) {
+                    self.subscriber.unwant(name).await;
+                }
+            }
+        }
+        answer_waiters(&self.shared, &ready);
+    }
+
+    /// Hands an event to its channel's shard, or answers the wants of channels now live (a
+    /// channel live again with nobody waiting was re-homed: every channel catches up).
+    async fn heard(&mut self, heard: sharded::Heard) {
+        match heard {
+            sharded::Heard::Message { channel, payload } => {
+                let Some(key) = self.keys.parse_events(&channel) else {
+                    return;
+                };
+                match wire::decode(key, &String::from_utf8_lossy(&payload)) {
+                    Ok(event) => {
+                        self.inboxes
+                            .shard(Heard::Event {
+                                event,
+                                delivered: None,
+                            })
+                            .await;
+                    }
+                    Err(error) => {
+                        tracing::warn!(message = "Dropped a malformed message from Redis.", %error)
+                    }
+                }
+            }
+            sharded::Heard::Live { channels } => {
+                let mut answered = HashSet::new();
+                let mut rehomed = 0usize;
+                for name in channels {
+                    if !self.subscribed.contains(&name) {
+                        continue;
+                    }
+                    let Some(key) = self.keys.parse_events(&name) else {
+                        continue;
+                    };
+                    self.live.insert(name);
+                    if self.since.remove(&key).is_some() {
+                        answered.insert(key);
+                    } else {
+                        rehomed += 1;
+                    }
+                }
+                answer_waiters(&self.shared, &answered);
+                if rehomed > 0 {
+                    crate::metrics::shard_rehomes(rehomed);
+                    tracing::info!(
+                        message = "Sharded channels subscribed again; catching up from history.",
+                        channels = rehomed
+                    );
+                    self.inboxes.shard(Heard::Resync).await;
+                }
+            }
+        }
+    }
+
+    /// Refuses the wants that waited longer than [`CONNECT_TIMEOUT`].
+    fn refuse_late(&mut self) {
+        let late: Vec<ChannelKey> = self
+            .since
+            .iter()
+            .filter(|(_, since)| since.elapsed() > CONNECT_TIMEOUT)
+            .map(|(key, _)| key.clone())
+            .collect();
+        if late.is_empty() {
+            return;
+        }
+        let mut wants = self.shared.lock();
+        for key in late {
+            self.since.remove(&key);
+            for waiter in wants.waiters.remove(&key).into_iter().flatten() {
+                let _ = waiter.send(Err(BusDown));
+            }
         }
     }
 }

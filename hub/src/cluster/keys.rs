@@ -66,7 +66,7 @@ local P, A, C = ARGV[1], ARGV[2], ARGV[3]
 local KIND = {}
 for i, kind in ipairs({'seq', 'hist', 'cache', 'ev', 'ps', 'pn', 'pu', 'cnt', 'sca', 'whp'}) do KIND[kind] = KEYS[i] end
 local function key(kind) return KIND[kind] end
-local function webhook_delayed() return KEYS[11] end
+local function webhook_delayed() if KEYS[11] == KIND['whp'] then return nil end return KEYS[11] end
 "#;
 
 /// Names of everything Herald keeps in Redis.

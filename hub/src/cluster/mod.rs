@@ -32,7 +32,7 @@
 //! - [`liveness`] — heartbeat and reaping of dead hubs.
 //! - [`online`] — who is online across the region, for watchlists.
 //! - [`replicated`] — publishes that wait for replicas, group-committed.
-//! - [`sharded`] — sharded pub/sub on a Redis Cluster (not wired in yet).
+//! - [`sharded`] — sharded pub/sub on a Redis Cluster (the bus's subscriber there).
 //! - [`relay`] — the debug console's events across the region.
 
 pub mod bus;
@@ -188,6 +188,7 @@ struct Inner {
     hub_id: HubId,
     keys: Keys,
     scripts: Scripts,
+    mode: RedisMode,
     redis: RedisConnection,
     /// Publishes that wait for replicas, when `redis.min_replicas_acked` > 0.
     replicated: Option<Replicated>,
@@ -324,7 +325,8 @@ impl Cluster {
         shutdown: CancellationToken,
     ) -> Result<Self, ClusterError> {
         let redis = connect(settings, RESPONSE_TIMEOUT)?;
-        let scripts = Scripts::new(false);
+        // On a cluster events go over sharded pub/sub (SPUBLISH/SSUBSCRIBE).
+        let scripts = Scripts::new(settings.mode == RedisMode::Cluster);
         let replicated = if settings.replicas_acked > 0 {
             let connection = connect(settings, RESPONSE_TIMEOUT + settings.replica_ack_timeout)?;
             let (replicated, task) = Replicated::new(
@@ -353,6 +355,7 @@ impl Cluster {
                 hub_id: setup.hub_id,
                 keys: keys.clone(),
                 scripts,
+                mode: settings.mode,
                 redis,
                 replicated,
                 publications: AtomicU64::new(0),
@@ -371,14 +374,25 @@ impl Cluster {
             settings.max_backoff,
             shutdown.clone(),
         ));
-        tracker.spawn(bus::run(
-            bus_task,
-            settings.redis.clone(),
-            keys,
-            setup.inboxes.clone(),
-            settings.max_backoff,
-            shutdown.clone(),
-        ));
+        match settings.mode {
+            RedisMode::Standalone => tracker.spawn(bus::run(
+                bus_task,
+                settings.redis.clone(),
+                keys,
+                setup.inboxes.clone(),
+                settings.max_backoff,
+                shutdown.clone(),
+            )),
+            RedisMode::Cluster => tracker.spawn(bus::run_cluster(
+                bus_task,
+                settings.redis.clone(),
+                keys,
+                setup.inboxes.clone(),
+                settings.max_backoff,
+                tracker.clone(),
+                shutdown.clone(),
+            )),
+        };
         tracker.spawn(follower::run(
             cluster.clone(),
             setup.pending.clone(),
@@ -450,7 +464,12 @@ impl Cluster {
         script: &'a redis::Script,
         key: &ChannelKey,
     ) -> redis::ScriptInvocation<'a> {
-        scripts::channel_invocation(&self.inner.keys, script, key)
+        scripts::channel_invocation(
+            &self.inner.keys,
+            script,
+            key,
+            self.inner.mode == RedisMode::Cluster,
+        )
     }
 
     /// History bounds as script arguments: most events, and age in milliseconds.

@@ -128,13 +128,14 @@ local function delay_removal(member, delay_ms)
   local due = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + delay
   redis.call('HSET', key('whp'), member, due)
   redis.call('PEXPIRE', key('whp'), 86400000)
-  redis.call('ZADD', webhook_delayed(), due, member)
+  -- On a Redis Cluster the region's delayed set is in another slot and is not passed.
+  if webhook_delayed() then redis.call('ZADD', webhook_delayed(), due, member) end
 end
 
 -- Webhooks: an arrival undoes a waiting removal; true if there was one (then neither is sent).
 local function undo_removal(member)
   if redis.call('HDEL', key('whp'), member) == 1 then
-    redis.call('ZREM', webhook_delayed(), member)
+    if webhook_delayed() then redis.call('ZREM', webhook_delayed(), member) end
     return true
   end
   return false
@@ -379,17 +380,25 @@ return 1
 "#;
 
 /// A channel script call with the channel's keys (and the region's delayed webhooks) in `KEYS`
-/// and its first three arguments (prefix, app, channel).
+/// and its first three arguments (prefix, app, channel). On a Redis Cluster (`cluster`) the
+/// delayed set lives in another slot and is not passed: the channel's `whp` key stands in its
+/// place (`KEYS[11]`), which the scripts read as "no delayed set here" and then keep removals in
+/// `whp` only.
 pub fn channel_invocation<'a>(
     keys: &Keys,
     script: &'a Script,
     key: &ChannelKey,
+    cluster: bool,
 ) -> ScriptInvocation<'a> {
     let mut invocation = script.prepare_invoke();
     for name in keys.channel_keys(key) {
         invocation.key(name);
     }
-    invocation.key(keys.webhook_delayed());
+    if cluster {
+        invocation.key(keys.webhook_pending(key));
+    } else {
+        invocation.key(keys.webhook_delayed());
+    }
     invocation
         .arg(keys.prefix())
         .arg(key.app.as_str())
@@ -414,6 +423,8 @@ pub struct PublishArgs<'a> {
 
 /// The scripts, loaded once.
 pub struct Scripts {
+    /// Whether they run on a Redis Cluster (`SPUBLISH`; the delayed set is not passed).
+    sharded: bool,
     /// See [`PUBLISH`].
     pub publish: Script,
     /// The text of `publish`, for `SCRIPT LOAD` in a pipeline.
@@ -448,7 +459,7 @@ impl Scripts {
         key: &ChannelKey,
         args: PublishArgs<'_>,
     ) -> ScriptInvocation<'_> {
-        let mut invocation = channel_invocation(keys, &self.publish, key);
+        let mut invocation = channel_invocation(keys, &self.publish, key, self.sharded);
         invocation
             .key(keys.publication(key, args.id))
             .arg(args.body)
@@ -467,6 +478,7 @@ impl Scripts {
             |body: &str| format!("{LUA_KEYS}local PUBLISH_COMMAND = '{command}'\n{PRELUDE}{body}");
         let script = |body: &str| Script::new(&code(body));
         Self {
+            sharded,
             publish: script(PUBLISH),
             publish_code: code(PUBLISH),
             fetch: script(FETCH),

@@ -1,9 +1,8 @@
 //! A sharded pub/sub subscriber for Redis Cluster (`SSUBSCRIBE`, Redis ≥ 7): one connection per
 //! primary that owns a wanted channel, following slot moves, failovers and lost connections.
 //!
-//! Not wired into the hub yet: hubs still refuse a Redis in cluster mode (docs/cluster.md). It
-//! is tested on its own against a local Redis Cluster (`tests/tests/sharded_subscriber`), and is
-//! what the region's bus will use on a cluster. It exists because redis-rs 1.8's
+//! The region's bus uses it on a cluster ([`super::bus::run_cluster`]); it is also tested on its
+//! own against a local Redis Cluster (`tests/tests/sharded_subscriber`). It exists because redis-rs 1.8's
 //! `ClusterConnection::ssubscribe` cannot be used: that one treats the server's unsolicited `sunsubscribe`
 //! push (sent when a slot moves away) as a reply — forgetting the subscription and, when a
 //! request is in flight, handing the push to it as its answer — and it re-homes a dead primary's
@@ -30,10 +29,11 @@
 //!   must not block, so when the queue is full the push is dropped **and recorded**: the task
 //!   then reports every live channel as [`Heard::Live`] again (back-fill covers the loss).
 //!
-//! # Left for wiring it in
+//! # Left to do
 //! - The task awaits its I/O inline (connecting, `SSUBSCRIBE` pipelines, pings): one slow node
-//!   delays the others. In the hub, give each node link its own task and keep this one deciding.
-//! - No metrics or logs yet (re-homes, overflows, settle time belong in `hub/src/metrics.rs`).
+//!   delays the others. Give each node link its own task and keep this one deciding.
+//! - Re-homes are counted by the bus (`herald_hub_redis_shard_rehomes_total`); overflows and
+//!   settle time are not measured yet.
 //! - Subscribes on primaries only; replicas of the shard would work too (messages travel the
 //!   shard) and could take the load off primaries.
 

@@ -89,12 +89,11 @@ pub async fn cluster_settings(plan: &RedisPlan) -> Result<ClusterSettings, ExitC
     let server = inspect(&redis).await;
     let mode = mode(plan.mode, server.as_ref().map(|server| server.mode))
         .map_err(|error| fail(EXIT_CONFIG, error))?;
-    if mode == RedisMode::Cluster {
-        return Err(fail(
-            EXIT_CONFIG,
-            "redis: the server runs in cluster mode (INFO cluster: cluster_enabled:1); hubs do not speak Redis Cluster yet: use a Redis without cluster mode, or an ElastiCache group with cluster mode disabled (docs/cluster.md)",
-        ));
-    }
+    tracing::info!(
+        message = "Redis mode decided.",
+        mode = mode.name(),
+        configured = plan.mode.map(RedisMode::name).unwrap_or("auto")
+    );
     let replicas = server.map(|server| server.replicas);
     let replicas_acked = plan
         .min_replicas_acked

@@ -221,16 +221,12 @@ async fn hub_exit(test: &str, url: &str, env: &[(&str, &str)]) -> (Option<i32>, 
     (code, hub.stderr())
 }
 
+/// A hub on a cluster detects it by itself (see the region test below); told it is standalone,
+/// it refuses to start and says which key to change.
 #[tokio::test]
-async fn a_hub_refuses_a_redis_in_cluster_mode_and_says_why_when_told_it_is_standalone() {
+async fn a_hub_told_standalone_refuses_a_cluster_naming_redis_mode() {
     let cluster = RedisCluster::start("redis_cluster/hub_refuses").await;
     let url = cluster.url();
-    let (code, stderr) = hub_exit("redis_cluster/hub_refuses", &url, &[]).await;
-    assert_eq!(code, Some(64), "{stderr}");
-    assert!(
-        stderr.contains("redis: the server runs in cluster mode"),
-        "{stderr}"
-    );
     let (code, stderr) = hub_exit(
         "redis_cluster/hub_refuses_standalone",
         &url,
@@ -385,4 +381,75 @@ async fn the_hubs_connection_splits_a_pipeline_by_slot_and_answers_in_order() {
         .collect();
     expected.push(redis::Value::Int(1));
     assert_eq!(replies, expected);
+}
+
+/// A region of two hubs and three edges over the local Redis Cluster (mode detected): events of
+/// channels on every shard reach every edge whichever hub accepted them, over sharded pub/sub,
+/// and a hub no client is linked to counts every confirmed subscription.
+#[tokio::test]
+async fn a_region_of_two_hubs_runs_on_a_cluster_detected_at_start() {
+    use herald_tests::topology::Edge;
+    let test = "redis_cluster/region";
+    let cluster = RedisCluster::start(test).await;
+    let url = cluster.url();
+    let env = [("HERALD_REDIS__URL", url.as_str())];
+    let hubs = vec![
+        Hub::start(test, "hub-0", &env).await,
+        Hub::start(test, "hub-1", &env).await,
+    ];
+    let mut edges = Vec::new();
+    for index in 0..3 {
+        edges.push(
+            Edge::start_in_region(test, &format!("edge-{index}"), &hubs, index % 2, &[]).await,
+        );
+    }
+    let channels: Vec<String> = (0..6).map(|n| format!("news-{n}")).collect();
+    let mut shards: Vec<u16> = channels
+        .iter()
+        .map(|channel| cluster.primary_of(&format!("herald:seq:{{424242:{channel}}}")))
+        .collect();
+    shards.sort_unstable();
+    shards.dedup();
+    assert!(shards.len() > 1, "the channels span shards: {shards:?}");
+    let mut clients = Vec::new();
+    for edge in &edges {
+        let mut client = herald_tests::client::PusherClient::connect(&edge.url()).await;
+        for channel in &channels {
+            client.subscribe(channel).await;
+        }
+        clients.push(client);
+    }
+    for channel in &channels {
+        for hub in &hubs {
+            let reply = hub
+                .api()
+                .get(
+                    &format!("channels/{channel}"),
+                    &[("info", "subscription_count")],
+                )
+                .await;
+            assert_eq!(reply.status, 200, "{:?}", reply.body);
+            assert_eq!(
+                reply.body["subscription_count"], 3,
+                "{channel}: {:?}",
+                reply.body
+            );
+        }
+    }
+    for (index, hub) in hubs.iter().enumerate() {
+        for channel in &channels {
+            let data = format!("from hub {index}");
+            let reply = hub
+                .api()
+                .trigger(json!({"name": "story", "channel": channel, "data": data}))
+                .await;
+            assert_eq!((reply.status, reply.body), (200, json!({})));
+            for client in &mut clients {
+                assert_eq!(
+                    client.next_event().await,
+                    json!({"event": "story", "channel": channel, "data": data})
+                );
+            }
+        }
+    }
 }

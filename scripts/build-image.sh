@@ -6,8 +6,9 @@
 # names, and the CA bundle. Plus deploy/image/etc: passwd and group (uid 10001 "herald"),
 # nsswitch.conf (hosts: files dns) and a localhost-only hosts file.
 #
-#   scripts/build-image.sh           # -> localhost/herald:<version>, podman (or docker)
-#   IMAGE=herald:test scripts/build-image.sh
+#   scripts/build-image.sh           # -> localhost/herald:<version> and :latest (compose.yaml's
+#                                    #    default), podman (or docker)
+#   IMAGE=herald:test scripts/build-image.sh   # -> that name only
 #
 # Prints the image's name and size. tests/tests/black_box/image.rs inspects the image and runs
 # herald from its exported root filesystem (TEST_HERALD_IMAGE=<name>).
@@ -77,5 +78,8 @@ else
 fi
 "$engine" build --quiet --file "$root/Containerfile" --build-arg "VERSION=$version" \
   --build-arg "COMMIT=$commit" --tag "$image" "$work" > /dev/null
+if [ -z "${IMAGE:-}" ]; then
+  "$engine" tag "$image" "${image%:*}:latest"
+fi
 size="$("$engine" image inspect --format '{{.Size}}' "$image")"
 echo "build-image: $image ($size bytes; version $version, commit $commit)"

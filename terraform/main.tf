@@ -56,7 +56,10 @@ module "redis" {
   private_subnet_ids = var.private_subnet_ids
   security_group_id  = module.security_groups.redis_id
   node_type          = var.redis_node_type
+  cluster_mode       = var.redis_cluster_mode
   num_cache_clusters = var.redis_num_cache_clusters
+  shards             = var.redis_shards
+  replicas_per_shard = var.redis_replicas_per_shard
   engine_version     = var.redis_engine_version
   auth_token         = module.secrets.redis_auth_token
   kms_key_arn        = module.secrets.kms_key_arn

@@ -46,13 +46,18 @@ output "redis_replication_group_id" {
 }
 
 output "redis_primary_endpoint" {
-  description = "Primary endpoint of Redis (TLS, AUTH)."
+  description = "Primary endpoint of Redis (TLS, AUTH); null with redis_cluster_mode = \"enabled\"."
   value       = module.redis.primary_endpoint_address
 }
 
 output "redis_reader_endpoint" {
-  description = "Reader endpoint of Redis."
+  description = "Reader endpoint of Redis; null with redis_cluster_mode = \"enabled\"."
   value       = module.redis.reader_endpoint_address
+}
+
+output "redis_configuration_endpoint" {
+  description = "Configuration endpoint of the Redis Cluster (TLS, AUTH); null with redis_cluster_mode = \"disabled\"."
+  value       = module.redis.configuration_endpoint_address
 }
 
 output "hub_link_endpoints" {

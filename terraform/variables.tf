@@ -189,6 +189,29 @@ variable "redis_num_cache_clusters" {
   default     = 2
 }
 
+variable "redis_cluster_mode" {
+  description = "\"disabled\": one Redis primary and replicas (redis_num_cache_clusters), for regions one primary carries; \"enabled\": a Redis Cluster of redis_shards shards (sharded pub/sub), for regions past one primary."
+  type        = string
+  default     = "disabled"
+
+  validation {
+    condition     = contains(["disabled", "enabled"], var.redis_cluster_mode)
+    error_message = "redis_cluster_mode must be \"disabled\" or \"enabled\"."
+  }
+}
+
+variable "redis_shards" {
+  description = "Shards with redis_cluster_mode = \"enabled\" (1-500)."
+  type        = number
+  default     = 3
+}
+
+variable "redis_replicas_per_shard" {
+  description = "Replicas of each shard's primary with redis_cluster_mode = \"enabled\" (1-5)."
+  type        = number
+  default     = 1
+}
+
 variable "redis_engine_version" {
   description = "Redis OSS version, 7.x as major.minor."
   type        = string

@@ -19,6 +19,13 @@ ALB, EDGE, REDIS = "terraform/modules/alb/main.tf", "terraform/modules/edge/main
 SG, ROOT_VARS = "terraform/modules/security_groups/main.tf", "terraform/variables.tf"
 HUB, LAUNCH = "terraform/modules/hub/main.tf", "terraform/modules/launch_template/main.tf"
 FARGATE = "terraform/modules/edge_fargate/main.tf"
+REDIS_VARS, HUB_TOML = "terraform/modules/redis/variables.tf", "terraform/modules/user_data/templates/herald.toml.tftpl"
+# The two Redis shapes share their settings' text; these anchors tell them apart.
+REDIS_ONE = 'num_cache_clusters         = var.num_cache_clusters\n  multi_az_enabled           = true\n  automatic_failover_enabled = true\n\n  transit_encryption_enabled = true\n  transit_encryption_mode    = "required"\n  at_rest_encryption_enabled = true'
+REDIS_SHARDED = REDIS_ONE.replace("num_cache_clusters         = var.num_cache_clusters", "replicas_per_node_group    = var.replicas_per_shard")
+CLUSTER_ENABLED = 'parameter {\n    name  = "cluster-enabled"\n    value = "yes"\n  }\n'
+REPLICAS_DEFAULT = '(1-5)."\n  type        = number\n  default     = 1'
+
 UNIT = "terraform/modules/user_data/templates/herald.service.tftpl"
 BOOT = "terraform/modules/user_data/templates/bootstrap.sh.tftpl"
 EDGE_HEALTH = 'port                = "9080"\n    path                = "/up"\n    matcher             = "200,204"'
@@ -47,12 +54,22 @@ MUTATIONS = [
     ("lifecycle heartbeat 30 s", EDGE, "heartbeat_timeout    = 120", "heartbeat_timeout    = 30", {"hcl-rs", "checkov"}),
     ("scaling on CPU", EDGE, 'metric_name = "EdgeConnections"\n      statistic', 'metric_name = "CPUUtilization"\n      statistic', {"hcl-rs", "checkov"}),
     ("drain timeout 45 s > deregistration 30 s", EDGE, "drain_timeout_secs     = 25", "drain_timeout_secs     = 45", {"hcl-rs"}),
-    ("Redis multi-AZ off", REDIS, "multi_az_enabled           = true", "multi_az_enabled           = false", {"hcl-rs", "checkov"}),
-    ("Redis automatic failover off", REDIS, "automatic_failover_enabled = true", "automatic_failover_enabled = false", {"hcl-rs", "checkov"}),
-    ("Redis transit encryption off", REDIS, "transit_encryption_enabled = true", "transit_encryption_enabled = false", {"hcl-rs", "checkov"}),
-    ("Redis at-rest encryption off", REDIS, "at_rest_encryption_enabled = true", "at_rest_encryption_enabled = false", {"hcl-rs", "checkov"}),
+    ("Redis multi-AZ off", REDIS, REDIS_ONE, REDIS_ONE.replace("multi_az_enabled           = true", "multi_az_enabled           = false"), {"hcl-rs", "checkov"}),
+    ("Redis automatic failover off", REDIS, REDIS_ONE, REDIS_ONE.replace("automatic_failover_enabled = true", "automatic_failover_enabled = false"), {"hcl-rs", "checkov"}),
+    ("Redis transit encryption off", REDIS, REDIS_ONE, REDIS_ONE.replace("transit_encryption_enabled = true", "transit_encryption_enabled = false"), {"hcl-rs", "checkov"}),
+    ("Redis at-rest encryption off", REDIS, REDIS_ONE, REDIS_ONE.replace("at_rest_encryption_enabled = true", "at_rest_encryption_enabled = false"), {"hcl-rs", "checkov"}),
     ("Redis cluster mode on", REDIS, 'cluster_mode               = "disabled"', 'cluster_mode               = "enabled"', {"hcl-rs", "checkov"}),
-    ("Redis parameter group redis6.x", REDIS, 'family      = "redis7"', 'family      = "redis6.x"', {"hcl-rs", "checkov"}),
+    ("Redis parameter group redis6.x", REDIS, '-redis7"\n  family      = "redis7"', '-redis7"\n  family      = "redis6.x"', {"hcl-rs", "checkov"}),
+    ("Redis cluster multi-AZ off", REDIS, REDIS_SHARDED, REDIS_SHARDED.replace("multi_az_enabled           = true", "multi_az_enabled           = false"), {"hcl-rs", "checkov"}),
+    ("Redis cluster automatic failover off", REDIS, REDIS_SHARDED, REDIS_SHARDED.replace("automatic_failover_enabled = true", "automatic_failover_enabled = false"), {"hcl-rs", "checkov"}),
+    ("Redis cluster transit encryption off", REDIS, REDIS_SHARDED, REDIS_SHARDED.replace("transit_encryption_enabled = true", "transit_encryption_enabled = false"), {"hcl-rs", "checkov"}),
+    ("Redis cluster without replicas", REDIS, "replicas_per_node_group    = var.replicas_per_shard", "replicas_per_node_group    = 0", {"hcl-rs", "checkov"}),
+    ("Redis cluster with num_cache_clusters", REDIS, "replicas_per_node_group    = var.replicas_per_shard", "replicas_per_node_group    = var.replicas_per_shard\n  num_cache_clusters         = 2", {"hcl-rs", "checkov"}),
+    ("Redis cluster parameter group without cluster-enabled", REDIS, CLUSTER_ENABLED, "", {"hcl-rs"}),
+    ("Redis cluster replicas validated >= 0", REDIS_VARS, "var.replicas_per_shard >= 1", "var.replicas_per_shard >= 0", {"hcl-rs"}),
+    ("root default no replica per shard", ROOT_VARS, REPLICAS_DEFAULT, REPLICAS_DEFAULT.replace("default     = 1", "default     = 0"), {"hcl-rs", "checkov"}),
+    ("hubs acknowledge before a replica has the event", HUB_TOML, "min_replicas_acked = 1", "min_replicas_acked = 0", {"hcl-rs", "tftest"}),
+    ("hubs leave min_replicas_acked to its default", HUB_TOML, "min_replicas_acked = 1\n", "", {"hcl-rs", "tftest"}),
     ("root default Redis 6.2", ROOT_VARS, 'default     = "7.1"', 'default     = "6.2"', {"hcl-rs", "checkov"}),
     ("root default one Redis node", ROOT_VARS, "(2-6).\"\n  type        = number\n  default     = 2", "(2-6).\"\n  type        = number\n  default     = 1", {"hcl-rs", "checkov"}),
     ("hub QUIC open to 0.0.0.0/0", SG, HUB_QUIC, HUB_QUIC.replace("referenced_security_group_id = aws_security_group.edge.id", 'cidr_ipv4 = "0.0.0.0/0"'), {"hcl-rs", "checkov"}),

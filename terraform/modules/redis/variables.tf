@@ -58,3 +58,36 @@ variable "tags" {
   description = "Tags for every resource."
   type        = map(string)
 }
+
+variable "cluster_mode" {
+  description = "\"disabled\": one primary and replicas (num_cache_clusters); \"enabled\": a Redis Cluster of `shards` shards with `replicas_per_shard` replicas each."
+  type        = string
+  default     = "disabled"
+
+  validation {
+    condition     = contains(["disabled", "enabled"], var.cluster_mode)
+    error_message = "cluster_mode must be \"disabled\" or \"enabled\"."
+  }
+}
+
+variable "shards" {
+  description = "Shards (node groups) with cluster mode enabled (1-500)."
+  type        = number
+  default     = 3
+
+  validation {
+    condition     = var.shards >= 1 && var.shards <= 500 && floor(var.shards) == var.shards
+    error_message = "shards must be a whole number 1-500."
+  }
+}
+
+variable "replicas_per_shard" {
+  description = "Replicas of each shard's primary with cluster mode enabled (1-5)."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.replicas_per_shard >= 1 && var.replicas_per_shard <= 5 && floor(var.replicas_per_shard) == var.replicas_per_shard
+    error_message = "replicas_per_shard must be 1-5: multi-AZ with automatic failover needs a replica in every shard."
+  }
+}

@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 
 use hcl::expr::{Expression, ObjectKey};
 use herald_tests::terraform::{
-    Found, Tree, at, attr, boolean, child, number, reference, source, string,
+    Found, Tree, at, attr, boolean, child, number, reference, source, string, workspace_root,
 };
 
 /// The edge drain timeout Herald uses by default (R-OPS-1), which the load balancer must outlast.
@@ -592,19 +592,134 @@ fn edges_scale_on_connections_and_scale_in_slowly() {
     );
 }
 
-#[test]
-fn redis_is_7_single_shard_multi_az_encrypted_with_auth() {
-    let group = one(
+/// The replication group `name` of modules/redis (`this`: cluster mode disabled, `cluster`:
+/// enabled).
+fn redis_group(name: &str) -> Found<'static> {
+    one(
         "aws_elasticache_replication_group",
-        "Herald's Redis",
-        |_| true,
+        &format!("Herald's Redis, {name}"),
+        |found| found.name() == name,
+    )
+}
+
+fn redis_parameter_group(name: &str) -> Found<'static> {
+    one(
+        "aws_elasticache_parameter_group",
+        &format!("Herald's Redis parameters, {name}"),
+        |found| found.name() == name,
+    )
+}
+
+/// The literal `name = value` parameter blocks of a parameter group (not its dynamic ones).
+fn literal_parameters(group: &Found<'_>) -> Vec<(String, String)> {
+    group
+        .body()
+        .blocks()
+        .filter(|block| block.identifier() == "parameter")
+        .filter_map(|block| {
+            let name = attr(block.body(), "name").and_then(string)?;
+            let value = attr(block.body(), "value").and_then(string)?;
+            Some((name.to_owned(), value.to_owned()))
+        })
+        .collect()
+}
+
+/// Validation condition of `variable` in modules/redis.
+fn redis_validation(variable: &str) -> String {
+    let block = tree()
+        .module("modules/redis")
+        .block("variable", &[variable])
+        .unwrap_or_else(|| panic!("modules/redis declares {variable}"));
+    let validation = child(block.body(), "validation")
+        .unwrap_or_else(|| panic!("modules/redis: {variable} is validated"));
+    source(attr(validation.body(), "condition").expect("with a condition"))
+}
+
+/// The default of a root variable, as HCL.
+fn root_default(variable: &str) -> String {
+    tree()
+        .module(".")
+        .block("variable", &[variable])
+        .and_then(|block| attr(block.body(), "default"))
+        .map(source)
+        .unwrap_or_default()
+}
+
+#[test]
+fn both_redis_shapes_are_7_multi_az_with_failover_encrypted_with_auth() {
+    for name in ["this", "cluster"] {
+        let group = redis_group(name);
+        let describe = group.describe();
+        assert_eq!(literal_string(&group, &["engine"]), "redis", "{describe}");
+        for flag in [
+            "multi_az_enabled",
+            "automatic_failover_enabled",
+            "transit_encryption_enabled",
+            "at_rest_encryption_enabled",
+        ] {
+            assert!(
+                literal_bool(&group, &[flag]),
+                "{describe}: {flag} must be true"
+            );
+        }
+        assert_eq!(
+            literal_string(&group, &["transit_encryption_mode"]),
+            "required",
+            "{describe}"
+        );
+        assert_eq!(literal_number(&group, &["port"]), 6379.0, "{describe}");
+        assert!(
+            attr(group.body(), "auth_token").is_some(),
+            "{describe}: an AUTH token is required"
+        );
+        assert_eq!(
+            attr(group.body(), "parameter_group_name")
+                .and_then(reference)
+                .as_deref(),
+            Some(format!("aws_elasticache_parameter_group.{name}[].name").as_str()),
+            "{describe}: its own parameter group"
+        );
+        assert!(
+            attr(group.body(), "subnet_group_name").is_some(),
+            "{describe}: a subnet group"
+        );
+        expect_literal(&redis_parameter_group(name), &["family"], "redis7");
+    }
+
+    // Exactly one of the two exists, chosen by cluster_mode.
+    let count = |found: Found<'_>| source(attr(found.body(), "count").expect("counted"));
+    assert_eq!(count(redis_group("this")), "local.cluster ? 0 : 1");
+    assert_eq!(
+        count(redis_parameter_group("this")),
+        "local.cluster ? 0 : 1"
     );
+    assert_eq!(count(redis_group("cluster")), "local.cluster ? 1 : 0");
+    assert_eq!(
+        count(redis_parameter_group("cluster")),
+        "local.cluster ? 1 : 0"
+    );
+    assert!(
+        redis_validation("cluster_mode").contains(r#"["disabled", "enabled"]"#),
+        "modules/redis: cluster_mode is \"disabled\" or \"enabled\""
+    );
+    assert!(
+        redis_validation("engine_version").contains(r#"regex("^7\\.[0-9]+$""#),
+        "modules/redis: engine_version must be validated as 7.x"
+    );
+    assert!(
+        root_default("redis_engine_version").starts_with("\"7."),
+        "root: redis_engine_version defaults to 7.x"
+    );
+}
+
+#[test]
+fn redis_without_cluster_mode_is_a_primary_with_replicas() {
+    let group = redis_group("this");
     let describe = group.describe();
-    assert_eq!(literal_string(&group, &["engine"]), "redis", "{describe}");
     assert_eq!(
         literal_string(&group, &["cluster_mode"]),
         "disabled",
-        "{describe}: pub/sub in cluster mode is broadcast to every shard"
+        "{describe}"
     );
     for absent in ["num_node_groups", "replicas_per_node_group"] {
         assert!(
@@ -612,73 +727,96 @@ fn redis_is_7_single_shard_multi_az_encrypted_with_auth() {
             "{describe}: {absent} implies cluster mode"
         );
     }
-    for flag in [
-        "multi_az_enabled",
-        "automatic_failover_enabled",
-        "transit_encryption_enabled",
-        "at_rest_encryption_enabled",
-    ] {
-        assert!(
-            literal_bool(&group, &[flag]),
-            "{describe}: {flag} must be true"
-        );
-    }
-    assert_eq!(
-        literal_string(&group, &["transit_encryption_mode"]),
-        "required",
-        "{describe}"
-    );
-    assert_eq!(literal_number(&group, &["port"]), 6379.0, "{describe}");
+    let parameters = redis_parameter_group("this");
     assert!(
-        attr(group.body(), "auth_token").is_some(),
-        "{describe}: an AUTH token is required"
-    );
-    assert_eq!(
-        attr(group.body(), "parameter_group_name")
-            .and_then(reference)
-            .as_deref(),
-        Some("aws_elasticache_parameter_group.this.name"),
-        "{describe}: a dedicated parameter group"
+        !literal_parameters(&parameters)
+            .iter()
+            .any(|(name, _)| name == "cluster-enabled"),
+        "{}: cluster-enabled belongs to the cluster-mode group only",
+        parameters.describe()
     );
     assert!(
-        attr(group.body(), "subnet_group_name").is_some(),
-        "{describe}: a subnet group"
-    );
-    let parameters = one("aws_elasticache_parameter_group", "Herald's", |_| true);
-    expect_literal(&parameters, &["family"], "redis7");
-
-    // engine_version and num_cache_clusters are variables: their validations and defaults hold.
-    let redis = tree().module("modules/redis");
-    let validation = |variable: &str| -> String {
-        let block = redis
-            .block("variable", &[variable])
-            .expect("modules/redis declares it");
-        let validation = child(block.body(), "validation").expect("validated");
-        source(attr(validation.body(), "condition").expect("with a condition"))
-    };
-    assert!(
-        validation("engine_version").contains(r#"regex("^7\\.[0-9]+$""#),
-        "modules/redis: engine_version must be validated as 7.x"
-    );
-    assert!(
-        validation("num_cache_clusters").contains("var.num_cache_clusters >= 2"),
+        redis_validation("num_cache_clusters").contains("var.num_cache_clusters >= 2"),
         "modules/redis: at least a primary and a replica"
     );
-    let root = tree().module(".");
-    let default = |variable: &str| {
-        root.block("variable", &[variable])
-            .and_then(|block| attr(block.body(), "default"))
-            .map(source)
-            .unwrap_or_default()
-    };
-    assert!(
-        default("redis_engine_version").starts_with("\"7."),
-        "root: redis_engine_version defaults to 7.x"
-    );
-    let nodes = default("redis_num_cache_clusters");
+    let nodes = root_default("redis_num_cache_clusters");
     assert!(
         nodes.parse::<f64>().is_ok_and(|nodes| nodes >= 2.0),
         "root: redis_num_cache_clusters defaults to {nodes}; multi-AZ failover needs a primary and a replica"
+    );
+}
+
+#[test]
+fn redis_in_cluster_mode_has_a_replica_in_every_shard() {
+    let group = redis_group("cluster");
+    let describe = group.describe();
+    assert_eq!(
+        literal_string(&group, &["cluster_mode"]),
+        "enabled",
+        "{describe}"
+    );
+    assert!(
+        attr(group.body(), "num_cache_clusters").is_none(),
+        "{describe}: num_cache_clusters conflicts with num_node_groups"
+    );
+    for (attribute, variable) in [
+        ("num_node_groups", "var.shards"),
+        ("replicas_per_node_group", "var.replicas_per_shard"),
+    ] {
+        assert_eq!(
+            attr(group.body(), attribute).and_then(reference).as_deref(),
+            Some(variable),
+            "{describe}: {attribute}"
+        );
+    }
+    let parameters = redis_parameter_group("cluster");
+    assert!(
+        literal_parameters(&parameters).contains(&("cluster-enabled".into(), "yes".into())),
+        "{}: a cluster-mode group needs a parameter group with cluster-enabled = yes",
+        parameters.describe()
+    );
+    assert!(
+        redis_validation("replicas_per_shard").contains("var.replicas_per_shard >= 1"),
+        "modules/redis: every shard needs a replica (automatic failover, and WAIT for min_replicas_acked)"
+    );
+    assert!(
+        redis_validation("shards").contains("var.shards >= 1"),
+        "modules/redis: at least one shard"
+    );
+    let replicas = root_default("redis_replicas_per_shard");
+    assert!(
+        replicas
+            .parse::<f64>()
+            .is_ok_and(|replicas| replicas >= 1.0),
+        "root: redis_replicas_per_shard defaults to {replicas}; every shard needs a replica"
+    );
+    let shards = root_default("redis_shards");
+    assert!(
+        shards.parse::<f64>().is_ok_and(|shards| shards >= 1.0),
+        "root: redis_shards defaults to {shards}"
+    );
+    assert_eq!(root_default("redis_cluster_mode"), "\"disabled\"");
+}
+
+#[test]
+fn hubs_answer_a_trigger_once_a_replica_holds_the_event() {
+    let path = workspace_root().join("terraform/modules/user_data/templates/herald.toml.tftpl");
+    let template = fs::read_to_string(&path).expect("the hub config template");
+    let redis = template
+        .split("\n[redis]\n")
+        .nth(1)
+        .expect("the hub config has a [redis] table");
+    let redis = redis.split("\n[").next().unwrap_or(redis);
+    let settings: Vec<&str> = redis
+        .lines()
+        .map(str::trim)
+        .filter(|line| line.starts_with("min_replicas_acked"))
+        .collect();
+    assert_eq!(
+        settings,
+        ["min_replicas_acked = 1"],
+        "{}: hubs must set redis.min_replicas_acked = 1 (both Redis shapes have a replica per primary)",
+        path.display()
     );
 }
 

@@ -98,6 +98,10 @@ run "hub" {
     error_message = "the hub config must name the replication group and the QUIC listener"
   }
   assert {
+    condition     = strcontains(output.rendered, "\nmin_replicas_acked = 1\n")
+    error_message = "a hub must answer a trigger only once a replica holds the event (redis.min_replicas_acked = 1)"
+  }
+  assert {
     condition     = !strcontains(output.rendered, "lifecycle-watch") && !strcontains(output.rendered, "[edge]")
     error_message = "hubs are not in the edge Auto Scaling group"
   }

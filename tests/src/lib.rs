@@ -12,7 +12,8 @@
 //! - [`redis_cluster`] — a local Redis Cluster (3 primaries, 3 replicas) and a primary + replica
 //!   pair, with kills and promotions.
 //! - [`topology`] — hubs and edges with port 0 everywhere; one test body against one hub and
-//!   against a region ([`Topology`](topology::Topology), [`on_both_topologies!`]).
+//!   against a region ([`Topology`](topology::Topology), [`on_both_topologies!`]), and also
+//!   against a region over a local Redis Cluster ([`on_every_topology!`]).
 //! - [`client`] — the Pusher WebSocket client.
 //! - [`presence`] — joining the region tests' presence channel as a user; reading member events.
 //! - [`compat`] — real Pusher clients and SDKs (pusher-js, npm and PyPI `pusher`) as scripts.

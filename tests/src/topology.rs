@@ -324,21 +324,73 @@ impl Region {
     }
 }
 
-/// The two shapes a deployment takes, for tests that must hold in both.
+/// Hubs linked through a local Redis Cluster (three primaries, a replica each; the hubs detect
+/// cluster mode), and edges spread over them.
+pub struct ClusterRegion {
+    /// The Redis Cluster of the region.
+    pub redis: crate::redis_cluster::RedisCluster,
+    /// The hubs.
+    pub hubs: Vec<Hub>,
+    /// The edges; edge `i` prefers hub `i % hubs`.
+    pub edges: Vec<Edge>,
+}
+
+impl ClusterRegion {
+    /// Forms a Redis Cluster, then starts `hubs` hubs on it and `edges` edges.
+    pub async fn start(
+        test: &str,
+        hubs: usize,
+        edges: usize,
+        hub_env: &[(&str, &str)],
+        edge_env: &[(&str, &str)],
+    ) -> Self {
+        let redis = crate::redis_cluster::RedisCluster::start(test).await;
+        let url = redis.url();
+        let mut env = vec![("HERALD_REDIS__URL", url.as_str())];
+        env.extend_from_slice(hub_env);
+        let mut started = Vec::new();
+        for index in 0..hubs {
+            started.push(Hub::start(test, &format!("hub-{index}"), &env).await);
+        }
+        let mut edge_list = Vec::new();
+        for index in 0..edges {
+            edge_list.push(
+                Edge::start_in_region(
+                    test,
+                    &format!("edge-{index}"),
+                    &started,
+                    index % started.len(),
+                    edge_env,
+                )
+                .await,
+            );
+        }
+        Self {
+            redis,
+            hubs: started,
+            edges: edge_list,
+        }
+    }
+}
+
+/// The shapes a deployment takes, for tests that must hold in each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Shape {
     /// One hub alone (no Redis) and [`EDGES`] edges.
     OneHub,
     /// Two hubs sharing one redis-server, and [`EDGES`] edges spread over them.
     Region,
+    /// Two hubs sharing a local Redis Cluster, and [`EDGES`] edges spread over them.
+    ClusterRegion,
 }
 
 impl Shape {
-    /// `one-hub` or `region`: the suffix of a [`Topology`]'s log directory.
+    /// `one-hub`, `region` or `cluster-region`: the suffix of a [`Topology`]'s log directory.
     pub fn label(self) -> &'static str {
         match self {
             Shape::OneHub => "one-hub",
             Shape::Region => "region",
+            Shape::ClusterRegion => "cluster-region",
         }
     }
 }
@@ -370,6 +422,13 @@ pub enum Topology {
         /// The redis-server, the hubs and the edges.
         region: Region,
     },
+    /// Two hubs through a Redis Cluster and the edges spread over them.
+    ClusterRegion {
+        /// The log directory name: the test's name and the shape.
+        name: String,
+        /// The Redis Cluster, the hubs and the edges.
+        region: ClusterRegion,
+    },
 }
 
 impl Topology {
@@ -395,6 +454,11 @@ impl Topology {
                 let region = Region::start(&name, REGION_HUBS, EDGES, hub_env, edge_env).await;
                 Topology::Region { name, region }
             }
+            Shape::ClusterRegion => {
+                let region =
+                    ClusterRegion::start(&name, REGION_HUBS, EDGES, hub_env, edge_env).await;
+                Topology::ClusterRegion { name, region }
+            }
         }
     }
 
@@ -403,13 +467,16 @@ impl Topology {
         match self {
             Topology::OneHub { .. } => Shape::OneHub,
             Topology::Region { .. } => Shape::Region,
+            Topology::ClusterRegion { .. } => Shape::ClusterRegion,
         }
     }
 
     /// The name logs and client scripts go under (`target/test-logs/<name>/`).
     pub fn name(&self) -> &str {
         match self {
-            Topology::OneHub { name, .. } | Topology::Region { name, .. } => name,
+            Topology::OneHub { name, .. }
+            | Topology::Region { name, .. }
+            | Topology::ClusterRegion { name, .. } => name,
         }
     }
 
@@ -418,6 +485,7 @@ impl Topology {
         match self {
             Topology::OneHub { cluster, .. } => std::slice::from_ref(&cluster.hub),
             Topology::Region { region, .. } => &region.hubs,
+            Topology::ClusterRegion { region, .. } => &region.hubs,
         }
     }
 
@@ -426,6 +494,7 @@ impl Topology {
         match self {
             Topology::OneHub { cluster, .. } => &cluster.edges,
             Topology::Region { region, .. } => &region.edges,
+            Topology::ClusterRegion { region, .. } => &region.edges,
         }
     }
 
@@ -434,6 +503,7 @@ impl Topology {
         match self {
             Topology::OneHub { cluster, .. } => &mut cluster.edges,
             Topology::Region { region, .. } => &mut region.edges,
+            Topology::ClusterRegion { region, .. } => &mut region.edges,
         }
     }
 
@@ -457,8 +527,8 @@ impl Topology {
         let linked = &self.hub_of(edge).await.hub_id;
         match self {
             Topology::OneHub { cluster, .. } => &cluster.hub,
-            Topology::Region { region, .. } => region
-                .hubs
+            Topology::Region { .. } | Topology::ClusterRegion { .. } => self
+                .hubs()
                 .iter()
                 .find(|hub| &hub.hub_id != linked)
                 .expect("a region has a second hub"),
@@ -474,6 +544,33 @@ impl Topology {
     pub fn api(&self) -> crate::api::Api {
         self.hubs()[0].api()
     }
+}
+
+/// As [`on_both_topologies!`](crate::on_both_topologies), plus `NAME::cluster_region`: the
+/// region over a local Redis Cluster ([`Shape::ClusterRegion`]). Attributes given before `NAME`
+/// apply to both region variants.
+#[macro_export]
+macro_rules! on_every_topology {
+    ($(#[$region:meta])* $name:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn one_hub() {
+                super::$name($crate::topology::Shape::OneHub).await;
+            }
+
+            #[tokio::test]
+            $(#[$region])*
+            async fn region() {
+                super::$name($crate::topology::Shape::Region).await;
+            }
+
+            #[tokio::test]
+            $(#[$region])*
+            async fn cluster_region() {
+                super::$name($crate::topology::Shape::ClusterRegion).await;
+            }
+        }
+    };
 }
 
 /// Runs the async test body `async fn NAME(shape: Shape)` (defined beside it) as two tests,

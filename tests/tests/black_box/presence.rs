@@ -1,11 +1,11 @@
 //! Presence channels: member lists owned by the hub, one member per user however many sockets
 //! or edges it has, limits, and cleanup when an edge process dies. Every test runs against one
-//! hub and against a region of two (`on_both_topologies!`), querying a hub other than the one
+//! hub and against a region of two over one Redis and over a Redis Cluster (`on_every_topology!`), querying a hub other than the one
 //! the subscribers' edges are linked to.
 
 use std::time::{Duration, Instant};
 
-use herald_tests::on_both_topologies;
+use herald_tests::on_every_topology;
 use herald_tests::topology::{Shape, Topology};
 use serde_json::{Value, json};
 
@@ -33,7 +33,7 @@ fn member_event(frame: &Value, event: &str) -> Value {
     serde_json::from_str(frame["data"].as_str().expect("data is a string")).unwrap()
 }
 
-on_both_topologies!(one_member_per_user_across_sockets_and_edges);
+on_every_topology!(one_member_per_user_across_sockets_and_edges);
 async fn one_member_per_user_across_sockets_and_edges(shape: Shape) {
     let topology = Topology::start(shape, "one_member_per_user_across_sockets_and_edges").await;
     let channel = "presence-room";
@@ -112,7 +112,7 @@ async fn one_member_per_user_across_sockets_and_edges(shape: Shape) {
     );
 }
 
-on_both_topologies!(bad_presence_subscriptions_fail_alone);
+on_every_topology!(bad_presence_subscriptions_fail_alone);
 async fn bad_presence_subscriptions_fail_alone(shape: Shape) {
     let env = [
         ("HERALD_APP__MAX_PRESENCE_MEMBERS", "2"),
@@ -172,7 +172,7 @@ async fn bad_presence_subscriptions_fail_alone(shape: Shape) {
     c.sync().await;
 }
 
-on_both_topologies!(a_killed_edge_takes_only_its_members_away);
+on_every_topology!(a_killed_edge_takes_only_its_members_away);
 async fn a_killed_edge_takes_only_its_members_away(shape: Shape) {
     const IDLE_TIMEOUT: Duration = Duration::from_secs(2);
     let hub_env = [("HERALD_HUB__LINK_IDLE_TIMEOUT_SECS", "2")];
@@ -237,7 +237,7 @@ async fn a_killed_edge_takes_only_its_members_away(shape: Shape) {
     );
 }
 
-on_both_topologies!(every_hub_answers_queries_the_same);
+on_every_topology!(every_hub_answers_queries_the_same);
 async fn every_hub_answers_queries_the_same(shape: Shape) {
     let topology = Topology::start(shape, "every_hub_answers_queries_the_same").await;
     let mut a = topology.connect(0).await;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use herald_tests::api::Api;
 use herald_tests::client::PusherClient;
 use herald_tests::eventually::eventually;
-use herald_tests::on_both_topologies;
+use herald_tests::on_every_topology;
 use herald_tests::topology::{EDGES, Region, Shape, Topology};
 use serde_json::{Value, json};
 
@@ -50,7 +50,7 @@ fn consistent(answer: &Value) {
     }
 }
 
-on_both_topologies!(every_subscription_is_counted_by_every_hub_as_soon_as_it_is_confirmed);
+on_every_topology!(every_subscription_is_counted_by_every_hub_as_soon_as_it_is_confirmed);
 async fn every_subscription_is_counted_by_every_hub_as_soon_as_it_is_confirmed(shape: Shape) {
     let topology = Topology::start(
         shape,
@@ -80,7 +80,7 @@ async fn every_subscription_is_counted_by_every_hub_as_soon_as_it_is_confirmed(s
     }
 }
 
-on_both_topologies!(two_sockets_on_two_edges_are_two_for_every_hub);
+on_every_topology!(two_sockets_on_two_edges_are_two_for_every_hub);
 async fn two_sockets_on_two_edges_are_two_for_every_hub(shape: Shape) {
     let topology = Topology::start(shape, "two_sockets_on_two_edges_are_two_for_every_hub").await;
     let mut a = topology.connect(0).await;
@@ -95,7 +95,7 @@ async fn two_sockets_on_two_edges_are_two_for_every_hub(shape: Shape) {
     }
 }
 
-on_both_topologies!(presence_counts_users_and_subscriptions_without_contradiction);
+on_every_topology!(presence_counts_users_and_subscriptions_without_contradiction);
 async fn presence_counts_users_and_subscriptions_without_contradiction(shape: Shape) {
     let topology = Topology::start(
         shape,
@@ -137,7 +137,7 @@ async fn presence_counts_users_and_subscriptions_without_contradiction(shape: Sh
     assert_eq!(users.body, json!({"users": [{"id": "a"}, {"id": "b"}]}));
 }
 
-on_both_topologies!(answers_never_contradict_themselves_while_members_come_and_go);
+on_every_topology!(answers_never_contradict_themselves_while_members_come_and_go);
 async fn answers_never_contradict_themselves_while_members_come_and_go(shape: Shape) {
     let topology = Topology::start(
         shape,
@@ -188,7 +188,7 @@ async fn answers_never_contradict_themselves_while_members_come_and_go(shape: Sh
     );
 }
 
-on_both_topologies!(channel_listings_filter_and_count_users);
+on_every_topology!(channel_listings_filter_and_count_users);
 async fn channel_listings_filter_and_count_users(shape: Shape) {
     let topology = Topology::start(shape, "channel_listings_filter_and_count_users").await;
     let mut a = topology.connect(0).await;
@@ -223,7 +223,7 @@ async fn channel_listings_filter_and_count_users(shape: Shape) {
     }
 }
 
-on_both_topologies!(trigger_info_counts_what_is_confirmed);
+on_every_topology!(trigger_info_counts_what_is_confirmed);
 async fn trigger_info_counts_what_is_confirmed(shape: Shape) {
     let topology = Topology::start(shape, "trigger_info_counts_what_is_confirmed").await;
     let mut a = topology.connect(0).await;
@@ -266,7 +266,7 @@ async fn until_vacated(topology: &Topology, channel: &str, within: Duration) -> 
     left.elapsed()
 }
 
-on_both_topologies!(a_vacated_channel_is_unoccupied_everywhere_within_a_second);
+on_every_topology!(a_vacated_channel_is_unoccupied_everywhere_within_a_second);
 async fn a_vacated_channel_is_unoccupied_everywhere_within_a_second(shape: Shape) {
     let topology = Topology::start(
         shape,

@@ -1,18 +1,18 @@
 //! User authentication: sign-in, server-to-user events, terminating a user's connections on
 //! every edge, authorized connections, and watchlist events. What spans edges runs against one
-//! hub and against a region of two (`on_both_topologies!`), asking a hub other than the users'.
+//! hub and against a region of two over one Redis and over a Redis Cluster (`on_every_topology!`), asking a hub other than the users'.
 
 use std::time::{Duration, Instant};
 
 use herald_tests::client::{PusherClient, expect_close};
-use herald_tests::on_both_topologies;
+use herald_tests::on_every_topology;
 use herald_tests::topology::{Cluster, Shape, Topology};
 use serde_json::json;
 
 /// How soon watchers hear that a user's last socket closed (the edge sees the TCP close at once).
 const OFFLINE_BOUND: Duration = Duration::from_secs(2);
 
-on_both_topologies!(signin_then_server_to_user_events_reach_every_socket_of_the_user);
+on_every_topology!(signin_then_server_to_user_events_reach_every_socket_of_the_user);
 async fn signin_then_server_to_user_events_reach_every_socket_of_the_user(shape: Shape) {
     let topology = Topology::start(
         shape,
@@ -61,7 +61,7 @@ async fn signin_then_server_to_user_events_reach_every_socket_of_the_user(shape:
     );
 }
 
-on_both_topologies!(terminate_closes_only_that_users_sockets_on_every_edge);
+on_every_topology!(terminate_closes_only_that_users_sockets_on_every_edge);
 async fn terminate_closes_only_that_users_sockets_on_every_edge(shape: Shape) {
     let topology = Topology::start(
         shape,
@@ -137,7 +137,7 @@ async fn a_watchlist_over_100_ids_is_cut_with_pushers_4302() {
     assert_eq!(offline, 100, "only the first 100 ids are watched");
 }
 
-on_both_topologies!(watchlists_follow_users_online_and_offline);
+on_every_topology!(watchlists_follow_users_online_and_offline);
 async fn watchlists_follow_users_online_and_offline(shape: Shape) {
     let topology = Topology::start(shape, "watchlists_follow_users_online_and_offline").await;
     let mut watcher = topology.connect(0).await;

@@ -198,7 +198,15 @@ impl Connection {
         tokio::select! {
             served = connection.as_mut() => {
                 if let Err(error) = served {
-                    tracing::debug!(message = "HTTP connection ended with an error.", %error);
+                    // hyper's own header timer (the idle timeout) fired first: a task that ran
+                    // late on a busy machine finds both timers due. Either way no request head
+                    // came in time.
+                    if error.is_timeout() {
+                        tracing::debug!(message = "No request head in time; closing the connection.");
+                        self.stats.http_header_timeouts.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        tracing::debug!(message = "HTTP connection ended with an error.", %error);
+                    }
                 }
                 return;
             }

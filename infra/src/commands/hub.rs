@@ -28,9 +28,12 @@ pub fn plan(raw: &RawConfig) -> Result<HubPlan, ExitCode> {
     super::resolved(r, plan)
 }
 
-/// The Redis settings of a region, discovering an ElastiCache primary endpoint when asked
+/// The Redis settings of a region, discovering an ElastiCache group's endpoint when asked — the
+/// primary endpoint, or the configuration endpoint of a group with cluster mode enabled
 /// (transient discovery failures are retried for a minute).
 pub async fn cluster_settings(plan: &RedisPlan) -> Result<ClusterSettings, ExitCode> {
+    // What discovery said of the group's mode, when Redis was discovered.
+    let mut discovered = None;
     let url = match &plan.source {
         RedisSource::Url(url) => url.clone(),
         RedisSource::ElastiCache {
@@ -62,22 +65,28 @@ pub async fn cluster_settings(plan: &RedisPlan) -> Result<ClusterSettings, ExitC
                     Err(error) => return Err(failed(error)),
                 }
             };
-            let GroupEndpoint::Primary { primary, .. } = &endpoint.endpoint else {
-                // A sharded group needs a Redis Cluster client, sharded pub/sub and one hash
-                // slot per channel; the hub speaks to one primary.
-                return Err(fail(
-                    EXIT_CONFIG,
-                    format!(
-                        "redis.elasticache_replication_group {group:?}: cluster mode is enabled (configuration endpoint {}); a hub needs a group with cluster mode disabled (one shard, primary + replicas)",
-                        endpoint.url()
-                    ),
-                ));
+            let (node, mode) = match &endpoint.endpoint {
+                GroupEndpoint::Primary { primary, .. } => (primary, RedisMode::Standalone),
+                GroupEndpoint::Configuration { configuration, .. } => {
+                    // A sharded group: any node describes the whole cluster to the hub.
+                    if plan.mode == Some(RedisMode::Standalone) {
+                        return Err(fail(
+                            EXIT_CONFIG,
+                            format!(
+                                "redis.elasticache_replication_group {group:?}: cluster mode is enabled (configuration endpoint {}) but redis.mode is standalone; set redis.mode to auto or cluster",
+                                endpoint.url()
+                            ),
+                        ));
+                    }
+                    (configuration, RedisMode::Cluster)
+                }
             };
-            tracing::info!(message = "ElastiCache primary endpoint discovered.", host = %primary.host, port = primary.port, tls = endpoint.tls);
+            discovered = Some(mode);
+            tracing::info!(message = "ElastiCache endpoint discovered.", mode = mode.name(), host = %node.host, port = node.port, tls = endpoint.tls);
             redis_url(
                 endpoint.tls,
-                &primary.host,
-                primary.port,
+                &node.host,
+                node.port,
                 username.as_deref(),
                 password.as_ref(),
                 *db,
@@ -87,8 +96,8 @@ pub async fn cluster_settings(plan: &RedisPlan) -> Result<ClusterSettings, ExitC
     let redis =
         redis::Client::open(url.expose()).map_err(|e| fail(EXIT_CONFIG, format!("redis: {e}")))?;
     let server = inspect(&redis).await;
-    let mode = mode(plan.mode, server.as_ref().map(|server| server.mode))
-        .map_err(|error| fail(EXIT_CONFIG, error))?;
+    let detected = server.as_ref().map(|server| server.mode).or(discovered);
+    let mode = mode(plan.mode, detected).map_err(|error| fail(EXIT_CONFIG, error))?;
     tracing::info!(
         message = "Redis mode decided.",
         mode = mode.name(),

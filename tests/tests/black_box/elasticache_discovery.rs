@@ -273,7 +273,7 @@ async fn json_of_a_cluster_mode_disabled_group_says_so() {
 }
 
 #[tokio::test]
-async fn a_hub_refuses_a_cluster_mode_group_naming_its_configuration_endpoint() {
+async fn a_hub_told_standalone_refuses_a_cluster_mode_group_naming_its_configuration_endpoint() {
     let moto = Moto::start("elasticache_discovery/hub_cluster_mode");
     let created = create_sharded_group(&moto, "herald-sharded");
     let address = xml_text(&created, "ConfigurationEndpoint", "Address");
@@ -286,6 +286,7 @@ async fn a_hub_refuses_a_cluster_mode_group_naming_its_configuration_endpoint() 
             "HERALD_REDIS__ELASTICACHE_REPLICATION_GROUP",
             "herald-sharded",
         ),
+        ("HERALD_REDIS__MODE", "standalone"),
         ("HERALD_CLUSTER__KEY", "0123456789abcdef0123456789abcdef"),
         ("REVERB_APP_ID", "100001"),
         ("REVERB_APP_KEY", "key"),
@@ -314,6 +315,10 @@ async fn a_hub_refuses_a_cluster_mode_group_naming_its_configuration_endpoint() 
         stderr.contains(
             r#"redis.elasticache_replication_group "herald-sharded": cluster mode is enabled"#
         ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("but redis.mode is standalone; set redis.mode to auto or cluster"),
         "{stderr}"
     );
     assert!(

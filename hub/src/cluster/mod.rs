@@ -257,7 +257,8 @@ const PUBLISH_RETRY_PAUSE_MAX: Duration = Duration::from_millis(500);
 
 /// Whether a failed publish may have run without its reply reaching the hub, or may run if
 /// tried again soon: the connection failed, or the server is a replica not yet promoted, still
-/// loading its data, or cut off from its primary. A script error or a refusal to acknowledge
+/// loading its data, or cut off from its primary, or (on a Redis Cluster) the slot moved — a
+/// failover promoted another node — and the connection learns the new owner from the refusal. A script error or a refusal to acknowledge
 /// ([`ClusterError::NotReplicated`], already a bounded wait) is final.
 fn reply_may_come_later(error: &ClusterError) -> bool {
     use redis::{ErrorKind, ServerErrorKind};
@@ -273,6 +274,8 @@ fn reply_may_come_later(error: &ClusterError) -> bool {
                     | ServerErrorKind::MasterDown
                     | ServerErrorKind::TryAgain
                     | ServerErrorKind::ClusterDown
+                    | ServerErrorKind::Moved
+                    | ServerErrorKind::Ask
             )
         )
 }

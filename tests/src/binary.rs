@@ -96,3 +96,18 @@ fn build() -> BTreeMap<String, PathBuf> {
         })
         .collect()
 }
+
+/// The variable `.ci/run` sets after it built the release artifacts (the portable binary, the
+/// container image): with it set to `1`, a test that finds no artifact fails instead of
+/// skipping, so a broken build cannot pass as a skip. Not `HERALD_…`: `herald` refuses unknown
+/// `HERALD_` variables.
+pub const REQUIRE_ARTIFACTS: &str = "CI_REQUIRE_ARTIFACTS";
+
+/// For a test whose artifact is missing: says it skipped (`why`), or panics when
+/// [`REQUIRE_ARTIFACTS`] is `1`.
+pub fn skip_without_artifact(why: &str) {
+    if std::env::var(REQUIRE_ARTIFACTS).is_ok_and(|value| value == "1") {
+        panic!("{REQUIRE_ARTIFACTS}=1 but {why}");
+    }
+    eprintln!("skipped: {why}");
+}

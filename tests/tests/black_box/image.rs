@@ -6,8 +6,9 @@
 //! `/etc/hosts` and from a DNS server named in `/etc/resolv.conf` (the two files a container
 //! runtime provides).
 //!
-//! Needs root, podman and the image: CI runs `scripts/build-image.sh` and sets `TEST_HERALD_IMAGE` (not `HERALD_…`: herald refuses unknown HERALD_ variables);
-//! without the variable the test says it skipped.
+//! Needs root, podman and the image: CI runs `scripts/build-image.sh` and sets
+//! `TEST_HERALD_IMAGE` (not `HERALD_…`: herald refuses unknown HERALD_ variables); without the
+//! variable the test says it skipped, or fails when `CI_REQUIRE_ARTIFACTS=1` (set by `.ci/run`).
 
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
@@ -18,7 +19,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use herald_tests::api::Api;
-use herald_tests::binary::target_dir;
+use herald_tests::binary::{skip_without_artifact, target_dir};
 use herald_tests::client::PusherClient;
 use herald_tests::process::Launch;
 use serde_json::{Value, json};
@@ -26,8 +27,6 @@ use tokio::net::UdpSocket;
 
 /// The image's user, as `chroot --userspec` takes it.
 const USER: &str = "10001:10001";
-/// Where the DNS server of this test listens (any loopback address routes to `lo`).
-const DNS_SERVER: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 77);
 /// Names under this suffix get an A record 127.0.0.1 from the test's DNS server.
 const DNS_SUFFIX: &str = ".dns.herald.test";
 const LIMIT: Duration = Duration::from_secs(30);
@@ -131,18 +130,36 @@ fn dns_answer(query: &[u8]) -> Option<Vec<u8>> {
     Some(reply)
 }
 
-/// A DNS server on [`DNS_SERVER`]:53 for the duration of the test; counts the A queries it
-/// answered with an address.
+/// A DNS server on port 53 of a loopback address of its own for the duration of the test;
+/// counts the A queries it answered with an address.
 struct DnsServer {
     task: tokio::task::JoinHandle<()>,
     answered: Arc<AtomicUsize>,
+    address: Ipv4Addr,
+}
+
+/// Port 53 on an address in 127.53.0.0/16 (any loopback address routes to `lo`) picked from
+/// this process's id, the next one when it is taken: runs of this test side by side (CI beside
+/// a developer) each get their own, since `/etc/resolv.conf` cannot name another port.
+async fn bind_port_53() -> (UdpSocket, Ipv4Addr) {
+    let first = std::process::id();
+    for offset in 0..256 {
+        let [_, _, high, low] = first.wrapping_add(offset).to_be_bytes();
+        let address = Ipv4Addr::new(127, 53, high, low);
+        match UdpSocket::bind((address, 53)).await {
+            Ok(socket) => return (socket, address),
+            Err(error) if error.kind() == std::io::ErrorKind::AddrInUse => continue,
+            Err(error) => {
+                panic!("port 53 on {address} can be bound (the test runs as root): {error}")
+            }
+        }
+    }
+    panic!("port 53 is taken on 256 addresses of 127.53.0.0/16");
 }
 
 impl DnsServer {
     async fn start() -> Self {
-        let socket = UdpSocket::bind((DNS_SERVER, 53))
-            .await
-            .expect("port 53 on 127.0.0.77 can be bound (the test runs as root)");
+        let (socket, address) = bind_port_53().await;
         let answered = Arc::new(AtomicUsize::new(0));
         let count = answered.clone();
         let task = tokio::spawn(async move {
@@ -156,7 +173,11 @@ impl DnsServer {
                 }
             }
         });
-        Self { task, answered }
+        Self {
+            task,
+            answered,
+            address,
+        }
     }
 }
 
@@ -175,8 +196,8 @@ fn inspect(image: &str) -> Value {
 #[tokio::test]
 async fn the_image_runs_herald_as_a_non_root_user_with_name_resolution() {
     let Ok(image) = std::env::var("TEST_HERALD_IMAGE") else {
-        eprintln!(
-            "skipped: TEST_HERALD_IMAGE is not set (CI builds it with scripts/build-image.sh)"
+        skip_without_artifact(
+            "TEST_HERALD_IMAGE is not set (CI builds the image with scripts/build-image.sh)",
         );
         return;
     };
@@ -249,12 +270,12 @@ async fn the_image_runs_herald_as_a_non_root_user_with_name_resolution() {
         format!("{hosts}127.0.0.1\therald-edge.hosts.test\n"),
     )
     .unwrap();
+    let dns = DnsServer::start().await;
     std::fs::write(
         rootfs.join("etc/resolv.conf"),
-        format!("nameserver {DNS_SERVER}\noptions timeout:2 attempts:2\n"),
+        format!("nameserver {}\noptions timeout:2 attempts:2\n", dns.address),
     )
     .unwrap();
-    let dns = DnsServer::start().await;
 
     let test = "the_image_runs_herald_as_a_non_root_user_with_name_resolution";
     let rootfs_arg = rootfs.display().to_string();

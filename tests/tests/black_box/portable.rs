@@ -5,13 +5,14 @@
 //!
 //! CI builds the binary first and points `TEST_PORTABLE_BINARY` at it; without the variable
 //! the test reads `target/portable/herald-x86_64-linux` when it exists and otherwise says it
-//! skipped (a plain `cargo test` does not build release binaries).
+//! skipped (a plain `cargo test` does not build release binaries) — or fails, when
+//! `CI_REQUIRE_ARTIFACTS=1` (set by `.ci/run`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use herald_tests::binary::workspace_root;
+use herald_tests::binary::{skip_without_artifact, workspace_root};
 use herald_tests::dev::herald;
 
 /// The newest glibc the portable binary may need.
@@ -110,8 +111,8 @@ fn the_glibc_versions_a_binary_needs_are_read_from_its_elf_header() {
 #[test]
 fn the_portable_binary_needs_glibc_2_28_at_most() {
     let Some(binary) = portable_binary() else {
-        eprintln!(
-            "skipped: no portable binary (run scripts/build-portable.sh or set TEST_PORTABLE_BINARY)"
+        skip_without_artifact(
+            "there is no portable binary (run scripts/build-portable.sh or set TEST_PORTABLE_BINARY)",
         );
         return;
     };

@@ -181,9 +181,14 @@ fn connect(port: u16) -> redis::RedisResult<redis::Connection> {
 /// test process reaps the processes its tests start, so `SIGCHLD` arrives at any time, and a
 /// socket with a timeout (`SO_RCVTIMEO`, which every harness connection has) is never restarted
 /// after a signal handler, whatever `SA_RESTART` says (signal(7)): the call fails with `EINTR`.
+/// redis-rs keeps an I/O error as an `Arc<dyn Error + Send + Sync>` and names that `Arc` as the
+/// source, so the `io::Error` is one downcast further in.
 fn interrupted(error: &redis::RedisError) -> bool {
     std::error::Error::source(error)
-        .and_then(|source| source.downcast_ref::<std::io::Error>())
+        .and_then(|source| {
+            source.downcast_ref::<std::sync::Arc<dyn std::error::Error + Send + Sync>>()
+        })
+        .and_then(|shared| shared.downcast_ref::<std::io::Error>())
         .is_some_and(|io| io.kind() == std::io::ErrorKind::Interrupted)
 }
 
@@ -751,6 +756,18 @@ impl RedisPrimaryReplica {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_interrupted_socket_call_is_told_apart_from_other_failures() {
+        let interrupted_io =
+            redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::Interrupted));
+        assert!(interrupted(&interrupted_io));
+        let refused =
+            redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert!(!interrupted(&refused));
+        let server = redis::RedisError::from((redis::ErrorKind::Client, "not an I/O error"));
+        assert!(!interrupted(&server));
+    }
 
     #[test]
     fn reads_redis_versions() {

@@ -16,7 +16,9 @@
 //! follows slot moves and failovers; a want is answered once the channel is live at its owner,
 //! and a channel subscribed again (re-homed) makes every channel catch up from history, as a
 //! reconnect does. Watchlist changes stay on classic pub/sub, which a cluster forwards to every
-//! node, on a connection to the configured node; the bus's state is that connection's.
+//! node, on a connection to the configured node — and when that node cannot be reached (it died;
+//! its shard failed over), to another primary from `CLUSTER SHARDS`, resynced exactly as after a
+//! reconnect; the bus's state is that connection's.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -25,7 +27,9 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use herald_shared::backoff::backoff;
 use herald_shared::channel::ChannelKey;
+use redis::ConnectionInfo;
 use redis::aio::{PubSubSink, PubSubStream};
+use redis::cluster_async::ClusterConnection;
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -146,8 +150,66 @@ pub async fn run(
     max_backoff: Duration,
     shutdown: CancellationToken,
 ) {
+    serve_nodes(task, client, None, keys, inboxes, max_backoff, shutdown).await;
+}
+
+/// Where else a cluster's classic pub/sub can be heard: classic `PUBLISH` reaches every node, so
+/// when the node of the URL cannot be reached any primary the cluster names will do.
+struct Elsewhere {
+    /// Asks the cluster for its primaries (it follows the cluster by itself).
+    control: ClusterConnection,
+    /// The configured connection settings (TLS, AUTH), given each node's address.
+    template: ConnectionInfo,
+}
+
+impl Elsewhere {
+    /// Connects at the first primary, other than `failed`, that accepts; its client with the
+    /// connection.
+    async fn connect(
+        &mut self,
+        failed: &redis::Client,
+        keys: &Keys,
+        wanted: &[ChannelKey],
+    ) -> Option<(redis::Client, (PubSubSink, PubSubStream))> {
+        for node in sharded::primaries(&mut self.control).await {
+            let info = sharded::node_address(&self.template, &node);
+            if info.addr() == failed.get_connection_info().addr() {
+                continue;
+            }
+            let Ok(client) = redis::Client::open(info) else {
+                continue;
+            };
+            match tokio::time::timeout(CONNECT_TIMEOUT, connect(&client, keys, wanted)).await {
+                Ok(Ok(pubsub)) => {
+                    tracing::info!(message = "Redis pub/sub moved to another node of the cluster.", host = %node.host, port = node.port);
+                    return Some((client, pubsub));
+                }
+                Ok(Err(error)) => {
+                    tracing::debug!(message = "A node of the cluster refused pub/sub.", host = %node.host, port = node.port, %error)
+                }
+                Err(_) => {
+                    tracing::debug!(message = "A node of the cluster did not answer in time.", host = %node.host, port = node.port)
+                }
+            }
+        }
+        None
+    }
+}
+
+/// Runs the bus until `shutdown` on `client`'s node — on a cluster (`elsewhere`), on the node
+/// that answered last, and when it fails, on another primary.
+async fn serve_nodes(
+    task: BusTask,
+    client: redis::Client,
+    mut elsewhere: Option<Elsewhere>,
+    keys: Keys,
+    inboxes: Inboxes,
+    max_backoff: Duration,
+    shutdown: CancellationToken,
+) {
     let BusTask { shared, state } = task;
     let mut failures = 0u32;
+    let mut client = client;
     while !shutdown.is_cancelled() {
         // Everything wanted is subscribed on connecting; pending changes are moot.
         let wanted: Vec<ChannelKey> = {
@@ -155,8 +217,15 @@ pub async fn run(
             wants.changed.clear();
             wants.wanted.iter().cloned().collect()
         };
-        let connected =
+        let mut connected =
             tokio::time::timeout(CONNECT_TIMEOUT, connect(&client, &keys, &wanted)).await;
+        if !matches!(connected, Ok(Ok(_)))
+            && let Some(elsewhere) = &mut elsewhere
+            && let Some((other, pubsub)) = elsewhere.connect(&client, &keys, &wanted).await
+        {
+            client = other;
+            connected = Ok(Ok(pubsub));
+        }
         let (mut sink, mut stream) = match connected {
             Ok(Ok(pubsub)) => pubsub,
             outcome => {
@@ -208,7 +277,9 @@ const WAIT_CHECK_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Runs the bus on a Redis Cluster until `shutdown`: channel events over sharded pub/sub (one
 /// subscriber task, [`sharded`], started on `tracker`), watchlist changes over classic pub/sub
-/// on `client`'s node ([`run`] with no channel wanted, which also owns the bus's state).
+/// on `client`'s node — or, when that one cannot be reached, on any other primary the cluster
+/// names (classic `PUBLISH` reaches every node) — as [`run`] with no channel wanted, which also
+/// owns the bus's state.
 ///
 /// A want waits until its channel is live at its slot's owner, or is refused ([`BusDown`]) after
 /// [`CONNECT_TIMEOUT`] — the registry tries again, and a channel that becomes live later makes
@@ -239,6 +310,10 @@ pub async fn run_cluster(
         }
     };
     let (heard_tx, mut heard) = mpsc::channel(SHARDED_QUEUE);
+    let elsewhere = Elsewhere {
+        control: control.clone(),
+        template: client.get_connection_info().clone(),
+    };
     let subscriber = sharded::spawn(
         control,
         client.get_connection_info().clone(),
@@ -250,9 +325,10 @@ pub async fn run_cluster(
         shared: Arc::new(Shared::default()),
         state,
     };
-    tracker.spawn(run(
+    tracker.spawn(serve_nodes(
         watchlist,
         client,
+        Some(elsewhere),
         keys.clone(),
         inboxes.clone(),
         max_backoff,

@@ -163,6 +163,17 @@ impl SlotMap {
             .map(|(_, _, node)| node)
     }
 
+    /// Every primary serving slots, each once, in slot order.
+    pub fn primaries(&self) -> Vec<Node> {
+        let mut nodes: Vec<Node> = Vec::new();
+        for (_, _, node) in &self.ranges {
+            if !nodes.contains(node) {
+                nodes.push(node.clone());
+            }
+        }
+        nodes
+    }
+
     /// Reads a `CLUSTER SHARDS` reply (RESP2 or RESP3): each shard's slot ranges and its healthy
     /// primary (`role` master, `health` online), named by `endpoint` (the address or host name
     /// the cluster tells clients to use) and `port` (or `tls-port`).
@@ -627,8 +638,9 @@ impl Task {
     }
 }
 
-/// The connection settings of `node`: the template's, with the node's address and RESP3.
-fn node_info(template: &ConnectionInfo, node: &Node) -> ConnectionInfo {
+/// The connection settings of `node`: the template's (TLS, AUTH, protocol), with the node's
+/// address.
+pub fn node_address(template: &ConnectionInfo, node: &Node) -> ConnectionInfo {
     let addr = match template.addr() {
         ConnectionAddr::TcpTls {
             insecure,
@@ -642,11 +654,34 @@ fn node_info(template: &ConnectionInfo, node: &Node) -> ConnectionInfo {
         },
         _ => ConnectionAddr::Tcp(node.host.clone(), node.port),
     };
-    let settings = template
+    template.clone().set_addr(addr)
+}
+
+/// The connection settings of `node`: the template's, with the node's address and RESP3.
+fn node_info(template: &ConnectionInfo, node: &Node) -> ConnectionInfo {
+    let info = node_address(template, node);
+    let settings = info
         .redis_settings()
         .clone()
         .set_protocol(ProtocolVersion::RESP3);
-    template.clone().set_addr(addr).set_redis_settings(settings)
+    info.set_redis_settings(settings)
+}
+
+/// Every primary the cluster names now (`CLUSTER SHARDS`, asked of any node `control` knows;
+/// tried a few times, since a dead node may be the one asked); empty when none answers.
+pub async fn primaries(control: &mut ClusterConnection) -> Vec<Node> {
+    for _ in 0..3 {
+        let shards = control
+            .route_command(
+                redis::cmd("CLUSTER").arg("SHARDS").clone(),
+                RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random),
+            )
+            .await;
+        if let Some(slots) = shards.ok().as_ref().and_then(SlotMap::from_shards) {
+            return slots.primaries();
+        }
+    }
+    Vec::new()
 }
 
 #[cfg(test)]

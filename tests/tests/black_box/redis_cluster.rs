@@ -453,3 +453,70 @@ async fn a_region_of_two_hubs_runs_on_a_cluster_detected_at_start() {
         }
     }
 }
+
+/// The watchlist's classic pub/sub follows the cluster: SIGKILL the node of the hubs' URL and
+/// each hub hears the region again through another primary (classic `PUBLISH` reaches every
+/// node) — ready (`/up` 200) within 5 s of the kill — and a friend signing in on the other hub
+/// still reaches the watcher.
+#[tokio::test]
+async fn the_watchlist_moves_to_another_node_when_the_urls_node_dies() {
+    use herald_tests::client::PusherClient;
+    use herald_tests::topology::ClusterRegion;
+    let test = "redis_cluster/watchlist_node_dies";
+    let mut region = ClusterRegion::start(test, 2, 2, &[], &[]).await;
+    let url = region.redis.url();
+    let port: u16 = url
+        .rsplit(':')
+        .next()
+        .and_then(|port| port.parse().ok())
+        .expect("the URL names a port");
+    // Edge 0 is on hub 0, edge 1 on hub 1.
+    let mut watcher = PusherClient::connect(&region.edges[0].url()).await;
+    watcher
+        .sign_in(&json!({"id": "w", "watchlist": ["friend"]}))
+        .await;
+    assert_eq!(
+        watcher.next_watchlist_events().await,
+        json!([{"name": "offline", "user_ids": ["friend"]}])
+    );
+
+    let killed = Instant::now();
+    region.redis.kill(port).await;
+    for hub in &region.hubs {
+        hub.process
+            .wait_for_log(
+                "Redis pub/sub moved to another node of the cluster.",
+                Duration::from_secs(5),
+            )
+            .await;
+    }
+    for hub in &region.hubs {
+        let api = hub.api();
+        eventually(
+            "the hub to be ready again",
+            Duration::from_secs(5).saturating_sub(killed.elapsed()),
+            async || api.raw("GET", "/up", "").await.status,
+            |status| *status == 200,
+        )
+        .await
+        .unwrap();
+    }
+    eprintln!(
+        "watchlist: both hubs ready again {} ms after the URL's node was killed",
+        killed.elapsed().as_millis()
+    );
+
+    // The app's watchlist keys may have lived on the killed primary: the change arrives once
+    // its replica took over (the hubs retry their writes).
+    let mut friend = PusherClient::connect(&region.edges[1].url()).await;
+    friend.sign_in(&json!({"id": "friend"})).await;
+    assert_eq!(
+        watcher.next_watchlist_events().await,
+        json!([{"name": "online", "user_ids": ["friend"]}])
+    );
+    drop(friend);
+    assert_eq!(
+        watcher.next_watchlist_events().await,
+        json!([{"name": "offline", "user_ids": ["friend"]}])
+    );
+}

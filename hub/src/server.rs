@@ -90,9 +90,7 @@ pub fn start(
         config
             .cluster
             .as_ref()
-            .map(|settings| {
-                webhooks::RedisSetup::new(settings.redis.clone(), &settings.prefix, config.hub_id)
-            })
+            .map(|settings| webhooks::RedisSetup::new(settings, config.hub_id))
             .transpose()
             .map_err(crate::cluster::ClusterError::from)?,
         stats.clone(),

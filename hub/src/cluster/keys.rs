@@ -43,12 +43,14 @@
 //! | hub | `hconn` | `P:hconn:H` | a hub's edges' connections: edge → JSON `[[app, count], …]` |
 //! | app | `conw`, `conev` | `P:conw:{A}`, `P:conev:{A}` | a debug console watches the app (expires, refreshed); pub/sub channel of the app's console events (classic `PUBLISH`, only while watched) |
 //! | hub | `reap` | `P:reap:H` | the lock one hub takes to reap a dead hub |
-//! | region | `{wh}:q:{endpoint}`, `{wh}:delayed`, `{wh}:miss:…`, `{wh}:courier` | `P:{wh}:…` | webhook queues, delayed removals, cache-miss once, courier lease |
+//! | region | `{wh}:q:{endpoint}`, `{wh}:delayed`, `{wh}:miss:…`, `{wh}:courier`, `{wh}:queued:…`, `{wh}:undone:…` | `P:{wh}:…` | webhook queues, delayed removals, cache-miss once, courier lease, removals queued (and arrivals after them) on a Redis Cluster |
 //!
-//! One script access still crosses slots: the channel scripts that decide a removal webhook
-//! (`channel_vacated`, `member_removed`) add it to, or take it from, the region's delayed set
-//! (`{wh}:delayed`, received as the last of `KEYS`) in the same step. On a Redis Cluster that
-//! index must be kept around the scripts, as `chs` is.
+//! On one Redis the channel scripts that decide a removal webhook (`channel_vacated`,
+//! `member_removed`) add it to, or take it from, the region's delayed set (`{wh}:delayed`,
+//! received as the last of `KEYS`) in the same step. On a Redis Cluster that set is in another
+//! slot: the hubs keep it around the scripts, as `chs` — a marker of the channel before a script
+//! that may decide a removal, its check after a script that did
+//! ([`Keys::webhook_marker`], [`Keys::webhook_check`]; `crate::webhooks::region`).
 
 use herald_shared::channel::{ChannelKey, ChannelName};
 use herald_shared::ids::{AppId, HubId};
@@ -264,6 +266,32 @@ impl Keys {
     /// read has no record).
     pub fn webhook_pending_unknown(&self) -> String {
         format!("{}:whp:", self.prefix)
+    }
+
+    /// A Redis Cluster's entry of a channel in the delayed set ([`Keys::webhook_delayed`]): due
+    /// when the channel's next removal is, added by the hub whose script reported the removal
+    /// (a member, not a key).
+    pub fn webhook_check(key: &ChannelKey) -> String {
+        format!("c\n{}\n{}", key.app, key.channel)
+    }
+
+    /// A Redis Cluster's marker of a channel in the delayed set, added before a channel script
+    /// that may decide a removal and due the removal delay later (pushed later by every new
+    /// marking): the courier looks at the channel then, so a removal whose hub died before it
+    /// added [`Keys::webhook_check`] is not lost (a member, not a key).
+    pub fn webhook_marker(key: &ChannelKey) -> String {
+        format!("p\n{}\n{}", key.app, key.channel)
+    }
+
+    /// Set (for an hour) once the delayed removal `member` due at `due` is queued, so it is
+    /// queued once however often a courier claims it.
+    pub fn webhook_queued(&self, member: &str, due: &str) -> String {
+        format!("{}:{{wh}}:queued:{due}:{member}", self.prefix)
+    }
+
+    /// Set once the arrival that undid the queued removal `member` due at `due` is queued.
+    pub fn webhook_undone(&self, member: &str, due: &str) -> String {
+        format!("{}:{{wh}}:undone:{due}:{member}", self.prefix)
     }
 
     /// Set while a channel's `cache_miss` webhook was sent recently (sent once per period).

@@ -18,7 +18,7 @@ use redis::{AsyncCommands, FromRedisValue, RedisError, Value};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{Cluster, ClusterError, unix_ms};
+use super::{Cluster, ClusterError, Mark, unix_ms};
 
 /// Beats and reaps until `shutdown`.
 pub async fn run(cluster: Cluster, shutdown: CancellationToken) {
@@ -126,27 +126,43 @@ async fn reap_hub(cluster: &Cluster, id: HubId) -> Result<(), ClusterError> {
         call.arg(&hub).arg(delay(key));
         pipe.invoke_script(&call);
     }
+    // On a Redis Cluster the channels are marked first (see `writer`).
+    let mut marks = redis::pipe();
+    if cluster.mark_removals(&mut marks, presence.iter().chain(&counted), Mark::Before) {
+        let () = marks.query_async(&mut redis).await?;
+    }
     let replies: Vec<Value> = pipe.query_async(&mut redis).await?;
     // Only the sockets removed are counted here: the users whose last socket that was, and the
     // channels it vacated, had their webhooks recorded by the scripts.
     let mut sockets = 0i64;
     let mut empty = Vec::new();
+    let mut removed = Vec::new();
     for (index, (key, reply)) in presence.iter().chain(&counted).zip(replies).enumerate() {
         let reply = Vec::<Value>::from_redis_value(reply).map_err(RedisError::from)?;
         let mut numbers = reply.into_iter().map(|value| {
             i64::from_redis_value(value)
                 .map_err(|error| ClusterError::from(RedisError::from(error)))
         });
-        let removed = numbers.next().transpose()?.unwrap_or(0);
+        let count = numbers.next().transpose()?.unwrap_or(0);
         if index < presence.len() {
-            sockets += removed;
+            sockets += count;
+            if numbers.next().is_some() {
+                // A user whose last socket that was: a member_removed waits.
+                removed.push(key);
+            }
         } else {
-            let _vacated = numbers.next().transpose()?;
+            if numbers.next().transpose()? == Some(1) {
+                removed.push(key);
+            }
             if numbers.next().transpose()? == Some(1) {
                 // A counts reap that left the channel with no count: out of the app's channels.
                 empty.push(key);
             }
         }
+    }
+    let mut checks = redis::pipe();
+    if cluster.mark_removals(&mut checks, removed, Mark::After) {
+        let () = checks.query_async(&mut redis).await?;
     }
     cluster.forget_channels(&empty).await?;
     let users = cluster.forget_online_on(id).await?;

@@ -178,6 +178,15 @@ impl From<ClusterError> for RegionError {
     }
 }
 
+/// Which entry of a channel [`Cluster::mark_removals`] adds to the delayed webhooks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mark {
+    /// Before a script that may decide a removal: the channel's marker.
+    Before,
+    /// After a script that decided one: the channel's check.
+    After,
+}
+
 /// A cheap-to-clone handle to the region's shared state in Redis.
 #[derive(Clone)]
 pub struct Cluster {
@@ -215,8 +224,8 @@ impl std::fmt::Debug for Cluster {
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A lazily connecting command connection for the settings' mode, answers bounded by
-/// `response_timeout`.
-fn connect(
+/// `response_timeout` (the region's, and the webhooks' own).
+pub fn connect(
     settings: &ClusterSettings,
     response_timeout: Duration,
 ) -> Result<RedisConnection, RedisError> {
@@ -473,6 +482,47 @@ impl Cluster {
             key,
             self.inner.mode == RedisMode::Cluster,
         )
+    }
+
+    /// On a Redis Cluster, adds to `pipe` the delayed-set entries of `channels` that have a
+    /// removal delay (their webhooks want removals): their markers (`Mark::Before`, before
+    /// scripts that may decide a removal) or checks (`Mark::After`, after scripts that did); see
+    /// [`scripts::WEBHOOK_INDEX`]. On one Redis the scripts keep the delayed set themselves, and
+    /// nothing is added. Whether anything was.
+    pub fn mark_removals<'k>(
+        &self,
+        pipe: &mut redis::Pipeline,
+        channels: impl IntoIterator<Item = &'k ChannelKey>,
+        mark: Mark,
+    ) -> bool {
+        if self.inner.mode != RedisMode::Cluster {
+            return false;
+        }
+        let scripts = &self.inner.scripts;
+        let mut call = scripts.webhook_index.prepare_invoke();
+        call.key(self.inner.keys.webhook_delayed());
+        call.arg(match mark {
+            Mark::Before => "GT",
+            Mark::After => "LT",
+        });
+        let mut any = false;
+        for key in channels {
+            let delay = self.decisions().removal_delay(key).as_millis() as u64;
+            if delay == 0 {
+                continue;
+            }
+            let member = match mark {
+                Mark::Before => Keys::webhook_marker(key),
+                Mark::After => Keys::webhook_check(key),
+            };
+            call.arg(member).arg(delay);
+            any = true;
+        }
+        if any {
+            pipe.load_script(&scripts.webhook_index).ignore();
+            pipe.invoke_script(&call).ignore();
+        }
+        any
     }
 
     /// History bounds as script arguments: most events, and age in milliseconds.

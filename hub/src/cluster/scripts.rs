@@ -26,7 +26,10 @@
 //!   same step: the script that vacates a channel or removes a user's last socket records the
 //!   removal with its due time in the channel's `whp` hash and the region's delayed set, and the
 //!   script that occupies the channel again / adds the user back removes it there and says so
-//!   (then neither is sent). Whichever hub acts second sees the first's decision.
+//!   (then neither is sent). Whichever hub acts second sees the first's decision. On a Redis
+//!   Cluster the delayed set is another slot's: the scripts keep the `whp` record only (and an
+//!   undoing of a removal already due leaves a note there for the courier), and the hubs keep
+//!   the delayed set around them ([`WEBHOOK_INDEX`], `crate::webhooks::region`).
 //! - **Reads** are scripts too, so one answer reads counts and members at one instant and never
 //!   contradicts itself.
 
@@ -133,12 +136,22 @@ local function delay_removal(member, delay_ms)
 end
 
 -- Webhooks: an arrival undoes a waiting removal; true if there was one (then neither is sent).
+-- On a Redis Cluster the courier queues a due removal in steps (crate::webhooks::region): one
+-- undone once due may be being queued right now, so it leaves a note, and the courier sends
+-- this arrival after the removal if it did queue it.
 local function undo_removal(member)
-  if redis.call('HDEL', key('whp'), member) == 1 then
-    if webhook_delayed() then redis.call('ZREM', webhook_delayed(), member) end
-    return true
+  local due = redis.call('HGET', key('whp'), member)
+  if not due then return false end
+  redis.call('HDEL', key('whp'), member)
+  if webhook_delayed() then
+    redis.call('ZREM', webhook_delayed(), member)
+  else
+    local t = redis.call('TIME')
+    if tonumber(due) <= tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) then
+      redis.call('HSET', key('whp'), 'u' .. due .. '\n' .. member, due)
+    end
   end
-  return false
+  return true
 end
 
 local function vacated_member() return 'v\n' .. A .. '\n' .. C end
@@ -379,11 +392,25 @@ end
 return 1
 "#;
 
+/// `webhook_index(KEYS: the region's delayed webhooks; ARGV: 'GT' | 'LT', then member, ms, …)`:
+/// on a Redis Cluster, where the channel scripts cannot reach the delayed set, the hubs keep it
+/// around them: each member is due `ms` after Redis's now — `GT` for the markers set before a
+/// script that may decide a removal (a later marking pushes it later), `LT` for the checks set
+/// after a script that decided one (never later than an earlier removal's).
+pub const WEBHOOK_INDEX: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+for i = 2, #ARGV, 2 do
+  redis.call('ZADD', KEYS[1], ARGV[1], now + tonumber(ARGV[i + 1]), ARGV[i])
+end
+return 1
+"#;
+
 /// A channel script call with the channel's keys (and the region's delayed webhooks) in `KEYS`
 /// and its first three arguments (prefix, app, channel). On a Redis Cluster (`cluster`) the
 /// delayed set lives in another slot and is not passed: the channel's `whp` key stands in its
 /// place (`KEYS[11]`), which the scripts read as "no delayed set here" and then keep removals in
-/// `whp` only.
+/// `whp` only (the hubs keep the delayed set around them: [`WEBHOOK_INDEX`]).
 pub fn channel_invocation<'a>(
     keys: &Keys,
     script: &'a Script,
@@ -449,6 +476,8 @@ pub struct Scripts {
     pub users: Script,
     /// See [`ANNOUNCE`].
     pub announce: Script,
+    /// See [`WEBHOOK_INDEX`].
+    pub webhook_index: Script,
 }
 
 impl Scripts {
@@ -491,6 +520,7 @@ impl Scripts {
             read: script(READ),
             users: script(USERS),
             announce: script(ANNOUNCE),
+            webhook_index: Script::new(WEBHOOK_INDEX),
         }
     }
 }

@@ -28,7 +28,7 @@ use herald_shared::channel::ChannelKey;
 use redis::{FromRedisValue, RedisError, Value};
 use tokio_util::sync::CancellationToken;
 
-use super::{Cluster, ClusterError, UnexpectedReply};
+use super::{Cluster, ClusterError, Mark, UnexpectedReply};
 use crate::region::{Heard, Inboxes, Op, Pending, RegionError, Taken};
 
 /// Writes the registry's decisions until `shutdown`.
@@ -170,6 +170,25 @@ async fn write(cluster: &Cluster, taken: &Taken) -> Result<Vec<Value>, ClusterEr
             }
         }
     }
+    // On a Redis Cluster the delayed webhooks are kept around the scripts too: a channel whose
+    // script may decide a removal is marked first, so that the removal is found even if this
+    // hub dies before it adds the channel's check (`index`).
+    if apart {
+        let marked = taken.iter().filter_map(|(key, ops)| {
+            ops.iter()
+                .any(|op| {
+                    matches!(
+                        op,
+                        Op::Count { count: 0, .. }
+                            | Op::Leave { .. }
+                            | Op::Join { .. }
+                            | Op::Reassert { .. }
+                    )
+                })
+                .then_some(key)
+        });
+        cluster.mark_removals(&mut indexes, marked, Mark::Before);
+    }
     if !indexes.is_empty() {
         let () = indexes.query_async(&mut connection).await?;
     }
@@ -191,6 +210,7 @@ async fn index(cluster: &Cluster, taken: &Taken, replies: &[Value]) -> Result<()
     let mut any = false;
     let mut vacated = Vec::new();
     let mut left = Vec::new();
+    let mut removed = Vec::new();
     for (key, ops) in taken {
         let mut last = None;
         for op in ops {
@@ -200,6 +220,15 @@ async fn index(cluster: &Cluster, taken: &Taken, replies: &[Value]) -> Result<()
                 && outcome != 0
             {
                 last = Some((*count, outcome, mine));
+                if outcome == 3 {
+                    removed.push(key);
+                }
+            }
+            if let Op::Leave { .. } = op
+                && let Ok(user) = String::from_redis_value_ref(reply)
+                && !user.is_empty()
+            {
+                removed.push(key);
             }
         }
         let Some((count, outcome, mine)) = last else {
@@ -216,6 +245,12 @@ async fn index(cluster: &Cluster, taken: &Taken, replies: &[Value]) -> Result<()
         if mine == 0 {
             left.push(format!("{}\n{}", key.app, key.channel));
         }
+    }
+    // On a Redis Cluster, the channels' checks of the removals their scripts decided.
+    let mut checks = redis::pipe();
+    removed.dedup();
+    if cluster.mark_removals(&mut checks, removed, Mark::After) {
+        let () = checks.query_async(&mut cluster.connection()).await?;
     }
     if !left.is_empty() {
         occupied

@@ -159,6 +159,25 @@ impl Emitted {
 }
 
 impl Delayed {
+    /// The arrival that undoes this removal (`channel_occupied`, `member_added`).
+    pub fn arrival(&self) -> Emitted {
+        match self {
+            Self::Vacated(key) => Emitted {
+                app: key.app.clone(),
+                event: WebhookEvent::ChannelOccupied {
+                    channel: key.channel.clone(),
+                },
+            },
+            Self::Removed(key, user_id) => Emitted {
+                app: key.app.clone(),
+                event: WebhookEvent::MemberAdded {
+                    channel: key.channel.clone(),
+                    user_id: user_id.clone(),
+                },
+            },
+        }
+    }
+
     /// The event sent when this removal is due.
     pub fn event(&self) -> Emitted {
         match self {

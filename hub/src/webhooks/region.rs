@@ -18,6 +18,14 @@
 //!   second sees the first's decision. The courier moves due ones into the streams with a script
 //!   that checks the channel's record, removes and queues at once — a delay is in Redis or in
 //!   the streams, never only in a hub.
+//! - **On a Redis Cluster** the channel's record and the `{wh}` keys are in different slots: the
+//!   scripts record removals in the record only, and the hubs keep the delayed set around them —
+//!   the channel's marker before a script that may decide a removal, its check after one that
+//!   did (`Cluster::mark_removals`). The courier settles a due entry in steps that are each safe
+//!   to repeat ([`Region::settle`]); the record stays the truth, so a removal whose hub died
+//!   before adding the check is found by the marker, and one undone while it was being queued
+//!   has its arrival queued after it. All commands go through the cluster connection
+//!   ([`RedisConnection`]), which follows slot moves and failovers.
 //!
 //! A hub that cannot reach Redis keeps the events it was given in its emitter queue and retries;
 //! when that queue is full, new events are dropped and counted.
@@ -29,9 +37,8 @@ use std::time::Duration;
 
 use herald_shared::channel::{ChannelKey, ChannelName};
 use herald_shared::ids::{AppId, HubId};
-use redis::aio::{ConnectionManager, MultiplexedConnection};
 use redis::streams::{StreamRangeReply, StreamReadReply};
-use redis::{AsyncCommands, AsyncConnectionConfig, Script};
+use redis::{AsyncCommands, Script};
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -39,7 +46,10 @@ use tokio_util::task::TaskTracker;
 use super::debounce::Delayed;
 use super::delivery::{Courier, EndpointQueue, QueueError, Queued};
 use super::{CACHE_MISS_ONCE_PER, Delay, Emitted, Plan, Targets};
+use crate::cluster::connection::RedisConnection;
 use crate::cluster::keys::Keys;
+use crate::cluster::scripts::WEBHOOK_INDEX;
+use crate::cluster::{ClusterSettings, RedisMode};
 use crate::stats::HubStats;
 
 /// How long the courier lease lasts without renewal: a dead courier's successor starts within
@@ -55,52 +65,59 @@ const DELAY_LOOK: Duration = Duration::from_secs(1);
 const DUE_BATCH: usize = 100;
 /// The longest wait before retrying Redis.
 const MAX_RETRY: Duration = Duration::from_secs(2);
+/// The bound on each command's answer (a blocking read: on top of its block).
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a Redis Cluster remembers that a delayed removal was queued (so that a courier
+/// claiming it again after a crash does not queue it twice, and an arrival that undid it while
+/// it was being queued is sent after it): far longer than any courier takes over.
+const QUEUED_FOR: Duration = Duration::from_secs(3600);
+/// Rounds of claims one look at a channel's record makes before it comes back later.
+const CLAIM_ROUNDS: usize = 3;
 
 /// What a regional hub's webhooks need of Redis.
 #[derive(Clone)]
 pub struct RedisSetup {
-    /// For the courier's own connection (it blocks on stream reads).
-    pub client: redis::Client,
-    /// The hub's shared connection.
-    pub connection: ConnectionManager,
+    /// Their commands: on a Redis Cluster routed by slot (every webhook key is in the `{wh}`
+    /// slot but a channel's `whp` record), following slot moves and failovers.
+    pub connection: RedisConnection,
+    /// The courier's blocking stream reads, on a connection of their own (a blocked read holds
+    /// up every command behind it on its connection).
+    pub watch: RedisConnection,
     /// Key names.
     pub keys: Keys,
     /// This hub.
     pub hub_id: HubId,
+    /// Whether Redis is a Redis Cluster: delayed removals are then kept in the delayed set by
+    /// the hubs around the channel scripts, and claimed in steps (see the module's documentation).
+    pub cluster: bool,
 }
 
 impl RedisSetup {
-    /// Webhooks' own way to the region's Redis: a connection of their own (their commands have
-    /// no response timeout to share with the hub's), the region's key names.
-    pub fn new(
-        client: redis::Client,
-        prefix: &str,
-        hub_id: HubId,
-    ) -> Result<Self, redis::RedisError> {
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_number_of_retries(1)
-            .set_max_delay(MAX_RETRY);
-        let connection = ConnectionManager::new_lazy_with_config(client.clone(), config)?;
+    /// Webhooks' own way to the region's Redis (their commands have timeouts of their own),
+    /// the region's key names.
+    pub fn new(settings: &ClusterSettings, hub_id: HubId) -> Result<Self, redis::RedisError> {
         Ok(Self {
-            client,
-            connection,
-            keys: Keys::new(prefix),
+            connection: crate::cluster::connect(settings, COMMAND_TIMEOUT)?,
+            watch: crate::cluster::connect(settings, BLOCK + COMMAND_TIMEOUT)?,
+            keys: Keys::new(settings.prefix.clone()),
             hub_id,
+            cluster: settings.mode == RedisMode::Cluster,
         })
     }
 }
 
 /// Appends an event to the streams in `KEYS[3..]`, trimming each to `max` (returns how many
 /// entries were trimmed), unless the mode says otherwise: `once` — it is queued only if the key
-/// `KEYS[1]` could be set, for `member` ms; `claim` — it *is* the delayed event `member` of the
-/// set `KEYS[1]`, due at the time its channel's record `KEYS[2]` holds: queued once that time
-/// has come, by whoever removes it from both; dropped when the record holds none (an arrival
-/// undid it); left in the set, at the recorded time, when that time is still to come (returns
-/// -1 when nothing was queued).
+/// `KEYS[1]` could be set, for `member` ms; `after` — the same, and only if the key `KEYS[2]`
+/// exists (the removal this arrival undid was queued); `claim` — it *is* the delayed event
+/// `member` of the set `KEYS[1]`, due at the time its channel's record `KEYS[2]` holds: queued
+/// once that time has come, by whoever removes it from both; dropped when the record holds none
+/// (an arrival undid it); left in the set, at the recorded time, when that time is still to come
+/// (returns -1 when nothing was queued). `claim` touches two slots: one Redis only.
 const PUSH: &str = r#"
 local mode, member, max, event = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
-if mode == 'once' then
+if mode == 'once' or mode == 'after' then
+  if mode == 'after' and redis.call('EXISTS', KEYS[2]) == 0 then return -1 end
   if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', member) then return -1 end
 elseif mode == 'claim' then
   local due = redis.call('HGET', KEYS[2], member)
@@ -126,16 +143,84 @@ end
 return dropped
 "#;
 
-/// The delayed members due now (at most `ARGV[1]`), and how many ms until the next one is due
-/// (-1: none).
+/// The delayed members due now (at most `ARGV[1]`) with their scores, and how many ms until the
+/// next one is due (-1: none).
 const DUE: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[1]))
+local members, scores = {}, {}
+for i = 1, #due, 2 do
+  table.insert(members, due[i])
+  table.insert(scores, due[i + 1])
+end
 local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 local wait = -1
 if first[2] then wait = math.max(0, tonumber(first[2]) - now) end
-return {wait, due}
+return {wait, members, scores}
+"#;
+
+/// A Redis Cluster's look at a channel's record of removals `KEYS[1]` (its `whp` hash, in the
+/// channel's slot): `{wait, {member, due, …}, {note, …}}` — the removals due now, the notes of
+/// removals an arrival undid once they were due (`u{due}\n{member}`: the courier may have been
+/// queueing them; see `undo_removal` in `crate::cluster::scripts`), and the ms until the next
+/// removal is due (-1: none waits).
+const PEEK: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local due, undone, wait = {}, {}, -1
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  local field, at = all[i], tonumber(all[i + 1])
+  if string.sub(field, 1, 1) == 'u' then
+    table.insert(undone, field)
+  elseif at and at <= now then
+    table.insert(due, field)
+    table.insert(due, all[i + 1])
+  elseif at then
+    local left = at - now
+    if wait < 0 or left < wait then wait = left end
+  end
+end
+return {wait, due, undone}
+"#;
+
+/// Forgets the removal `ARGV[1]` due at `ARGV[2]` from the channel's record `KEYS[1]` once it is
+/// queued, if the record still holds it (an arrival may have undone it meanwhile: it left a
+/// note instead); 1 if it did.
+const FINISH: &str = r#"
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  return 1
+end
+return 0
+"#;
+
+/// Settles an entry `ARGV[1]` of the delayed set `KEYS[1]` read with the score `ARGV[2]` after
+/// its channel was looked at: when a removal still waits (`ARGV[4]` ms ≥ 0) the channel's check
+/// `ARGV[3]` is due then (and a marker is no longer needed); else the entry goes — unless it
+/// changed since it was read (a hub marked the channel again). 1 when it went (the caller looks
+/// at the channel once more: a removal recorded meanwhile brings the check back).
+const SETTLE: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local wait = tonumber(ARGV[4])
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+local unchanged = score and tonumber(score) == tonumber(ARGV[2])
+if wait >= 0 then
+  if ARGV[1] == ARGV[3] then
+    redis.call('ZADD', KEYS[1], now + wait, ARGV[3])
+  else
+    redis.call('ZADD', KEYS[1], 'LT', now + wait, ARGV[3])
+    if unchanged then redis.call('ZREM', KEYS[1], ARGV[1]) end
+  end
+  return 0
+end
+if unchanged then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+  return 1
+end
+return 0
 "#;
 
 /// Takes or renews the lease `KEYS[1]` for `ARGV[1]` for `ARGV[2]` ms; 1 if held.
@@ -164,6 +249,10 @@ struct Scripts {
     due: Script,
     lead: Script,
     release: Script,
+    peek: Script,
+    finish: Script,
+    settle: Script,
+    index: Script,
 }
 
 impl Default for Scripts {
@@ -173,6 +262,10 @@ impl Default for Scripts {
             due: Script::new(DUE),
             lead: Script::new(LEAD),
             release: Script::new(RELEASE),
+            peek: Script::new(PEEK),
+            finish: Script::new(FINISH),
+            settle: Script::new(SETTLE),
+            index: Script::new(WEBHOOK_INDEX),
         }
     }
 }
@@ -202,10 +295,24 @@ fn parse_member(text: &str) -> Option<Delayed> {
     }
 }
 
+/// The channel of a Redis Cluster's entry of the delayed set: its check (`c`, due when its
+/// next removal is) or its marker (`p`, set before a channel script that may decide a removal);
+/// see [`Keys::webhook_check`].
+fn parse_channel_entry(text: &str) -> Option<ChannelKey> {
+    let rest = text
+        .strip_prefix("c\n")
+        .or_else(|| text.strip_prefix("p\n"))?;
+    let (app, channel) = rest.split_once('\n')?;
+    Some(ChannelKey::new(
+        AppId::new(app),
+        ChannelName::parse(channel).ok()?,
+    ))
+}
+
 /// One endpoint's stream.
 #[derive(Clone)]
 pub struct StreamQueue {
-    connection: ConnectionManager,
+    connection: RedisConnection,
     key: String,
     changed: Arc<Notify>,
 }
@@ -464,32 +571,8 @@ impl Region {
     ) {
         let keys: Vec<String> = notifies.keys().cloned().collect();
         let mut last: Vec<String> = vec!["0-0".to_string(); keys.len()];
-        let mut connection: Option<MultiplexedConnection> = None;
+        let mut conn = self.setup.watch.clone();
         while !stop.is_cancelled() {
-            let conn = match &mut connection {
-                Some(conn) => conn,
-                None => {
-                    let config = AsyncConnectionConfig::new()
-                        .set_connection_timeout(Some(Duration::from_secs(2)))
-                        .set_response_timeout(Some(BLOCK + Duration::from_secs(2)));
-                    match self
-                        .setup
-                        .client
-                        .get_multiplexed_async_connection_with_config(&config)
-                        .await
-                    {
-                        Ok(conn) => connection.insert(conn),
-                        Err(error) => {
-                            tracing::debug!(message = "Cannot open the webhook watch connection.", %error);
-                            tokio::select! {
-                                _ = stop.cancelled() => return,
-                                _ = tokio::time::sleep(MAX_RETRY) => {}
-                            }
-                            continue;
-                        }
-                    }
-                }
-            };
             let mut command = redis::cmd("XREAD");
             command
                 .arg("COUNT")
@@ -499,7 +582,7 @@ impl Region {
                 .arg("STREAMS")
                 .arg(&keys)
                 .arg(&last);
-            let read = command.query_async::<Option<StreamReadReply>>(conn);
+            let read = command.query_async::<Option<StreamReadReply>>(&mut conn);
             let reply = tokio::select! {
                 _ = stop.cancelled() => return,
                 reply = read => reply,
@@ -519,15 +602,19 @@ impl Region {
                     for key in &keys {
                         pipe.xlen(key);
                     }
-                    if let Ok(lengths) = pipe.query_async::<Vec<u64>>(conn).await {
+                    if let Ok(lengths) = pipe.query_async::<Vec<u64>>(&mut conn).await {
                         self.stats
                             .webhooks
                             .set_pending(self.pending_by_app(&keys, &lengths));
                     }
                 }
                 Err(error) => {
-                    tracing::debug!(message = "Webhook watch read failed; reconnecting.", %error);
-                    connection = None;
+                    // The connection reconnects by itself (on a cluster: to the slot's owner).
+                    tracing::debug!(message = "Webhook watch read failed; retrying.", %error);
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = tokio::time::sleep(MAX_RETRY) => {}
+                    }
                 }
             }
         }
@@ -559,7 +646,7 @@ impl Region {
     async fn move_due(self: Arc<Self>, stop: CancellationToken) {
         let delayed_key = self.setup.keys.webhook_delayed();
         while !stop.is_cancelled() {
-            let due: Result<(i64, Vec<String>), _> = self
+            let due: Result<(i64, Vec<String>, Vec<String>), _> = self
                 .scripts
                 .due
                 .key(&delayed_key)
@@ -567,32 +654,24 @@ impl Region {
                 .invoke_async(&mut self.setup.connection.clone())
                 .await;
             let wait = match due {
-                Ok((_, members)) if !members.is_empty() => {
-                    for text in members {
-                        // A member this hub cannot read is removed all the same (its record,
-                        // a key no channel has, holds no time).
-                        let parsed = parse_member(&text);
-                        let (record, app) = match &parsed {
-                            Some(Delayed::Vacated(key) | Delayed::Removed(key, _)) => {
-                                (self.setup.keys.webhook_pending(key), key.app.clone())
+                Ok((_, members, scores)) if !members.is_empty() => {
+                    for (text, score) in members.iter().zip(&scores) {
+                        let moved = match parse_channel_entry(text) {
+                            Some(key) => self.settle(text, score, &key).await,
+                            None if text.starts_with("c\n") || text.starts_with("p\n") => {
+                                // An entry of a channel this hub cannot name: it goes.
+                                self.forget(text, score).await
                             }
-                            None => (self.setup.keys.webhook_pending_unknown(), AppId::new("")),
+                            None => self.claim(text).await,
                         };
-                        let plan = parsed.and_then(|delayed| self.targets.plan(&delayed.event()));
-                        let moved = self
-                            .push([&delayed_key, &record], "claim", &text, plan.as_ref())
-                            .await;
-                        match moved {
-                            Ok(dropped) => self.stats.webhooks.count_dropped(&app, dropped),
-                            Err(error) => {
-                                tracing::warn!(message = "Cannot move a delayed webhook; retrying.", %error);
-                                break;
-                            }
+                        if let Err(error) = moved {
+                            tracing::warn!(message = "Cannot move a delayed webhook; retrying.", %error);
+                            break;
                         }
                     }
                     Duration::ZERO
                 }
-                Ok((wait, _)) if wait >= 0 => Duration::from_millis(wait as u64).min(DELAY_LOOK),
+                Ok((wait, _, _)) if wait >= 0 => Duration::from_millis(wait as u64).min(DELAY_LOOK),
                 Ok(_) => DELAY_LOOK,
                 Err(error) => {
                     tracing::warn!(message = "Cannot read the delayed webhooks; retrying.", %error);
@@ -607,6 +686,153 @@ impl Region {
             }
         }
     }
+
+    /// One Redis: claims a due member of the delayed set and queues its event in one step.
+    async fn claim(&self, text: &str) -> Result<(), redis::RedisError> {
+        let delayed_key = self.setup.keys.webhook_delayed();
+        // A member this hub cannot read is removed all the same (its record, a key no channel
+        // has, holds no time).
+        let parsed = parse_member(text);
+        let (record, app) = match &parsed {
+            Some(Delayed::Vacated(key) | Delayed::Removed(key, _)) => {
+                (self.setup.keys.webhook_pending(key), key.app.clone())
+            }
+            None => (self.setup.keys.webhook_pending_unknown(), AppId::new("")),
+        };
+        let plan = parsed.and_then(|delayed| self.targets.plan(&delayed.event()));
+        let dropped = self
+            .push([&delayed_key, &record], "claim", text, plan.as_ref())
+            .await?;
+        self.stats.webhooks.count_dropped(&app, dropped);
+        Ok(())
+    }
+
+    /// A Redis Cluster: the channel's record (its slot) and the queues (the `{wh}` slot) cannot
+    /// change in one step, so a due entry of the delayed set — the channel's check or marker —
+    /// is settled in steps that are each safe to repeat:
+    /// 1. look at the record: the removals due, the notes of removals undone once due;
+    /// 2. for each note whose removal was queued (its queued key exists), queue the arrival that
+    ///    undid it (once), then drop the note — so the endpoint sees the removal, then the
+    ///    arrival, as it happened;
+    /// 3. queue each due removal (once: its queued key is set in the same step), then forget it
+    ///    from the record if the record still holds it (else an arrival undid it meanwhile and
+    ///    left a note: the next round sends that arrival);
+    /// 4. when nothing is due any more, schedule the channel's check for its next removal, or
+    ///    remove the entry — then look once more, and bring the check back if a removal was
+    ///    recorded meanwhile.
+    ///
+    /// A courier that dies between two steps leaves the entry in the delayed set: the next one
+    /// repeats the steps, and the queued keys keep it from queueing anything twice.
+    async fn settle(
+        &self,
+        text: &str,
+        score: &str,
+        key: &ChannelKey,
+    ) -> Result<(), redis::RedisError> {
+        let record = self.setup.keys.webhook_pending(key);
+        let mut rounds = 0;
+        let wait = loop {
+            let (wait, due, notes) = self.peek(&record).await?;
+            if due.is_empty() && notes.is_empty() {
+                break wait;
+            }
+            if rounds == CLAIM_ROUNDS {
+                break 0;
+            }
+            rounds += 1;
+            for note in &notes {
+                if let Some((at, member)) = note.strip_prefix('u').and_then(|n| n.split_once('\n'))
+                    && let Some(delayed) = parse_member(member)
+                {
+                    let queued = self.setup.keys.webhook_queued(member, at);
+                    let back = self.setup.keys.webhook_undone(member, at);
+                    let plan = self.targets.plan(&delayed.arrival());
+                    let dropped = self
+                        .push([&back, &queued], "after", &ttl(QUEUED_FOR), plan.as_ref())
+                        .await?;
+                    self.stats.webhooks.count_dropped(&key.app, dropped);
+                }
+                let _: i64 = self.setup.connection.clone().hdel(&record, note).await?;
+            }
+            for pair in due.chunks(2) {
+                let [member, at] = pair else { continue };
+                if let Some(delayed) = parse_member(member) {
+                    let queued = self.setup.keys.webhook_queued(member, at);
+                    let plan = self.targets.plan(&delayed.event());
+                    let dropped = self
+                        .push([&queued, &queued], "once", &ttl(QUEUED_FOR), plan.as_ref())
+                        .await?;
+                    self.stats.webhooks.count_dropped(&key.app, dropped);
+                }
+                let _finished: i64 = self
+                    .scripts
+                    .finish
+                    .key(&record)
+                    .arg(member)
+                    .arg(at)
+                    .invoke_async(&mut self.setup.connection.clone())
+                    .await?;
+            }
+        };
+        let check = Keys::webhook_check(key);
+        let gone: i64 = self
+            .scripts
+            .settle
+            .key(self.setup.keys.webhook_delayed())
+            .arg(text)
+            .arg(score)
+            .arg(&check)
+            .arg(wait)
+            .invoke_async(&mut self.setup.connection.clone())
+            .await?;
+        if gone == 1 {
+            let (wait, due, notes) = self.peek(&record).await?;
+            if wait >= 0 || !due.is_empty() || !notes.is_empty() {
+                let _: i64 = self
+                    .scripts
+                    .index
+                    .key(self.setup.keys.webhook_delayed())
+                    .arg("LT")
+                    .arg(&check)
+                    .arg(wait.max(0))
+                    .invoke_async(&mut self.setup.connection.clone())
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Step 1 of [`Region::settle`]: `(ms until the next removal or -1, [member, due, …], notes)`.
+    async fn peek(
+        &self,
+        record: &str,
+    ) -> Result<(i64, Vec<String>, Vec<String>), redis::RedisError> {
+        self.scripts
+            .peek
+            .key(record)
+            .invoke_async(&mut self.setup.connection.clone())
+            .await
+    }
+
+    /// Removes an entry of the delayed set nobody can settle (unless it changed since read).
+    async fn forget(&self, text: &str, score: &str) -> Result<(), redis::RedisError> {
+        let _: i64 = self
+            .scripts
+            .settle
+            .key(self.setup.keys.webhook_delayed())
+            .arg(text)
+            .arg(score)
+            .arg(text)
+            .arg(-1)
+            .invoke_async(&mut self.setup.connection.clone())
+            .await?;
+        Ok(())
+    }
+}
+
+/// A duration as script arguments take it: whole milliseconds.
+fn ttl(duration: Duration) -> String {
+    duration.as_millis().to_string()
 }
 
 #[cfg(test)]
@@ -624,5 +850,15 @@ mod tests {
         }
         assert_eq!(parse_member("x\n1\na"), None);
         assert_eq!(parse_member("v\n1\nbad name!"), None);
+    }
+
+    #[test]
+    fn a_clusters_channel_entries_name_their_channel() {
+        let key = ChannelKey::new(AppId::new("1"), ChannelName::parse("presence-a").unwrap());
+        for entry in [Keys::webhook_check(&key), Keys::webhook_marker(&key)] {
+            assert_eq!(parse_channel_entry(&entry), Some(key.clone()));
+        }
+        assert_eq!(parse_channel_entry(&member(&Delayed::Vacated(key))), None);
+        assert_eq!(parse_channel_entry("c\n1\nbad name!"), None);
     }
 }

@@ -1,6 +1,6 @@
 //! Webhooks as an app receives them: a real HTTP endpoint that checks every request with the npm
 //! and PyPI `pusher` SDKs ([`WebhookReceiver`]), against one hub and against a region of two hubs
-//! and three edges.
+//! and three edges — over one Redis and over a local Redis Cluster.
 //!
 //! "Nothing else was sent" is proven with a fence: a cause whose webhook must come after the
 //! ones under test (one courier delivers an endpoint's queue in order), and every event before
@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use herald_tests::client::PusherClient;
 use herald_tests::compat::WebhookReceiver;
 use herald_tests::eventually::eventually;
-use herald_tests::on_both_topologies;
+use herald_tests::on_every_topology;
 use herald_tests::topology::{APP_KEY, Cluster, Region, Shape, Topology};
 use serde_json::{Value, json};
 
@@ -81,7 +81,7 @@ async fn stats_when(http: &str, ready: impl Fn(&Value) -> bool) -> Value {
     .unwrap()
 }
 
-on_both_topologies!(each_event_is_sent_once_with_pushers_fields);
+on_every_topology!(each_event_is_sent_once_with_pushers_fields);
 async fn each_event_is_sent_once_with_pushers_fields(shape: Shape) {
     let test = "each_event_is_sent_once_with_pushers_fields";
     let mut receiver = WebhookReceiver::start(test, &format!("receiver-{}", shape.label())).await;
@@ -125,7 +125,7 @@ async fn each_event_is_sent_once_with_pushers_fields(shape: Shape) {
     assert_eq!(sorted(delivered), sorted(expected));
 }
 
-on_both_topologies!(subscription_counts_follow_each_change_but_not_on_presence_channels);
+on_every_topology!(subscription_counts_follow_each_change_but_not_on_presence_channels);
 async fn subscription_counts_follow_each_change_but_not_on_presence_channels(shape: Shape) {
     let test = "subscription_counts_follow_each_change_but_not_on_presence_channels";
     let mut receiver = WebhookReceiver::start(test, &format!("receiver-{}", shape.label())).await;
@@ -232,7 +232,7 @@ fn assert_delayed(sent: Instant, left: Instant, what: &str) {
     );
 }
 
-on_both_topologies!(a_quick_return_sends_nothing_and_a_real_leave_is_sent_after_three_seconds);
+on_every_topology!(a_quick_return_sends_nothing_and_a_real_leave_is_sent_after_three_seconds);
 async fn a_quick_return_sends_nothing_and_a_real_leave_is_sent_after_three_seconds(shape: Shape) {
     let test = "a_quick_return_sends_nothing_and_a_real_leave_is_sent_after_three_seconds";
     let mut receiver = WebhookReceiver::start(test, &format!("receiver-{}", shape.label())).await;
@@ -271,7 +271,7 @@ async fn a_quick_return_sends_nothing_and_a_real_leave_is_sent_after_three_secon
     );
 }
 
-on_both_topologies!(members_are_added_for_a_users_first_socket_and_removed_after_their_last);
+on_every_topology!(members_are_added_for_a_users_first_socket_and_removed_after_their_last);
 async fn members_are_added_for_a_users_first_socket_and_removed_after_their_last(shape: Shape) {
     let test = "members_are_added_for_a_users_first_socket_and_removed_after_their_last";
     let mut receiver = WebhookReceiver::start(test, &format!("receiver-{}", shape.label())).await;
@@ -305,7 +305,7 @@ async fn members_are_added_for_a_users_first_socket_and_removed_after_their_last
     );
 }
 
-on_both_topologies!(a_member_back_within_the_delay_sends_nothing);
+on_every_topology!(a_member_back_within_the_delay_sends_nothing);
 async fn a_member_back_within_the_delay_sends_nothing(shape: Shape) {
     let test = "a_member_back_within_the_delay_sends_nothing";
     let mut receiver = WebhookReceiver::start(test, &format!("receiver-{}", shape.label())).await;
@@ -580,7 +580,7 @@ async fn a_region_sends_each_client_event_once() {
     assert_eq!(sorted(all), sorted(expected), "each event exactly once");
 }
 
-on_both_topologies!(one_cache_miss_for_subscribers_of_an_empty_cache_channel_on_every_edge);
+on_every_topology!(one_cache_miss_for_subscribers_of_an_empty_cache_channel_on_every_edge);
 async fn one_cache_miss_for_subscribers_of_an_empty_cache_channel_on_every_edge(shape: Shape) {
     let test = "one_cache_miss_for_subscribers_of_an_empty_cache_channel_on_every_edge";
     let mut receiver = WebhookReceiver::start(test, &format!("receiver-{}", shape.label())).await;
@@ -664,4 +664,100 @@ async fn webhooks_pending_on_a_killed_hub_are_delivered_by_another() {
     for event in &delivered {
         assert!(expected.contains(event), "unexpected {event}");
     }
+}
+
+/// On a Redis Cluster the hubs keep the delayed set around the channel scripts: a channel is
+/// marked before a script that may decide a removal, and checked after one that did. A hub that
+/// dies between the script and the check leaves the removal in the channel's record with only
+/// the marker pointing at it: the courier sends it all the same. And a removal an arrival undid
+/// while the courier was queueing it (a note in the record, the removal already queued) has
+/// that arrival sent after it. Both states are written into Redis as such a hub and such a race
+/// leave them.
+#[tokio::test]
+async fn a_cluster_sends_a_removal_found_by_its_marker_and_an_arrival_after_its_queued_removal() {
+    use herald_tests::redis_cluster::on_node;
+    use herald_tests::topology::ClusterRegion;
+    let test = "webhooks/cluster_marker";
+    let mut receiver = WebhookReceiver::start(test, "receiver").await;
+    let hooks = endpoint(&receiver, &["channel_occupied", "channel_vacated"]);
+    let region = ClusterRegion::start(test, 2, 1, &[("HERALD_APP__WEBHOOKS", &hooks)], &[]).await;
+    let delayed = "herald:{wh}:delayed";
+    let at_delayed = region.redis.primary_of(delayed);
+    let now_ms = |port: u16| -> u64 {
+        let (seconds, micros): (u64, u64) =
+            on_node(port, |c| redis::cmd("TIME").query(c)).expect("TIME answers");
+        seconds * 1000 + micros / 1000
+    };
+    // "lost": its vacated removal is due, recorded in its record, marked, never checked.
+    let lost = "herald:whp:{424242:lost}";
+    let member = "v\n424242\nlost";
+    let at_lost = region.redis.primary_of(lost);
+    let due = now_ms(at_lost).to_string();
+    let _: i64 = on_node(at_lost, |c| {
+        redis::cmd("HSET").arg(lost).arg(member).arg(&due).query(c)
+    })
+    .unwrap();
+    // "back": its removal was queued (its queued key is set) and an arrival undid it (the note).
+    let back = "herald:whp:{424242:back}";
+    let back_member = "v\n424242\nback";
+    let at_back = region.redis.primary_of(back);
+    let back_due = now_ms(at_back).to_string();
+    let note = format!("u{back_due}\n{back_member}");
+    let _: i64 = on_node(at_back, |c| {
+        redis::cmd("HSET")
+            .arg(back)
+            .arg(&note)
+            .arg(&back_due)
+            .query(c)
+    })
+    .unwrap();
+    let queued = format!("herald:{{wh}}:queued:{back_due}:{back_member}");
+    let now = now_ms(at_delayed);
+    let () = on_node(at_delayed, |c| {
+        redis::pipe()
+            .cmd("SET")
+            .arg(&queued)
+            .arg("1")
+            .ignore()
+            .cmd("ZADD")
+            .arg(delayed)
+            .arg(now)
+            .arg("p\n424242\nlost")
+            .ignore()
+            .cmd("ZADD")
+            .arg(delayed)
+            .arg(now)
+            .arg("p\n424242\nback")
+            .ignore()
+            .query(c)
+    })
+    .unwrap();
+    let expected = [vacated("lost"), occupied("back")];
+    let delivered = receiver
+        .delivered_until(ARRIVAL, |events| {
+            expected.iter().all(|e| events.contains(e))
+        })
+        .await;
+    assert_eq!(sorted(delivered), sorted(expected.to_vec()));
+    // The records are emptied, and the marks go.
+    eventually(
+        "the records and the delayed set to be empty",
+        ARRIVAL,
+        async || -> [Vec<String>; 3] {
+            let keys = |port: u16, key: &str| -> Vec<String> {
+                on_node(port, |c| redis::cmd("HKEYS").arg(key).query(c)).unwrap()
+            };
+            [
+                keys(at_lost, lost),
+                keys(at_back, back),
+                on_node(at_delayed, |c| {
+                    redis::cmd("ZRANGE").arg(delayed).arg(0).arg(-1).query(c)
+                })
+                .unwrap(),
+            ]
+        },
+        |left| left.iter().all(Vec::is_empty),
+    )
+    .await
+    .unwrap();
 }

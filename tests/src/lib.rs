@@ -11,9 +11,12 @@
 //! - [`databases`] — a fresh PostgreSQL or MariaDB database per test, and a relay that can cut it.
 //! - [`redis_cluster`] — a local Redis Cluster (3 primaries, 3 replicas) and a primary + replica
 //!   pair, with kills and promotions.
-//! - [`topology`] — hubs and edges with port 0 everywhere; one test body against one hub and
-//!   against a region ([`Topology`](topology::Topology), [`on_both_topologies!`]), and also
-//!   against a region over a local Redis Cluster ([`on_every_topology!`]).
+//! - [`redis_region`] — the Redis of a region, either of the two ([`RegionRedis`](redis_region::RegionRedis)),
+//!   and one test body over both ([`on_every_redis!`]).
+//! - [`topology`] — hubs and edges with port 0 everywhere, a region over either Redis
+//!   ([`Region`](topology::Region)); one test body against one hub and against a region
+//!   ([`Topology`](topology::Topology), [`on_both_topologies!`]), and also against a region
+//!   over a local Redis Cluster ([`on_every_topology!`]).
 //! - [`client`] — the Pusher WebSocket client.
 //! - [`presence`] — joining the region tests' presence channel as a user; reading member events.
 //! - [`compat`] — real Pusher clients and SDKs (pusher-js, npm and PyPI `pusher`) as scripts.
@@ -42,6 +45,7 @@ pub mod process;
 pub mod proxy;
 pub mod redis;
 pub mod redis_cluster;
+pub mod redis_region;
 pub mod terraform;
 pub mod tls;
 pub mod topology;

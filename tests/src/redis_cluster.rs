@@ -22,6 +22,7 @@
 //! Sharded pub/sub (`SSUBSCRIBE`/`SPUBLISH`) needs Redis 7.0: [`RedisCluster::start`] checks the
 //! installed `redis-server` first and names what it found.
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -253,11 +254,12 @@ fn require_sharded_pubsub() {
     });
 }
 
-/// The arguments of a cluster node whose bus listens on `bus_port`.
-fn cluster_args(bus_port: u16) -> Vec<String> {
+/// The arguments of a cluster node whose bus listens on `bus_port`, listening on and announcing
+/// `announce` too when given.
+fn cluster_args(bus_port: u16, announce: Option<IpAddr>) -> Vec<String> {
     let node_timeout = NODE_TIMEOUT.as_millis().to_string();
     let bus_port = bus_port.to_string();
-    [
+    let mut args: Vec<String> = [
         "--cluster-enabled",
         "yes",
         "--cluster-config-file",
@@ -272,7 +274,26 @@ fn cluster_args(bus_port: u16) -> Vec<String> {
         "0",
     ]
     .map(String::from)
-    .to_vec()
+    .to_vec();
+    if let Some(address) = announce {
+        let address = address.to_string();
+        // A later `--bind` replaces the default one. Protected mode refuses every client from
+        // outside loopback when there is no password; the only other address is a test's own
+        // network namespace's.
+        args.extend(
+            [
+                "--bind",
+                "127.0.0.1",
+                &address,
+                "--protected-mode",
+                "no",
+                "--cluster-announce-ip",
+                &address,
+            ]
+            .map(String::from),
+        );
+    }
+    args
 }
 
 /// A range of slots and the nodes (by port) that serve it.
@@ -362,12 +383,26 @@ pub struct Promotion {
 /// A local Redis Cluster of three primaries with one replica each.
 pub struct RedisCluster {
     nodes: Vec<Node>,
+    /// The address every node also listens on and announces, when not only loopback.
+    announce: Option<IpAddr>,
 }
 
 impl RedisCluster {
     /// Starts six nodes, forms the cluster and waits until it is ready; `test` names the
     /// directories of its files and logs.
     pub async fn start(test: &str) -> RedisCluster {
+        Self::form(test, None).await
+    }
+
+    /// [`RedisCluster::start`], every node listening on `also` as well as on 127.0.0.1 and
+    /// announcing `also` to the others and to clients (`cluster-announce-ip`), so that hubs in
+    /// another network namespace (see [`crate::netns`]) reach every node at the address the
+    /// cluster gives them.
+    pub async fn start_on(test: &str, also: IpAddr) -> RedisCluster {
+        Self::form(test, Some(also)).await
+    }
+
+    async fn form(test: &str, announce: Option<IpAddr>) -> RedisCluster {
         require_sharded_pubsub();
         let root = target_dir().join("redis-cluster").join(test);
         let log_dir = target_dir().join("test-logs").join(test);
@@ -375,11 +410,12 @@ impl RedisCluster {
             .unwrap_or_else(|error| panic!("cannot create {}: {error}", log_dir.display()));
         let starts = (0..6).map(|i| {
             Node::start(root.join(format!("node-{i}")), &log_dir, true, |_, bus| {
-                cluster_args(bus.expect("cluster nodes get a bus port"))
+                cluster_args(bus.expect("cluster nodes get a bus port"), announce)
             })
         });
         let cluster = RedisCluster {
             nodes: futures_util::future::join_all(starts).await,
+            announce,
         };
         cluster.create(&log_dir).await;
         wait_until("the Redis Cluster becoming ready", READY_TIMEOUT, || {
@@ -394,7 +430,7 @@ impl RedisCluster {
         let addresses: Vec<String> = self
             .nodes
             .iter()
-            .map(|node| format!("127.0.0.1:{}", node.port))
+            .map(|node| format!("{}:{}", self.host(), node.port))
             .collect();
         let run = Command::new("redis-cli")
             .arg("--cluster")
@@ -495,11 +531,18 @@ impl RedisCluster {
             .collect()
     }
 
-    /// `redis://127.0.0.1:{port}` of every live node.
+    /// The address the nodes announce: 127.0.0.1, or the one given to
+    /// [`start_on`](Self::start_on).
+    pub fn host(&self) -> IpAddr {
+        self.announce.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
+    }
+
+    /// `redis://{host}:{port}` of every live node ([`host`](Self::host)).
     pub fn urls(&self) -> Vec<String> {
+        let host = self.host();
         self.ports()
             .into_iter()
-            .map(|port| format!("redis://127.0.0.1:{port}"))
+            .map(|port| format!("redis://{host}:{port}"))
             .collect()
     }
 
@@ -608,9 +651,13 @@ impl RedisCluster {
     /// Starts a killed node again on its ports with its `nodes.conf`; it rejoins as a replica of
     /// whoever took its slots. Returns once the cluster is whole with it.
     pub async fn restart(&mut self, port: u16) {
+        let announce = self.announce;
         let node = self.node_mut(port);
         assert!(!node.alive(), "node {port} is running");
-        let args = cluster_args(node.bus_port.expect("cluster nodes have a bus port"));
+        let args = cluster_args(
+            node.bus_port.expect("cluster nodes have a bus port"),
+            announce,
+        );
         let child = spawn_with(port, &node.dir, &args, &node.log)
             .await
             .unwrap_or_else(|error| panic!("{error}"));

@@ -1,8 +1,12 @@
 //! Hubs and edges as separate `herald` processes on loopback, with port 0 everywhere: one hub
-//! and its edges ([`Cluster`]), hubs through Redis ([`Region`]), and either of them behind one
-//! interface ([`Topology`]) so a test body runs against both ([`on_both_topologies!`](crate::on_both_topologies)).
+//! and its edges ([`Cluster`]), hubs through their Redis — one redis-server or a local Redis
+//! Cluster ([`RegionRedis`]) — ([`Region`]), and any of them behind one interface ([`Topology`])
+//! so a test body runs against each ([`on_both_topologies!`](crate::on_both_topologies),
+//! [`on_every_topology!`](crate::on_every_topology)); a region test body runs over either Redis
+//! with [`on_every_redis!`](crate::on_every_redis).
 
 use crate::process::{HeraldProcess, Launch};
+pub use crate::redis_region::{RedisKind, RegionRedis};
 
 /// The app every test cluster serves.
 /// Numeric, as Pusher issues them (the Python SDK accepts no other form).
@@ -254,10 +258,13 @@ impl Cluster {
     }
 }
 
-/// Hubs linked through one real redis-server, and edges spread over them.
+/// Hubs linked through their Redis — one redis-server or a local Redis Cluster
+/// ([`RegionRedis`]) — and edges spread over them.
 pub struct Region {
+    /// The name its processes' logs go under (`target/test-logs/<name>/`).
+    pub name: String,
     /// The Redis of the region.
-    pub redis: crate::redis::RedisServer,
+    pub redis: RegionRedis,
     /// The hubs.
     pub hubs: Vec<Hub>,
     /// The edges; edge `i` prefers hub `i % hubs`.
@@ -265,7 +272,7 @@ pub struct Region {
 }
 
 impl Region {
-    /// Starts a redis-server, `hubs` hubs (key prefix `prefix`) and `edges` edges.
+    /// Starts a redis-server, `hubs` hubs on it and `edges` edges; logs go under `test`.
     pub async fn start(
         test: &str,
         hubs: usize,
@@ -273,42 +280,58 @@ impl Region {
         hub_env: &[(&str, &str)],
         edge_env: &[(&str, &str)],
     ) -> Self {
-        let redis = crate::redis::RedisServer::start().await;
-        let url = redis.url(0);
+        let redis = RegionRedis::start(RedisKind::Standalone, test).await;
+        Self::start_on(test, redis, hubs, edges, hub_env, edge_env).await
+    }
+
+    /// Starts a Redis of `kind`, `hubs` hubs on it and `edges` edges; logs go under
+    /// `{test}-{kind.label()}` ([`RedisKind::name`]), so both variants of a test
+    /// ([`on_every_redis!`](crate::on_every_redis)) run side by side.
+    pub async fn start_over(
+        kind: RedisKind,
+        test: &str,
+        hubs: usize,
+        edges: usize,
+        hub_env: &[(&str, &str)],
+        edge_env: &[(&str, &str)],
+    ) -> Self {
+        let name = kind.name(test);
+        let redis = RegionRedis::start(kind, &name).await;
+        Self::start_on(&name, redis, hubs, edges, hub_env, edge_env).await
+    }
+
+    /// Starts `hubs` hubs on `redis` (its URL first in their environment, then `hub_env`) and
+    /// `edges` edges; logs go under `name`.
+    pub async fn start_on(
+        name: &str,
+        redis: RegionRedis,
+        hubs: usize,
+        edges: usize,
+        hub_env: &[(&str, &str)],
+        edge_env: &[(&str, &str)],
+    ) -> Self {
+        let url = redis.url();
         let mut env = vec![("HERALD_REDIS__URL", url.as_str())];
         env.extend_from_slice(hub_env);
-        let mut started = Vec::new();
-        for index in 0..hubs {
-            started.push(Hub::start(test, &format!("hub-{index}"), &env).await);
-        }
-        Self::with_edges(test, redis, started, edges, edge_env).await
+        let hubs = start_hubs(name, hubs, &env).await;
+        Self::with_edges(name, redis, hubs, edges, edge_env).await
     }
 
     /// A region of hubs already started on `redis`, with `edges` edges (edge `i` prefers hub
     /// `i % hubs`).
     pub async fn with_edges(
-        test: &str,
-        redis: crate::redis::RedisServer,
+        name: &str,
+        redis: RegionRedis,
         hubs: Vec<Hub>,
         edges: usize,
         edge_env: &[(&str, &str)],
     ) -> Self {
-        let mut edge_list = Vec::new();
-        for index in 0..edges {
-            let edge = Edge::start_in_region(
-                test,
-                &format!("edge-{index}"),
-                &hubs,
-                index % hubs.len(),
-                edge_env,
-            )
-            .await;
-            edge_list.push(edge);
-        }
+        let edges = start_edges(name, &hubs, edges, edge_env).await;
         Self {
+            name: name.to_string(),
             redis,
             hubs,
-            edges: edge_list,
+            edges,
         }
     }
 
@@ -324,53 +347,32 @@ impl Region {
     }
 }
 
-/// Hubs linked through a local Redis Cluster (three primaries, a replica each; the hubs detect
-/// cluster mode), and edges spread over them.
-pub struct ClusterRegion {
-    /// The Redis Cluster of the region.
-    pub redis: crate::redis_cluster::RedisCluster,
-    /// The hubs.
-    pub hubs: Vec<Hub>,
-    /// The edges; edge `i` prefers hub `i % hubs`.
-    pub edges: Vec<Edge>,
+/// Starts `count` hubs `hub-{i}` with the test app and `env` (which names their Redis), one
+/// after the other (a hub's first start may set up a shared app store); returns them in order.
+pub async fn start_hubs(test: &str, count: usize, env: &[(&str, &str)]) -> Vec<Hub> {
+    let mut hubs = Vec::new();
+    for index in 0..count {
+        hubs.push(Hub::start(test, &format!("hub-{index}"), env).await);
+    }
+    hubs
 }
 
-impl ClusterRegion {
-    /// Forms a Redis Cluster, then starts `hubs` hubs on it and `edges` edges.
-    pub async fn start(
-        test: &str,
-        hubs: usize,
-        edges: usize,
-        hub_env: &[(&str, &str)],
-        edge_env: &[(&str, &str)],
-    ) -> Self {
-        let redis = crate::redis_cluster::RedisCluster::start(test).await;
-        let url = redis.url();
-        let mut env = vec![("HERALD_REDIS__URL", url.as_str())];
-        env.extend_from_slice(hub_env);
-        let mut started = Vec::new();
-        for index in 0..hubs {
-            started.push(Hub::start(test, &format!("hub-{index}"), &env).await);
-        }
-        let mut edge_list = Vec::new();
-        for index in 0..edges {
-            edge_list.push(
-                Edge::start_in_region(
-                    test,
-                    &format!("edge-{index}"),
-                    &started,
-                    index % started.len(),
-                    edge_env,
-                )
-                .await,
-            );
-        }
-        Self {
-            redis,
-            hubs: started,
-            edges: edge_list,
-        }
-    }
+/// Starts `count` edges `edge-{i}` knowing every one of `hubs`, edge `i` preferring hub
+/// `i % hubs` ([`Edge::start_in_region`]), all at once; returns them in order.
+pub async fn start_edges(
+    test: &str,
+    hubs: &[Hub],
+    count: usize,
+    env: &[(&str, &str)],
+) -> Vec<Edge> {
+    let names: Vec<String> = (0..count).map(|index| format!("edge-{index}")).collect();
+    futures_util::future::join_all(
+        names
+            .iter()
+            .enumerate()
+            .map(|(index, name)| Edge::start_in_region(test, name, hubs, index % hubs.len(), env)),
+    )
+    .await
 }
 
 /// The shapes a deployment takes, for tests that must hold in each.
@@ -415,19 +417,14 @@ pub enum Topology {
         /// The hub and its edges.
         cluster: Cluster,
     },
-    /// Two hubs through Redis and the edges spread over them (edge `i` prefers hub `i % 2`).
+    /// Two hubs through Redis — one redis-server ([`Shape::Region`]) or a local Redis Cluster
+    /// ([`Shape::ClusterRegion`]) — and the edges spread over them (edge `i` prefers hub
+    /// `i % 2`).
     Region {
         /// The log directory name: the test's name and the shape.
         name: String,
-        /// The redis-server, the hubs and the edges.
+        /// The Redis, the hubs and the edges.
         region: Region,
-    },
-    /// Two hubs through a Redis Cluster and the edges spread over them.
-    ClusterRegion {
-        /// The log directory name: the test's name and the shape.
-        name: String,
-        /// The Redis Cluster, the hubs and the edges.
-        region: ClusterRegion,
     },
 }
 
@@ -450,14 +447,18 @@ impl Topology {
                 let cluster = Cluster::start_with(&name, EDGES, hub_env, edge_env).await;
                 Topology::OneHub { name, cluster }
             }
-            Shape::Region => {
-                let region = Region::start(&name, REGION_HUBS, EDGES, hub_env, edge_env).await;
-                Topology::Region { name, region }
-            }
-            Shape::ClusterRegion => {
+            Shape::Region | Shape::ClusterRegion => {
+                let kind = if shape == Shape::Region {
+                    RedisKind::Standalone
+                } else {
+                    RedisKind::Cluster
+                };
                 let region =
-                    ClusterRegion::start(&name, REGION_HUBS, EDGES, hub_env, edge_env).await;
-                Topology::ClusterRegion { name, region }
+                    Region::start_over(kind, test, REGION_HUBS, EDGES, hub_env, edge_env).await;
+                Topology::Region {
+                    name: region.name.clone(),
+                    region,
+                }
             }
         }
     }
@@ -466,17 +467,17 @@ impl Topology {
     pub fn shape(&self) -> Shape {
         match self {
             Topology::OneHub { .. } => Shape::OneHub,
-            Topology::Region { .. } => Shape::Region,
-            Topology::ClusterRegion { .. } => Shape::ClusterRegion,
+            Topology::Region { region, .. } => match region.redis.kind() {
+                RedisKind::Standalone => Shape::Region,
+                RedisKind::Cluster => Shape::ClusterRegion,
+            },
         }
     }
 
     /// The name logs and client scripts go under (`target/test-logs/<name>/`).
     pub fn name(&self) -> &str {
         match self {
-            Topology::OneHub { name, .. }
-            | Topology::Region { name, .. }
-            | Topology::ClusterRegion { name, .. } => name,
+            Topology::OneHub { name, .. } | Topology::Region { name, .. } => name,
         }
     }
 
@@ -485,7 +486,6 @@ impl Topology {
         match self {
             Topology::OneHub { cluster, .. } => std::slice::from_ref(&cluster.hub),
             Topology::Region { region, .. } => &region.hubs,
-            Topology::ClusterRegion { region, .. } => &region.hubs,
         }
     }
 
@@ -494,7 +494,6 @@ impl Topology {
         match self {
             Topology::OneHub { cluster, .. } => &cluster.edges,
             Topology::Region { region, .. } => &region.edges,
-            Topology::ClusterRegion { region, .. } => &region.edges,
         }
     }
 
@@ -503,7 +502,6 @@ impl Topology {
         match self {
             Topology::OneHub { cluster, .. } => &mut cluster.edges,
             Topology::Region { region, .. } => &mut region.edges,
-            Topology::ClusterRegion { region, .. } => &mut region.edges,
         }
     }
 
@@ -527,7 +525,7 @@ impl Topology {
         let linked = &self.hub_of(edge).await.hub_id;
         match self {
             Topology::OneHub { cluster, .. } => &cluster.hub,
-            Topology::Region { .. } | Topology::ClusterRegion { .. } => self
+            Topology::Region { .. } => self
                 .hubs()
                 .iter()
                 .find(|hub| &hub.hub_id != linked)

@@ -1,7 +1,9 @@
 //! A hub is lost under load — SIGKILLed, or its host vanishes without a trace — and its edges
 //! keep every client socket, re-link to the other hub as soon as the dead hub's closed port or
 //! the link's silence deadline tells them, resume from history, and every client sees every event exactly once, in order, with
-//! no close and a bounded pause (issue 9). A hub that merely stalls keeps its edges.
+//! no close and a bounded pause (issue 9) — over one redis-server and over a Redis Cluster
+//! (`on_every_redis!`). A hub that merely stalls keeps its edges. A Redis primary is lost under
+//! load, on a primary + replica failed over by hand and on a Redis Cluster (issue 13).
 //!
 //! Each test prints what it measured; `cargo test --test black_box failover:: -- --nocapture`
 //! shows the figures docs/cluster.md quotes.
@@ -15,9 +17,11 @@ use herald_tests::client::{Frame, PusherClient, next_frame};
 use herald_tests::eventually::eventually;
 use herald_tests::forwarder::Forwarder;
 use herald_tests::netns::Netns;
-use herald_tests::redis::RedisServer;
+use herald_tests::on_every_redis;
 use herald_tests::redis_cluster::RedisPrimaryReplica;
-use herald_tests::topology::{APP_ID, ClusterRegion, Edge, Hub, Region};
+use herald_tests::topology::{
+    APP_ID, Edge, Hub, RedisKind, Region, RegionRedis, start_edges, start_hubs,
+};
 use serde_json::json;
 use tokio::task::JoinHandle;
 
@@ -292,10 +296,14 @@ async fn lose_hub_0(region: &mut Region, lose: impl AsyncFnOnce(&mut Hub)) -> Ou
     load.finish().await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_killed_hub_pauses_delivery_under_a_second_and_loses_nothing() {
+on_every_redis!(
+    a_killed_hub_pauses_delivery_under_a_second_and_loses_nothing,
+    flavor = "multi_thread",
+    worker_threads = 4
+);
+async fn a_killed_hub_pauses_delivery_under_a_second_and_loses_nothing(redis: RedisKind) {
     let test = "a_killed_hub_pauses_delivery_under_a_second_and_loses_nothing";
-    let mut region = Region::start(test, 2, 3, &[], &[]).await;
+    let mut region = Region::start_over(redis, test, 2, 3, &[], &[]).await;
     let outcome = lose_hub_0(&mut region, async |hub| hub.process.kill().await).await;
     outcome.report("hub SIGKILLed");
     assert!(
@@ -305,14 +313,20 @@ async fn a_killed_hub_pauses_delivery_under_a_second_and_loses_nothing() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_vanished_hub_host_pauses_delivery_under_1500_ms_and_loses_nothing() {
-    let test = "a_vanished_hub_host_pauses_delivery_under_1500_ms_and_loses_nothing";
-    // Hub 0 runs on its own "host" (a network namespace); Redis listens there too.
+on_every_redis!(
+    a_vanished_hub_host_pauses_delivery_under_1500_ms_and_loses_nothing,
+    flavor = "multi_thread",
+    worker_threads = 4
+);
+async fn a_vanished_hub_host_pauses_delivery_under_1500_ms_and_loses_nothing(redis: RedisKind) {
+    let test = redis.name("a_vanished_hub_host_pauses_delivery_under_1500_ms_and_loses_nothing");
+    let test = test.as_str();
+    // Hub 0 runs on its own "host" (a network namespace); Redis listens (and a cluster's nodes
+    // announce themselves) there too.
     let netns = Netns::create();
-    let redis = RedisServer::start_on(&[netns.outer_ip()]).await;
-    let from_netns = redis.url_at(netns.outer_ip(), 0);
-    let local = redis.url(0);
+    let redis = RegionRedis::start_on(redis, test, netns.outer_ip()).await;
+    let from_netns = redis.url_at(netns.outer_ip());
+    let local = redis.url();
     let hubs = vec![
         Hub::start_in_netns(test, "hub-0", &[("HERALD_REDIS__URL", &from_netns)], &netns).await,
         Hub::start(test, "hub-1", &[("HERALD_REDIS__URL", &local)]).await,
@@ -371,16 +385,8 @@ async fn a_redis_primary_replaced_by_hand_loses_no_acknowledged_event() {
         ("HERALD_REDIS__URL", url.as_str()),
         ("HERALD_REDIS__MIN_REPLICAS_ACKED", "1"),
     ];
-    let hubs = vec![
-        Hub::start(test, "hub-0", &env).await,
-        Hub::start(test, "hub-1", &env).await,
-    ];
-    let mut edges = Vec::new();
-    for index in 0..3 {
-        edges.push(
-            Edge::start_in_region(test, &format!("edge-{index}"), &hubs, index % 2, &[]).await,
-        );
-    }
+    let hubs = start_hubs(test, 2, &env).await;
+    let edges = start_edges(test, &hubs, 3, &[]).await;
     let load = Load::start_on(&edges, &hubs[1], Refusals::WhileRedisFailsOver).await;
     load.run_for(RATE).await;
 
@@ -419,7 +425,8 @@ async fn a_redis_primary_replaced_by_hand_loses_no_acknowledged_event() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_redis_cluster_primary_killed_loses_no_acknowledged_event() {
     let test = "a_redis_cluster_primary_killed_loses_no_acknowledged_event";
-    let mut region = ClusterRegion::start(
+    let mut region = Region::start_over(
+        RedisKind::Cluster,
         test,
         2,
         3,
@@ -438,9 +445,10 @@ async fn a_redis_cluster_primary_killed_loses_no_acknowledged_event() {
     // SIGKILL the primary that owns the channel's slot; the cluster promotes its replica
     // (cluster-node-timeout 1000), and the killed node comes back as the new primary's replica,
     // as a managed cluster replaces a failed node (until then nothing can acknowledge).
-    let slot = region.redis.slot(&format!("herald:ev:{{{APP_ID}:orders}}"));
-    let promotion = region.redis.fail_over(slot).await;
-    region.redis.restart(promotion.killed).await;
+    let cluster = region.redis.cluster_mut();
+    let slot = cluster.slot(&format!("herald:ev:{{{APP_ID}:orders}}"));
+    let promotion = cluster.fail_over(slot).await;
+    cluster.restart(promotion.killed).await;
     eprintln!(
         "the cluster promoted {} in place of {} after {:?}",
         promotion.promoted, promotion.killed, promotion.took

@@ -388,21 +388,10 @@ async fn the_hubs_connection_splits_a_pipeline_by_slot_and_answers_in_order() {
 /// and a hub no client is linked to counts every confirmed subscription.
 #[tokio::test]
 async fn a_region_of_two_hubs_runs_on_a_cluster_detected_at_start() {
-    use herald_tests::topology::Edge;
-    let test = "redis_cluster/region";
-    let cluster = RedisCluster::start(test).await;
-    let url = cluster.url();
-    let env = [("HERALD_REDIS__URL", url.as_str())];
-    let hubs = vec![
-        Hub::start(test, "hub-0", &env).await,
-        Hub::start(test, "hub-1", &env).await,
-    ];
-    let mut edges = Vec::new();
-    for index in 0..3 {
-        edges.push(
-            Edge::start_in_region(test, &format!("edge-{index}"), &hubs, index % 2, &[]).await,
-        );
-    }
+    use herald_tests::topology::{RedisKind, Region};
+    let region =
+        Region::start_over(RedisKind::Cluster, "redis_cluster/region", 2, 3, &[], &[]).await;
+    let (cluster, hubs, edges) = (region.redis.cluster(), &region.hubs, &region.edges);
     let channels: Vec<String> = (0..6).map(|n| format!("news-{n}")).collect();
     let mut shards: Vec<u16> = channels
         .iter()
@@ -412,7 +401,7 @@ async fn a_region_of_two_hubs_runs_on_a_cluster_detected_at_start() {
     shards.dedup();
     assert!(shards.len() > 1, "the channels span shards: {shards:?}");
     let mut clients = Vec::new();
-    for edge in &edges {
+    for edge in edges {
         let mut client = herald_tests::client::PusherClient::connect(&edge.url()).await;
         for channel in &channels {
             client.subscribe(channel).await;
@@ -420,7 +409,7 @@ async fn a_region_of_two_hubs_runs_on_a_cluster_detected_at_start() {
         clients.push(client);
     }
     for channel in &channels {
-        for hub in &hubs {
+        for hub in hubs {
             let reply = hub
                 .api()
                 .get(

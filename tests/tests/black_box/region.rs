@@ -6,12 +6,14 @@ use std::time::Duration;
 
 use herald_tests::client::PusherClient;
 use herald_tests::eventually::eventually;
-use herald_tests::topology::Region;
+use herald_tests::on_every_redis;
+use herald_tests::topology::{RedisKind, Region};
 use serde_json::{Value, json};
 
-#[tokio::test]
-async fn triggers_on_either_hub_reach_every_edge_of_both_hubs() {
-    let region = Region::start(
+on_every_redis!(triggers_on_either_hub_reach_every_edge_of_both_hubs);
+async fn triggers_on_either_hub_reach_every_edge_of_both_hubs(redis: RedisKind) {
+    let region = Region::start_over(
+        redis,
         "triggers_on_either_hub_reach_every_edge_of_both_hubs",
         2,
         3,
@@ -36,9 +38,17 @@ async fn triggers_on_either_hub_reach_every_edge_of_both_hubs() {
     }
 }
 
-#[tokio::test]
-async fn socket_id_exclusion_works_across_hubs() {
-    let region = Region::start("socket_id_exclusion_works_across_hubs", 2, 2, &[], &[]).await;
+on_every_redis!(socket_id_exclusion_works_across_hubs);
+async fn socket_id_exclusion_works_across_hubs(redis: RedisKind) {
+    let region = Region::start_over(
+        redis,
+        "socket_id_exclusion_works_across_hubs",
+        2,
+        2,
+        &[],
+        &[],
+    )
+    .await;
     let mut sender = PusherClient::connect(&region.edges[0].url()).await;
     let mut other = PusherClient::connect(&region.edges[1].url()).await;
     sender.subscribe("chat").await;
@@ -58,10 +68,11 @@ async fn socket_id_exclusion_works_across_hubs() {
     assert_eq!(other.next_event().await["event"], "fence");
 }
 
-#[tokio::test]
-async fn a_hub_subscribes_in_redis_only_to_channels_its_edges_want() {
+on_every_redis!(a_hub_subscribes_in_redis_only_to_channels_its_edges_want);
+async fn a_hub_subscribes_in_redis_only_to_channels_its_edges_want(redis: RedisKind) {
     let env = [("HERALD_REDIS__LINGER_SECS", "1")];
-    let region = Region::start(
+    let region = Region::start_over(
+        redis,
         "a_hub_subscribes_in_redis_only_to_channels_its_edges_want",
         2,
         2,
@@ -220,9 +231,10 @@ async fn wait_until_hubs_have(region: &Region, user: &str, hubs: u64) {
     .unwrap();
 }
 
-#[tokio::test]
-async fn watchlists_see_friends_on_every_hub_once_per_change() {
-    let region = Region::start(
+on_every_redis!(watchlists_see_friends_on_every_hub_once_per_change);
+async fn watchlists_see_friends_on_every_hub_once_per_change(redis: RedisKind) {
+    let region = Region::start_over(
+        redis,
         "watchlists_see_friends_on_every_hub_once_per_change",
         2,
         2,
@@ -281,11 +293,12 @@ async fn watchlists_see_friends_on_every_hub_once_per_change() {
     expect_change("offline", "early").await;
 }
 
-#[tokio::test]
-async fn queries_answer_while_no_hub_heartbeat_is_recorded() {
+on_every_redis!(queries_answer_while_no_hub_heartbeat_is_recorded);
+async fn queries_answer_while_no_hub_heartbeat_is_recorded(redis: RedisKind) {
     // Between a Redis data loss and the next heartbeat no hub counts as live: queries must
     // answer with what live hubs hold (nothing), not fail on an empty read.
-    let region = Region::start(
+    let region = Region::start_over(
+        redis,
         "queries_answer_while_no_hub_heartbeat_is_recorded",
         1,
         1,

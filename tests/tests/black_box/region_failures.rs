@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 use herald_tests::api::Api;
 use herald_tests::client::PusherClient;
 use herald_tests::eventually::eventually;
+use herald_tests::on_every_redis;
 use herald_tests::presence::{join, member_event};
 use herald_tests::redis::RedisServer;
-use herald_tests::topology::{Edge, Hub, Region};
+use herald_tests::topology::{Edge, Hub, RedisKind, Region};
 use serde_json::json;
 
 /// Joins as `user` and waits until `watcher` sees the member added.
@@ -42,9 +43,10 @@ async fn fence(api: &Api, client: &mut PusherClient) {
     assert_eq!(client.next_event().await["event"], "fence");
 }
 
-#[tokio::test]
-async fn a_killed_edge_loses_its_members_region_wide_within_5_seconds() {
-    let mut region = Region::start(
+on_every_redis!(a_killed_edge_loses_its_members_region_wide_within_5_seconds);
+async fn a_killed_edge_loses_its_members_region_wide_within_5_seconds(redis: RedisKind) {
+    let mut region = Region::start_over(
+        redis,
         "a_killed_edge_loses_its_members_region_wide_within_5_seconds",
         2,
         3,
@@ -81,11 +83,12 @@ async fn a_killed_edge_loses_its_members_region_wide_within_5_seconds() {
     }
 }
 
-#[tokio::test]
-async fn a_dead_hub_is_reaped_without_flapping_members_that_moved() {
+on_every_redis!(a_dead_hub_is_reaped_without_flapping_members_that_moved);
+async fn a_dead_hub_is_reaped_without_flapping_members_that_moved(redis: RedisKind) {
     // The hub TTL must outlast an edge's failover (link idle timeout 3 s plus re-linking).
     let env = [("HERALD_REDIS__HUB_TTL_SECS", "8")];
-    let mut region = Region::start(
+    let mut region = Region::start_over(
+        redis,
         "a_dead_hub_is_reaped_without_flapping_members_that_moved",
         2,
         3,
@@ -201,7 +204,7 @@ async fn a_redis_restart_makes_hubs_unready_then_recovers_without_gaps() {
         json!([{"name": "online", "user_ids": ["friend"]}])
     );
 
-    region.redis.kill().await;
+    region.redis.server_mut().kill().await;
     for hub in &region.hubs {
         until_health(&hub.api(), 503).await;
     }
@@ -218,7 +221,7 @@ async fn a_redis_restart_makes_hubs_unready_then_recovers_without_gaps() {
         query.body
     );
 
-    region.redis.restart().await;
+    region.redis.server_mut().restart().await;
     for hub in &region.hubs {
         until_health(&hub.api(), 200).await;
     }
@@ -250,13 +253,21 @@ async fn a_redis_restart_makes_hubs_unready_then_recovers_without_gaps() {
     );
 }
 
-#[tokio::test]
-async fn two_deployments_sharing_a_redis_never_hear_each_other() {
+on_every_redis!(two_deployments_sharing_a_redis_never_hear_each_other);
+async fn two_deployments_sharing_a_redis_never_hear_each_other(redis: RedisKind) {
     let test = "two_deployments_sharing_a_redis_never_hear_each_other";
-    let region = Region::start(test, 1, 1, &[("HERALD_REDIS__PREFIX", "staging")], &[]).await;
-    let url = region.redis.url(0);
-    let production = Hub::start(
+    let region = Region::start_over(
+        redis,
         test,
+        1,
+        1,
+        &[("HERALD_REDIS__PREFIX", "staging")],
+        &[],
+    )
+    .await;
+    let url = region.redis.url();
+    let production = Hub::start(
+        &region.name,
         "production-hub",
         &[
             ("HERALD_REDIS__URL", url.as_str()),
@@ -264,7 +275,7 @@ async fn two_deployments_sharing_a_redis_never_hear_each_other() {
         ],
     )
     .await;
-    let production_edge = Edge::start(test, "production-edge", &production, &[]).await;
+    let production_edge = Edge::start(&region.name, "production-edge", &production, &[]).await;
 
     let mut staging = PusherClient::connect(&region.edges[0].url()).await;
     let mut live = PusherClient::connect(&production_edge.url()).await;

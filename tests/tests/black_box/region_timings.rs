@@ -6,24 +6,34 @@ use std::time::{Duration, Instant};
 
 use herald_tests::client::PusherClient;
 use herald_tests::eventually::eventually;
+use herald_tests::on_every_redis;
 use herald_tests::presence::{join, member_event};
-use herald_tests::topology::{Edge, Region};
+use herald_tests::redis_region::RegionConnection;
+use herald_tests::topology::{Edge, RedisKind, Region};
 use serde_json::json;
 
 /// How late a timer may fire on a busy machine before the test calls it wrong.
 const SLACK: Duration = Duration::from_millis(500);
 
-#[tokio::test]
-async fn a_dead_hub_is_reaped_when_its_heartbeat_expires() {
+on_every_redis!(a_dead_hub_is_reaped_when_its_heartbeat_expires);
+async fn a_dead_hub_is_reaped_when_its_heartbeat_expires(redis: RedisKind) {
     // Row "a dead hub is reaped: redis.hub_ttl_secs without heartbeat". Heartbeats go every
     // fifth of the TTL, so a hub killed now is reaped between 4/5 of the TTL and the TTL later.
     const TTL: Duration = Duration::from_secs(3);
     let test = "a_dead_hub_is_reaped_when_its_heartbeat_expires";
-    let mut region = Region::start(test, 2, 0, &[("HERALD_REDIS__HUB_TTL_SECS", "3")], &[]).await;
+    let mut region = Region::start_over(
+        redis,
+        test,
+        2,
+        0,
+        &[("HERALD_REDIS__HUB_TTL_SECS", "3")],
+        &[],
+    )
+    .await;
     // Each edge knows one hub only, so the dead hub's sockets stay with it: the reaper removes
     // them.
-    let lone = Edge::start(test, "lone", &region.hubs[0], &[]).await;
-    let watching = Edge::start(test, "watching", &region.hubs[1], &[]).await;
+    let lone = Edge::start(&region.name, "lone", &region.hubs[0], &[]).await;
+    let watching = Edge::start(&region.name, "watching", &region.hubs[1], &[]).await;
     let mut watcher = join(&watching, "watcher").await;
     let _gone = join(&lone, "gone").await;
     let added = watcher.next_event().await;
@@ -49,12 +59,13 @@ async fn a_dead_hub_is_reaped_when_its_heartbeat_expires() {
     assert!(reaped <= TTL + SLACK, "reaped {reaped:?} after the kill");
 }
 
-#[tokio::test]
-async fn a_channel_nobody_wants_is_unsubscribed_after_the_linger() {
+on_every_redis!(a_channel_nobody_wants_is_unsubscribed_after_the_linger);
+async fn a_channel_nobody_wants_is_unsubscribed_after_the_linger(redis: RedisKind) {
     // Row "unsubscribe after the last interest: redis.linger_secs (default 5 s)", with the
     // default.
     const LINGER: Duration = Duration::from_secs(5);
-    let region = Region::start(
+    let region = Region::start_over(
+        redis,
         "a_channel_nobody_wants_is_unsubscribed_after_the_linger",
         1,
         1,
@@ -95,10 +106,11 @@ async fn a_channel_nobody_wants_is_unsubscribed_after_the_linger() {
     assert_eq!(region.redis.subscribers(channel), 1);
 }
 
-#[tokio::test]
-async fn history_keeps_the_configured_number_of_events() {
+on_every_redis!(history_keeps_the_configured_number_of_events);
+async fn history_keeps_the_configured_number_of_events(redis: RedisKind) {
     // Row "history kept per channel: hub.history_max_events events".
-    let region = Region::start(
+    let region = Region::start_over(
+        redis,
         "history_keeps_the_configured_number_of_events",
         1,
         1,
@@ -135,11 +147,12 @@ async fn history_keeps_the_configured_number_of_events() {
     assert_eq!(data, expected, "exactly the last 10 events");
 }
 
-#[tokio::test]
-async fn history_expires_after_the_configured_age() {
+on_every_redis!(history_expires_after_the_configured_age);
+async fn history_expires_after_the_configured_age(redis: RedisKind) {
     // Row "history kept per channel: hub.history_max_age_secs".
     const AGE: Duration = Duration::from_secs(1);
-    let region = Region::start(
+    let region = Region::start_over(
+        redis,
         "history_expires_after_the_configured_age",
         1,
         1,
@@ -154,7 +167,7 @@ async fn history_expires_after_the_configured_age() {
         .await;
     assert_eq!(reply.status, 200);
     let mut redis = region.redis.connection();
-    let exists = |redis: &mut redis::Connection| -> bool {
+    let exists = |redis: &mut RegionConnection| -> bool {
         redis::cmd("EXISTS")
             .arg("herald:hist:{424242:aging}")
             .query::<u32>(redis)

@@ -12,7 +12,7 @@ use herald_tests::client::PusherClient;
 use herald_tests::compat::WebhookReceiver;
 use herald_tests::eventually::eventually;
 use herald_tests::on_every_topology;
-use herald_tests::topology::{APP_KEY, Cluster, Region, Shape, Topology};
+use herald_tests::topology::{APP_KEY, Cluster, ClusterRegion, Edge, Hub, Region, Shape, Topology};
 use serde_json::{Value, json};
 
 /// How long a webhook may take to arrive when nothing fails (batch window, delay, load).
@@ -546,12 +546,62 @@ async fn chatter(clients: &mut [PusherClient], channel: &str, n: usize) -> Vec<V
     expected
 }
 
-#[tokio::test]
-async fn a_region_sends_each_client_event_once() {
+/// A region of two hubs over one Redis or over a local Redis Cluster.
+struct AnyRegion {
+    hubs: Vec<Hub>,
+    edges: Vec<Edge>,
+    /// The Redis, stopped after the hubs and edges.
+    _redis: Box<dyn std::any::Any + Send>,
+}
+
+impl AnyRegion {
+    async fn start(shape: Shape, test: &str, edges: usize, hub_env: &[(&str, &str)]) -> Self {
+        let name = format!("{test}-{}", shape.label());
+        match shape {
+            Shape::ClusterRegion => {
+                let region = ClusterRegion::start(&name, 2, edges, hub_env, &[]).await;
+                Self {
+                    hubs: region.hubs,
+                    edges: region.edges,
+                    _redis: Box::new(region.redis),
+                }
+            }
+            _ => {
+                let region = Region::start(&name, 2, edges, hub_env, &[]).await;
+                Self {
+                    hubs: region.hubs,
+                    edges: region.edges,
+                    _redis: Box::new(region.redis),
+                }
+            }
+        }
+    }
+}
+
+/// Runs `async fn NAME(shape: Shape)` as `NAME::region` (one Redis) and `NAME::cluster_region`
+/// (a local Redis Cluster).
+macro_rules! on_both_regions {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn region() {
+                super::$name(herald_tests::topology::Shape::Region).await;
+            }
+
+            #[tokio::test]
+            async fn cluster_region() {
+                super::$name(herald_tests::topology::Shape::ClusterRegion).await;
+            }
+        }
+    };
+}
+
+on_both_regions!(a_region_sends_each_client_event_once);
+async fn a_region_sends_each_client_event_once(shape: Shape) {
     let test = "a_region_sends_each_client_event_once";
-    let mut receiver = WebhookReceiver::start(test, "receiver").await;
+    let mut receiver = WebhookReceiver::start(test, &format!("receiver-{}", shape.label())).await;
     let hooks = endpoint(&receiver, &["client_event"]);
-    let region = Region::start(test, 2, 3, &[("HERALD_APP__WEBHOOKS", &hooks)], &[]).await;
+    let region = AnyRegion::start(shape, test, 3, &[("HERALD_APP__WEBHOOKS", &hooks)]).await;
     let mut clients = Vec::new();
     for (index, edge) in region.edges.iter().enumerate() {
         let mut client = PusherClient::connect(&edge.url()).await;
@@ -605,21 +655,20 @@ async fn one_cache_miss_for_subscribers_of_an_empty_cache_channel_on_every_edge(
     );
 }
 
-#[tokio::test]
-async fn webhooks_pending_on_a_killed_hub_are_delivered_by_another() {
+on_both_regions!(webhooks_pending_on_a_killed_hub_are_delivered_by_another);
+async fn webhooks_pending_on_a_killed_hub_are_delivered_by_another(shape: Shape) {
     let test = "webhooks_pending_on_a_killed_hub_are_delivered_by_another";
-    let mut receiver = WebhookReceiver::start(test, "receiver").await;
+    let mut receiver = WebhookReceiver::start(test, &format!("receiver-{}", shape.label())).await;
     let hooks = endpoint(&receiver, &["client_event"]);
-    let mut region = Region::start(
+    let mut region = AnyRegion::start(
+        shape,
         test,
-        2,
         3,
         &[
             ("HERALD_APP__WEBHOOKS", &hooks),
             ("HERALD_WEBHOOKS__BACKOFF_MIN_MS", "200"),
             ("HERALD_WEBHOOKS__BACKOFF_MAX_MS", "1000"),
         ],
-        &[],
     )
     .await;
     receiver.mode("fail").await;
@@ -676,7 +725,6 @@ async fn webhooks_pending_on_a_killed_hub_are_delivered_by_another() {
 #[tokio::test]
 async fn a_cluster_sends_a_removal_found_by_its_marker_and_an_arrival_after_its_queued_removal() {
     use herald_tests::redis_cluster::on_node;
-    use herald_tests::topology::ClusterRegion;
     let test = "webhooks/cluster_marker";
     let mut receiver = WebhookReceiver::start(test, "receiver").await;
     let hooks = endpoint(&receiver, &["channel_occupied", "channel_vacated"]);

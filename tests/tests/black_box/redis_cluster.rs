@@ -450,9 +450,10 @@ async fn a_region_of_two_hubs_runs_on_a_cluster_detected_at_start() {
 #[tokio::test]
 async fn the_watchlist_moves_to_another_node_when_the_urls_node_dies() {
     use herald_tests::client::PusherClient;
-    use herald_tests::topology::ClusterRegion;
+    use herald_tests::redis_region::RedisKind;
+    use herald_tests::topology::Region;
     let test = "redis_cluster/watchlist_node_dies";
-    let mut region = ClusterRegion::start(test, 2, 2, &[], &[]).await;
+    let mut region = Region::start_over(RedisKind::Cluster, test, 2, 2, &[], &[]).await;
     let url = region.redis.url();
     let port: u16 = url
         .rsplit(':')
@@ -470,7 +471,7 @@ async fn the_watchlist_moves_to_another_node_when_the_urls_node_dies() {
     );
 
     let killed = Instant::now();
-    region.redis.kill(port).await;
+    region.redis.cluster_mut().kill(port).await;
     for hub in &region.hubs {
         hub.process
             .wait_for_log(

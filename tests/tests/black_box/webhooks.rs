@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 use herald_tests::client::PusherClient;
 use herald_tests::compat::WebhookReceiver;
 use herald_tests::eventually::eventually;
-use herald_tests::on_every_topology;
-use herald_tests::topology::{APP_KEY, Cluster, ClusterRegion, Edge, Hub, Region, Shape, Topology};
+use herald_tests::redis_region::RedisKind;
+use herald_tests::topology::{APP_KEY, Cluster, Region, Shape, Topology};
+use herald_tests::{on_every_redis, on_every_topology};
 use serde_json::{Value, json};
 
 /// How long a webhook may take to arrive when nothing fails (batch window, delay, load).
@@ -546,62 +547,13 @@ async fn chatter(clients: &mut [PusherClient], channel: &str, n: usize) -> Vec<V
     expected
 }
 
-/// A region of two hubs over one Redis or over a local Redis Cluster.
-struct AnyRegion {
-    hubs: Vec<Hub>,
-    edges: Vec<Edge>,
-    /// The Redis, stopped after the hubs and edges.
-    _redis: Box<dyn std::any::Any + Send>,
-}
-
-impl AnyRegion {
-    async fn start(shape: Shape, test: &str, edges: usize, hub_env: &[(&str, &str)]) -> Self {
-        let name = format!("{test}-{}", shape.label());
-        match shape {
-            Shape::ClusterRegion => {
-                let region = ClusterRegion::start(&name, 2, edges, hub_env, &[]).await;
-                Self {
-                    hubs: region.hubs,
-                    edges: region.edges,
-                    _redis: Box::new(region.redis),
-                }
-            }
-            _ => {
-                let region = Region::start(&name, 2, edges, hub_env, &[]).await;
-                Self {
-                    hubs: region.hubs,
-                    edges: region.edges,
-                    _redis: Box::new(region.redis),
-                }
-            }
-        }
-    }
-}
-
-/// Runs `async fn NAME(shape: Shape)` as `NAME::region` (one Redis) and `NAME::cluster_region`
-/// (a local Redis Cluster).
-macro_rules! on_both_regions {
-    ($name:ident) => {
-        mod $name {
-            #[tokio::test]
-            async fn region() {
-                super::$name(herald_tests::topology::Shape::Region).await;
-            }
-
-            #[tokio::test]
-            async fn cluster_region() {
-                super::$name(herald_tests::topology::Shape::ClusterRegion).await;
-            }
-        }
-    };
-}
-
-on_both_regions!(a_region_sends_each_client_event_once);
-async fn a_region_sends_each_client_event_once(shape: Shape) {
+on_every_redis!(a_region_sends_each_client_event_once);
+async fn a_region_sends_each_client_event_once(redis: RedisKind) {
     let test = "a_region_sends_each_client_event_once";
-    let mut receiver = WebhookReceiver::start(test, &format!("receiver-{}", shape.label())).await;
+    let mut receiver = WebhookReceiver::start(test, &format!("receiver-{}", redis.label())).await;
     let hooks = endpoint(&receiver, &["client_event"]);
-    let region = AnyRegion::start(shape, test, 3, &[("HERALD_APP__WEBHOOKS", &hooks)]).await;
+    let region =
+        Region::start_over(redis, test, 2, 3, &[("HERALD_APP__WEBHOOKS", &hooks)], &[]).await;
     let mut clients = Vec::new();
     for (index, edge) in region.edges.iter().enumerate() {
         let mut client = PusherClient::connect(&edge.url()).await;
@@ -655,20 +607,22 @@ async fn one_cache_miss_for_subscribers_of_an_empty_cache_channel_on_every_edge(
     );
 }
 
-on_both_regions!(webhooks_pending_on_a_killed_hub_are_delivered_by_another);
-async fn webhooks_pending_on_a_killed_hub_are_delivered_by_another(shape: Shape) {
+on_every_redis!(webhooks_pending_on_a_killed_hub_are_delivered_by_another);
+async fn webhooks_pending_on_a_killed_hub_are_delivered_by_another(redis: RedisKind) {
     let test = "webhooks_pending_on_a_killed_hub_are_delivered_by_another";
-    let mut receiver = WebhookReceiver::start(test, &format!("receiver-{}", shape.label())).await;
+    let mut receiver = WebhookReceiver::start(test, &format!("receiver-{}", redis.label())).await;
     let hooks = endpoint(&receiver, &["client_event"]);
-    let mut region = AnyRegion::start(
-        shape,
+    let mut region = Region::start_over(
+        redis,
         test,
+        2,
         3,
         &[
             ("HERALD_APP__WEBHOOKS", &hooks),
             ("HERALD_WEBHOOKS__BACKOFF_MIN_MS", "200"),
             ("HERALD_WEBHOOKS__BACKOFF_MAX_MS", "1000"),
         ],
+        &[],
     )
     .await;
     receiver.mode("fail").await;
@@ -728,9 +682,18 @@ async fn a_cluster_sends_a_removal_found_by_its_marker_and_an_arrival_after_its_
     let test = "webhooks/cluster_marker";
     let mut receiver = WebhookReceiver::start(test, "receiver").await;
     let hooks = endpoint(&receiver, &["channel_occupied", "channel_vacated"]);
-    let region = ClusterRegion::start(test, 2, 1, &[("HERALD_APP__WEBHOOKS", &hooks)], &[]).await;
+    let region = Region::start_over(
+        RedisKind::Cluster,
+        test,
+        2,
+        1,
+        &[("HERALD_APP__WEBHOOKS", &hooks)],
+        &[],
+    )
+    .await;
+    let cluster = region.redis.cluster();
     let delayed = "herald:{wh}:delayed";
-    let at_delayed = region.redis.primary_of(delayed);
+    let at_delayed = cluster.primary_of(delayed);
     let now_ms = |port: u16| -> u64 {
         let (seconds, micros): (u64, u64) =
             on_node(port, |c| redis::cmd("TIME").query(c)).expect("TIME answers");
@@ -739,7 +702,7 @@ async fn a_cluster_sends_a_removal_found_by_its_marker_and_an_arrival_after_its_
     // "lost": its vacated removal is due, recorded in its record, marked, never checked.
     let lost = "herald:whp:{424242:lost}";
     let member = "v\n424242\nlost";
-    let at_lost = region.redis.primary_of(lost);
+    let at_lost = cluster.primary_of(lost);
     let due = now_ms(at_lost).to_string();
     let _: i64 = on_node(at_lost, |c| {
         redis::cmd("HSET").arg(lost).arg(member).arg(&due).query(c)
@@ -748,7 +711,7 @@ async fn a_cluster_sends_a_removal_found_by_its_marker_and_an_arrival_after_its_
     // "back": its removal was queued (its queued key is set) and an arrival undid it (the note).
     let back = "herald:whp:{424242:back}";
     let back_member = "v\n424242\nback";
-    let at_back = region.redis.primary_of(back);
+    let at_back = cluster.primary_of(back);
     let back_due = now_ms(at_back).to_string();
     let note = format!("u{back_due}\n{back_member}");
     let _: i64 = on_node(at_back, |c| {

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use herald_tests::compat::{JsClient, node_sdk, python_sdk, server, server_on};
-use herald_tests::on_both_topologies;
+use herald_tests::on_every_topology;
 use herald_tests::topology::{Cluster, Shape, Topology};
 use serde_json::{Value, json};
 
@@ -22,7 +22,7 @@ fn payload() -> Value {
     })
 }
 
-on_both_topologies!(pusher_js_on_two_edges_receives_what_the_npm_sdk_triggers);
+on_every_topology!(pusher_js_on_two_edges_receives_what_the_npm_sdk_triggers);
 async fn pusher_js_on_two_edges_receives_what_the_npm_sdk_triggers(shape: Shape) {
     let topology = Topology::start(
         shape,
@@ -201,7 +201,7 @@ async fn npm_sdk_multi_channel_batch_and_socket_id_exclusion_reach_pusher_js() {
     }
 }
 
-on_both_topologies!(python_sdk_channel_queries_match_pusher_js_subscribers);
+on_every_topology!(python_sdk_channel_queries_match_pusher_js_subscribers);
 async fn python_sdk_channel_queries_match_pusher_js_subscribers(shape: Shape) {
     // Every punctuation mark Pusher allows in a channel name. The Python SDK puts names into the
     // request path and the prefix filter into the query string without percent-encoding them,

@@ -6,7 +6,7 @@
 //! from the npm SDK too.
 
 use herald_tests::compat::{EchoClient, Kind, node_sdk, server};
-use herald_tests::on_both_topologies;
+use herald_tests::on_every_topology;
 use herald_tests::topology::{Cluster, Shape, Topology};
 use serde_json::{Value, json};
 
@@ -79,7 +79,7 @@ async fn echo_private_listen_receives_npm_sdk_events_on_both_edges() {
     }
 }
 
-on_both_topologies!(echo_presence_here_joining_leaving_across_edges);
+on_every_topology!(echo_presence_here_joining_leaving_across_edges);
 async fn echo_presence_here_joining_leaving_across_edges(shape: Shape) {
     const TEST: &str = "echo_presence_here_joining_leaving_across_edges";
     let topology = Topology::start(shape, TEST).await;

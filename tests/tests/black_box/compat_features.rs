@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use herald_tests::client::PusherClient;
 use herald_tests::compat::{JsClient, Server, node_sdk, python_sdk, server, server_on};
-use herald_tests::on_both_topologies;
+use herald_tests::on_every_topology;
 use herald_tests::topology::{Cluster, Shape, Topology};
 use serde_json::{Value, json};
 
@@ -65,7 +65,7 @@ async fn assert_terminated(client: &mut JsClient) {
     );
 }
 
-on_both_topologies!(pusher_js_presence_members_follow_users_across_edges);
+on_every_topology!(pusher_js_presence_members_follow_users_across_edges);
 async fn pusher_js_presence_members_follow_users_across_edges(shape: Shape) {
     const TEST: &str = "pusher_js_presence_members_follow_users_across_edges";
     const ROOM: &str = "presence-room";
@@ -337,7 +337,7 @@ async fn pusher_js_decrypts_what_the_npm_sdk_encrypts() {
     reader.close().await;
 }
 
-on_both_topologies!(python_sdk_reads_presence_sends_to_one_user_and_terminates_another);
+on_every_topology!(python_sdk_reads_presence_sends_to_one_user_and_terminates_another);
 async fn python_sdk_reads_presence_sends_to_one_user_and_terminates_another(shape: Shape) {
     const TEST: &str = "python_sdk_reads_presence_sends_to_one_user_and_terminates_another";
     const LOBBY: &str = "presence-lobby";
@@ -431,7 +431,7 @@ async fn python_sdk_reads_presence_sends_to_one_user_and_terminates_another(shap
     bystander.close().await;
 }
 
-on_both_topologies!(pusher_js_hears_subscription_counts_when_the_app_asks);
+on_every_topology!(pusher_js_hears_subscription_counts_when_the_app_asks);
 async fn pusher_js_hears_subscription_counts_when_the_app_asks(shape: Shape) {
     const TEST: &str = "pusher_js_hears_subscription_counts_when_the_app_asks";
     const COUNTED: &str = "counted";
@@ -507,7 +507,7 @@ async fn pusher_js_watchlist_follows_a_friend_signing_in_on_another_edge() {
     watcher.close().await;
 }
 
-on_both_topologies!(pusher_js_joins_presence_as_its_signed_in_user_without_channel_data);
+on_every_topology!(pusher_js_joins_presence_as_its_signed_in_user_without_channel_data);
 async fn pusher_js_joins_presence_as_its_signed_in_user_without_channel_data(shape: Shape) {
     // pusher-js ≥ 7.4 (pusher/pusher-js#625): when the app's channel endpoint answers a presence
     // channel with `auth` only (`authorizeChannel(socketId, channel)`, signing

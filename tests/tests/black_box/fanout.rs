@@ -1,9 +1,9 @@
 //! Public channels end to end: hub + two edges as separate processes, real QUIC link, signed
 //! HTTP triggers, wire-level WebSocket clients. Channel queries and counts run against one hub
-//! and against a region of two (`on_both_topologies!`).
+//! and against a region of two, over one Redis and over a Redis Cluster (`on_every_topology!`).
 
 use herald_tests::client::PusherClient;
-use herald_tests::on_both_topologies;
+use herald_tests::on_every_topology;
 use herald_tests::topology::{Cluster, Shape, Topology};
 use serde_json::json;
 
@@ -168,7 +168,7 @@ async fn resubscribing_after_the_last_subscriber_left_gets_only_new_events() {
     );
 }
 
-on_both_topologies!(channel_queries_report_occupied_channels_as_objects);
+on_every_topology!(channel_queries_report_occupied_channels_as_objects);
 async fn channel_queries_report_occupied_channels_as_objects(shape: Shape) {
     let topology =
         Topology::start(shape, "channel_queries_report_occupied_channels_as_objects").await;
@@ -213,7 +213,7 @@ async fn channel_queries_report_occupied_channels_as_objects(shape: Shape) {
     }
 }
 
-on_both_topologies!(subscription_counts_are_announced_when_the_app_asks);
+on_every_topology!(subscription_counts_are_announced_when_the_app_asks);
 async fn subscription_counts_are_announced_when_the_app_asks(shape: Shape) {
     let hub_env = [
         ("HERALD_APP__SUBSCRIPTION_COUNT_EVENTS", "true"),

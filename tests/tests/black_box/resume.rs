@@ -11,7 +11,7 @@ use herald_tests::api::Api;
 use herald_tests::client;
 use herald_tests::compat::{EchoClient, Kind, Launch, ResumeClients, node_sdk, server};
 use herald_tests::eventually::eventually;
-use herald_tests::on_both_topologies;
+use herald_tests::on_every_topology;
 use herald_tests::proxy::Proxy;
 use herald_tests::topology::{Cluster, Edge, Region, Shape, Topology};
 use serde_json::{Value, json};
@@ -196,7 +196,7 @@ async fn history_that_no_longer_reaches_back_fails_the_resume_loudly() {
     clients.close().await;
 }
 
-on_both_topologies!(the_first_event_of_a_channel_published_while_a_client_was_away_is_replayed);
+on_every_topology!(the_first_event_of_a_channel_published_while_a_client_was_away_is_replayed);
 
 /// A client subscribed with the add-on to a channel no event was ever published on, cut while
 /// the channel's first event is published (the channel vacated meanwhile, so a hub alone could

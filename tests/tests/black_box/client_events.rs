@@ -1,8 +1,11 @@
 //! Client events: only on private and presence channels the socket is subscribed to, never
-//! echoed to the sender, `user_id` added on presence channels, rate-limited per socket.
+//! echoed to the sender, `user_id` added on presence channels, rate-limited per socket. Across
+//! edges they run on one hub and in a region, over one Redis and over a Redis Cluster
+//! (`on_every_topology!`).
 
 use herald_tests::client::PusherClient;
-use herald_tests::topology::Cluster;
+use herald_tests::on_every_topology;
+use herald_tests::topology::{Cluster, Shape, Topology};
 use serde_json::{Value, json};
 
 async fn rejected(client: &mut PusherClient, code: u16) -> Value {
@@ -12,18 +15,18 @@ async fn rejected(client: &mut PusherClient, code: u16) -> Value {
     frame
 }
 
-#[tokio::test]
-async fn client_events_reach_the_others_across_edges_but_not_the_sender() {
-    let cluster = Cluster::start(
+on_every_topology!(client_events_reach_the_others_across_edges_but_not_the_sender);
+async fn client_events_reach_the_others_across_edges_but_not_the_sender(shape: Shape) {
+    let topology = Topology::start(
+        shape,
         "client_events_reach_the_others_across_edges_but_not_the_sender",
-        2,
-        &[],
     )
     .await;
     let channel = "private-chat";
-    let mut sender = PusherClient::connect(&cluster.edges[0].url()).await;
-    let mut same_edge = PusherClient::connect(&cluster.edges[0].url()).await;
-    let mut other_edge = PusherClient::connect(&cluster.edges[1].url()).await;
+    let mut sender = topology.connect(0).await;
+    let mut same_edge = topology.connect(0).await;
+    // In a region, edge 1 is linked to the other hub.
+    let mut other_edge = topology.connect(1).await;
     for client in [&mut sender, &mut same_edge, &mut other_edge] {
         assert_eq!(
             client.subscribe_private(channel).await["event"],
@@ -38,16 +41,17 @@ async fn client_events_reach_the_others_across_edges_but_not_the_sender() {
     assert_eq!(other_edge.next_event().await, expected);
     // Not echoed: the sender's next event is the fence.
     let fence = json!({"name": "fence", "channel": channel, "data": "f"});
-    assert_eq!(cluster.api().trigger(fence).await.status, 200);
+    assert_eq!(topology.api().trigger(fence).await.status, 200);
     assert_eq!(sender.next_event().await["event"], "fence");
 }
 
-#[tokio::test]
-async fn presence_client_events_carry_the_senders_user_id() {
-    let cluster = Cluster::start("presence_client_events_carry_the_senders_user_id", 1, &[]).await;
+on_every_topology!(presence_client_events_carry_the_senders_user_id);
+async fn presence_client_events_carry_the_senders_user_id(shape: Shape) {
+    let topology = Topology::start(shape, "presence_client_events_carry_the_senders_user_id").await;
     let channel = "presence-game";
-    let mut a = PusherClient::connect(&cluster.edges[0].url()).await;
-    let mut b = PusherClient::connect(&cluster.edges[0].url()).await;
+    // On two edges (in a region, linked to two hubs).
+    let mut a = topology.connect(0).await;
+    let mut b = topology.connect(1).await;
     a.subscribe_presence(channel, &json!({"user_id": 1})).await;
     b.subscribe_presence(channel, &json!({"user_id": 2})).await;
     assert_eq!(

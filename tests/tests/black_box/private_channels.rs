@@ -1,8 +1,10 @@
 //! Private and encrypted channels: the edge checks the auth signature itself; a bad one fails
-//! only that subscription, and the socket stays usable.
+//! only that subscription, and the socket stays usable. Events triggered on a hub other than the
+//! subscriber's reach it, on one hub and in a region over one Redis and over a Redis Cluster
+//! (`on_every_topology!`).
 
-use herald_tests::client::PusherClient;
-use herald_tests::topology::{APP_KEY, Cluster};
+use herald_tests::on_every_topology;
+use herald_tests::topology::{APP_KEY, Shape, Topology};
 use serde_json::json;
 
 fn auth_error(reply: &serde_json::Value, channel: &str) {
@@ -12,16 +14,15 @@ fn auth_error(reply: &serde_json::Value, channel: &str) {
     assert_eq!(reply["data"]["status"], 401, "{reply}");
 }
 
-#[tokio::test]
-async fn private_subscriptions_need_a_signature_for_this_socket() {
-    let cluster = Cluster::start(
+on_every_topology!(private_subscriptions_need_a_signature_for_this_socket);
+async fn private_subscriptions_need_a_signature_for_this_socket(shape: Shape) {
+    let topology = Topology::start(
+        shape,
         "private_subscriptions_need_a_signature_for_this_socket",
-        1,
-        &[],
     )
     .await;
-    let mut client = PusherClient::connect(&cluster.edges[0].url()).await;
-    let other = PusherClient::connect(&cluster.edges[0].url()).await;
+    let mut client = topology.connect(0).await;
+    let other = topology.connect(0).await;
     let channel = "private-orders.7";
 
     client
@@ -57,8 +58,9 @@ async fn private_subscriptions_need_a_signature_for_this_socket() {
         reply,
         json!({"event": "pusher_internal:subscription_succeeded", "channel": channel, "data": "{}"})
     );
-    let sent = cluster
-        .api()
+    let sent = topology
+        .api_for_other_hub(0)
+        .await
         .trigger(json!({"name": "shipped", "channel": channel, "data": "{\"id\":7}"}))
         .await;
     assert_eq!(sent.status, 200);
@@ -68,15 +70,14 @@ async fn private_subscriptions_need_a_signature_for_this_socket() {
     );
 }
 
-#[tokio::test]
-async fn encrypted_channels_pass_ciphertext_through_and_refuse_client_events() {
-    let cluster = Cluster::start(
+on_every_topology!(encrypted_channels_pass_ciphertext_through_and_refuse_client_events);
+async fn encrypted_channels_pass_ciphertext_through_and_refuse_client_events(shape: Shape) {
+    let topology = Topology::start(
+        shape,
         "encrypted_channels_pass_ciphertext_through_and_refuse_client_events",
-        1,
-        &[],
     )
     .await;
-    let mut client = PusherClient::connect(&cluster.edges[0].url()).await;
+    let mut client = topology.connect(0).await;
     let channel = "private-encrypted-vault";
     let reply = client.subscribe_private(channel).await;
     assert_eq!(
@@ -84,8 +85,9 @@ async fn encrypted_channels_pass_ciphertext_through_and_refuse_client_events() {
         "{reply}"
     );
     let ciphertext = "{\"nonce\":\"AAECAwQFBgcICQoLDA0ODxAREhMUFRYX\",\"ciphertext\":\"c2VjcmV0\"}";
-    let sent = cluster
-        .api()
+    let sent = topology
+        .api_for_other_hub(0)
+        .await
         .trigger(json!({"name": "secret", "channel": channel, "data": ciphertext}))
         .await;
     assert_eq!(sent.status, 200);

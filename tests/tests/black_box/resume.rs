@@ -11,9 +11,9 @@ use herald_tests::api::Api;
 use herald_tests::client;
 use herald_tests::compat::{EchoClient, Kind, Launch, ResumeClients, node_sdk, server};
 use herald_tests::eventually::eventually;
-use herald_tests::on_every_topology;
 use herald_tests::proxy::Proxy;
-use herald_tests::topology::{Cluster, Edge, Region, Shape, Topology};
+use herald_tests::topology::{Cluster, Edge, RedisKind, Region, Shape, Topology};
+use herald_tests::{on_every_redis, on_every_topology};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -44,10 +44,16 @@ async fn no_connections(edge: &Edge) {
     .unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_edge_killed_and_a_connection_cut_lose_nothing_with_the_add_on() {
+on_every_redis!(
+    an_edge_killed_and_a_connection_cut_lose_nothing_with_the_add_on,
+    flavor = "multi_thread",
+    worker_threads = 2
+);
+async fn an_edge_killed_and_a_connection_cut_lose_nothing_with_the_add_on(redis: RedisKind) {
     let test = "an_edge_killed_and_a_connection_cut_lose_nothing_with_the_add_on";
-    let mut region = Region::start(test, 2, 3, &[], &[]).await;
+    let mut region = Region::start_over(redis, test, 2, 3, &[], &[]).await;
+    let test = region.name.clone();
+    let test = test.as_str();
     let upstreams: Vec<String> = region.edges.iter().map(|e| e.websocket.clone()).collect();
     let mut proxies = Vec::new();
     for index in 0..60 {

@@ -71,6 +71,9 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 /// claiming it again after a crash does not queue it twice, and an arrival that undid it while
 /// it was being queued is sent after it): far longer than any courier takes over.
 const QUEUED_FOR: Duration = Duration::from_secs(3600);
+/// How long the delay mover pauses after a failed move (a shard failing over), rather than
+/// trying again at once.
+const FAILED_MOVE_PAUSE: Duration = Duration::from_millis(200);
 /// Rounds of claims one look at a channel's record makes before it comes back later.
 const CLAIM_ROUNDS: usize = 3;
 
@@ -655,6 +658,9 @@ impl Region {
                 .await;
             let wait = match due {
                 Ok((_, members, scores)) if !members.is_empty() => {
+                    // Entries are independent (on a cluster each channel's record is on its own
+                    // shard): one that fails waits for the next round, the others go on.
+                    let mut failed = None;
                     for (text, score) in members.iter().zip(&scores) {
                         let moved = match parse_channel_entry(text) {
                             Some(key) => self.settle(text, score, &key).await,
@@ -665,11 +671,16 @@ impl Region {
                             None => self.claim(text).await,
                         };
                         if let Err(error) = moved {
-                            tracing::warn!(message = "Cannot move a delayed webhook; retrying.", %error);
-                            break;
+                            failed.get_or_insert(error);
                         }
                     }
-                    Duration::ZERO
+                    match failed {
+                        Some(error) => {
+                            tracing::warn!(message = "Cannot move a delayed webhook; retrying.", %error);
+                            FAILED_MOVE_PAUSE
+                        }
+                        None => Duration::ZERO,
+                    }
                 }
                 Ok((wait, _, _)) if wait >= 0 => Duration::from_millis(wait as u64).min(DELAY_LOOK),
                 Ok(_) => DELAY_LOOK,

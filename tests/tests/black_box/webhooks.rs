@@ -772,3 +772,106 @@ async fn a_cluster_sends_a_removal_found_by_its_marker_and_an_arrival_after_its_
     .await
     .unwrap();
 }
+
+/// On a Redis Cluster the webhook keys follow a failover: the primary of the `{wh}` slot is
+/// SIGKILLed and its replica promoted; webhooks caused afterwards — occupancy, client events
+/// and a delayed `channel_vacated` — are delivered, each once.
+#[tokio::test]
+async fn a_cluster_delivers_webhooks_after_the_primary_of_their_keys_fails_over() {
+    use herald_tests::redis_cluster::on_node;
+    let test = "webhooks/cluster_failover";
+    let mut receiver = WebhookReceiver::start(test, "receiver").await;
+    let hooks = endpoint(
+        &receiver,
+        &["client_event", "channel_occupied", "channel_vacated"],
+    );
+    let mut region = Region::start_over(
+        RedisKind::Cluster,
+        test,
+        2,
+        2,
+        &[("HERALD_APP__WEBHOOKS", &hooks)],
+        &[],
+    )
+    .await;
+    let mut clients = Vec::new();
+    for edge in &region.edges {
+        clients.push(PusherClient::connect(&edge.url()).await);
+    }
+    for (index, client) in clients.iter_mut().enumerate() {
+        join_private(client, &format!("private-before-{index}")).await;
+    }
+    let mut expected = chatter(&mut clients, "private-before", 3).await;
+    expected.extend((0..clients.len()).map(|index| occupied(&format!("private-before-{index}"))));
+    let delivered = receiver
+        .delivered_until(ARRIVAL, |events| {
+            expected.iter().all(|e| events.contains(e))
+        })
+        .await;
+    assert_eq!(sorted(delivered), sorted(expected));
+    // Delivered events are deleted from the queues: wait until the replica that will be
+    // promoted has the deletions too, so that the failover cannot bring them back.
+    let cluster = region.redis.cluster();
+    let slot = cluster.slot("herald:{wh}:delayed");
+    let replica = cluster.replicas_of_slot(slot)[0];
+    eventually(
+        "the webhook queues to be empty on the replica",
+        ARRIVAL,
+        async || -> u64 {
+            on_node(replica, |c| {
+                let _: () = redis::cmd("READONLY").query(c)?;
+                let queues: Vec<String> = redis::cmd("KEYS").arg("herald:{wh}:q:*").query(c)?;
+                let mut total = 0;
+                for queue in queues {
+                    let length: u64 = redis::cmd("XLEN").arg(queue).query(c)?;
+                    total += length;
+                }
+                Ok(total)
+            })
+            .unwrap()
+        },
+        |total| *total == 0,
+    )
+    .await
+    .unwrap();
+
+    let promotion = region.redis.cluster_mut().fail_over(slot).await;
+    eprintln!(
+        "webhooks: the primary of {{wh}} ({}) killed, {} promoted after {} ms",
+        promotion.killed,
+        promotion.promoted,
+        promotion.took.as_millis()
+    );
+    let promoted = Instant::now();
+    for (index, client) in clients.iter_mut().enumerate() {
+        join_private(client, &format!("private-after-{index}")).await;
+    }
+    let mut expected = chatter(&mut clients, "private-after", 3).await;
+    expected.extend((0..clients.len()).map(|index| occupied(&format!("private-after-{index}"))));
+    clients[0].unsubscribe("private-after-0").await;
+    clients[0].sync().await;
+    expected.push(vacated("private-after-0"));
+    let delivered = receiver
+        .delivered_until(ARRIVAL, |events| {
+            expected.iter().all(|e| events.contains(e))
+        })
+        .await;
+    eprintln!(
+        "webhooks: everything caused after the promotion delivered {} ms after it (the \
+         channel_vacated waits 3 s)",
+        promoted.elapsed().as_millis()
+    );
+    // The fence: one more client event, caused once all the others were delivered.
+    let fence = client_event(
+        "private-after-1",
+        "client-fence",
+        "{}",
+        &clients[1].socket_id,
+    );
+    clients[1]
+        .send(json!({"event": "client-fence", "channel": "private-after-1", "data": {}}))
+        .await;
+    let after = until_fence(&mut receiver, &[fence]).await;
+    let all: Vec<Value> = delivered.into_iter().chain(after).collect();
+    assert_eq!(sorted(all), sorted(expected), "each event exactly once");
+}

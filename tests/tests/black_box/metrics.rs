@@ -11,7 +11,8 @@ use herald_tests::compat::WebhookReceiver;
 use herald_tests::dev::Dev;
 use herald_tests::eventually::eventually;
 use herald_tests::metrics::{scrape, scrape_until};
-use herald_tests::topology::{APP_ID, Cluster, Region};
+use herald_tests::on_every_redis;
+use herald_tests::topology::{APP_ID, Cluster, RedisKind, Region};
 use serde_json::json;
 
 const APP: (&str, &str) = ("app_id", "100001");
@@ -301,13 +302,15 @@ async fn a_region_counts_each_edge_once_and_standby_links_apart() {
     assert_eq!(counted, [3.0, 3.0, 3.0, 3.0]);
 }
 
+on_every_redis!(delivery_latency_in_a_region_is_measured_from_the_triggering_hub);
 /// In a region the hub that accepts an event stamps it and the stamp travels through Redis (the
-/// publish script's message, history and cache), so `herald_edge_delivery_seconds` measures
-/// from the trigger on every edge: each edge's histogram counts exactly its deliveries, and the
-/// edge behind a hub that stood still while an event was triggered shows that wait.
-#[tokio::test]
-async fn delivery_latency_in_a_region_is_measured_from_the_triggering_hub() {
+/// publish script's message — on a cluster, `SPUBLISH` — history and cache), so
+/// `herald_edge_delivery_seconds` measures from the trigger on every edge: each edge's histogram
+/// counts exactly its deliveries, and the edge behind a hub that stood still while an event was
+/// triggered shows that wait.
+async fn delivery_latency_in_a_region_is_measured_from_the_triggering_hub(redis: RedisKind) {
     delivery_latency_in_a_region(
+        redis,
         "delivery_latency_in_a_region_is_measured_from_the_triggering_hub",
         false,
     )
@@ -318,15 +321,17 @@ async fn delivery_latency_in_a_region_is_measured_from_the_triggering_hub() {
 #[tokio::test]
 async fn delivery_latency_behind_a_stalled_hub_includes_the_stall() {
     delivery_latency_in_a_region(
+        RedisKind::Standalone,
         "delivery_latency_behind_a_stalled_hub_includes_the_stall",
         true,
     )
     .await;
 }
 
-/// Triggers on the first hub of a region and checks every edge's delivery histogram; with
-/// `stall`, also that an edge whose hub stood still while the event was accepted shows the wait.
-async fn delivery_latency_in_a_region(test: &str, stall: bool) {
+/// Triggers on the first hub of a region over `redis` and checks every edge's delivery
+/// histogram; with `stall`, also that an edge whose hub stood still while the event was accepted
+/// shows the wait.
+async fn delivery_latency_in_a_region(redis: RedisKind, test: &str, stall: bool) {
     // With `stall`, no timer may move an edge off the stopped hub: an edge that failed over to
     // the other hub (after 800 ms of silence by default, which a loaded machine can stretch a
     // 300 ms stall into) would be served by a hub that never stood still.
@@ -341,7 +346,7 @@ async fn delivery_latency_in_a_region(test: &str, stall: bool) {
     } else {
         (&[], &[])
     };
-    let region = Region::start(test, 2, 3, hub_env, edge_env).await;
+    let region = Region::start_over(redis, test, 2, 3, hub_env, edge_env).await;
     let stalled = &region.hubs[1];
     let behind_stalled = eventually(
         "an edge linked to the second hub",

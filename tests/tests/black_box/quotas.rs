@@ -9,7 +9,8 @@ use std::time::Duration;
 use herald_tests::api::{Api, query};
 use herald_tests::client::{Socket, Upgraded, expect_close, next_json, open_from, send_json};
 use herald_tests::eventually::eventually;
-use herald_tests::topology::{APP_ID, APP_KEY, Cluster, Edge, Region};
+use herald_tests::on_every_redis;
+use herald_tests::topology::{APP_ID, APP_KEY, Cluster, Edge, RedisKind, Region};
 use serde_json::{Value, json};
 
 const PATH: &str = "/app/test-key?protocol=7&client=js&version=8.4.0";
@@ -96,10 +97,18 @@ async fn origins_are_allowed_refused_by_wildcard_and_absent_by_rule() {
     established(open(&open_app.edges[0], &[("Origin", "https://evil.test")]).await).await;
 }
 
-#[tokio::test]
-async fn an_app_over_its_quota_gets_4004_counted_across_the_region() {
+on_every_redis!(an_app_over_its_quota_gets_4004_counted_across_the_region);
+async fn an_app_over_its_quota_gets_4004_counted_across_the_region(redis: RedisKind) {
     let test = "an_app_over_its_quota_gets_4004_counted_across_the_region";
-    let region = Region::start(test, 2, 2, &[("HERALD_APP__MAX_CONNECTIONS", "3")], &[]).await;
+    let region = Region::start_over(
+        redis,
+        test,
+        2,
+        2,
+        &[("HERALD_APP__MAX_CONNECTIONS", "3")],
+        &[],
+    )
+    .await;
     let (first, second) = (&region.edges[0], &region.edges[1]);
     let _a = established(open(first, &[]).await).await;
     let _b = established(open(first, &[]).await).await;

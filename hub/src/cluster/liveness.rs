@@ -160,9 +160,12 @@ async fn reap_hub(cluster: &Cluster, id: HubId) -> Result<(), ClusterError> {
             }
         }
     }
+    // A check that cannot be added leaves the channel's marker to find the removal.
     let mut checks = redis::pipe();
-    if cluster.mark_removals(&mut checks, removed, Mark::After) {
-        let () = checks.query_async(&mut redis).await?;
+    if cluster.mark_removals(&mut checks, removed, Mark::After)
+        && let Err(error) = checks.query_async::<()>(&mut redis).await
+    {
+        tracing::warn!(message = "Cannot add the delayed webhooks' checks; their markers stand in.", %error);
     }
     cluster.forget_channels(&empty).await?;
     let users = cluster.forget_online_on(id).await?;

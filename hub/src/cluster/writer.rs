@@ -247,10 +247,13 @@ async fn index(cluster: &Cluster, taken: &Taken, replies: &[Value]) -> Result<()
         }
     }
     // On a Redis Cluster, the channels' checks of the removals their scripts decided.
+    // A check that cannot be added leaves the channel's marker to find the removal.
     let mut checks = redis::pipe();
     removed.dedup();
-    if cluster.mark_removals(&mut checks, removed, Mark::After) {
-        let () = checks.query_async(&mut cluster.connection()).await?;
+    if cluster.mark_removals(&mut checks, removed, Mark::After)
+        && let Err(error) = checks.query_async::<()>(&mut cluster.connection()).await
+    {
+        tracing::warn!(message = "Cannot add the delayed webhooks' checks; their markers stand in.", %error);
     }
     if !left.is_empty() {
         occupied

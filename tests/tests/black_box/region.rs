@@ -119,14 +119,15 @@ async fn a_hub_subscribes_in_redis_only_to_channels_its_edges_want(redis: RedisK
     .unwrap();
 }
 
-#[tokio::test]
-async fn herald_dev_starts_a_local_region_of_processes() {
+on_every_redis!(herald_dev_starts_a_local_region_of_processes);
+async fn herald_dev_starts_a_local_region_of_processes(redis: RedisKind) {
     use herald_tests::api::Api;
     use herald_tests::process::HeraldProcess;
-    use herald_tests::redis::RedisServer;
+    use herald_tests::redis_region::RegionRedis;
 
-    let redis = RedisServer::start().await;
-    let url = redis.url(0);
+    let test = redis.name("herald_dev_starts_a_local_region_of_processes");
+    let redis = RegionRedis::start(redis, &test).await;
+    let url = redis.url();
     let args = [
         "dev",
         "--ready-json",
@@ -143,13 +144,7 @@ async fn herald_dev_starts_a_local_region_of_processes() {
         "--http-listen",
         "127.0.0.1:0",
     ];
-    let dev = HeraldProcess::start(
-        "herald_dev_starts_a_local_region_of_processes",
-        "dev",
-        &args,
-        &[],
-    )
-    .await;
+    let dev = HeraldProcess::start(&test, "dev", &args, &[]).await;
     let members = dev.ready["members"]
         .as_array()
         .expect("a member list")

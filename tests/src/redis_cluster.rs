@@ -609,6 +609,11 @@ impl RedisCluster {
             .collect()
     }
 
+    /// The process id of a live node (to stop it with SIGSTOP, as a vanished host).
+    pub fn pid(&mut self, port: u16) -> Option<u32> {
+        self.node_mut(port).child.as_ref().and_then(Child::id)
+    }
+
     /// Kills a node (SIGKILL).
     pub async fn kill(&mut self, port: u16) {
         self.node_mut(port).kill().await;

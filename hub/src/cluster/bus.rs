@@ -44,6 +44,8 @@ use crate::region::{Heard, Inboxes, Told};
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// How often the connection is pinged to notice a dead peer.
 const PING_INTERVAL: Duration = Duration::from_secs(1);
+/// Why a connection whose peer stopped answering ended.
+const PING_TIMED_OUT: &str = "ping timed out";
 
 /// Whether the bus hears the cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,19 +162,50 @@ struct Elsewhere {
     control: ClusterConnection,
     /// The configured connection settings (TLS, AUTH), given each node's address.
     template: ConnectionInfo,
+    /// The primaries as the cluster named them while all was well: asking again when a node
+    /// is silent may wait for that very node.
+    known: Vec<sharded::Node>,
 }
 
 impl Elsewhere {
-    /// Connects at the first primary, other than `failed`, that accepts; its client with the
-    /// connection.
+    /// Learns the cluster's primaries (after a connection succeeded).
+    async fn learn(&mut self) {
+        let known = sharded::primaries(&mut self.control).await;
+        if !known.is_empty() {
+            self.known = known;
+        }
+    }
+
+    /// Connects at the first primary, other than `failed`, that accepts — of those known, then
+    /// of those the cluster names now; its client with the connection.
     async fn connect(
         &mut self,
         failed: &redis::Client,
         keys: &Keys,
         wanted: &[ChannelKey],
     ) -> Option<(redis::Client, (PubSubSink, PubSubStream))> {
-        for node in sharded::primaries(&mut self.control).await {
-            let info = sharded::node_address(&self.template, &node);
+        let known = self.known.clone();
+        if let Some(found) = self.try_nodes(&known, failed, keys, wanted).await {
+            return Some(found);
+        }
+        let named = sharded::primaries(&mut self.control).await;
+        if named.is_empty() || named == known {
+            return None;
+        }
+        self.known = named.clone();
+        self.try_nodes(&named, failed, keys, wanted).await
+    }
+
+    /// Connects at the first of `nodes`, other than `failed`, that accepts.
+    async fn try_nodes(
+        &self,
+        nodes: &[sharded::Node],
+        failed: &redis::Client,
+        keys: &Keys,
+        wanted: &[ChannelKey],
+    ) -> Option<(redis::Client, (PubSubSink, PubSubStream))> {
+        for node in nodes {
+            let info = sharded::node_address(&self.template, node);
             if info.addr() == failed.get_connection_info().addr() {
                 continue;
             }
@@ -210,6 +243,7 @@ async fn serve_nodes(
     let BusTask { shared, state } = task;
     let mut failures = 0u32;
     let mut client = client;
+    let mut silent = false;
     while !shutdown.is_cancelled() {
         // Everything wanted is subscribed on connecting; pending changes are moot.
         let wanted: Vec<ChannelKey> = {
@@ -217,15 +251,27 @@ async fn serve_nodes(
             wants.changed.clear();
             wants.wanted.iter().cloned().collect()
         };
-        let mut connected =
-            tokio::time::timeout(CONNECT_TIMEOUT, connect(&client, &keys, &wanted)).await;
-        if !matches!(connected, Ok(Ok(_)))
+        // A node that stopped answering (its host may have vanished) is tried last.
+        let mut moved = None;
+        if silent && let Some(elsewhere) = &mut elsewhere {
+            moved = elsewhere.connect(&client, &keys, &wanted).await;
+        }
+        let mut connected = match moved {
+            Some((other, pubsub)) => {
+                client = other;
+                Ok(Ok(pubsub))
+            }
+            None => tokio::time::timeout(CONNECT_TIMEOUT, connect(&client, &keys, &wanted)).await,
+        };
+        if !silent
+            && !matches!(connected, Ok(Ok(_)))
             && let Some(elsewhere) = &mut elsewhere
             && let Some((other, pubsub)) = elsewhere.connect(&client, &keys, &wanted).await
         {
             client = other;
             connected = Ok(Ok(pubsub));
         }
+        silent = false;
         let (mut sink, mut stream) = match connected {
             Ok(Ok(pubsub)) => pubsub,
             outcome => {
@@ -259,8 +305,14 @@ async fn serve_nodes(
         // Whatever was published while deaf is in history: have every channel catch up.
         inboxes.shard(Heard::Resync).await;
         inboxes.watchlist(Told::Resync).await;
+        if let Some(elsewhere) = &mut elsewhere
+            && elsewhere.known.is_empty()
+        {
+            elsewhere.learn().await;
+        }
         let reason = serve(&mut sink, &mut stream, &shared, &keys, &inboxes, &shutdown).await;
         state.send_replace(BusState::Down);
+        silent = reason.as_deref() == Some(PING_TIMED_OUT);
         match reason {
             Some(reason) => {
                 tracing::warn!(message = "Redis pub/sub connection lost.", reason = %reason)
@@ -313,6 +365,7 @@ pub async fn run_cluster(
     let elsewhere = Elsewhere {
         control: control.clone(),
         template: client.get_connection_info().clone(),
+        known: Vec::new(),
     };
     let subscriber = sharded::spawn(
         control,
@@ -573,7 +626,7 @@ async fn serve(
                 match pinged {
                     Ok(Ok(_)) => {}
                     Ok(Err(error)) => return Some(error.to_string()),
-                    Err(_) => return Some("ping timed out".into()),
+                    Err(_) => return Some(PING_TIMED_OUT.into()),
                 }
             }
         }

@@ -26,8 +26,8 @@ pub struct ConnectPlan {
     pub sources: Vec<IpAddr>,
     /// The app key.
     pub app_key: String,
-    /// The channel every subscriber joins.
-    pub channel: String,
+    /// The channels every subscriber joins (one, or those of [`crate::channel_names`]).
+    pub channels: Vec<String>,
     /// Whether subscribers opt in to event positions (Herald's resume extension).
     pub positions: bool,
     /// How many subscribers.
@@ -57,7 +57,7 @@ pub struct ConnectReport {
     pub per_second: f64,
     /// TCP connect → `pusher:connection_established`, ms.
     pub handshake_ms: Summary,
-    /// `pusher:subscribe` sent → `subscription_succeeded`, ms.
+    /// First `pusher:subscribe` sent → last `subscription_succeeded`, ms.
     pub subscribe_ms: Summary,
 }
 
@@ -79,7 +79,9 @@ async fn one(
     let mut socket = wire::connect(target, &plan.app_key, source).await?;
     wire::establish(&mut socket).await?;
     let established = Instant::now();
-    wire::subscribe_with(&mut socket, &plan.channel, plan.positions).await?;
+    for channel in &plan.channels {
+        wire::subscribe_with(&mut socket, channel, plan.positions).await?;
+    }
     Ok((socket, established - started, established.elapsed()))
 }
 

@@ -39,6 +39,17 @@ pub mod session;
 pub mod stats;
 pub mod trigger;
 
+/// The channels of a run: `base` alone when `count` is 1, else `base-0` … `base-(count-1)`.
+/// Event `seq` is triggered on channel `seq % count` and every subscriber joins all of them, so
+/// spreading events over channels (and over a Redis Cluster's shards) keeps the delivery load.
+pub fn channel_names(base: &str, count: usize) -> Vec<String> {
+    if count <= 1 {
+        vec![base.to_string()]
+    } else {
+        (0..count).map(|i| format!("{base}-{i}")).collect()
+    }
+}
+
 /// Raises the soft open-files limit to the hard limit; returns the effective soft limit.
 pub fn raise_open_files() -> Option<u64> {
     match rlimit::increase_nofile_limit(u64::MAX) {

@@ -37,7 +37,7 @@ pub struct BenchArgs {
 /// The benchmarks.
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
-    /// Subscribers on one channel, events triggered at a fixed rate through the HTTP API:
+    /// Subscribers on one channel (or --channels N), events triggered at a fixed rate through the HTTP API:
     /// end-to-end latency, loss, duplicates, throughput, server CPU per delivery.
     Fanout(FanoutArgs),
     /// Subscribed sockets held idle: connect rate, handshake time, server memory per socket.
@@ -70,9 +70,15 @@ pub struct ClientArgs {
     /// How many subscribers.
     #[arg(long, short = 'n', default_value_t = 1000)]
     pub subscribers: usize,
-    /// The public channel every subscriber joins.
+    /// The public channel every subscriber joins (with --channels, the names' base).
     #[arg(long, default_value = "bench")]
     pub channel: String,
+    /// Spread the events over this many channels, CHANNEL-0 … CHANNEL-(N-1) (1: CHANNEL
+    /// alone): event i goes to channel i mod N and every subscriber joins all N, so each still
+    /// receives every event — the same delivery load, with the events spread over channels
+    /// (and a Redis Cluster's shards). Order is checked per channel.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub channels: usize,
     /// Subscribe as clients that opted in to Herald's resume extension (`"herald": {}` in
     /// `pusher:subscribe`, docs/resume.md): each event frame they get carries its position.
     /// A run with and one without it measure what the extension costs the servers.
@@ -186,6 +192,7 @@ impl ClientArgs {
     async fn plan(&self) -> Result<(SessionPlan, Setup), BenchError> {
         positive("--subscribers", self.subscribers > 0)?;
         positive("--connect-concurrency", self.connect_concurrency > 0)?;
+        positive("--channels", self.channels > 0)?;
         if let Some(rate) = self.connect_rate {
             positive("--connect-rate", rate.is_finite() && rate > 0.0)?;
         }
@@ -201,7 +208,7 @@ impl ClientArgs {
             targets,
             sources: self.source_ips.clone(),
             app_key: app_key.unwrap_or_else(|| DEV_APP_KEY.to_string()),
-            channel: self.channel.clone(),
+            channels: herald_bench::channel_names(&self.channel, self.channels),
             positions: self.positions,
             count: self.subscribers,
             concurrency: self.connect_concurrency,
@@ -212,6 +219,7 @@ impl ClientArgs {
             ws: self.ws.clone(),
             source_ips: self.source_ips.iter().map(IpAddr::to_string).collect(),
             channel: self.channel.clone(),
+            channels: self.channels as u64,
             subscribers: self.subscribers as u64,
             ..Setup::default()
         };
@@ -248,7 +256,7 @@ async fn fanout_run(args: FanoutArgs) -> Result<Report, BenchError> {
         app_id: args.app_id,
         app_key: session.connect.app_key.clone(),
         app_secret: args.app_secret,
-        channel: args.client.channel.clone(),
+        channels: session.connect.channels.clone(),
         event: args.event,
         rate: args.rate,
         count,

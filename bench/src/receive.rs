@@ -125,13 +125,18 @@ pub struct Group {
 }
 
 impl Group {
-    /// Starts a group for a run that triggers sequence numbers `0..planned` as `event` on
-    /// `channel`; it stops when `stop` is cancelled.
-    pub fn start(channel: String, event: String, planned: u64, stop: CancellationToken) -> Self {
+    /// Starts a group for a run that triggers sequence numbers `0..planned` as `event`, number
+    /// `seq` on `channels[seq % channels.len()]`; it stops when `stop` is cancelled.
+    pub fn start(
+        channels: Vec<String>,
+        event: String,
+        planned: u64,
+        stop: CancellationToken,
+    ) -> Self {
         let (sockets, incoming) = mpsc::unbounded_channel();
         let delivered = Arc::new(AtomicU64::new(0));
         let state = State {
-            channel,
+            channels,
             event,
             planned,
             delivered: delivered.clone(),
@@ -159,7 +164,7 @@ impl Group {
 }
 
 struct State {
-    channel: String,
+    channels: Vec<String>,
     event: String,
     planned: u64,
     delivered: Arc<AtomicU64>,
@@ -188,7 +193,9 @@ impl State {
                             flush_due: false,
                             ended: false,
                         });
-                        self.result.trackers.push(Tracker::new(self.planned));
+                        self.result
+                            .trackers
+                            .push(Tracker::new(self.planned, self.channels.len()));
                     }
                     None => open = false,
                 },
@@ -212,18 +219,27 @@ impl State {
             self.result.other_frames += 1;
             return false;
         };
-        if frame.event != self.event || frame.channel.as_deref() != Some(self.channel.as_str()) {
+        let channel = frame
+            .channel
+            .as_deref()
+            .and_then(|name| self.channels.iter().position(|ours| ours == name));
+        let Some(channel) = channel.filter(|_| frame.event == self.event) else {
             if frame.event == "pusher:error" {
                 self.result.pusher_errors += 1;
             } else {
                 self.result.other_frames += 1;
             }
             return false;
-        }
+        };
         let Some(stamp) = frame.data_str().as_deref().and_then(payload::decode) else {
             self.result.other_frames += 1;
             return false;
         };
+        if stamp.seq % self.channels.len() as u64 != channel as u64 {
+            // Triggered on another of the run's channels, yet delivered on this one.
+            self.result.other_frames += 1;
+            return false;
+        }
         match self.result.trackers[index].record(stamp.seq) {
             Arrival::InOrder | Arrival::OutOfOrder => {
                 let latency = payload::now_us().saturating_sub(stamp.sent_us);

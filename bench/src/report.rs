@@ -22,8 +22,11 @@ pub struct Setup {
     pub api: Vec<String>,
     /// Source addresses of the client sockets (empty: the OS's choice).
     pub source_ips: Vec<String>,
-    /// The channel.
+    /// The channel (with more than one channel, the base of their names).
     pub channel: String,
+    /// How many channels the events were spread over (0 in reports from before the option: 1).
+    #[serde(default)]
+    pub channels: u64,
     /// Subscribers asked for.
     pub subscribers: u64,
     /// Events per second (fan-out only).
@@ -311,6 +314,21 @@ impl Report {
     }
 }
 
+/// `bench`, or `16 channels bench-0…bench-15`.
+fn channels_label(s: &Setup) -> String {
+    if s.channels > 1 {
+        format!(
+            "{} channels {}-0…{}-{}",
+            s.channels,
+            s.channel,
+            s.channel,
+            s.channels - 1
+        )
+    } else {
+        s.channel.clone()
+    }
+}
+
 fn heading(s: &Setup) -> String {
     let sources = if s.source_ips.is_empty() {
         String::new()
@@ -321,7 +339,7 @@ fn heading(s: &Setup) -> String {
         format!(
             "herald-bench fanout: {} subscribers on {} over {} ws URL(s){sources}; {} msg/s × {} messages of {} B",
             s.subscribers,
-            s.channel,
+            channels_label(s),
             s.ws.len(),
             s.rate,
             s.messages,
@@ -331,7 +349,7 @@ fn heading(s: &Setup) -> String {
         format!(
             "herald-bench idle: {} subscribers on {} over {} ws URL(s){sources}",
             s.subscribers,
-            s.channel,
+            channels_label(s),
             s.ws.len()
         )
     }

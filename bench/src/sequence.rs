@@ -9,7 +9,10 @@
 //! same time may be accepted by the server in either order, so only a run with
 //! `--max-in-flight 1` makes it a fault. What must hold regardless is that every subscriber sees
 //! the server's one order: each tracker folds its first arrivals into an order fingerprint, and
-//! the report counts the distinct fingerprints among subscribers that received everything.
+//! the report counts the distinct fingerprints among subscribers that received everything. With
+//! events spread over several channels (event `seq` on channel `seq % channels`) the server
+//! orders each channel on its own, so the fingerprint is taken per channel and then combined:
+//! events of two channels may interleave differently for two subscribers without a fault.
 
 /// A set of sequence numbers below a fixed bound, one bit each.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -89,23 +92,33 @@ pub struct Tracker {
     pub duplicates: u64,
     /// First arrivals below the highest number seen.
     pub out_of_order: u64,
-    /// A fingerprint of the order of first arrivals (FNV-1a over the sequence numbers).
-    pub order: u64,
+    /// Per channel (`seq % orders.len()`), a fingerprint of the order of first arrivals (FNV-1a
+    /// over the sequence numbers).
+    orders: Vec<u64>,
 }
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
 impl Tracker {
-    /// A tracker for a run that triggers sequence numbers `0..planned`.
-    pub fn new(planned: u64) -> Self {
+    /// A tracker for a run that triggers sequence numbers `0..planned` over `channels`
+    /// channels (at least 1).
+    pub fn new(planned: u64, channels: usize) -> Self {
         Self {
             seen: SeqSet::with_bound(planned),
             highest: None,
             duplicates: 0,
             out_of_order: 0,
-            order: FNV_OFFSET,
+            orders: vec![FNV_OFFSET; channels.max(1)],
         }
+    }
+
+    /// A fingerprint of the order of first arrivals within each channel: equal for two
+    /// subscribers that saw every channel's events in the same order.
+    pub fn order(&self) -> u64 {
+        self.orders.iter().fold(FNV_OFFSET, |hash, &order| {
+            (hash ^ order).wrapping_mul(FNV_PRIME)
+        })
     }
 
     /// Notes an arrival.
@@ -117,7 +130,8 @@ impl Tracker {
             self.duplicates += 1;
             return Arrival::Duplicate;
         }
-        self.order = (self.order ^ seq).wrapping_mul(FNV_PRIME);
+        let channel = (seq % self.orders.len() as u64) as usize;
+        self.orders[channel] = (self.orders[channel] ^ seq).wrapping_mul(FNV_PRIME);
         match self.highest {
             Some(highest) if seq < highest => {
                 self.out_of_order += 1;
@@ -172,7 +186,7 @@ mod tests {
 
     #[test]
     fn classifies_every_arrival() {
-        let mut tracker = Tracker::new(10);
+        let mut tracker = Tracker::new(10, 1);
         let arrivals: Vec<Arrival> = [0, 2, 1, 2, 3, 99]
             .iter()
             .map(|&s| tracker.record(s))
@@ -196,20 +210,27 @@ mod tests {
 
     #[test]
     fn the_order_fingerprint_tells_orders_apart() {
-        let fingerprint = |seqs: &[u64]| {
-            let mut tracker = Tracker::new(10);
+        let fingerprint = |channels: usize, seqs: &[u64]| {
+            let mut tracker = Tracker::new(10, channels);
             for &seq in seqs {
                 tracker.record(seq);
             }
-            tracker.order
+            tracker.order()
         };
-        assert_eq!(fingerprint(&[0, 2, 1]), fingerprint(&[0, 2, 2, 1, 99]));
-        assert_ne!(fingerprint(&[0, 2, 1]), fingerprint(&[0, 1, 2]));
+        assert_eq!(
+            fingerprint(1, &[0, 2, 1]),
+            fingerprint(1, &[0, 2, 2, 1, 99])
+        );
+        assert_ne!(fingerprint(1, &[0, 2, 1]), fingerprint(1, &[0, 1, 2]));
+        // Two channels (even and odd): interleaving them differently is no different order,
+        // reordering within one is.
+        assert_eq!(fingerprint(2, &[0, 1, 2, 3]), fingerprint(2, &[1, 3, 0, 2]));
+        assert_ne!(fingerprint(2, &[0, 1, 2, 3]), fingerprint(2, &[2, 1, 0, 3]));
     }
 
     #[test]
     fn lost_is_accepted_minus_received() {
-        let mut tracker = Tracker::new(8);
+        let mut tracker = Tracker::new(8, 1);
         for seq in [0, 1, 3, 6] {
             tracker.record(seq);
         }

@@ -115,7 +115,7 @@ pub fn ensure_open_files(subscribers: u64) -> Result<(), BenchError> {
 
 impl Session {
     /// Samples the processes, connects every subscriber, lets the servers settle, samples
-    /// again. `planned` events named `event` will be triggered on the plan's channel.
+    /// again. `planned` events named `event` will be triggered on the plan's channels.
     pub async fn open(plan: SessionPlan, event: &str, planned: u64) -> Result<Self, BenchError> {
         let mut pids = vec!["self".to_string()];
         pids.extend(plan.server_pids.iter().map(u32::to_string));
@@ -125,7 +125,7 @@ impl Session {
         let groups: Vec<Group> = (0..(workers * 2).min(plan.connect.count.max(1)))
             .map(|_| {
                 Group::start(
-                    plan.connect.channel.clone(),
+                    plan.connect.channels.clone(),
                     event.to_string(),
                     planned,
                     stop.clone(),
@@ -215,7 +215,7 @@ impl Session {
                 report.out_of_order += tracker.out_of_order;
                 report.unconfirmed += unconfirmed;
                 if lost == 0 {
-                    orders.insert(tracker.order);
+                    orders.insert(tracker.order());
                 }
             }
             for (code, count) in result.ended {

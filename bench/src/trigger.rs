@@ -37,8 +37,8 @@ pub struct TriggerPlan {
     pub app_key: String,
     /// The app secret.
     pub app_secret: String,
-    /// The channel.
-    pub channel: String,
+    /// The channels: event `seq` goes to `channels[seq % len]`.
+    pub channels: Vec<String>,
     /// The event name.
     pub event: String,
     /// Events per second.
@@ -183,7 +183,7 @@ pub fn client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
 /// Triggers one event on a side channel through every API URL, to find a wrong URL, key or
 /// secret before connecting thousands of subscribers.
 pub async fn preflight(plan: &TriggerPlan, client: &reqwest::Client) -> Result<(), String> {
-    let channel = format!("{}-preflight", plan.channel);
+    let channel = format!("{}-preflight", plan.channels[0]);
     for api in 0..plan.apis.len() {
         let signed = plan.request(api, &channel, "herald-bench preflight");
         send(client, signed)
@@ -236,7 +236,8 @@ pub async fn run(plan: TriggerPlan, client: reqwest::Client) -> TriggerOutcome {
             };
             let sent = Instant::now();
             let data = payload::encode(stamp, plan.payload);
-            let signed = plan.request(seq as usize, &plan.channel, &data);
+            let channel = &plan.channels[(seq % plan.channels.len() as u64) as usize];
+            let signed = plan.request(seq as usize, channel, &data);
             let result = send(&client, signed).await;
             (seq, result, sent.elapsed())
         });
@@ -263,7 +264,7 @@ mod tests {
             app_id: "app".into(),
             app_key: "key".into(),
             app_secret: "secret".into(),
-            channel: "bench".into(),
+            channels: vec!["bench".into()],
             event: "e".into(),
             rate: 1.0,
             count: 1,

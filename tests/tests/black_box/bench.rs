@@ -1,5 +1,5 @@
 //! `herald-bench` against a real `herald dev` and the floor server: a small fan-out accounts
-//! every delivery exactly, and unreachable servers, wrong credentials or bad flags fail clearly
+//! every delivery exactly (also with its events spread over several channels), and unreachable servers, wrong credentials or bad flags fail clearly
 //! before any load is sent. The server binary itself carries no benchmark and no floor server.
 
 use std::time::Duration;
@@ -11,15 +11,33 @@ const LIMIT: Duration = Duration::from_secs(60);
 
 #[tokio::test]
 async fn a_small_fanout_delivers_every_event_once() {
-    check_small_fanout(Dev::start("a_small_fanout_delivers_every_event_once").await).await;
+    check_small_fanout(
+        Dev::start("a_small_fanout_delivers_every_event_once").await,
+        &[],
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn the_floor_server_passes_the_same_fanout() {
-    check_small_fanout(Dev::floor("the_floor_server_passes_the_same_fanout").await).await;
+    check_small_fanout(
+        Dev::floor("the_floor_server_passes_the_same_fanout").await,
+        &[],
+    )
+    .await;
 }
 
-async fn check_small_fanout(dev: Dev) {
+#[tokio::test]
+async fn events_spread_over_channels_still_reach_every_subscriber_once() {
+    let dev = Dev::start("events_spread_over_channels_still_reach_every_subscriber_once").await;
+    let report = check_small_fanout(dev, &["--channels", "4"]).await;
+    // Each channel has its own order; every subscriber saw the same one in each.
+    assert_eq!(report["delivery"]["arrival_orders"], 1, "{report}");
+    assert_eq!(report["setup"]["channels"], 4, "{report}");
+}
+
+/// A fan-out of 25 events to 20 subscribers with `extra` flags: every delivery made once.
+async fn check_small_fanout(dev: Dev, extra: &[&str]) -> Value {
     let (ws, api) = (
         format!("ws://{}", dev.websocket),
         format!("http://{}", dev.http),
@@ -40,7 +58,10 @@ async fn check_small_fanout(dev: Dev) {
             "--settle",
             "0",
             "--json",
-        ],
+        ]
+        .into_iter()
+        .chain(extra.iter().copied())
+        .collect::<Vec<_>>(),
         LIMIT,
     )
     .await;
@@ -55,6 +76,7 @@ async fn check_small_fanout(dev: Dev) {
         assert_eq!(delivery[field], 0, "{field}: {report}");
     }
     assert_eq!(delivery["latency_ms"]["count"], 500, "{report}");
+    report
 }
 
 #[tokio::test]

@@ -13,9 +13,14 @@ BENCH_APP_SECRET=${BENCH_APP_SECRET:-herald-dev-secret}
 BENCH_CLUSTER_KEY=${BENCH_CLUSTER_KEY:-bench-cluster-key-0123456789}
 PIDS=()
 
+# stop_all: stops every process started, the last started first (edges, then hubs, then Redis:
+# a hub whose Redis is gone first would spend its shutdown reconnecting).
 stop_all() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  local i
+  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+    kill "${PIDS[$i]}" 2>/dev/null || true
+    wait "${PIDS[$i]}" 2>/dev/null || true
+  done
 }
 trap stop_all EXIT
 
@@ -166,12 +171,96 @@ start_sockudo() {
   exit 1
 }
 
-# start_region HUBS EDGES: a redis-server on a free port, HUBS `herald hub --redis` (hub i in
+# wait_redis PORT LOG: waits (10 s at most) until the redis-server on PORT answers PING.
+wait_redis() {
+  for _ in $(seq 100); do
+    redis-cli -p "$1" ping >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "redis-server on port $1 did not start; its log:" >&2
+  cat "$2" >&2
+  exit 1
+}
+
+# start_redis_cluster N: a Redis Cluster of N primaries (no replicas; N = 1 is allowed, which
+# `redis-cli --cluster create` refuses) on free loopback ports, nothing persisted but each
+# node's nodes.conf (in $WORK). Nodes announce 127.0.0.1: a node that met no other knows no
+# address of its own and names an empty endpoint in CLUSTER SHARDS. Node i serves slots i·16384/N … (i+1)·16384/N − 1 (ADDSLOTSRANGE)
+# and meets node 0 (CLUSTER MEET with its bus port); returns once every node reports
+# cluster_state:ok with N known nodes and all slots served, polled (30 s at most). Sets
+# REDIS_PIDS, REDIS_PORTS, REDIS_URL (node 0: a hub learns the others) and REDIS_SLOTS
+# ("first-last" per node).
+start_redis_cluster() {
+  local n=$1 i port bus dir buses=()
+  REDIS_PIDS=() REDIS_PORTS=() REDIS_SLOTS=()
+  for i in $(seq 0 $((n - 1))); do
+    port=$(free_port)
+    bus=$(free_port)
+    while [ "$bus" = "$port" ]; do bus=$(free_port); done
+    dir="$WORK/redis-node$i"
+    mkdir -p "$dir"
+    rm -f "$dir/nodes.conf"
+    redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" \
+      --cluster-enabled yes --cluster-config-file nodes.conf --cluster-port "$bus" \
+      --cluster-announce-ip 127.0.0.1 \
+      >"$WORK/redis-node$i.log" 2>&1 &
+    REDIS_PIDS+=("$!")
+    PIDS+=("$!")
+    wait_redis "$port" "$WORK/redis-node$i.log"
+    local first=$((i * 16384 / n)) last=$(((i + 1) * 16384 / n - 1))
+    redis-cli -p "$port" cluster addslotsrange "$first" "$last" | grep -qx OK
+    REDIS_PORTS+=("$port")
+    REDIS_SLOTS+=("$first-$last")
+    buses+=("$bus")
+  done
+  for i in $(seq 1 $((n - 1))); do
+    redis-cli -p "${REDIS_PORTS[0]}" cluster meet 127.0.0.1 "${REDIS_PORTS[$i]}" "${buses[$i]}" |
+      grep -qx OK
+  done
+  local info formed
+  for _ in $(seq 300); do
+    formed=1
+    for port in "${REDIS_PORTS[@]}"; do
+      info=$(redis-cli -p "$port" cluster info 2>/dev/null | tr -d '\r')
+      grep -qx 'cluster_state:ok' <<<"$info" &&
+        grep -qx "cluster_known_nodes:$n" <<<"$info" &&
+        grep -qx 'cluster_slots_ok:16384' <<<"$info" || { formed=; break; }
+    done
+    [ -n "$formed" ] && break
+    sleep 0.1
+  done
+  if [ -z "$formed" ]; then
+    echo "the Redis Cluster did not form within 30 s; node on port $port says:" >&2
+    echo "$info" >&2
+    exit 1
+  fi
+  REDIS_URL="redis://127.0.0.1:${REDIS_PORTS[0]}"
+}
+
+# redis_node_stats: one line per Redis Cluster node (or the standalone server): its pid, port,
+# slots, and the scripts (EVALSHA/EVAL/FCALL), sharded publishes and commands it ran so far.
+redis_node_stats() {
+  local i stats
+  for i in "${!REDIS_PORTS[@]}"; do
+    stats=$(redis-cli -p "${REDIS_PORTS[$i]}" info commandstats | tr -d '\r' |
+      sed -n 's/^cmdstat_\(evalsha\|eval\|fcall\|spublish\|publish\):calls=\([0-9]*\).*/\1 \2/p' |
+      paste -sd ' ' -)
+    echo "redis pid ${REDIS_PIDS[$i]} port ${REDIS_PORTS[$i]} slots ${REDIS_SLOTS[$i]}: calls ${stats:-none}"
+  done
+}
+
+# start_region HUBS EDGES: Redis — a redis-server on a free port, or with REDIS_CLUSTER=N a
+# Redis Cluster of N primaries (start_redis_cluster) —, HUBS `herald hub --redis` (hub i in
 # zone z<i>) and EDGES `herald edge` knowing every hub (edge i in zone z<i % HUBS>, so it links
 # to hub i % HUBS first); sets REDIS_*, HUB_PIDS, HUB_HTTPS (host:port), EDGE_PIDS, EDGE_WS.
 start_region() {
   local hubs=$1 edges=$2
-  start_redis
+  if [ "${REDIS_CLUSTER:-0}" -gt 0 ]; then
+    start_redis_cluster "$REDIS_CLUSTER"
+  else
+    start_redis
+    REDIS_PIDS=("$REDIS_PID") REDIS_PORTS=("${REDIS_URL##*:}") REDIS_SLOTS=(standalone)
+  fi
   HUB_PIDS=() HUB_HTTPS=()
   local hub_flags=()
   for i in $(seq 0 $((hubs - 1))); do
@@ -249,6 +338,7 @@ wait_quiet() {
 # describe: the machine and the commit, for BENCHMARKS.md.
 describe() {
   echo "commit $(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet || echo '+dirty')"
+  echo "load average $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "cpu $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; RAM $(free -g | awk '/^Mem:/{print $2}') GiB; open files $(ulimit -Hn)"
 }
 

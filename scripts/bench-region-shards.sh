@@ -9,8 +9,8 @@
 #   HERALD=target/release/herald BENCH_BIN=target/release/herald-bench QUIET_WAIT=0 \
 #     scripts/bench-region-shards.sh 3 -n 1000 --rate 100 --duration 30 --payload 200 --channels 32
 #
-# Environment: as scripts/bench-region.sh, plus ROUNDS' VARIANTS and OUT (default: a new
-# temporary directory).
+# Environment: as scripts/bench-region.sh, plus VARIANTS and OUT (default: a new temporary
+# directory).
 set -euo pipefail
 rounds=${1:?usage: bench-region-shards.sh ROUNDS [herald-bench fanout flags]}
 shift

@@ -113,38 +113,67 @@ fn poll_write(
         ready!(<_ as Sink<Message>>::poll_flush(Pin::new(&mut *ws), cx))?;
         *queued_flushed = true;
     }
-    let stream = ws.get_mut();
+    poll_write_frames(ws.get_mut(), frames, cursor, cx).map_err(WriteError::from)
+}
+
+/// Writes the frames from `cursor` on, then flushes.
+fn poll_write_frames(
+    stream: &mut ClientStream,
+    frames: &VecDeque<Utf8Bytes>,
+    cursor: &mut Cursor,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<()>> {
     while cursor.frame < frames.len() {
-        let run = frames
-            .range(cursor.frame..)
-            .take(FRAMES_PER_WRITE)
-            .map(|frame| header(frame.len()));
-        let mut headers = [([0; MAX_HEADER], 0); FRAMES_PER_WRITE];
-        for (slot, made) in headers.iter_mut().zip(run) {
-            *slot = made;
-        }
-        let mut slices = [IoSlice::new(&[]); 2 * FRAMES_PER_WRITE];
-        let mut count = 0;
-        let mut skip = cursor.byte;
-        for ((bytes, used), frame) in headers.iter().zip(frames.range(cursor.frame..)) {
-            for part in [&bytes[..*used], frame.as_bytes()] {
-                let done = skip.min(part.len());
-                let part = &part[done..];
-                skip -= done;
-                if !part.is_empty() {
-                    slices[count] = IoSlice::new(part);
-                    count += 1;
-                }
-            }
-        }
-        let written = ready!(Pin::new(&mut *stream).poll_write_vectored(cx, &slices[..count]))?;
+        // A write's stack arrays are zeroed on every call: they come in powers of two up to
+        // what is queued, so clearing them costs at most twice the frames written (a socket that
+        // keeps up writes one frame per wake; zeroing the full 64 slots cost more than the rest).
+        let written = match frames.len() - cursor.frame {
+            1 => poll_write_run::<1>(stream, frames, cursor, cx),
+            2 => poll_write_run::<2>(stream, frames, cursor, cx),
+            3..=4 => poll_write_run::<4>(stream, frames, cursor, cx),
+            5..=8 => poll_write_run::<8>(stream, frames, cursor, cx),
+            9..=16 => poll_write_run::<16>(stream, frames, cursor, cx),
+            17..=32 => poll_write_run::<32>(stream, frames, cursor, cx),
+            _ => poll_write_run::<FRAMES_PER_WRITE>(stream, frames, cursor, cx),
+        };
+        let written = ready!(written)?;
         if written == 0 {
-            return Poll::Ready(Err(io::Error::from(io::ErrorKind::WriteZero).into()));
+            return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
         }
         advance(cursor, frames, written);
     }
     ready!(Pin::new(stream).poll_flush(cx))?;
     Poll::Ready(Ok(()))
+}
+
+/// Writes up to `N` frames from `cursor` (headers and payloads) in one vectored write; returns
+/// how many bytes were taken.
+fn poll_write_run<const N: usize>(
+    stream: &mut ClientStream,
+    frames: &VecDeque<Utf8Bytes>,
+    cursor: &Cursor,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<usize>> {
+    let mut headers = [([0; MAX_HEADER], 0); N];
+    for (slot, frame) in headers.iter_mut().zip(frames.range(cursor.frame..)) {
+        *slot = header(frame.len());
+    }
+    let mut slices = [[IoSlice::new(&[]); 2]; N];
+    let slices = slices.as_flattened_mut();
+    let mut count = 0;
+    let mut skip = cursor.byte;
+    for ((bytes, used), frame) in headers.iter().zip(frames.range(cursor.frame..)) {
+        for part in [&bytes[..*used], frame.as_bytes()] {
+            let done = skip.min(part.len());
+            let part = &part[done..];
+            skip -= done;
+            if !part.is_empty() {
+                slices[count] = IoSlice::new(part);
+                count += 1;
+            }
+        }
+    }
+    Pin::new(stream).poll_write_vectored(cx, &slices[..count])
 }
 
 /// Moves `cursor` past `written` bytes.
@@ -186,5 +215,47 @@ mod tests {
         assert_eq!((cursor.frame, cursor.byte), (1, 1));
         advance(&mut cursor, &frames, 3);
         assert_eq!((cursor.frame, cursor.byte), (2, 0));
+    }
+
+    #[tokio::test]
+    async fn every_batch_size_writes_the_frames_from_the_cursor() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        // The smallest count of each array size, a full write, and more than one write.
+        for count in [
+            1,
+            2,
+            3,
+            5,
+            9,
+            17,
+            33,
+            FRAMES_PER_WRITE,
+            2 * FRAMES_PER_WRITE + 3,
+        ] {
+            let mut client = tokio::net::TcpStream::connect(address).await.unwrap();
+            let mut server = ClientStream::Plain(listener.accept().await.unwrap().0);
+            // Empty, short (2-byte header) and long (4-byte header) frames.
+            let frames: VecDeque<Utf8Bytes> = (0..count)
+                .map(|i| Utf8Bytes::from(format!("{i:03}").repeat(i % 5 * 20)))
+                .collect();
+            let mut expected = Vec::new();
+            for frame in &frames {
+                let (bytes, used) = header(frame.len());
+                expected.extend_from_slice(&bytes[..used]);
+                expected.extend_from_slice(frame.as_bytes());
+            }
+            // Starts inside the first frame's header, as after a short write.
+            let mut cursor = Cursor { frame: 0, byte: 1 };
+            poll_fn(|cx| poll_write_frames(&mut server, &frames, &mut cursor, cx))
+                .await
+                .unwrap();
+            assert_eq!((cursor.frame, cursor.byte), (count, 0));
+            server.shutdown().await.unwrap();
+            let mut got = Vec::new();
+            client.read_to_end(&mut got).await.unwrap();
+            assert_eq!(got, expected[1..], "{count} frames");
+        }
     }
 }

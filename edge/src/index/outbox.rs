@@ -161,9 +161,15 @@ impl Outbox {
         {
             state.sample = Some((state.frames.len() as u32, accepted));
         }
+        // Only the push that finds the queue empty wakes the socket task: until the task takes
+        // the queue (which empties it, under the lock), that wake is still to come or to be acted
+        // on, and the task takes every frame queued by then.
+        let was_empty = state.frames.is_empty();
         state.frames.push_back(frame);
         drop(state);
-        self.shared.waker.wake();
+        if was_empty {
+            self.shared.waker.wake();
+        }
         Pushed::Queued
     }
 }
@@ -373,6 +379,41 @@ mod tests {
         tokio::task::yield_now().await;
         tx.push(frame("x"));
         assert_eq!(waiter.await.unwrap(), (Next::Frames, "x".to_string()));
+    }
+
+    #[test]
+    fn only_the_push_onto_an_empty_queue_wakes() {
+        use std::future::Future;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::task::Context;
+
+        use futures_util::task::ArcWake;
+
+        struct Wakes(AtomicUsize);
+        impl ArcWake for Wakes {
+            fn wake_by_ref(arc_self: &Arc<Self>) {
+                arc_self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let wakes = Arc::new(Wakes(AtomicUsize::new(0)));
+        let waker = futures_util::task::waker(wakes.clone());
+        let mut cx = Context::from_waker(&waker);
+        let (tx, mut rx) = outbox(OutboxLimits {
+            frames: 8,
+            bytes: 100,
+        });
+        for round in 1..=2 {
+            {
+                let mut next = std::pin::pin!(rx.next());
+                assert!(next.as_mut().poll(&mut cx).is_pending());
+                tx.push(frame("a"));
+                tx.push(frame("b"));
+                assert_eq!(wakes.0.load(Ordering::SeqCst), round, "one wake for both");
+                assert_eq!(next.poll(&mut cx), Poll::Ready(Next::Frames));
+            }
+            assert_eq!(taken(&rx), ["a", "b"]);
+            rx.clear_taken();
+        }
     }
 
     #[tokio::test]

@@ -168,12 +168,16 @@ impl Connection {
         let ctx = self.ctx.clone();
         let timer = tokio::time::sleep_until(self.deadline());
         tokio::pin!(timer);
+        // Made once: a fresh `cancelled()` per turn of the loop would join and leave the
+        // token's waiter list (a lock shared by every socket) on every wake.
+        let drain = ctx.drain.cancelled();
+        tokio::pin!(drain);
         loop {
             let flow = tokio::select! {
                 next = self.inbox.next() => self.write(ws, next, timer.as_mut()).await,
                 message = ws.next() => self.on_message(ws, message).await,
                 () = &mut timer => self.on_timer(ws).await,
-                () = ctx.drain.cancelled(), if self.drain_at.is_none() => {
+                () = &mut drain, if self.drain_at.is_none() => {
                     let spread = ctx.limits.drain_window.mul_f64(fastrand::f64());
                     self.drain_at = Some(Instant::now() + spread);
                     Flow::Continue

@@ -5,9 +5,11 @@
 //! Its [`Session`] owns the socket's subscriptions, and on the way out walks its own list to
 //! leave every channel: there is no reverse index elsewhere.
 
+use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::Poll;
 use std::time::{Duration, SystemTime};
 
 use futures_util::{SinkExt, StreamExt};
@@ -105,6 +107,29 @@ async fn close(ws: &mut Socket, code: u16, reason: &str) {
     }
 }
 
+/// The client's next message. Once tungstenite has read all there was (its read ended in
+/// `WouldBlock`, so nothing is buffered that makes a frame), a plain TCP socket is polled for
+/// readiness alone until the client sends more: the socket task wakes for every batch of frames
+/// it writes, and going through tungstenite's read path each time (waker proxies, a zeroed read
+/// buffer, a `read` that blocks) cost more than the write. TLS streams may hold decrypted bytes
+/// the socket does not show, so they always go through tungstenite.
+fn next_message<'a>(
+    ws: &'a mut Socket,
+    blocked: &'a mut bool,
+) -> impl Future<Output = Option<Result<Message, WsError>>> + 'a {
+    poll_fn(move |cx| {
+        if *blocked
+            && let ClientStream::Plain(tcp) = ws.get_ref()
+            && tcp.poll_read_ready(cx).is_pending()
+        {
+            return Poll::Pending;
+        }
+        let next = ws.poll_next_unpin(cx);
+        *blocked = next.is_pending();
+        next
+    })
+}
+
 impl Connection {
     /// Prepares a connection for an admitted socket.
     pub fn new(ctx: Arc<SocketContext>, app: Arc<App>, socket_id: SocketId) -> Self {
@@ -172,10 +197,11 @@ impl Connection {
         // token's waiter list (a lock shared by every socket) on every wake.
         let drain = ctx.drain.cancelled();
         tokio::pin!(drain);
+        let mut read_blocked = false;
         loop {
             let flow = tokio::select! {
                 next = self.inbox.next() => self.write(ws, next, timer.as_mut()).await,
-                message = ws.next() => self.on_message(ws, message).await,
+                message = next_message(ws, &mut read_blocked) => self.on_message(ws, message).await,
                 () = &mut timer => self.on_timer(ws).await,
                 () = &mut drain, if self.drain_at.is_none() => {
                     let spread = ctx.limits.drain_window.mul_f64(fastrand::f64());

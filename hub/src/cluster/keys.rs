@@ -50,7 +50,7 @@
 //! received as the last of `KEYS`) in the same step. On a Redis Cluster that set is in another
 //! slot: the hubs keep it around the scripts, as `chs` — a marker of the channel before a script
 //! that may decide a removal, its check after a script that did
-//! ([`Keys::webhook_marker`], [`Keys::webhook_check`]; `crate::webhooks::region`).
+//! ([`Keys::webhook_marker`], [`Keys::webhook_check`]; `hub/src/webhooks/region.rs`).
 
 use herald_shared::channel::{ChannelKey, ChannelName};
 use herald_shared::ids::{AppId, HubId};

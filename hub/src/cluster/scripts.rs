@@ -29,7 +29,7 @@
 //!   (then neither is sent). Whichever hub acts second sees the first's decision. On a Redis
 //!   Cluster the delayed set is another slot's: the scripts keep the `whp` record only (and an
 //!   undoing of a removal already due leaves a note there for the courier), and the hubs keep
-//!   the delayed set around them ([`WEBHOOK_INDEX`], `crate::webhooks::region`).
+//!   the delayed set around them ([`WEBHOOK_INDEX`], `hub/src/webhooks/region.rs`).
 //! - **Reads** are scripts too, so one answer reads counts and members at one instant and never
 //!   contradicts itself.
 
@@ -136,7 +136,7 @@ local function delay_removal(member, delay_ms)
 end
 
 -- Webhooks: an arrival undoes a waiting removal; true if there was one (then neither is sent).
--- On a Redis Cluster the courier queues a due removal in steps (crate::webhooks::region): one
+-- On a Redis Cluster the courier queues a due removal in steps (hub/src/webhooks/region.rs): one
 -- undone once due may be being queued right now, so it leaves a note, and the courier sends
 -- this arrival after the removal if it did queue it.
 local function undo_removal(member)

@@ -170,7 +170,7 @@ struct Elsewhere {
 impl Elsewhere {
     /// Learns the cluster's primaries (after a connection succeeded).
     async fn learn(&mut self) {
-        let known = sharded::primaries(&mut self.control).await;
+        let known = sharded::primaries(&mut self.control, &self.template).await;
         if !known.is_empty() {
             self.known = known;
         }
@@ -188,7 +188,7 @@ impl Elsewhere {
         if let Some(found) = self.try_nodes(&known, failed, keys, wanted).await {
             return Some(found);
         }
-        let named = sharded::primaries(&mut self.control).await;
+        let named = sharded::primaries(&mut self.control, &self.template).await;
         if named.is_empty() || named == known {
             return None;
         }

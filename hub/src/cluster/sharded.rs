@@ -176,8 +176,11 @@ impl SlotMap {
 
     /// Reads a `CLUSTER SHARDS` reply (RESP2 or RESP3): each shard's slot ranges and its healthy
     /// primary (`role` master, `health` online), named by `endpoint` (the address or host name
-    /// the cluster tells clients to use) and `port` (or `tls-port`).
-    pub fn from_shards(reply: &Value) -> Option<SlotMap> {
+    /// the cluster tells clients to use) and `port` (or `tls-port`). A node that names no
+    /// endpoint (`""` — a node that never met another, as in a cluster of one — or `"?"`) is
+    /// reached at its `ip`, and without one at `unnamed_host`: the host of the configured URL,
+    /// as Redis tells clients to do.
+    pub fn from_shards(reply: &Value, unnamed_host: &str) -> Option<SlotMap> {
         let mut ranges = Vec::new();
         for shard in as_list(reply)? {
             let shard = fields(shard)?;
@@ -188,8 +191,13 @@ impl SlotMap {
                         && text(node.get("health")) == Some("online")
                 })?;
                 let port = int(node.get("tls-port")).or_else(|| int(node.get("port")))?;
+                let named =
+                    |field: &str| text(node.get(field)).filter(|host| !matches!(*host, "" | "?"));
+                let host = named("endpoint")
+                    .or_else(|| named("ip"))
+                    .unwrap_or(unnamed_host);
                 Some(Node {
-                    host: text(node.get("endpoint"))?.to_owned(),
+                    host: host.to_owned(),
                     port: u16::try_from(port).ok()?,
                 })
             });
@@ -537,7 +545,11 @@ impl Task {
                 RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random),
             )
             .await;
-        match shards.ok().as_ref().and_then(SlotMap::from_shards) {
+        let unnamed_host = url_host(&self.template);
+        match shards
+            .ok()
+            .and_then(|reply| SlotMap::from_shards(&reply, unnamed_host))
+        {
             Some(slots) => {
                 self.slots = slots;
                 true
@@ -657,6 +669,14 @@ pub fn node_address(template: &ConnectionInfo, node: &Node) -> ConnectionInfo {
     template.clone().set_addr(addr)
 }
 
+/// The host of the configured URL (`template`'s address).
+fn url_host(template: &ConnectionInfo) -> &str {
+    match template.addr() {
+        ConnectionAddr::TcpTls { host, .. } | ConnectionAddr::Tcp(host, _) => host,
+        _ => "localhost",
+    }
+}
+
 /// The connection settings of `node`: the template's, with the node's address and RESP3.
 fn node_info(template: &ConnectionInfo, node: &Node) -> ConnectionInfo {
     let info = node_address(template, node);
@@ -668,8 +688,9 @@ fn node_info(template: &ConnectionInfo, node: &Node) -> ConnectionInfo {
 }
 
 /// Every primary the cluster names now (`CLUSTER SHARDS`, asked of any node `control` knows;
-/// tried a few times, since a dead node may be the one asked); empty when none answers.
-pub async fn primaries(control: &mut ClusterConnection) -> Vec<Node> {
+/// tried a few times, since a dead node may be the one asked); empty when none answers. A node
+/// that names no address is taken to be at the host of `template` (the configured URL).
+pub async fn primaries(control: &mut ClusterConnection, template: &ConnectionInfo) -> Vec<Node> {
     for _ in 0..3 {
         let shards = control
             .route_command(
@@ -677,7 +698,10 @@ pub async fn primaries(control: &mut ClusterConnection) -> Vec<Node> {
                 RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random),
             )
             .await;
-        if let Some(slots) = shards.ok().as_ref().and_then(SlotMap::from_shards) {
+        let parsed = shards
+            .ok()
+            .and_then(|reply| SlotMap::from_shards(&reply, url_host(template)));
+        if let Some(slots) = parsed {
             return slots.primaries();
         }
     }
@@ -756,11 +780,43 @@ mod tests {
             // A shard whose primary is not healthy serves nothing (yet): its slots are homeless.
             shard(&[10923, 15999], &[("10.0.0.3", 7002, "master", "loading")]),
         ]);
-        let map = SlotMap::from_shards(&reply).expect("a readable reply");
+        let map = SlotMap::from_shards(&reply, "url.example").expect("a readable reply");
         assert_eq!(map.owner(0), Some(&node("10.0.0.1", 7000)));
         assert_eq!(map.owner(16383), Some(&node("10.0.0.1", 7000)));
         assert_eq!(map.owner(5461), Some(&node("10.0.0.5", 7004)));
         assert_eq!(map.owner(12000), None);
+    }
+
+    #[test]
+    fn a_node_that_names_no_endpoint_is_reached_at_its_ip_or_the_urls_host() {
+        let reply = Value::Array(vec![
+            // A node that never met another (a cluster of one) names neither endpoint nor ip.
+            shard(&[0, 5000], &[("", 7000, "master", "online")]),
+            shard(&[5001, 16383], &[("?", 7001, "master", "online")]),
+        ]);
+        let map = SlotMap::from_shards(&reply, "url.example").expect("a readable reply");
+        assert_eq!(map.owner(0), Some(&node("url.example", 7000)));
+        assert_eq!(map.owner(6000), Some(&node("url.example", 7001)));
+
+        let with_ip = Value::Array(vec![Value::Array(vec![
+            bulk("slots"),
+            Value::Array(vec![Value::Int(0), Value::Int(16383)]),
+            bulk("nodes"),
+            Value::Array(vec![Value::Array(vec![
+                bulk("endpoint"),
+                bulk("?"),
+                bulk("ip"),
+                bulk("10.0.0.7"),
+                bulk("port"),
+                Value::Int(7002),
+                bulk("role"),
+                bulk("master"),
+                bulk("health"),
+                bulk("online"),
+            ])]),
+        ])]);
+        let map = SlotMap::from_shards(&with_ip, "url.example").expect("a readable reply");
+        assert_eq!(map.owner(1), Some(&node("10.0.0.7", 7002)));
     }
 
     #[test]
@@ -779,15 +835,19 @@ mod tests {
             ),
             (bulk("nodes"), Value::Array(vec![node_map])),
         ])]);
-        let map = SlotMap::from_shards(&reply).expect("a readable reply");
+        let map = SlotMap::from_shards(&reply, "url.example").expect("a readable reply");
         assert_eq!(map.owner(8000), Some(&node("node-a", 6380)));
     }
 
     #[test]
     fn an_unreadable_shards_reply_is_no_map() {
-        assert_eq!(SlotMap::from_shards(&bulk("nonsense")), None);
+        assert_eq!(SlotMap::from_shards(&bulk("nonsense"), "url.example"), None);
         let odd = Value::Array(vec![shard(&[0], &[("a", 1, "master", "online")])]);
-        assert_eq!(SlotMap::from_shards(&odd), None, "a range without its end");
+        assert_eq!(
+            SlotMap::from_shards(&odd, "url.example"),
+            None,
+            "a range without its end"
+        );
     }
 
     #[test]

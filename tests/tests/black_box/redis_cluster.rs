@@ -472,29 +472,7 @@ async fn the_watchlist_moves_to_another_node_when_the_urls_node_dies() {
 
     let killed = Instant::now();
     region.redis.cluster_mut().kill(port).await;
-    for hub in &region.hubs {
-        hub.process
-            .wait_for_log(
-                "Redis pub/sub moved to another node of the cluster.",
-                Duration::from_secs(5),
-            )
-            .await;
-    }
-    for hub in &region.hubs {
-        let api = hub.api();
-        eventually(
-            "the hub to be ready again",
-            Duration::from_secs(5).saturating_sub(killed.elapsed()),
-            async || api.raw("GET", "/up", "").await.status,
-            |status| *status == 200,
-        )
-        .await
-        .unwrap();
-    }
-    eprintln!(
-        "watchlist: both hubs ready again {} ms after the URL's node was killed",
-        killed.elapsed().as_millis()
-    );
+    hubs_listen_elsewhere(&region, killed, Duration::from_secs(5), "killed").await;
 
     // The app's watchlist keys may have lived on the killed primary: the change arrives once
     // its replica took over (the hubs retry their writes).
@@ -550,11 +528,23 @@ async fn the_watchlist_moves_to_another_node_when_the_urls_node_goes_silent() {
         .status()
         .expect("kill runs");
     assert!(status.success());
+    hubs_listen_elsewhere(&region, stopped, Duration::from_secs(10), "stopped").await;
+    // SIGKILL works on a stopped process: the harness stops it as any other node.
+}
+
+/// Waits until every hub of `region` has moved its pub/sub to another node of the cluster and
+/// is ready again, within `bound` of `since` (when the URL's node was `what`).
+async fn hubs_listen_elsewhere(
+    region: &herald_tests::topology::Region,
+    since: Instant,
+    bound: Duration,
+    what: &str,
+) {
     for hub in &region.hubs {
         hub.process
             .wait_for_log(
                 "Redis pub/sub moved to another node of the cluster.",
-                Duration::from_secs(10),
+                bound.saturating_sub(since.elapsed()),
             )
             .await;
     }
@@ -562,7 +552,7 @@ async fn the_watchlist_moves_to_another_node_when_the_urls_node_goes_silent() {
         let api = hub.api();
         eventually(
             "the hub to be ready again",
-            Duration::from_secs(10).saturating_sub(stopped.elapsed()),
+            bound.saturating_sub(since.elapsed()),
             async || api.raw("GET", "/up", "").await.status,
             |status| *status == 200,
         )
@@ -570,8 +560,7 @@ async fn the_watchlist_moves_to_another_node_when_the_urls_node_goes_silent() {
         .unwrap();
     }
     eprintln!(
-        "watchlist: both hubs ready again {} ms after the URL's node was stopped",
-        stopped.elapsed().as_millis()
+        "watchlist: both hubs ready again {} ms after the URL's node was {what}",
+        since.elapsed().as_millis()
     );
-    // SIGKILL works on a stopped process: the harness stops it as any other node.
 }

@@ -13,10 +13,11 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use herald_bench::clients::ConnectPlan;
+use herald_bench::fanout::{self, IdlePlan};
+use herald_bench::floor;
 use herald_bench::report::{Report, Setup};
 use herald_bench::session::{BenchError, SessionPlan};
-use herald_bench::trigger::{self, TriggerPlan};
-use herald_bench::{fanout, floor};
+use herald_bench::trigger::{self, Fired, TriggerPlan};
 use herald_shared::dev::{DEV_APP_ID, DEV_APP_KEY, DEV_APP_SECRET};
 use herald_wire::WsTarget;
 use tracing_subscriber::EnvFilter;
@@ -40,8 +41,12 @@ pub enum BenchCommand {
     /// Subscribers on one channel (or --channels N), events triggered at a fixed rate through the HTTP API:
     /// end-to-end latency, loss, duplicates, throughput, server CPU per delivery.
     Fanout(FanoutArgs),
-    /// Subscribed sockets held idle: connect rate, handshake time, server memory per socket.
+    /// Subscribed sockets held idle: connect rate, handshake time, server memory per socket;
+    /// with --await-event, then one event's fan-out to them.
     Idle(IdleArgs),
+    /// Send one event (sequence number 0, stamped with its send time) through the HTTP API and
+    /// print the stamp: the event `idle --await-event` runs wait for.
+    Trigger(TriggerArgs),
     /// Serve as the do-nothing WebSocket writer, the floor Herald's figures are compared with
     /// (BENCHMARKS.md): upgrade, subscribe, write each triggered event to every socket; no
     /// checks, no queues.
@@ -121,12 +126,9 @@ pub struct FanoutArgs {
         default_value = "http://127.0.0.1:8081"
     )]
     pub api: Vec<String>,
-    /// App id.
-    #[arg(long, default_value = DEV_APP_ID)]
-    pub app_id: String,
-    /// App secret.
-    #[arg(long, default_value = DEV_APP_SECRET)]
-    pub app_secret: String,
+    /// What each event is and how it is sent.
+    #[command(flatten)]
+    pub events: EventArgs,
     /// Events per second.
     #[arg(long, default_value_t = 100.0)]
     pub rate: f64,
@@ -141,21 +143,57 @@ pub struct FanoutArgs {
     /// Exactly this many events, instead of --duration.
     #[arg(long)]
     pub messages: Option<u64>,
-    /// Bytes of data per event (sequence number and send time, padded).
-    #[arg(long, default_value_t = 200, value_name = "BYTES")]
-    pub payload: usize,
-    /// The event name.
-    #[arg(long, default_value = "bench-event")]
-    pub event: String,
     /// Seconds to wait for the last deliveries after the last trigger was answered.
     #[arg(long, default_value_t = 5.0, value_name = "SECS")]
     pub drain_timeout: f64,
     /// Trigger requests in flight at most.
     #[arg(long, default_value_t = 256)]
     pub max_in_flight: usize,
+}
+
+/// Flags of every command that triggers: the app's credentials and the events sent.
+#[derive(Debug, Args)]
+pub struct EventArgs {
+    /// App id.
+    #[arg(long, default_value = DEV_APP_ID)]
+    pub app_id: String,
+    /// App secret.
+    #[arg(long, default_value = DEV_APP_SECRET)]
+    pub app_secret: String,
+    /// Bytes of data per event (sequence number and send time, padded).
+    #[arg(long, default_value_t = 200, value_name = "BYTES")]
+    pub payload: usize,
+    /// The event name.
+    #[arg(long, default_value = "bench-event")]
+    pub event: String,
     /// Seconds one trigger request may take.
     #[arg(long, default_value_t = 10.0, value_name = "SECS")]
     pub http_timeout: f64,
+}
+
+/// Flags of `herald-bench trigger`.
+#[derive(Debug, Args)]
+pub struct TriggerArgs {
+    /// The HTTP API base URL.
+    #[arg(
+        long = "api",
+        value_name = "URL",
+        default_value = "http://127.0.0.1:8081"
+    )]
+    pub api: String,
+    /// App key.
+    #[arg(long, default_value = DEV_APP_KEY)]
+    pub app_key: String,
+    /// The public channel.
+    #[arg(long, default_value = "bench")]
+    pub channel: String,
+    /// What the event is and how it is sent.
+    #[command(flatten)]
+    pub events: EventArgs,
+    /// Print the stamp as one JSON line (`{"channel":…,"event":…,"seq":0,"sent_us":…,"http_ms":…}`)
+    /// instead of a sentence.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Flags of `herald-bench idle`.
@@ -168,6 +206,24 @@ pub struct IdleArgs {
     /// that pings are answered).
     #[arg(long, default_value_t = 10.0, value_name = "SECS")]
     pub hold: f64,
+    /// After the hold, wait up to SECS for one event on every socket still open — named
+    /// --event, on CHANNEL (CHANNEL-0 with --channels), carrying the bench payload of sequence
+    /// number 0: what `herald-bench trigger` sends — and report how many received it and its
+    /// first and last arrival, as wall-clock µs and as latency from the send stamp in its data.
+    /// The event counts whenever it comes (in the hold too) and the wait ends once every open
+    /// socket has it. Several idle processes awaiting one trigger time its fan-out to more
+    /// sockets than one process may open (scripts/bench-100k.sh).
+    #[arg(long, value_name = "SECS")]
+    pub await_event: Option<f64>,
+    /// The event name --await-event waits for.
+    #[arg(long, default_value = "bench-event")]
+    pub event: String,
+    /// Once every subscriber connected (or failed) and the settle passed, print one line
+    /// `{"event":"ready","subscribers":N,"requested":M}` on stdout, before the hold (the report
+    /// follows it at the end): how a script running several idle processes knows that all of
+    /// them hold their sockets.
+    #[arg(long)]
+    pub ready_json: bool,
 }
 
 fn seconds(flag: &'static str, value: f64) -> Result<Duration, BenchError> {
@@ -250,28 +306,105 @@ async fn fanout_run(args: FanoutArgs) -> Result<Report, BenchError> {
     setup.api = args.api.clone();
     setup.rate = args.rate;
     setup.messages = count;
-    setup.payload_bytes = args.payload;
-    let plan = TriggerPlan {
+    setup.payload_bytes = args.events.payload;
+    let plan = args.events.plan(
         apis,
-        app_id: args.app_id,
-        app_key: session.connect.app_key.clone(),
-        app_secret: args.app_secret,
-        channels: session.connect.channels.clone(),
-        event: args.event,
-        rate: args.rate,
+        session.connect.app_key.clone(),
+        session.connect.channels.clone(),
+        args.rate,
         count,
-        payload: args.payload,
-        max_in_flight: args.max_in_flight,
-        timeout: seconds("--http-timeout", args.http_timeout)?,
-    };
+        args.max_in_flight,
+    )?;
     let drain = seconds("--drain-timeout", args.drain_timeout)?;
     fanout::fanout(session, plan, drain, setup).await
 }
 
+impl EventArgs {
+    /// The trigger plan of these events: `count` at `rate`, round robin over `apis` and
+    /// `channels`.
+    fn plan(
+        &self,
+        apis: Vec<reqwest::Url>,
+        app_key: String,
+        channels: Vec<String>,
+        rate: f64,
+        count: u64,
+        max_in_flight: usize,
+    ) -> Result<TriggerPlan, BenchError> {
+        Ok(TriggerPlan {
+            apis,
+            app_id: self.app_id.clone(),
+            app_key,
+            app_secret: self.app_secret.clone(),
+            channels,
+            event: self.event.clone(),
+            rate,
+            count,
+            payload: self.payload,
+            max_in_flight,
+            timeout: seconds("--http-timeout", self.http_timeout)?,
+        })
+    }
+}
+
+impl IdleArgs {
+    /// The hold and what follows it.
+    fn plan(&self) -> Result<IdlePlan, BenchError> {
+        Ok(IdlePlan {
+            hold: seconds("--hold", self.hold)?,
+            await_event: self
+                .await_event
+                .map(|secs| seconds("--await-event", secs))
+                .transpose()?,
+            event: self.event.clone(),
+            ready_json: self.ready_json,
+        })
+    }
+}
+
+impl TriggerArgs {
+    /// One event, to the channel through the API URL.
+    fn plan(&self) -> Result<TriggerPlan, BenchError> {
+        let api = trigger::check_url(&self.api).map_err(BenchError::ApiUrl)?;
+        (self.events).plan(
+            vec![api],
+            self.app_key.clone(),
+            vec![self.channel.clone()],
+            1.0,
+            1,
+            1,
+        )
+    }
+}
+
 async fn idle_run(args: IdleArgs) -> Result<Report, BenchError> {
+    let plan = args.plan()?;
     let (session, setup) = args.client.plan().await?;
-    let hold = seconds("--hold", args.hold)?;
-    fanout::idle(session, hold, setup).await
+    fanout::idle(session, plan, setup).await
+}
+
+async fn trigger_run(args: TriggerArgs) -> Result<Fired, BenchError> {
+    let plan = args.plan()?;
+    let client = trigger::client(plan.timeout).map_err(BenchError::HttpClient)?;
+    trigger::once(&plan, &client)
+        .await
+        .map_err(BenchError::Trigger)
+}
+
+/// Prints what `herald-bench trigger` sent.
+fn print_fired(fired: &Fired, json: bool) {
+    let text = if json {
+        serde_json::to_string(fired).expect("a stamp always serialises")
+    } else {
+        format!(
+            "sent {} on {} (seq {}): sent_us {}, answered in {:.2} ms",
+            fired.event, fired.channel, fired.seq, fired.sent_us, fired.http_ms
+        )
+    };
+    #[allow(clippy::print_stdout, reason = "the stamp is this command's output")]
+    {
+        println!("{text}");
+    }
 }
 
 async fn floor_run(args: FloorArgs) -> ExitCode {
@@ -298,6 +431,16 @@ async fn run(args: BenchArgs) -> ExitCode {
         BenchCommand::Fanout(args) => (args.client.json, fanout_run(args).await),
         BenchCommand::Idle(args) => (args.client.json, idle_run(args).await),
         BenchCommand::Floor(args) => return floor_run(args).await,
+        BenchCommand::Trigger(args) => {
+            let json = args.json;
+            return match trigger_run(args).await {
+                Ok(fired) => {
+                    print_fired(&fired, json);
+                    ExitCode::SUCCESS
+                }
+                Err(error) => fail(error.exit_code(), error),
+            };
+        }
     };
     match result {
         Ok(report) => {
@@ -330,5 +473,81 @@ fn main() -> ExitCode {
     {
         Ok(runtime) => runtime.block_on(run(args)),
         Err(error) => fail(EXIT_OS, format!("cannot start the runtime: {error}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> BenchCommand {
+        let mut argv = vec!["herald-bench"];
+        argv.extend_from_slice(args);
+        BenchArgs::try_parse_from(argv)
+            .expect("the flags parse")
+            .command
+    }
+
+    fn flag_error(result: Result<impl std::fmt::Debug, BenchError>) -> &'static str {
+        match result {
+            Err(BenchError::Flag { flag, .. }) => flag,
+            other => panic!("expected a flag error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn idle_awaits_an_event_only_when_asked() {
+        let BenchCommand::Idle(args) = parse(&["idle", "--hold", "300"]) else {
+            panic!("idle")
+        };
+        let plan = args.plan().expect("a plan");
+        assert_eq!(plan.hold, Duration::from_secs(300));
+        assert_eq!(plan.await_event, None);
+        assert!(!plan.ready_json);
+        let BenchCommand::Idle(args) = parse(&[
+            "idle",
+            "--await-event",
+            "60",
+            "--event",
+            "e",
+            "--ready-json",
+        ]) else {
+            panic!("idle")
+        };
+        let plan = args.plan().expect("a plan");
+        assert_eq!(plan.await_event, Some(Duration::from_secs(60)));
+        assert_eq!(plan.event, "e");
+        assert!(plan.ready_json);
+        let BenchCommand::Idle(args) = parse(&["idle", "--await-event=-1"]) else {
+            panic!("idle")
+        };
+        assert_eq!(flag_error(args.plan()), "--await-event");
+    }
+
+    #[test]
+    fn trigger_sends_one_event_to_one_channel() {
+        let BenchCommand::Trigger(args) = parse(&[
+            "trigger",
+            "--api",
+            "http://127.0.0.1:9/",
+            "--channel",
+            "all",
+            "--payload",
+            "50",
+        ]) else {
+            panic!("trigger")
+        };
+        let plan = args.plan().expect("a plan");
+        assert_eq!(plan.channels, ["all"]);
+        assert_eq!((plan.count, plan.payload), (1, 50));
+        assert_eq!(plan.event, "bench-event");
+        let BenchCommand::Trigger(args) = parse(&["trigger", "--http-timeout=-1"]) else {
+            panic!("trigger")
+        };
+        assert_eq!(flag_error(args.plan()), "--http-timeout");
+        let BenchCommand::Trigger(args) = parse(&["trigger", "--api", "https://h"]) else {
+            panic!("trigger")
+        };
+        assert!(matches!(args.plan(), Err(BenchError::ApiUrl(_))));
     }
 }

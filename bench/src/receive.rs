@@ -113,14 +113,24 @@ pub struct GroupResult {
     pub other_frames: u64,
     /// `pusher:error` frames received after subscribing.
     pub pusher_errors: u64,
+    /// When the first and the last first arrival of any event came, in microseconds since the
+    /// Unix epoch (`None`: nothing arrived). With one event, the span of its fan-out.
+    pub arrivals_us: Option<(u64, u64)>,
+    /// The earliest send stamp among the events that arrived (with one event, its stamp).
+    pub earliest_sent_us: Option<u64>,
 }
 
-/// A group's handle: where to send its subscribers, and its live delivery count.
+/// A group's handle: where to send its subscribers, and its live counts.
 pub struct Group {
     /// Connected, subscribed sockets go here.
     pub sockets: mpsc::UnboundedSender<Socket>,
     /// First arrivals so far (read while waiting for the last deliveries).
     pub delivered: Arc<AtomicU64>,
+    /// Sockets that ended so far.
+    pub ended: Arc<AtomicU64>,
+    /// Planned events that sockets which ended had not received: deliveries that will never
+    /// come (read while waiting for every open socket to receive).
+    pub missed: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<GroupResult>,
 }
 
@@ -135,23 +145,31 @@ impl Group {
     ) -> Self {
         let (sockets, incoming) = mpsc::unbounded_channel();
         let delivered = Arc::new(AtomicU64::new(0));
+        let ended = Arc::new(AtomicU64::new(0));
+        let missed = Arc::new(AtomicU64::new(0));
         let state = State {
             channels,
             event,
             planned,
             delivered: delivered.clone(),
+            ended: ended.clone(),
+            missed: missed.clone(),
             result: GroupResult {
                 latency: stats::histogram(),
                 trackers: Vec::new(),
                 ended: BTreeMap::new(),
                 other_frames: 0,
                 pusher_errors: 0,
+                arrivals_us: None,
+                earliest_sent_us: None,
             },
         };
         let task = tokio::spawn(state.run(incoming, stop));
         Self {
             sockets,
             delivered,
+            ended,
+            missed,
             task,
         }
     }
@@ -168,6 +186,8 @@ struct State {
     event: String,
     planned: u64,
     delivered: Arc<AtomicU64>,
+    ended: Arc<AtomicU64>,
+    missed: Arc<AtomicU64>,
     result: GroupResult,
 }
 
@@ -206,11 +226,21 @@ impl State {
                             self.delivered.store(unique, Ordering::Relaxed);
                         }
                     }
-                    Item::Ended(code) => *self.result.ended.entry(code).or_default() += 1,
+                    Item::Ended(code) => self.on_ended(index, code),
                 },
             }
         }
         self.result
+    }
+
+    /// Accounts a socket that ended, and the planned events it will never receive.
+    fn on_ended(&mut self, index: usize, code: Option<u16>) {
+        *self.result.ended.entry(code).or_default() += 1;
+        self.ended.fetch_add(1, Ordering::Relaxed);
+        let missing = self
+            .planned
+            .saturating_sub(self.result.trackers[index].unique());
+        self.missed.fetch_add(missing, Ordering::Relaxed);
     }
 
     /// Accounts one frame; true when it is a first arrival of one of this run's events.
@@ -242,8 +272,19 @@ impl State {
         }
         match self.result.trackers[index].record(stamp.seq) {
             Arrival::InOrder | Arrival::OutOfOrder => {
-                let latency = payload::now_us().saturating_sub(stamp.sent_us);
-                stats::record(&mut self.result.latency, latency);
+                let now = payload::now_us();
+                stats::record(&mut self.result.latency, now.saturating_sub(stamp.sent_us));
+                let result = &mut self.result;
+                result.arrivals_us = Some(
+                    result
+                        .arrivals_us
+                        .map_or((now, now), |(first, last)| (first.min(now), last.max(now))),
+                );
+                result.earliest_sent_us = Some(
+                    result
+                        .earliest_sent_us
+                        .map_or(stamp.sent_us, |sent| sent.min(stamp.sent_us)),
+                );
                 true
             }
             Arrival::Duplicate => false,

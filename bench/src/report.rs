@@ -35,6 +35,9 @@ pub struct Setup {
     pub messages: u64,
     /// Bytes of data per event (fan-out only).
     pub payload_bytes: usize,
+    /// Seconds the sockets were held (idle only).
+    #[serde(default)]
+    pub hold_seconds: f64,
 }
 
 /// Delivery accounting over every subscriber.
@@ -123,6 +126,51 @@ pub struct MachineReport {
     pub measured_cores: f64,
 }
 
+/// The one event an idle run awaited after its hold (`herald-bench idle --await-event`), sent by
+/// someone else (`herald-bench trigger`): who received it and when. Times are wall-clock
+/// microseconds since the Unix epoch, comparable across the processes of one machine, so the
+/// reports of several idle processes give one event's fan-out to all their sockets together.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct AwaitReport {
+    /// The event name awaited.
+    pub event: String,
+    /// Seconds the run would wait for it after the hold, at most.
+    pub timeout_seconds: f64,
+    /// Seconds it waited: until every socket still open had the event, or the timeout.
+    pub waited_seconds: f64,
+    /// Sockets still open when the wait began.
+    pub held: u64,
+    /// Sockets that received the event.
+    pub received: u64,
+    /// The send stamp in the event's data.
+    pub sent_us: Option<u64>,
+    /// When the first socket received it.
+    pub first_arrival_us: Option<u64>,
+    /// When the last socket received it.
+    pub last_arrival_us: Option<u64>,
+    /// Send stamp → first arrival, ms.
+    pub first_ms: Option<f64>,
+    /// Send stamp → last arrival, ms: the fan-out time over this process's sockets.
+    pub last_ms: Option<f64>,
+    /// Send stamp → arrival over every socket, as `(µs, count)` per recorded value of the
+    /// histogram ([`crate::stats::recorded`]): merge several processes' to get percentiles
+    /// over all their sockets.
+    pub latency_us: Vec<(u64, u64)>,
+}
+
+impl AwaitReport {
+    /// Fills in the send stamp and the first and last arrival (wall-clock µs), and the
+    /// latencies between them.
+    pub fn arrived(&mut self, sent_us: Option<u64>, arrivals_us: Option<(u64, u64)>) {
+        let since_sent = |at: u64| sent_us.map(|sent| at.saturating_sub(sent) as f64 / 1000.0);
+        self.sent_us = sent_us;
+        self.first_arrival_us = arrivals_us.map(|(first, _)| first);
+        self.last_arrival_us = arrivals_us.map(|(_, last)| last);
+        self.first_ms = self.first_arrival_us.and_then(since_sent);
+        self.last_ms = self.last_arrival_us.and_then(since_sent);
+    }
+}
+
 /// Everything a run measured.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Report {
@@ -140,6 +188,9 @@ pub struct Report {
     pub servers: Vec<ProcessReport>,
     /// The machine: was anything else competing for the CPU?
     pub machine: MachineReport,
+    /// The event awaited after an idle hold (`--await-event` only).
+    #[serde(default)]
+    pub awaited: Option<AwaitReport>,
 }
 
 impl Report {
@@ -242,6 +293,42 @@ impl Report {
                 &mut out,
                 "deliveries/s",
                 format!("{:.0} (over {:.2} s)", d.per_second, d.elapsed_seconds),
+            );
+        }
+        if let Some(a) = &self.awaited {
+            let ms = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.2} ms"));
+            row(
+                &mut out,
+                &format!(
+                    "event {} received / sockets held when the wait began",
+                    a.event
+                ),
+                format!(
+                    "{} / {} (waited {:.2} s of {:.0} s)",
+                    a.received, a.held, a.waited_seconds, a.timeout_seconds
+                ),
+            );
+            let us = |v: Option<u64>| v.map_or("—".to_string(), |v| v.to_string());
+            row(
+                &mut out,
+                "sent / first / last arrival (µs since the epoch)",
+                format!(
+                    "{} / {} / {}",
+                    us(a.sent_us),
+                    us(a.first_arrival_us),
+                    us(a.last_arrival_us)
+                ),
+            );
+            row(
+                &mut out,
+                "send → first / last arrival (fan-out time)",
+                format!("{} / {}", ms(a.first_ms), ms(a.last_ms)),
+            );
+            let l = &d.latency_ms;
+            row(
+                &mut out,
+                "send → arrival p50 / p99 / max",
+                format!("{:.2} / {:.2} / {:.2} ms", l.p50, l.p99, l.max),
             );
         }
         if d.other_frames + d.pusher_errors > 0 {
@@ -347,10 +434,15 @@ fn heading(s: &Setup) -> String {
         )
     } else {
         format!(
-            "herald-bench idle: {} subscribers on {} over {} ws URL(s){sources}",
+            "herald-bench idle: {} subscribers on {} over {} ws URL(s){sources}{}",
             s.subscribers,
             channels_label(s),
-            s.ws.len()
+            s.ws.len(),
+            if s.hold_seconds > 0.0 {
+                format!(", held {} s", s.hold_seconds)
+            } else {
+                String::new()
+            }
         )
     }
 }
@@ -404,8 +496,26 @@ mod tests {
         );
         report.delivery.lost = 1;
         assert!(!report.clean());
+        report.awaited = Some(AwaitReport::default());
+        assert!(report.to_markdown().contains("fan-out time) | — / — |"));
         let json = serde_json::to_string(&report).expect("serialises");
         let back: Report = serde_json::from_str(&json).expect("deserialises");
         assert_eq!(back.delivery.lost, 1);
+        assert!(back.awaited.is_some());
+    }
+
+    #[test]
+    fn an_awaited_event_times_its_arrivals_from_its_stamp() {
+        let mut awaited = AwaitReport::default();
+        awaited.arrived(Some(1_000_000), Some((1_000_500, 1_250_000)));
+        assert_eq!(awaited.first_arrival_us, Some(1_000_500));
+        assert_eq!(awaited.last_arrival_us, Some(1_250_000));
+        assert_eq!(awaited.first_ms, Some(0.5));
+        assert_eq!(awaited.last_ms, Some(250.0));
+        // A clock step between send and arrival gives 0, not a wrapped number.
+        awaited.arrived(Some(2_000_000), Some((1_999_000, 2_000_001)));
+        assert_eq!(awaited.first_ms, Some(0.0));
+        awaited.arrived(None, None);
+        assert_eq!((awaited.first_ms, awaited.last_arrival_us), (None, None));
     }
 }

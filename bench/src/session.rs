@@ -8,10 +8,10 @@ use tokio_util::sync::CancellationToken;
 use crate::clients::{self, ConnectPlan, ConnectReport};
 use crate::procstat::{self, ProcError, Sample};
 use crate::receive::{Group, GroupResult};
-use crate::report::{DeliveryReport, MachineReport, ProcessReport, Report, Setup};
+use crate::report::{AwaitReport, DeliveryReport, MachineReport, ProcessReport, Report, Setup};
 use crate::sequence::SeqSet;
 use crate::stats::{self, Summary};
-use crate::trigger::{ApiUrlError, TriggerOutcome};
+use crate::trigger::{ApiUrlError, SendError, TriggerOutcome};
 use herald_wire::{KeyConflict, WireError};
 
 /// Why a benchmark could not run.
@@ -56,19 +56,35 @@ pub enum BenchError {
     /// Not one subscriber connected.
     #[error("no subscriber could connect: {0}")]
     NoSubscriber(String),
+    /// The one trigger of `herald-bench trigger` failed.
+    #[error("the trigger failed: {0}")]
+    Trigger(#[source] SendError),
 }
 
 impl BenchError {
-    /// The exit code: 64 for bad flags, 69 when the servers are unreachable or refuse.
+    /// The exit code: 64 for bad flags, 69 when the servers are unreachable or refuse, 71 for
+    /// the operating system.
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::WsUrl(_) | Self::Key(_) | Self::ApiUrl(_) | Self::Flag { .. } | Self::Proc(_) => {
                 64
             }
             Self::OpenFiles { .. } | Self::HttpClient(_) => 71,
-            Self::Preflight(_) | Self::NoSubscriber(_) => 69,
+            Self::Preflight(_) | Self::NoSubscriber(_) | Self::Trigger(_) => 69,
         }
     }
+}
+
+/// What a run sent, against which every subscriber's arrivals are accounted.
+pub enum Sent {
+    /// Nothing: an idle hold.
+    Nothing,
+    /// A fan-out run's triggers.
+    Triggers(TriggerOutcome),
+    /// One event, sequence number 0, sent by another process (`herald-bench trigger`) and
+    /// awaited after an idle hold: its report, with what the wait saw so far (the arrivals are
+    /// filled in when the session closes).
+    Awaited(AwaitReport),
 }
 
 /// How to open and watch the subscribers.
@@ -170,6 +186,29 @@ impl Session {
             .sum()
     }
 
+    /// Subscribers whose socket ended so far.
+    pub fn ended(&self) -> u64 {
+        self.groups
+            .iter()
+            .map(|g| g.ended.load(std::sync::atomic::Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Waits until every subscriber received each of the `planned` events or ended before it
+    /// did (so nothing more can come), or `deadline` passed.
+    pub async fn wait_for_all(&self, planned: u64, deadline: tokio::time::Instant) {
+        let target = planned * self.subscribers();
+        let settled = || {
+            let missed: u64 = (self.groups.iter())
+                .map(|g| g.missed.load(std::sync::atomic::Ordering::Relaxed))
+                .sum();
+            self.delivered() + missed >= target
+        };
+        while !settled() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     /// Waits until `target` first arrivals were counted or `deadline` passed.
     pub async fn wait_for(&self, target: u64, deadline: tokio::time::Instant) {
         while self.delivered() < target && tokio::time::Instant::now() < deadline {
@@ -177,25 +216,31 @@ impl Session {
         }
     }
 
-    /// Stops the groups and reports the run: every subscriber is accounted against the events
-    /// `trigger` got accepted (none on an idle run), and a fan-out run's CPU is also given per
-    /// million deliveries.
+    /// Stops the groups and reports the run: every subscriber is accounted against what was
+    /// `sent` (the events a fan-out's triggers got accepted, the one awaited event, or none on
+    /// an idle hold), and a fan-out run's CPU is also given per million deliveries.
     pub async fn close(
         self,
         setup: Setup,
-        trigger: Option<TriggerOutcome>,
+        sent: Sent,
         elapsed: Duration,
     ) -> Result<Report, BenchError> {
-        let per_delivery = trigger.is_some();
-        let (trigger, accepted) = match trigger {
-            Some(outcome) => (Some(outcome.report), outcome.accepted),
-            None => (None, SeqSet::default()),
+        let per_delivery = matches!(sent, Sent::Triggers(_));
+        let (trigger, accepted, mut awaited) = match sent {
+            Sent::Nothing => (None, SeqSet::default(), None),
+            Sent::Triggers(outcome) => (Some(outcome.report), outcome.accepted, None),
+            Sent::Awaited(awaited) => {
+                let mut zero = SeqSet::with_bound(1);
+                zero.insert(0);
+                (None, zero, Some(awaited))
+            }
         };
         let after = sample_all(&self.pids)?;
         let machine_after = procstat::machine_busy_seconds();
         self.stop.cancel();
         let mut latency = stats::histogram();
         let mut orders = std::collections::HashSet::new();
+        let (mut arrivals_us, mut earliest_sent_us) = (None::<(u64, u64)>, None::<u64>);
         let mut report = DeliveryReport {
             elapsed_seconds: elapsed.as_secs_f64(),
             ..DeliveryReport::default()
@@ -224,6 +269,19 @@ impl Session {
             }
             report.other_frames += result.other_frames;
             report.pusher_errors += result.pusher_errors;
+            if let Some((first, last)) = result.arrivals_us {
+                arrivals_us =
+                    Some(arrivals_us.map_or((first, last), |(f, l)| (f.min(first), l.max(last))));
+            }
+            earliest_sent_us = match (earliest_sent_us, result.earliest_sent_us) {
+                (Some(ours), Some(theirs)) => Some(ours.min(theirs)),
+                (ours, theirs) => ours.or(theirs),
+            };
+        }
+        if let Some(awaited) = &mut awaited {
+            awaited.received = report.received;
+            awaited.arrived(earliest_sent_us, arrivals_us);
+            awaited.latency_us = stats::recorded(&latency);
         }
         report.latency_ms = Summary::of(&latency);
         report.arrival_orders = orders.len() as u64;
@@ -262,6 +320,7 @@ impl Session {
             client,
             servers,
             machine,
+            awaited,
         })
     }
 }

@@ -17,6 +17,16 @@ pub fn record(histogram: &mut Histogram<u64>, micros: u64) {
     histogram.saturating_record(micros.clamp(1, MAX_US));
 }
 
+/// Every recorded value of a histogram with its count, as `(µs, count)` in ascending order (each
+/// value the highest of its bucket, three significant digits): what a report carries so that the
+/// histograms of several benchmark processes can be merged into one distribution.
+pub fn recorded(histogram: &Histogram<u64>) -> Vec<(u64, u64)> {
+    histogram
+        .iter_recorded()
+        .map(|v| (v.value_iterated_to(), v.count_at_value()))
+        .collect()
+}
+
 /// Percentiles of a histogram, in milliseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
@@ -74,6 +84,21 @@ mod tests {
         assert!(close(s.p999, 9.99), "{s:?}");
         assert!(close(s.max, 10.0), "{s:?}");
         assert!(close(s.mean, 5.0005), "{s:?}");
+    }
+
+    #[test]
+    fn recorded_values_keep_every_count() {
+        assert!(recorded(&histogram()).is_empty());
+        let mut h = histogram();
+        for micros in [5, 5, 1000, 123_456] {
+            record(&mut h, micros);
+        }
+        let values = recorded(&h);
+        assert_eq!(values.iter().map(|&(_, n)| n).sum::<u64>(), 4);
+        assert_eq!(values[0], (5, 2));
+        assert_eq!(values[1], (1000, 1));
+        // Three significant digits: 123,456 µs falls in a bucket of width 64 at that size.
+        assert!((123_456..123_456 + 64).contains(&values[2].0), "{values:?}");
     }
 
     #[test]

@@ -4,6 +4,9 @@
 //! Open loop means the schedule does not wait for replies: event `i` is due at `start + i/rate`
 //! and is sent then, however slow earlier replies are, up to a bound of requests in flight (past
 //! it the schedule slips, and the slip is reported as `max_lag_ms`).
+//!
+//! [`once`] sends a single event the same way (`herald-bench trigger`): the one event that idle
+//! runs with `--await-event` time the fan-out of.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -24,6 +27,16 @@ use crate::stats::{self, Summary};
 pub struct ApiUrlError {
     url: String,
     reason: &'static str,
+}
+
+/// Why a trigger request failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct SendError {
+    /// A short label to count failures by (`HTTP 503`, `timeout`, `connect`…).
+    pub label: String,
+    /// The full message.
+    pub message: String,
 }
 
 /// What to trigger, where and how fast.
@@ -139,8 +152,8 @@ impl TriggerPlan {
     }
 }
 
-/// Sends one request; the error is a short label and a full message.
-async fn send(client: &reqwest::Client, signed: Signed) -> Result<(), (String, String)> {
+/// Sends one request.
+async fn send(client: &reqwest::Client, signed: Signed) -> Result<(), SendError> {
     let response = client
         .post(&signed.url)
         .header("content-type", "application/json")
@@ -155,7 +168,10 @@ async fn send(client: &reqwest::Client, signed: Signed) -> Result<(), (String, S
             } else {
                 "request"
             };
-            (label.to_string(), format!("{error:#}"))
+            SendError {
+                label: label.to_string(),
+                message: format!("{error:#}"),
+            }
         })?;
     let status = response.status();
     // Reading the body to the end lets the connection be reused.
@@ -164,10 +180,10 @@ async fn send(client: &reqwest::Client, signed: Signed) -> Result<(), (String, S
         Ok(())
     } else {
         let text: String = String::from_utf8_lossy(&body).chars().take(200).collect();
-        Err((
-            format!("HTTP {}", status.as_u16()),
-            format!("HTTP {status}: {text}"),
-        ))
+        Err(SendError {
+            label: format!("HTTP {}", status.as_u16()),
+            message: format!("HTTP {status}: {text}"),
+        })
     }
 }
 
@@ -188,9 +204,57 @@ pub async fn preflight(plan: &TriggerPlan, client: &reqwest::Client) -> Result<(
         let signed = plan.request(api, &channel, "herald-bench preflight");
         send(client, signed)
             .await
-            .map_err(|(_, message)| format!("{}: {message}", plan.apis[api]))?;
+            .map_err(|error| format!("{}: {error}", plan.apis[api]))?;
     }
     Ok(())
+}
+
+/// Sends event `seq` now, stamped with the time, to channel `seq % channels` through API
+/// `seq % apis`: its stamp, the outcome, and how long the request took.
+async fn fire(
+    plan: &TriggerPlan,
+    client: &reqwest::Client,
+    seq: u64,
+) -> (Stamp, Result<(), SendError>, Duration) {
+    let stamp = Stamp {
+        seq,
+        sent_us: payload::now_us(),
+    };
+    let sent = Instant::now();
+    let data = payload::encode(stamp, plan.payload);
+    let channel = &plan.channels[(seq % plan.channels.len() as u64) as usize];
+    let signed = plan.request(seq as usize, channel, &data);
+    let result = send(client, signed).await;
+    (stamp, result, sent.elapsed())
+}
+
+/// One event sent by [`once`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Fired {
+    /// The channel.
+    pub channel: String,
+    /// The event name.
+    pub event: String,
+    /// Its sequence number (0).
+    pub seq: u64,
+    /// The send stamp in its data, µs since the Unix epoch: what receivers time it from.
+    pub sent_us: u64,
+    /// How long the request took, ms.
+    pub http_ms: f64,
+}
+
+/// Sends one event, sequence number 0, to the plan's first channel through its first API URL
+/// (the plan's rate, count and in-flight bound do not matter).
+pub async fn once(plan: &TriggerPlan, client: &reqwest::Client) -> Result<Fired, SendError> {
+    let (stamp, result, elapsed) = fire(plan, client, 0).await;
+    result?;
+    Ok(Fired {
+        channel: plan.channels[0].clone(),
+        event: plan.event.clone(),
+        seq: stamp.seq,
+        sent_us: stamp.sent_us,
+        http_ms: elapsed.as_secs_f64() * 1000.0,
+    })
 }
 
 /// Runs the schedule and waits for every reply.
@@ -201,13 +265,13 @@ pub async fn run(plan: TriggerPlan, client: reqwest::Client) -> TriggerOutcome {
     let mut report = TriggerReport::default();
     let mut tasks = JoinSet::new();
     let mut max_lag = Duration::ZERO;
-    let mut on_done = |(seq, result, elapsed): (u64, Result<(), (String, String)>, Duration)| {
+    let mut on_done = |(seq, result, elapsed): (u64, Result<(), SendError>, Duration)| {
         stats::record(&mut http, elapsed.as_micros() as u64);
         match result {
             Ok(()) => {
                 accepted.insert(seq);
             }
-            Err((label, message)) => {
+            Err(SendError { label, message }) => {
                 report
                     .error_examples
                     .entry(label.clone())
@@ -230,16 +294,8 @@ pub async fn run(plan: TriggerPlan, client: reqwest::Client) -> TriggerOutcome {
         max_lag = max_lag.max(due.elapsed());
         let (plan, client) = (plan.clone(), client.clone());
         tasks.spawn(async move {
-            let stamp = Stamp {
-                seq,
-                sent_us: payload::now_us(),
-            };
-            let sent = Instant::now();
-            let data = payload::encode(stamp, plan.payload);
-            let channel = &plan.channels[(seq % plan.channels.len() as u64) as usize];
-            let signed = plan.request(seq as usize, channel, &data);
-            let result = send(&client, signed).await;
-            (seq, result, sent.elapsed())
+            let (_, result, elapsed) = fire(&plan, &client, seq).await;
+            (seq, result, elapsed)
         });
     }
     report.sent = plan.count;

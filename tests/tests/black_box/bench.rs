@@ -1,11 +1,16 @@
 //! `herald-bench` against a real `herald dev` and the floor server: a small fan-out accounts
-//! every delivery exactly (also with its events spread over several channels), and unreachable servers, wrong credentials or bad flags fail clearly
+//! every delivery exactly (also with its events spread over several channels), idle processes
+//! awaiting one `herald-bench trigger` each time its arrival on every socket, and unreachable servers, wrong credentials or bad flags fail clearly
 //! before any load is sent. The server binary itself carries no benchmark and no floor server.
 
+use std::process::Stdio;
 use std::time::Duration;
 
+use herald_tests::binary::bench_binary;
 use herald_tests::dev::{Dev, bench, herald};
 use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::process::Command;
 
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -77,6 +82,65 @@ async fn check_small_fanout(dev: Dev, extra: &[&str]) -> Value {
     }
     assert_eq!(delivery["latency_ms"]["count"], 500, "{report}");
     report
+}
+
+/// What scripts/bench-100k.sh runs, small: two `idle --await-event` processes, ready (their
+/// ready lines read), then one `herald-bench trigger`; each reports that every socket received
+/// it, timed from the stamp the trigger printed.
+#[tokio::test]
+async fn idle_processes_await_one_trigger() {
+    let dev = Dev::start("idle_processes_await_one_trigger").await;
+    let ws = format!("ws://{}", dev.websocket);
+    let mut idles = Vec::new();
+    for _ in 0..2 {
+        let mut child = Command::new(bench_binary())
+            .args([
+                "idle", "--ws", &ws, "-n", "5", "--hold", "0", "--settle", "0",
+            ])
+            .args(["--await-event", "30", "--ready-json", "--json"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("herald-bench runs");
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
+        let mut ready = String::new();
+        tokio::time::timeout(LIMIT, stdout.read_line(&mut ready))
+            .await
+            .expect("a ready line within the limit")
+            .expect("stdout is readable");
+        let ready: Value = serde_json::from_str(&ready).expect("the ready line is JSON");
+        assert_eq!(ready["event"], "ready", "{ready}");
+        assert_eq!(ready["subscribers"], 5, "{ready}");
+        idles.push((child, stdout));
+    }
+    let api = format!("http://{}", dev.http);
+    let output = bench(&["trigger", "--api", &api, "--json"], LIMIT).await;
+    assert!(output.status.success(), "{output:?}");
+    let fired: Value = serde_json::from_slice(&output.stdout).expect("--json prints JSON");
+    assert_eq!(fired["channel"], "bench", "{fired}");
+    for (mut child, mut stdout) in idles {
+        let mut rest = String::new();
+        tokio::time::timeout(LIMIT, stdout.read_to_string(&mut rest))
+            .await
+            .expect("the report within the limit")
+            .expect("stdout is readable");
+        let status = child.wait().await.expect("herald-bench exits");
+        assert!(status.success(), "{status:?}: {rest}");
+        let report: Value = serde_json::from_str(&rest).expect("the report is JSON");
+        let awaited = &report["awaited"];
+        assert_eq!(awaited["held"], 5, "{report}");
+        assert_eq!(awaited["received"], 5, "{report}");
+        assert_eq!(awaited["sent_us"], fired["sent_us"], "{report}");
+        let (first, last) = (&awaited["first_ms"], &awaited["last_ms"]);
+        assert!(first.as_f64() <= last.as_f64(), "{report}");
+        let counted: u64 = (awaited["latency_us"].as_array().expect("pairs").iter())
+            .map(|pair| pair[1].as_u64().expect("a count"))
+            .sum();
+        assert_eq!(counted, 5, "{report}");
+        assert_eq!(report["delivery"]["lost"], 0, "{report}");
+    }
 }
 
 #[tokio::test]

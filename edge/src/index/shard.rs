@@ -8,8 +8,8 @@
 //! (read-your-writes, R-API-4). Presence subscribers are confirmed by their join's answer, which
 //! the hub gives only after their count is held.
 
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -107,6 +107,15 @@ struct LocalChannel {
     watchlist_reported: bool,
     /// The last event sequence delivered here (what a resuming subscriber's replay must reach).
     last_seq: u64,
+    /// The subscribers that become active once the channel is confirmed and the region counts
+    /// them (neither presence joins nor resuming ones), with their `counted_at`, in the order
+    /// they subscribed — so in the order of `counted_at`. An entry whose socket left or
+    /// subscribed again since is stale and skipped. Kept so that a confirmation or a count
+    /// looks at the sockets it makes ready, not at every subscriber of the channel.
+    waiting: VecDeque<(u64, SocketId)>,
+    /// The subscribers that have a replay to finish (`Subscriber::catch_up`); may name sockets
+    /// that finished or left since.
+    resuming: HashSet<SocketId>,
 }
 
 /// The shard's state. Every method is synchronous: decide, mutate, push to outboxes and the
@@ -193,22 +202,59 @@ fn welcome(
 }
 
 impl LocalChannel {
-    /// The subscribers (not presence ones, which their join's answer activates) that may become
-    /// active now: the channel is confirmed and the region counts them.
-    fn ready(&self) -> Vec<SocketId> {
-        if !self.confirmed {
-            return Vec::new();
+    /// Adds a new subscriber, noting it among those [`LocalChannel::ready`] or
+    /// [`LocalChannel::finish_resumes`] look at.
+    fn insert(&mut self, socket: SocketId, subscriber: Subscriber) {
+        if subscriber.catch_up.is_some() {
+            self.resuming.insert(socket);
+        } else if subscriber.join_id.is_none() {
+            self.waiting.push_back((subscriber.counted_at, socket));
         }
-        self.subscribers
-            .iter()
-            .filter(|(_, s)| {
-                !s.active
-                    && s.join_id.is_none()
-                    && s.catch_up.is_none()
-                    && s.counted_at <= self.counted
-            })
-            .map(|(socket, _)| *socket)
-            .collect()
+        self.subscribers.insert(socket, subscriber);
+    }
+
+    /// Whether a subscriber waits for the channel's confirmation and its count alone: the
+    /// subscribers [`LocalChannel::waiting`] is kept for.
+    fn waits_for_count(subscriber: &Subscriber) -> bool {
+        !subscriber.active && subscriber.join_id.is_none() && subscriber.catch_up.is_none()
+    }
+
+    /// A socket left: drops the stale entries of [`LocalChannel::waiting`] once they outnumber
+    /// the subscribers, so a client that subscribes and leaves again and again while the
+    /// channel waits for its count cannot grow it without bound.
+    fn forget(&mut self, socket: SocketId) {
+        self.resuming.remove(&socket);
+        if self.waiting.len() > 2 * self.subscribers.len() + 16 {
+            let subscribers = &self.subscribers;
+            self.waiting.retain(|(counted_at, socket)| {
+                subscribers
+                    .get(socket)
+                    .is_some_and(|s| s.counted_at == *counted_at && Self::waits_for_count(s))
+            });
+        }
+    }
+
+    /// The subscribers (not presence ones, which their join's answer activates, nor resuming
+    /// ones) that may become active now: the channel is confirmed and the region counts them.
+    fn ready(&mut self) -> Vec<SocketId> {
+        let mut ready = Vec::new();
+        if !self.confirmed {
+            return ready;
+        }
+        while let Some(&(counted_at, socket)) = self.waiting.front() {
+            if counted_at > self.counted {
+                break;
+            }
+            self.waiting.pop_front();
+            if self
+                .subscribers
+                .get(&socket)
+                .is_some_and(|s| s.counted_at == counted_at && Self::waits_for_count(s))
+            {
+                ready.push(socket);
+            }
+        }
+        ready
     }
 
     /// Makes subscribers active: each gets its greeting, and the announced ones the [`welcome`]
@@ -293,15 +339,19 @@ impl LocalChannel {
 
     /// Tries [`LocalChannel::finish_resume`] for every resuming subscriber.
     fn finish_resumes(&mut self, key: &ChannelKey, now: Instant) {
-        let resuming: Vec<SocketId> = self
-            .subscribers
-            .iter()
-            .filter(|(_, s)| s.catch_up.is_some())
-            .map(|(socket, _)| *socket)
-            .collect();
+        if self.resuming.is_empty() {
+            return;
+        }
+        let resuming: Vec<SocketId> = self.resuming.iter().copied().collect();
         for socket in resuming {
             self.finish_resume(key, socket, now);
         }
+        let subscribers = &self.subscribers;
+        self.resuming.retain(|socket| {
+            subscribers
+                .get(socket)
+                .is_some_and(|s| s.catch_up.is_some())
+        });
     }
 }
 
@@ -407,6 +457,8 @@ impl Shard {
                     cache_ttl: Duration::ZERO,
                     watchlist_reported: false,
                     last_seq: 0,
+                    waiting: VecDeque::new(),
+                    resuming: HashSet::new(),
                 })
             }
         };
@@ -428,7 +480,7 @@ impl Shard {
                 None => {
                     let mut subscriber = Subscriber::new(outbox, true, None, counted_at);
                     replay = resuming(&mut subscriber, &key, socket, resume, channel.last_seq);
-                    channel.subscribers.insert(socket, subscriber);
+                    channel.insert(socket, subscriber);
                 }
             },
             Mode::Presence(member) => {
@@ -436,7 +488,7 @@ impl Shard {
                 let join_id = self.next_join;
                 let mut subscriber = Subscriber::new(outbox, true, Some(join_id), counted_at);
                 replay = resuming(&mut subscriber, &key, socket, resume, channel.last_seq);
-                channel.subscribers.insert(socket, subscriber);
+                channel.insert(socket, subscriber);
                 join = Some((join_id, member));
             }
             Mode::SignedIn {
@@ -450,10 +502,10 @@ impl Shard {
                         }
                     }
                     Entry::Occupied(mut existing) => existing.get_mut().greeting.extend(greeting),
-                    Entry::Vacant(vacant) => {
+                    Entry::Vacant(_) => {
                         let mut subscriber = Subscriber::new(outbox, false, None, counted_at);
                         subscriber.greeting = greeting;
-                        vacant.insert(subscriber);
+                        channel.insert(socket, subscriber);
                     }
                 }
                 if !channel.watchlist_reported && !watchlist.is_empty() {
@@ -517,6 +569,7 @@ impl Shard {
         let Some(subscriber) = channel.subscribers.remove(&socket) else {
             return;
         };
+        channel.forget(socket);
         if let Some(catch_up) = &subscriber.catch_up {
             self.board.replay_done(catch_up.request());
         }
@@ -800,6 +853,46 @@ mod tests {
                 .contains("subscription_succeeded")
         );
         assert_eq!(next_text(&mut rx1), None, "announced once");
+    }
+
+    #[test]
+    fn a_socket_that_left_and_subscribed_again_waits_for_the_count_of_its_new_subscription() {
+        let mut shard = shard();
+        let now = Instant::now();
+        let (tx1, mut rx1) = new_outbox();
+        shard.subscribe(key("a"), socket(1), tx1, Mode::Announced, None, now);
+        confirm(&mut shard, "a", 1);
+        assert!(next_text(&mut rx1).is_some());
+        // Version 2 counts socket 2; it leaves (3) and subscribes again (4).
+        let (tx2, _rx2) = new_outbox();
+        shard.subscribe(key("a"), socket(2), tx2, Mode::Announced, None, now);
+        shard.unsubscribe(key("a"), socket(2));
+        let (tx2, mut rx2) = new_outbox();
+        shard.subscribe(key("a"), socket(2), tx2, Mode::Announced, None, now);
+        shard.counted(&key("a"), 1, 3, now);
+        assert_eq!(next_text(&mut rx2), None, "its first subscription's count");
+        shard.counted(&key("a"), 1, 4, now);
+        assert!(
+            next_text(&mut rx2)
+                .unwrap()
+                .contains("subscription_succeeded")
+        );
+        assert_eq!(next_text(&mut rx2), None, "announced once");
+    }
+
+    #[test]
+    fn sockets_that_come_and_go_before_a_count_leave_no_trail() {
+        let mut shard = shard();
+        let now = Instant::now();
+        let (tx1, _rx1) = new_outbox();
+        shard.subscribe(key("a"), socket(1), tx1, Mode::Announced, None, now);
+        for low in 2..1_000 {
+            let (tx, _rx) = new_outbox();
+            shard.subscribe(key("a"), socket(low), tx, Mode::Announced, None, now);
+            shard.unsubscribe(key("a"), socket(low));
+        }
+        let channel = shard.channels.get(&key("a")).unwrap();
+        assert!(channel.waiting.len() <= 2 * channel.subscribers.len() + 17);
     }
 
     #[test]

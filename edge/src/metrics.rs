@@ -8,16 +8,23 @@
 //! Labels stay bounded: `app_id`, `reason`, `kind`, `hub` (a configured hub address) — never a
 //! channel, socket or user. Fan-out counts once per event per index shard (the number of
 //! outboxes it filled), not once per socket, so the delivery loop pays one atomic add per event.
+//!
+//! The series a connection touches (opened, open, closed by the client, subscriptions, frames
+//! received) are looked up in the recorder once per app and kept: registering a labelled series
+//! builds and hashes its key, so doing it on every connect and subscribe was a good part of a
+//! connect's cost. They are kept only once [`describe`] ran, which the process calls after
+//! installing its recorder, so no handle of a missing recorder is kept.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use herald_shared::ids::AppId;
 use herald_shared::protocol::Incoming;
 use herald_shared::time::UnixTime;
 use metrics::{
-    Counter, SharedString, Unit, counter, describe_counter, describe_gauge, describe_histogram,
-    gauge,
+    Counter, Gauge, SharedString, Unit, counter, describe_counter, describe_gauge,
+    describe_histogram, gauge,
 };
 
 /// Renders the process's metrics in the Prometheus text format.
@@ -88,6 +95,11 @@ impl Received {
         }
     }
 
+    /// Its place in [`Series::received`]: 0 to 6, in the order the kinds are declared.
+    fn index(self) -> usize {
+        self as usize
+    }
+
     fn label(self) -> &'static str {
         match self {
             Self::Ping => "ping",
@@ -146,22 +158,100 @@ pub fn describe() {
     gauge!(DRAINING).set(0.0);
     // Registered, so its series exist (at zero) before the first delivery.
     let _ = metrics::histogram!(DELIVERY_SECONDS);
+    let _ = SERIES.set(Series {
+        apps: Mutex::new(HashMap::new()),
+        received: Default::default(),
+    });
+}
+
+/// The series kept once [`describe`] ran (see the module's documentation).
+static SERIES: OnceLock<Series> = OnceLock::new();
+
+struct Series {
+    /// Per app; apps are the configured ones, so this stays small.
+    apps: Mutex<HashMap<AppId, AppSeries>>,
+    /// Per kind, in the order of [`Received::index`], each registered when first used.
+    received: [OnceLock<Counter>; 7],
+}
+
+/// An app's series that every connection touches, each registered when first used (so a series
+/// appears when it first counts something, as it did when every call registered it).
+#[derive(Default)]
+struct AppSeries {
+    opened: Option<Counter>,
+    open: Option<Gauge>,
+    closed_by_client: Option<Counter>,
+    subscriptions: Option<Gauge>,
+}
+
+impl AppSeries {
+    fn opened(&mut self, app_id: &AppId) -> &Counter {
+        self.opened
+            .get_or_insert_with(|| counter!(CONNECTIONS_OPENED, "app_id" => app(app_id)))
+    }
+
+    fn open(&mut self, app_id: &AppId) -> &Gauge {
+        self.open
+            .get_or_insert_with(|| gauge!(CONNECTIONS, "app_id" => app(app_id)))
+    }
+
+    fn closed_by_client(&mut self, app_id: &AppId) -> &Counter {
+        self.closed_by_client
+            .get_or_insert_with(|| register_closed(app_id, CLOSED_BY_CLIENT))
+    }
+
+    fn subscriptions(&mut self, app_id: &AppId) -> &Gauge {
+        self.subscriptions
+            .get_or_insert_with(|| gauge!(SUBSCRIPTIONS, "app_id" => app(app_id)))
+    }
+}
+
+/// Runs `record` on the app's series: kept ones once [`describe`] ran, else registered now.
+fn with_app(app_id: &AppId, record: impl FnOnce(&mut AppSeries)) {
+    match SERIES.get() {
+        Some(series) => {
+            // Handles are plain values; a panic elsewhere cannot leave them half-written.
+            let mut apps = series.apps.lock().unwrap_or_else(|p| p.into_inner());
+            match apps.get_mut(app_id) {
+                Some(app) => record(app),
+                None => record(apps.entry(app_id.clone()).or_default()),
+            }
+        }
+        None => record(&mut AppSeries::default()),
+    }
 }
 
 fn app(app: &AppId) -> String {
     app.as_str().to_string()
 }
 
+fn register_closed(app_id: &AppId, reason: &'static str) -> Counter {
+    counter!(CONNECTIONS_CLOSED, "app_id" => app(app_id), "reason" => reason)
+}
+
+fn register_received(kind: Received) -> Counter {
+    counter!(MESSAGES_RECEIVED, "kind" => kind.label())
+}
+
 /// A connection was admitted.
 pub fn connection_opened(app_id: &AppId) {
-    counter!(CONNECTIONS_OPENED, "app_id" => app(app_id)).increment(1);
-    gauge!(CONNECTIONS, "app_id" => app(app_id)).increment(1.0);
+    with_app(app_id, |app| {
+        app.opened(app_id).increment(1);
+        app.open(app_id).increment(1.0);
+    });
 }
 
 /// A connection ended for `reason`.
 pub fn connection_closed(app_id: &AppId, reason: &'static str) {
-    counter!(CONNECTIONS_CLOSED, "app_id" => app(app_id), "reason" => reason).increment(1);
-    gauge!(CONNECTIONS, "app_id" => app(app_id)).decrement(1.0);
+    if reason != CLOSED_BY_CLIENT {
+        register_closed(app_id, reason).increment(1);
+    }
+    with_app(app_id, |app| {
+        if reason == CLOSED_BY_CLIENT {
+            app.closed_by_client(app_id).increment(1);
+        }
+        app.open(app_id).decrement(1.0);
+    });
 }
 
 /// An upgrade was refused before admission.
@@ -172,13 +262,20 @@ pub fn connection_refused(reason: impl Into<SharedString>) {
 /// Local subscriptions of an app changed by `delta`.
 pub fn subscriptions(app_id: &AppId, delta: isize) {
     if delta != 0 {
-        gauge!(SUBSCRIPTIONS, "app_id" => app(app_id)).increment(delta as f64);
+        with_app(app_id, |app| {
+            app.subscriptions(app_id).increment(delta as f64)
+        });
     }
 }
 
 /// A client frame arrived.
 pub fn received(kind: Received) {
-    counter!(MESSAGES_RECEIVED, "kind" => kind.label()).increment(1);
+    match SERIES.get() {
+        Some(series) => series.received[kind.index()]
+            .get_or_init(|| register_received(kind))
+            .increment(1),
+        None => register_received(kind).increment(1),
+    }
 }
 
 /// The link to `hub` (its configured address) went up or down.

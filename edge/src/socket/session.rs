@@ -140,10 +140,10 @@ impl Session {
             );
             return subscription_error(&channel, "LimitReached", error, 403);
         }
-        let socket_id = self.socket_id.to_string();
         let (mode, presence_user) = match channel.kind() {
             ChannelKind::Public => (Mode::Announced, None),
             ChannelKind::Private | ChannelKind::PrivateEncrypted => {
+                let socket_id = self.socket_id.to_string();
                 let signed =
                     channel_auth::channel_string_to_sign(&socket_id, channel.as_str(), None);
                 if let Err(error) = self.authorize(&signed, auth.as_deref()) {
@@ -152,6 +152,7 @@ impl Session {
                 (Mode::Announced, None)
             }
             ChannelKind::Presence => {
+                let socket_id = self.socket_id.to_string();
                 let signed = channel_auth::channel_string_to_sign(
                     &socket_id,
                     channel.as_str(),

@@ -411,6 +411,11 @@ impl Session {
                     }
                 }
                 () = task.board.changed() => {
+                    // The change that woke this task is usually one socket's subscribe in a
+                    // burst of them: let the tasks already runnable go first, so one take
+                    // (and one frame per channel to the hub) covers what they change too,
+                    // rather than one take, frame and hub answer per socket.
+                    tokio::task::yield_now().await;
                     let changes = frames_for(task.board.take(), |key, desired| {
                         tracker.interest(key, desired)
                     });

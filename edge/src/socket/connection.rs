@@ -9,30 +9,44 @@ use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::task::Poll;
 use std::time::{Duration, SystemTime};
 
-use futures_util::{SinkExt, StreamExt};
 use herald_shared::app::App;
 use herald_shared::ids::SocketId;
 use herald_shared::protocol::{CloseCode, Incoming, Outgoing, ProtocolError};
 use tokio::time::{Instant, Sleep};
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
 
-use super::SocketContext;
 use super::heartbeat::{Beat, Heartbeat};
 use super::linger::linger;
+use super::reader::{ClientFrame, FrameReader, ReadError};
 use super::session::Session;
 use super::stream::ClientStream;
 use super::writer;
+use super::{SocketContext, SocketLimits};
 use crate::index::{CloseOrder, Next, OutboxReceiver, encode, outbox};
 use crate::metrics::{self, Received};
 
-type Socket = WebSocketStream<ClientStream>;
+/// An upgraded client socket: its stream and the state of its read half.
+#[derive(Debug)]
+pub struct Socket {
+    stream: ClientStream,
+    reader: FrameReader,
+}
+
+impl Socket {
+    /// The socket after its upgrade; `leftover` is what the client sent after the request.
+    pub fn new(stream: ClientStream, leftover: &[u8]) -> Self {
+        Self {
+            stream,
+            reader: FrameReader::with_leftover(leftover),
+        }
+    }
+
+    /// Writes one text frame.
+    async fn send(&mut self, frame: &Outgoing) -> std::io::Result<()> {
+        writer::write_frame(&mut self.stream, writer::TEXT, encode(frame).as_bytes()).await
+    }
+}
 
 /// How long sending the close frame may take.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -43,6 +57,8 @@ enum Flow {
     Continue,
     /// Close with this code and reason.
     Close(u16, &'static str),
+    /// The client sent a close frame: answer it with its code, then let go.
+    ClientClosed(u16),
     /// The client is gone (closed, or the connection failed).
     Gone,
 }
@@ -59,22 +75,18 @@ pub struct Connection {
     signin_by: Option<Instant>,
 }
 
-fn text(frame: &Outgoing) -> Message {
-    Message::Text(encode(frame))
-}
-
 /// A `pusher:error` carrying the close code the socket is about to close with.
-fn closing_error(code: CloseCode, message: &str) -> Message {
-    text(&Outgoing::Error {
+fn closing_error(code: CloseCode, message: &str) -> Outgoing {
+    Outgoing::Error {
         code: Some(code.code()),
         message: message.to_string(),
-    })
+    }
 }
 
 /// Sends `pusher:error` with a close code, then closes with it (Pusher's way of refusing a
 /// connection: pusher-js reads the code from either).
 pub async fn refuse(mut ws: Socket, code: CloseCode) {
-    if ws.send(closing_error(code, code.reason())).await.is_ok() {
+    if ws.send(&closing_error(code, code.reason())).await.is_ok() {
         close(&mut ws, code.code(), code.reason()).await;
     }
 }
@@ -87,7 +99,7 @@ async fn error_then_close(
     message: &str,
     reason: &'static str,
 ) -> Flow {
-    let _ = ws.send(closing_error(code, message)).await;
+    let _ = ws.send(&closing_error(code, message)).await;
     Flow::Close(code.code(), reason)
 }
 
@@ -95,38 +107,34 @@ async fn error_then_close(
 /// still sending ([`linger`]). The bytes after our close frame are never parsed: the client's
 /// close frame among them needs no answer, and after an error the read side may be mid-frame.
 async fn close(ws: &mut Socket, code: u16, reason: &str) {
-    let frame = CloseFrame {
-        code: WsCloseCode::from(code),
-        reason: reason.into(),
-    };
-    if matches!(
-        tokio::time::timeout(CLOSE_TIMEOUT, ws.close(Some(frame))).await,
-        Ok(Ok(()))
-    ) {
-        linger(ws.get_mut()).await;
+    if send_close(ws, code, reason).await {
+        linger(&mut ws.stream).await;
     }
 }
 
-/// The client's next message. Once tungstenite has read all there was (its read ended in
-/// `WouldBlock`, so nothing is buffered that makes a frame), a plain TCP socket is polled for
-/// readiness alone until the client sends more: the socket task wakes for every batch of frames
-/// it writes, and going through tungstenite's read path each time (waker proxies, a zeroed read
-/// buffer, a `read` that blocks) cost more than the write. TLS streams may hold decrypted bytes
-/// the socket does not show, so they always go through tungstenite.
+/// Sends a close frame within [`CLOSE_TIMEOUT`]; whether it went out. Answering the client's
+/// own close needs no more: its close frame was the last thing it sends (RFC 6455 §5.5.1), so
+/// the socket is dropped right after.
+async fn send_close(ws: &mut Socket, code: u16, reason: &str) -> bool {
+    let mut payload = code.to_be_bytes().to_vec();
+    payload.extend_from_slice(reason.as_bytes());
+    let sent = writer::write_frame(&mut ws.stream, writer::CLOSE, &payload);
+    matches!(tokio::time::timeout(CLOSE_TIMEOUT, sent).await, Ok(Ok(())))
+}
+
+/// The client's next message or control frame: frames up to the hard limit, read `read_size`
+/// bytes at a time into a buffer that is given back between messages.
 fn next_message<'a>(
     ws: &'a mut Socket,
-    blocked: &'a mut bool,
-) -> impl Future<Output = Option<Result<Message, WsError>>> + 'a {
+    limits: &'a SocketLimits,
+) -> impl Future<Output = Result<ClientFrame, ReadError>> + 'a {
     poll_fn(move |cx| {
-        if *blocked
-            && let ClientStream::Plain(tcp) = ws.get_ref()
-            && tcp.poll_read_ready(cx).is_pending()
-        {
-            return Poll::Pending;
-        }
-        let next = ws.poll_next_unpin(cx);
-        *blocked = next.is_pending();
-        next
+        ws.reader.poll_next(
+            &mut ws.stream,
+            limits.hard_message_limit(),
+            limits.read_buffer_bytes,
+            cx,
+        )
     })
 }
 
@@ -151,30 +159,40 @@ impl Connection {
         }
     }
 
-    /// Runs the connection to its end, then leaves every channel.
-    pub async fn run(mut self, mut ws: Socket) {
+    /// Runs the connection to its end, then leaves every channel. Both are borrowed, not
+    /// moved in: the socket task's future then holds them once (an async fn keeps a copy of the
+    /// arguments it owns beside its locals for its whole life).
+    pub async fn run(&mut self, ws: &mut Socket) {
         let stats = self.ctx.stats.clone();
         stats.connections.fetch_add(1, Ordering::Relaxed);
         stats.connections_total.fetch_add(1, Ordering::Relaxed);
         let app_id = self.session.app_id().clone();
         metrics::connection_opened(&app_id);
-        let established = Outgoing::ConnectionEstablished {
-            socket_id: self.socket_id,
-            activity_timeout_secs: self.ctx.limits.activity_timeout.as_secs(),
+        let greeted = {
+            let established = Outgoing::ConnectionEstablished {
+                socket_id: self.socket_id,
+                activity_timeout_secs: self.ctx.limits.activity_timeout.as_secs(),
+            };
+            ws.send(&established).await.is_ok()
         };
-        let flow = match ws.send(text(&established)).await {
-            Ok(()) => self.serve(&mut ws).await,
-            Err(_) => Flow::Gone,
+        let flow = if greeted {
+            self.serve(ws).await
+        } else {
+            Flow::Gone
         };
         let reason = match flow {
             Flow::Close(code, reason) => {
-                close(&mut ws, code, reason).await;
+                Box::pin(close(ws, code, reason)).await;
                 reason
+            }
+            Flow::ClientClosed(code) => {
+                Box::pin(send_close(ws, code, "")).await;
+                metrics::CLOSED_BY_CLIENT
             }
             Flow::Continue | Flow::Gone => metrics::CLOSED_BY_CLIENT,
         };
         metrics::connection_closed(&app_id, reason);
-        self.session.leave_all().await;
+        Box::pin(self.session.leave_all()).await;
         stats.connections.fetch_sub(1, Ordering::Relaxed);
     }
 
@@ -197,12 +215,16 @@ impl Connection {
         // token's waiter list (a lock shared by every socket) on every wake.
         let drain = ctx.drain.cancelled();
         tokio::pin!(drain);
-        let mut read_blocked = false;
         loop {
             let flow = tokio::select! {
                 next = self.inbox.next() => self.write(ws, next, timer.as_mut()).await,
-                message = next_message(ws, &mut read_blocked) => self.on_message(ws, message).await,
-                () = &mut timer => self.on_timer(ws).await,
+                // Boxed: handling a client message or a timer (subscribing, signing in,
+                // closing) needs more state than anything else the socket does, and an unboxed
+                // handler would make every idle socket's task carry it.
+                message = next_message(ws, &ctx.limits) => {
+                    Box::pin(self.on_message(ws, message)).await
+                }
+                () = &mut timer => Box::pin(self.on_timer(ws)).await,
                 () = &mut drain, if self.drain_at.is_none() => {
                     let spread = ctx.limits.drain_window.mul_f64(fastrand::f64());
                     self.drain_at = Some(Instant::now() + spread);
@@ -225,10 +247,11 @@ impl Connection {
     /// socket's timer bounds the write while the client does not take it; the loop re-arms it.
     async fn write(&mut self, ws: &mut Socket, next: Next, mut timer: Pin<&mut Sleep>) -> Flow {
         if let Next::Close(order) = next {
-            return self.close_ordered(ws, order).await;
+            // Boxed, as the message handlers: rare, and larger than the write itself.
+            return Box::pin(self.close_ordered(ws, order)).await;
         }
         let timeout = self.ctx.limits.write_timeout;
-        if writer::write_frames(ws, self.inbox.taken(), timer.as_mut(), timeout)
+        if writer::write_frames(&mut ws.stream, self.inbox.taken(), timer.as_mut(), timeout)
             .await
             .is_err()
         {
@@ -265,7 +288,7 @@ impl Connection {
     }
 
     async fn reply(&mut self, ws: &mut Socket, frame: &Outgoing) -> Flow {
-        match ws.send(text(frame)).await {
+        match ws.send(frame).await {
             Ok(()) => Flow::Continue,
             Err(_) => Flow::Gone,
         }
@@ -274,25 +297,25 @@ impl Connection {
     async fn on_message(
         &mut self,
         ws: &mut Socket,
-        message: Option<Result<Message, WsError>>,
+        message: Result<ClientFrame, ReadError>,
     ) -> Flow {
         let message = match message {
-            None => return Flow::Gone,
-            Some(Ok(message)) => message,
-            Some(Err(WsError::Capacity(CapacityError::MessageTooLong { size, max_size }))) => {
+            Ok(message) => message,
+            Err(ReadError::TooLong { size, max_size }) => {
                 let error = ProtocolError::TooLarge {
                     len: size,
                     limit: max_size,
                 };
-                let _ = ws.send(text(&error.reply())).await;
+                let _ = ws.send(&error.reply()).await;
                 return Flow::Close(1009, "message too big");
             }
-            Some(Err(WsError::Utf8(_))) => return Flow::Close(1007, "invalid UTF-8"),
-            Some(Err(_)) => return Flow::Gone,
+            Err(ReadError::Utf8) => return Flow::Close(1007, "invalid UTF-8"),
+            Err(ReadError::Protocol(_)) => return Flow::Close(1002, "protocol error"),
+            Err(ReadError::Io(_) | ReadError::Eof) => return Flow::Gone,
         };
         self.heartbeat.on_activity(Instant::now());
         match message {
-            Message::Text(frame) => {
+            ClientFrame::Text(frame) => {
                 let limit = self.ctx.limits.max_message_bytes;
                 if frame.len() > limit {
                     let error = ProtocolError::TooLarge {
@@ -316,17 +339,19 @@ impl Connection {
                     None => Flow::Continue,
                 }
             }
-            Message::Binary(_) => {
+            ClientFrame::Binary => {
                 metrics::received(Received::Invalid);
                 self.reply(ws, &ProtocolError::BinaryFrame.reply()).await
             }
-            // tungstenite queues the pong; flushing sends it.
-            Message::Ping(_) => match ws.flush().await {
-                Ok(()) => Flow::Continue,
-                Err(_) => Flow::Gone,
-            },
-            Message::Pong(_) | Message::Frame(_) => Flow::Continue,
-            Message::Close(_) => Flow::Gone,
+            ClientFrame::Ping(payload) => {
+                match writer::write_frame(&mut ws.stream, writer::PONG, &payload).await {
+                    Ok(()) => Flow::Continue,
+                    Err(_) => Flow::Gone,
+                }
+            }
+            ClientFrame::Pong => Flow::Continue,
+            // The client's close is answered with its own code (RFC 6455 §5.5.1).
+            ClientFrame::Close(code) => Flow::ClientClosed(code.unwrap_or(1000)),
         }
     }
 

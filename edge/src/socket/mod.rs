@@ -10,6 +10,7 @@
 //! - [`heartbeat`] — the single idle → ping → pong deadline.
 //! - [`linger`] — the lingering close every answered socket ends with.
 //! - [`stream`] — the connection's bytes: plain TCP or TLS.
+//! - [`reader`] — the client's WebSocket frames, read with no buffer held between messages.
 //! - [`writer`] — fanned-out frames written straight to the stream, one vectored write per batch.
 //!
 //! A socket's outbox (the bounded queue fan-out pushes into) lives with its writers in
@@ -23,6 +24,7 @@ mod heartbeat;
 mod limiter;
 mod linger;
 mod rate;
+mod reader;
 mod session;
 mod stream;
 mod writer;
@@ -34,19 +36,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use herald_shared::app::AppTable;
+use herald_shared::app::{App, AppTable};
 use herald_shared::ids::{EdgeId, SocketId};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_util::sync::CancellationToken;
 
 use self::stream::ClientStream;
 use crate::index::{IndexHandle, OutboxLimits};
 use crate::metrics;
-use crate::quota::Quotas;
+use crate::quota::{Quotas, Slot};
 use crate::stats::EdgeStats;
 
 /// Per-socket limits and timings.
@@ -61,7 +61,8 @@ pub struct SocketLimits {
     /// Largest client message handled; larger ones (up to 4× this) get a `pusher:error`, and
     /// beyond that the connection closes with 1009.
     pub max_message_bytes: usize,
-    /// The WebSocket read buffer per socket (tungstenite allocates it eagerly).
+    /// How much a socket reads at once: a buffer of this size is taken when the client sends
+    /// and given back once its bytes are handled, so an idle socket holds none.
     pub read_buffer_bytes: usize,
     /// Bounds of each socket's outbox.
     pub outbox: OutboxLimits,
@@ -77,15 +78,6 @@ impl SocketLimits {
     /// The largest frame tungstenite reads at all.
     fn hard_message_limit(&self) -> usize {
         self.max_message_bytes.saturating_mul(4)
-    }
-
-    fn websocket_config(&self) -> WebSocketConfig {
-        WebSocketConfig::default()
-            .read_buffer_size(self.read_buffer_bytes)
-            .write_buffer_size(4096)
-            .max_write_buffer_size(self.outbox.bytes.saturating_mul(2).max(64 * 1024))
-            .max_message_size(Some(self.hard_message_limit()))
-            .max_frame_size(Some(self.hard_message_limit()))
     }
 }
 
@@ -116,7 +108,34 @@ pub struct SocketContext {
 }
 
 /// Serves one accepted TCP connection from `peer` until it closes.
+///
+/// The opening (TLS, upgrade, admission) runs as a boxed future of its own, freed once the
+/// socket is admitted: a task's future is as large as its largest state, and the opening's
+/// buffers and TLS handshake would otherwise be carried by every idle socket for its lifetime.
 pub async fn serve(tcp: TcpStream, peer: IpAddr, ctx: Arc<SocketContext>) {
+    let Some(Admitted { mut ws, app, slot }) = Box::pin(open(tcp, peer, &ctx)).await else {
+        return;
+    };
+    let socket_id = SocketId {
+        high: ctx.edge_id.0,
+        low: ctx.next_socket.fetch_add(1, Ordering::Relaxed),
+    };
+    let mut connection = connection::Connection::new(ctx, app, socket_id);
+    connection.run(&mut ws).await;
+    drop(slot);
+}
+
+/// A socket past its opening: upgraded and admitted to its app.
+struct Admitted {
+    ws: connection::Socket,
+    app: Arc<App>,
+    /// The socket's place in the connection quotas, held until it closes.
+    slot: Slot,
+}
+
+/// The opening of a connection: TLS, the HTTP upgrade, the rate limit and admission. `None`
+/// when the connection was answered (refused, rejected) or went away.
+async fn open(tcp: TcpStream, peer: IpAddr, ctx: &SocketContext) -> Option<Admitted> {
     // Small frames must not wait for Nagle.
     let _ = tcp.set_nodelay(true);
     // The TLS handshake and the upgrade request share one deadline.
@@ -126,7 +145,7 @@ pub async fn serve(tcp: TcpStream, peer: IpAddr, ctx: Arc<SocketContext>) {
         Ok(stream) => stream,
         Err(error) => {
             tracing::debug!(message = "Client TLS handshake failed.", %error);
-            return;
+            return None;
         }
     };
     let remaining = deadline.saturating_duration_since(Instant::now());
@@ -134,9 +153,9 @@ pub async fn serve(tcp: TcpStream, peer: IpAddr, ctx: Arc<SocketContext>) {
         Ok(upgrade) => upgrade,
         Err(handshake::ReadError::Rejected(rejection)) => {
             handshake::reject(&mut stream, &rejection).await;
-            return;
+            return None;
         }
-        Err(handshake::ReadError::Io | handshake::ReadError::Timeout) => return,
+        Err(handshake::ReadError::Io | handshake::ReadError::Timeout) => return None,
     };
     if let Some(rate) = &ctx.rate
         && let Err(wait) = rate.check(peer, upgrade.forwarded_for.as_deref())
@@ -146,56 +165,46 @@ pub async fn serve(tcp: TcpStream, peer: IpAddr, ctx: Arc<SocketContext>) {
             .fetch_add(1, Ordering::Relaxed);
         metrics::connection_refused("rate limited");
         let rejection = handshake::Rejection::too_many(wait);
-        return handshake::reject(&mut stream, &rejection).await;
+        handshake::reject(&mut stream, &rejection).await;
+        return None;
     }
     let apps = ctx.apps.borrow().clone();
     let apps = match (apps, ctx.drain.is_cancelled()) {
         (Some(apps), false) => apps,
         (_, true) => {
             metrics::connection_refused("draining");
-            return unavailable(
+            unavailable(
                 &mut stream,
                 "This edge is draining; reconnect to another one.",
             )
             .await;
+            return None;
         }
         (None, false) => {
             metrics::connection_refused("not linked");
-            return unavailable(
+            unavailable(
                 &mut stream,
                 "This edge is not linked to a hub yet; retry shortly.",
             )
             .await;
+            return None;
         }
     };
     if handshake::accept(&mut stream, &upgrade).await.is_err() {
-        return;
+        return None;
     }
-    let ws = WebSocketStream::from_partially_read(
-        stream,
-        upgrade.leftover.clone(),
-        Role::Server,
-        Some(ctx.limits.websocket_config()),
-    )
-    .await;
+    let ws = connection::Socket::new(stream, &upgrade.leftover);
     let admitted =
         admission::admit(&apps, &upgrade).and_then(|app| Ok((app.clone(), ctx.quotas.admit(app)?)));
-    let (app, _slot) = match admitted {
-        Ok(admitted) => admitted,
+    match admitted {
+        Ok((app, slot)) => Some(Admitted { ws, app, slot }),
         Err(code) => {
             ctx.stats.refused(code);
             metrics::connection_refused(code.code().to_string());
             connection::refuse(ws, code).await;
-            return;
+            None
         }
-    };
-    let socket_id = SocketId {
-        high: ctx.edge_id.0,
-        low: ctx.next_socket.fetch_add(1, Ordering::Relaxed),
-    };
-    connection::Connection::new(ctx, app, socket_id)
-        .run(ws)
-        .await;
+    }
 }
 
 /// Answers 503: the edge cannot serve this connection now, another edge (or a retry) can.

@@ -5,10 +5,9 @@
 //! event — in one vectored write per batch, so nothing is copied per socket (tungstenite's
 //! write path copies each frame into each socket's write buffer).
 //!
-//! tungstenite keeps the handshake, reads, control frames (pong, close) and the socket's direct
-//! replies. [`write_frames`] first flushes whatever tungstenite has queued, and always runs to
-//! completion (or failure, after which the socket is dropped) before tungstenite writes again,
-//! so frames never interleave.
+//! The socket's own replies and control frames (pong, close) go out one at a time through
+//! [`write_frame`], between batches: a socket task runs one write to completion (or failure,
+//! after which the socket is dropped) before the next, so frames never interleave.
 
 use std::collections::VecDeque;
 use std::future::{Future, poll_fn};
@@ -17,12 +16,9 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use futures_util::Sink;
-use tokio::io::AsyncWrite;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::time::{Instant, Sleep};
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::error::Error as WsError;
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::stream::ClientStream;
 
@@ -38,18 +34,27 @@ pub enum WriteError {
     /// Writing to the connection failed.
     #[error("writing to the client failed: {0}")]
     Io(#[from] io::Error),
-    /// tungstenite could not flush what it had queued.
-    #[error("flushing queued control frames failed: {0}")]
-    WebSocket(#[from] WsError),
     /// The client did not take the frames within the write timeout.
     #[error("the client did not read its frames in time")]
     TimedOut,
 }
 
+/// The first header byte of a final text frame.
+pub const TEXT: u8 = 0x81;
+/// The first header byte of a (final) pong.
+pub const PONG: u8 = 0x8A;
+/// The first header byte of a (final) close frame.
+pub const CLOSE: u8 = 0x88;
+
 /// The header of a final, unmasked text frame of `len` payload bytes, and how much of it is used.
 fn header(len: usize) -> ([u8; MAX_HEADER], usize) {
+    frame_header(TEXT, len)
+}
+
+/// The header of an unmasked frame whose first byte (FIN, opcode) is `first`.
+fn frame_header(first: u8, len: usize) -> ([u8; MAX_HEADER], usize) {
     let mut out = [0; MAX_HEADER];
-    out[0] = 0x81;
+    out[0] = first;
     let used = if len < 126 {
         // Fits: `len` < 126.
         out[1] = len as u8;
@@ -78,17 +83,16 @@ struct Cursor {
 /// `timer` (the socket's one timer, which the caller re-arms afterwards) is set to fail the
 /// write after `timeout`: no timer is touched while the client keeps up.
 pub async fn write_frames(
-    ws: &mut WebSocketStream<ClientStream>,
+    stream: &mut ClientStream,
     frames: &VecDeque<Utf8Bytes>,
     mut timer: Pin<&mut Sleep>,
     timeout: Duration,
 ) -> Result<(), WriteError> {
     let mut cursor = Cursor::default();
-    let mut queued_flushed = false;
     let mut armed = false;
     poll_fn(|cx| {
-        if let Poll::Ready(result) = poll_write(ws, frames, &mut queued_flushed, &mut cursor, cx) {
-            return Poll::Ready(result);
+        if let Poll::Ready(result) = poll_write_frames(stream, frames, &mut cursor, cx) {
+            return Poll::Ready(result.map_err(WriteError::from));
         }
         if !armed {
             timer.as_mut().reset(Instant::now() + timeout);
@@ -102,18 +106,15 @@ pub async fn write_frames(
     .await
 }
 
-fn poll_write(
-    ws: &mut WebSocketStream<ClientStream>,
-    frames: &VecDeque<Utf8Bytes>,
-    queued_flushed: &mut bool,
-    cursor: &mut Cursor,
-    cx: &mut Context<'_>,
-) -> Poll<Result<(), WriteError>> {
-    if !*queued_flushed {
-        ready!(<_ as Sink<Message>>::poll_flush(Pin::new(&mut *ws), cx))?;
-        *queued_flushed = true;
-    }
-    poll_write_frames(ws.get_mut(), frames, cursor, cx).map_err(WriteError::from)
+/// Writes one frame whose first header byte is `first` ([`TEXT`], [`PONG`], [`CLOSE`]) and
+/// flushes: the socket's own replies, rare beside fanned-out frames, in one write.
+pub async fn write_frame(stream: &mut ClientStream, first: u8, payload: &[u8]) -> io::Result<()> {
+    let (header, used) = frame_header(first, payload.len());
+    let mut frame = Vec::with_capacity(used + payload.len());
+    frame.extend_from_slice(&header[..used]);
+    frame.extend_from_slice(payload);
+    stream.write_all(&frame).await?;
+    stream.flush().await
 }
 
 /// Writes the frames from `cursor` on, then flushes.
@@ -194,6 +195,12 @@ fn advance(cursor: &mut Cursor, frames: &VecDeque<Utf8Bytes>, mut written: usize
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_frames_carry_their_opcode() {
+        assert_eq!(frame_header(PONG, 2).0[..2], [0x8A, 2]);
+        assert_eq!(frame_header(CLOSE, 0).0[..2], [0x88, 0]);
+    }
 
     #[test]
     fn headers_use_the_shortest_length_form() {

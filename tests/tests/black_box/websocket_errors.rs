@@ -1,14 +1,18 @@
 //! Every bad client input gets its documented answer (docs/protocol-errors.md), and the server
 //! keeps serving: after each mistake the same socket (or a new one) still works.
 
-use futures_util::SinkExt;
+use futures_util::{SinkExt, StreamExt};
 use herald_tests::client::{
-    self, Frame, PusherClient, Socket, expect_close, next_frame, next_json, send_json,
+    self, FRAME_TIMEOUT, Frame, PusherClient, Socket, expect_close, next_frame, next_json,
+    send_json,
 };
 use herald_tests::topology::{APP_KEY, Cluster, Edge};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::Frame as WsFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
 
 fn url(edge: &Edge, key: &str, query: &str) -> String {
     format!("ws://{}/app/{key}{query}", edge.websocket)
@@ -99,6 +103,89 @@ async fn malformed_frames_get_errors_and_the_socket_stays_usable() {
     still_usable(ws).await;
 
     client.subscribe("still-works").await;
+}
+
+/// A raw client frame (tungstenite masks it): `fin` false leaves the message open.
+fn raw_frame(payload: &[u8], opcode: OpCode, fin: bool) -> Message {
+    Message::Frame(WsFrame::message(payload.to_vec(), opcode, fin))
+}
+
+#[tokio::test]
+async fn control_frames_fragments_and_closes_follow_rfc_6455() {
+    let cluster = Cluster::start(
+        "control_frames_fragments_and_closes_follow_rfc_6455",
+        1,
+        &[],
+    )
+    .await;
+    let edge = &cluster.edges[0];
+    let mut client = PusherClient::connect(&edge.url()).await;
+    let ws = &mut client.ws;
+
+    // A ping is answered with a pong carrying its payload.
+    ws.send(Message::Ping(b"are you there".to_vec().into()))
+        .await
+        .unwrap();
+    let pong = tokio::time::timeout(FRAME_TIMEOUT, ws.next())
+        .await
+        .unwrap();
+    assert!(
+        matches!(&pong, Some(Ok(Message::Pong(payload))) if payload[..] == b"are you there"[..]),
+        "{pong:?}"
+    );
+
+    // A message in three fragments, a ping between them, is one message.
+    let text = OpCode::Data(Data::Text);
+    ws.send(raw_frame(br#"{"event":"pusher:pi"#, text, false))
+        .await
+        .unwrap();
+    ws.send(Message::Ping(Vec::new().into())).await.unwrap();
+    ws.send(raw_frame(
+        br#"ng","da"#,
+        OpCode::Data(Data::Continue),
+        false,
+    ))
+    .await
+    .unwrap();
+    ws.send(raw_frame(br#"ta":{}}"#, OpCode::Data(Data::Continue), true))
+        .await
+        .unwrap();
+    assert!(matches!(next_frame(ws).await, Frame::Pong));
+    assert_eq!(
+        next_json(ws).await,
+        json!({"event": "pusher:pong", "data": {}})
+    );
+    still_usable(ws).await;
+
+    // The client's close is answered with the client's code.
+    ws.close(Some(CloseFrame {
+        code: CloseCode::from(4000),
+        reason: "bye".into(),
+    }))
+    .await
+    .unwrap();
+    assert_eq!(expect_close(ws).await, Some(4000));
+
+    // A text message that is not UTF-8 closes with 1007.
+    let mut bad = PusherClient::connect(&edge.url()).await;
+    bad.ws
+        .send(raw_frame(&[b'"', 0xff, 0xfe, b'"'], text, true))
+        .await
+        .unwrap();
+    assert_eq!(expect_close(&mut bad.ws).await, Some(1007));
+
+    // A continuation with no message to continue breaks the protocol: 1002.
+    let mut broken = PusherClient::connect(&edge.url()).await;
+    broken
+        .ws
+        .send(raw_frame(b"{}", OpCode::Data(Data::Continue), true))
+        .await
+        .unwrap();
+    assert_eq!(expect_close(&mut broken.ws).await, Some(1002));
+
+    // And the edge still serves.
+    let mut good = PusherClient::connect(&edge.url()).await;
+    good.subscribe("after-protocol-errors").await;
 }
 
 #[tokio::test]

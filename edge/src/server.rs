@@ -176,7 +176,10 @@ async fn accept_loop(
         };
         match accepted {
             Ok((stream, peer)) => {
-                sockets.spawn(socket::serve(stream, peer.ip(), context.clone()));
+                // Boxed: a socket's future is large (it holds every state of its connection), and
+                // tokio moves a task's future by value a few times while spawning it and once
+                // when it ends; a box is moved instead.
+                sockets.spawn(Box::pin(socket::serve(stream, peer.ip(), context.clone())));
             }
             Err(error) => {
                 // Typically EMFILE: back off briefly instead of spinning on the error.

@@ -268,7 +268,7 @@ declare_keys! {
     /// largest client message, bytes
     EDGE_MAX_MESSAGE_BYTES: usize = "edge.max_message_bytes",
         computed(|| limits::DEFAULT_MAX_CLIENT_MESSAGE_BYTES.to_string()), parse::positive;
-    /// WebSocket read buffer per socket, bytes
+    /// bytes a socket reads at once: a buffer taken when the client sends and given back once its bytes are handled (an idle socket holds none)
     EDGE_READ_BUFFER_BYTES: usize = "edge.read_buffer_bytes", default("2048"), parse::positive;
     /// frames queued per socket before it is closed as slow
     EDGE_OUTBOX_FRAMES: usize = "edge.outbox_frames", default("1024"), parse::positive;

@@ -1,10 +1,11 @@
 //! The read half of a client socket: WebSocket frames (RFC 6455 §5) parsed straight from the
 //! stream, with no buffer held between messages.
 //!
-//! A socket that is not reading holds an empty [`BytesMut`] (no allocation). When the client
-//! sends, a buffer of the read size is taken, filled, parsed and let go as soon as every byte in
-//! it belongs to a message handed out: an idle socket costs the few dozen bytes of this struct,
-//! not a read buffer (tungstenite keeps its read buffer for the connection's lifetime). Only what
+//! A plain socket that is not reading holds an empty [`BytesMut`] (no allocation). When the
+//! client sends, a buffer of the read size is taken, filled, parsed and let go as soon as every
+//! byte in it belongs to a message handed out: an idle socket costs the few dozen bytes of this
+//! struct, not a read buffer (tungstenite keeps its read buffer for the connection's lifetime).
+//! A TLS socket keeps its buffer (see [`FrameReader::poll_next`]). Only what
 //! a server reads is handled: masked client frames, fragmented text and binary messages,
 //! ping/pong/close; no extensions (none is negotiated, so a reserved bit is a protocol error).
 
@@ -175,8 +176,15 @@ impl FrameReader {
         read_size: usize,
         cx: &mut Context<'_>,
     ) -> Poll<Result<ClientFrame, ReadError>> {
+        // A TLS stream keeps its buffer: it holds rustls's own buffers anyway, and cannot be
+        // asked for readiness first (rustls may hold decrypted bytes the socket does not show),
+        // so giving the buffer back would cost an allocation on every wake.
+        let release = matches!(stream, ClientStream::Plain(_));
         loop {
             if let Some(frame) = self.parse(max_size)? {
+                if release {
+                    self.release_if_empty();
+                }
                 return Poll::Ready(Ok(frame));
             }
             // A plain socket is asked for readiness before a buffer is taken, so that waking
@@ -188,7 +196,9 @@ impl FrameReader {
             let read = poll_read_buf(Pin::new(&mut *stream), cx, &mut self.pending);
             let read = match read {
                 Poll::Pending => {
-                    self.release_if_empty();
+                    if release {
+                        self.release_if_empty();
+                    }
                     return Poll::Pending;
                 }
                 Poll::Ready(read) => read?,
@@ -221,7 +231,6 @@ impl FrameReader {
             }
             self.pending.advance(header.len);
             let mut payload = self.pending.split_to(header.payload);
-            self.release_if_empty();
             unmask(&mut payload, header.mask);
             if let Some(frame) = self.on_frame(header, payload, max_size)? {
                 return Ok(Some(frame));
@@ -318,7 +327,7 @@ mod tests {
     }
 
     #[test]
-    fn frames_come_out_one_at_a_time_and_the_buffer_goes_when_empty() {
+    fn frames_come_out_one_at_a_time() {
         let mut bytes = frame(FIN | opcode::TEXT, b"{\"event\":\"a\"}");
         bytes.extend(frame(FIN | opcode::PING, b"hi"));
         bytes.extend(frame(FIN | opcode::TEXT, &[b'x'; 300]));
@@ -330,7 +339,6 @@ mod tests {
         );
         assert_eq!(reader.parse(MAX).unwrap(), text(&"x".repeat(300)));
         assert_eq!(reader.parse(MAX).unwrap(), None);
-        assert_eq!(reader.pending.capacity(), 0);
     }
 
     #[test]

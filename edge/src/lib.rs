@@ -16,6 +16,7 @@
 //! - [`admin`] — `/up`, `/stats` and `/metrics`.
 //! - [`metrics`] — every metric the edge exports, declared once.
 //! - [`stats`] — counters.
+//! - [`frame`] — the headers of the WebSocket frames the edge sends.
 //!
 //! # Layers
 //! Modules only import from the layers below them (checked by
@@ -27,7 +28,7 @@
 //! socket    link               client sockets; the hub link — they never name each other
 //! index, quota                 shards, Board (read by link), Outbox (drained by socket); quotas
 //!                              (admitted by socket, reported by link)
-//! stats, metrics              counters; the exported metrics
+//! stats, metrics, frame       counters; the exported metrics; WebSocket frame headers
 //! ```
 //!
 //! # Invariants
@@ -41,6 +42,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod frame;
 pub mod index;
 pub mod link;
 pub mod metrics;

@@ -11,7 +11,7 @@ pub struct EdgeStats {
     pub connections: AtomicU64,
     /// Client connections accepted since start.
     pub connections_total: AtomicU64,
-    /// Frames queued to client outboxes by fan-out.
+    /// Frames fan-out delivered to client sockets: written directly or queued to their outboxes.
     pub frames_queued: AtomicU64,
     /// Sockets closed because their outbox overflowed.
     pub slow_consumer_closes: AtomicU64,
@@ -47,7 +47,7 @@ pub struct EdgeStatsSnapshot {
     pub connections: u64,
     /// Client connections accepted since start.
     pub connections_total: u64,
-    /// Frames queued to client outboxes by fan-out.
+    /// Frames fan-out delivered to client sockets: written directly or queued to their outboxes.
     pub frames_queued: u64,
     /// Sockets closed because their outbox overflowed.
     pub slow_consumer_closes: u64,

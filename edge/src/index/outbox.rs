@@ -10,15 +10,33 @@
 //! It is a `Mutex<VecDeque>` plus a waker rather than a tokio `mpsc` channel because an idle
 //! socket's outbox then costs a few dozen bytes (a tokio channel allocates a 32-slot block up
 //! front), and because overflow must be observable by the consumer.
+//!
+//! # Direct writes
+//! A plain (`ws://`) socket's outbox also holds its `TcpStream`. When nothing is queued and the
+//! socket task is not writing, a push writes the frame to the stream at once, under the outbox's
+//! lock, in one non-blocking vectored write — the way the do-nothing floor writes — and the
+//! socket task is not woken at all: most deliveries to a client that keeps up cost one system
+//! call and no task switch. What the stream does not take at once is queued, with how much of it
+//! was written, and the task finishes it. Who writes is decided under the lock, so frames never
+//! interleave:
+//! - fan-out writes only when the queue is empty and the task does not hold the stream;
+//! - the task holds the stream from the moment it takes frames (or [`OutboxReceiver::claim`]s
+//!   the stream to write a reply of its own) until it next finds the queue empty;
+//! - once the socket closes (a close order, or the task is gone) nobody writes directly again.
 
 use std::collections::VecDeque;
 use std::future::poll_fn;
+use std::io::{self, IoSlice};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
+use std::time::SystemTime;
 
 use futures_util::task::AtomicWaker;
 use herald_shared::protocol::Outgoing;
+use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+use crate::{frame, metrics};
 
 /// Encodes a frame as the text every writer takes: outboxes queue it, the socket task sends it.
 /// Fan-out encodes an event once and gives each subscriber a clone of these bytes.
@@ -47,7 +65,9 @@ pub enum CloseOrder {
 /// What happened to a pushed frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pushed {
-    /// Queued.
+    /// Written to the socket's stream in full.
+    Written,
+    /// Queued (possibly begun: the socket task writes the rest).
     Queued,
     /// This push overflowed the outbox; the socket will close. Reported once.
     Overflowed,
@@ -67,7 +87,14 @@ pub enum Next {
 #[derive(Debug, Default)]
 struct State {
     frames: VecDeque<Utf8Bytes>,
+    /// Bytes of the first queued frame (header included) already written by a direct write.
+    front_written: usize,
     bytes: usize,
+    /// The plain socket's stream, written directly while nothing is queued; `None` for TLS
+    /// sockets, and once the socket closes.
+    direct: Option<Arc<TcpStream>>,
+    /// The socket task holds the stream: it is writing, or has frames of its own to write.
+    task_writing: bool,
     /// The frame whose delivery is measured: how many frames are taken before it, and its
     /// event's accept time. At most one at a time, so an idle socket pays 16 bytes for it.
     sample: Option<(u32, u64)>,
@@ -97,16 +124,28 @@ pub struct Outbox {
 #[derive(Debug)]
 pub struct OutboxReceiver {
     shared: Arc<Shared>,
-    /// Frames taken and not yet written, oldest first.
-    taken: VecDeque<Utf8Bytes>,
-    /// The frame among `taken` whose delivery is measured: its position and accept time.
-    taken_sample: Option<(usize, u64)>,
+    taken: Taken,
 }
 
-/// Creates an empty outbox.
-pub fn outbox(limits: OutboxLimits) -> (Outbox, OutboxReceiver) {
+/// What the socket task took out of the outbox and has not yet written.
+#[derive(Debug, Default)]
+struct Taken {
+    /// Frames, oldest first.
+    frames: VecDeque<Utf8Bytes>,
+    /// Bytes of the first frame a direct write already sent.
+    from: usize,
+    /// The frame among them whose delivery is measured: its position and accept time.
+    sample: Option<(usize, u64)>,
+}
+
+/// Creates an empty outbox; `direct`: the plain socket's stream, which pushes write to while
+/// nothing is queued.
+pub fn outbox(limits: OutboxLimits, direct: Option<Arc<TcpStream>>) -> (Outbox, OutboxReceiver) {
     let shared = Arc::new(Shared {
-        state: Mutex::new(State::default()),
+        state: Mutex::new(State {
+            direct,
+            ..State::default()
+        }),
         waker: AtomicWaker::new(),
         limits,
     });
@@ -116,8 +155,7 @@ pub fn outbox(limits: OutboxLimits) -> (Outbox, OutboxReceiver) {
         },
         OutboxReceiver {
             shared,
-            taken: VecDeque::new(),
-            taken_sample: None,
+            taken: Taken::default(),
         },
     )
 }
@@ -133,18 +171,16 @@ impl Shared {
 }
 
 impl Outbox {
-    /// Queues a frame without waiting.
+    /// Queues a frame without waiting (or writes it at once, see the module's notes).
     pub fn push(&self, frame: Utf8Bytes) -> Pushed {
-        self.push_inner(frame, None)
+        self.push_shared(&frame, None)
     }
 
-    /// Queues a frame whose write is timed (the index samples one socket per event and shard);
-    /// when another sample is still queued the frame is queued unsampled.
-    pub fn push_sampled(&self, frame: Utf8Bytes, accepted_micros: u64) -> Pushed {
-        self.push_inner(frame, Some(accepted_micros))
-    }
-
-    fn push_inner(&self, frame: Utf8Bytes, accepted_micros: Option<u64>) -> Pushed {
+    /// Fan-out's push: `frame` is the event's bytes shared by every subscriber, cloned only when
+    /// it has to be queued. With `accepted_micros` its write is timed (the index samples one
+    /// socket per event and shard); when another sample is still queued the frame is queued
+    /// unsampled.
+    pub fn push_shared(&self, frame: &Utf8Bytes, accepted_micros: Option<u64>) -> Pushed {
         let limits = self.shared.limits;
         let mut state = self.shared.lock();
         if state.closed || state.close.is_some() {
@@ -155,6 +191,23 @@ impl Outbox {
             self.close(CloseOrder::SlowConsumer);
             return Pushed::Overflowed;
         }
+        let was_empty = state.frames.is_empty();
+        if was_empty
+            && !state.task_writing
+            && let Some(stream) = &state.direct
+        {
+            // Nobody else writes while the lock is held and the task does not hold the stream.
+            // A failed write leaves the frame queued: the task meets the failure itself.
+            let written = write_now(stream, frame).unwrap_or(0);
+            if written == frame::text_frame_len(frame.len()) {
+                drop(state);
+                if let Some(accepted) = accepted_micros {
+                    metrics::delivered(accepted, SystemTime::now());
+                }
+                return Pushed::Written;
+            }
+            state.front_written = written;
+        }
         state.bytes += frame.len();
         if let Some(accepted) = accepted_micros
             && state.sample.is_none()
@@ -164,8 +217,7 @@ impl Outbox {
         // Only the push that finds the queue empty wakes the socket task: until the task takes
         // the queue (which empties it, under the lock), that wake is still to come or to be acted
         // on, and the task takes every frame queued by then.
-        let was_empty = state.frames.is_empty();
-        state.frames.push_back(frame);
+        state.frames.push_back(frame.clone());
         drop(state);
         if was_empty {
             self.shared.waker.wake();
@@ -174,15 +226,28 @@ impl Outbox {
     }
 }
 
+/// Writes `frame` as a text frame to `stream` without waiting; how many bytes (header included)
+/// the stream took.
+fn write_now(stream: &TcpStream, frame: &Utf8Bytes) -> io::Result<usize> {
+    let (header, used) = frame::text_header(frame.len());
+    stream.try_write_vectored(&[
+        IoSlice::new(&header[..used]),
+        IoSlice::new(frame.as_bytes()),
+    ])
+}
+
 impl Outbox {
-    /// Orders the socket closed; frames still queued are dropped.
+    /// Orders the socket closed; frames still queued are dropped, except the rest of one a
+    /// direct write began (the client's stream must stay whole frames).
     pub fn close(&self, order: CloseOrder) {
         let mut state = self.shared.lock();
         if state.close.is_none() {
             state.close = Some(order);
-            state.frames.clear();
+            let begun = usize::from(state.front_written > 0);
+            state.frames.truncate(begun);
             state.bytes = 0;
             state.sample = None;
+            state.direct = None;
         }
         drop(state);
         self.shared.waker.wake();
@@ -206,54 +271,61 @@ impl OutboxReceiver {
         .await
     }
 
-    /// Takes every queued frame, if any, behind those already taken (or the close order, which
-    /// drops them).
+    /// Takes every queued frame, if any, behind those already taken, and with them the stream;
+    /// else the close order (which drops the taken frames). When there is neither, gives the
+    /// stream back to fan-out's direct writes.
     pub fn try_next(&mut self) -> Option<Next> {
         let mut state = self.shared.lock();
+        if self.taken.take(&mut state) {
+            return Some(Next::Frames);
+        }
         if let Some(order) = state.close {
+            state.task_writing = true;
             drop(state);
             self.clear_taken();
             return Some(Next::Close(order));
         }
-        if state.frames.is_empty() {
-            return None;
-        }
-        let before = self.taken.len();
-        if let Some((behind, accepted)) = state.sample.take()
-            && self.taken_sample.is_none()
-        {
-            self.taken_sample = Some((before + behind as usize, accepted));
-        }
-        state.bytes = 0;
-        if before == 0 {
-            std::mem::swap(&mut state.frames, &mut self.taken);
-        } else {
-            self.taken.append(&mut state.frames);
-        }
-        Some(Next::Frames)
+        state.task_writing = false;
+        None
+    }
+
+    /// Takes the stream from fan-out's direct writes, for a write of the socket task's own (a
+    /// reply, a control frame, the close): until the task next finds the queue empty, pushes
+    /// queue. Whether frames were taken — a frame fan-out began among them — that must be
+    /// written first.
+    pub fn claim(&mut self) -> bool {
+        let mut state = self.shared.lock();
+        state.task_writing = true;
+        self.taken.take(&mut state)
     }
 
     /// The frames taken and not yet written, oldest first.
     pub fn taken(&self) -> &VecDeque<Utf8Bytes> {
-        &self.taken
+        &self.taken.frames
+    }
+
+    /// Bytes of the first taken frame already written (fan-out began it).
+    pub fn taken_from(&self) -> usize {
+        self.taken.from
     }
 
     /// Marks the taken frames written; returns the accept time of the measured one among them.
     pub fn clear_taken(&mut self) -> Option<u64> {
-        self.taken.clear();
-        self.taken_sample.take().map(|(_, accepted)| accepted)
+        self.taken.frames.clear();
+        self.taken.from = 0;
+        self.taken.sample.take().map(|(_, accepted)| accepted)
     }
 
     /// Takes the oldest taken frame (tests read frames one by one).
     #[cfg(test)]
     pub fn pop_taken(&mut self) -> Option<Utf8Bytes> {
-        self.taken.pop_front()
+        self.taken.frames.pop_front()
     }
 
     /// Gives back the queues' memory when nothing is queued (an idle socket holds none).
     pub fn release(&mut self) {
-        if self.taken.is_empty() {
-            self.taken = VecDeque::new();
+        if self.taken.frames.is_empty() {
+            self.taken.frames = VecDeque::new();
         }
         let mut state = self.shared.lock();
         if state.frames.is_empty() {
@@ -262,11 +334,39 @@ impl OutboxReceiver {
     }
 }
 
+impl Taken {
+    /// Moves the queued frames behind these, with the stream; whether there were any.
+    fn take(&mut self, state: &mut State) -> bool {
+        if state.frames.is_empty() {
+            return false;
+        }
+        state.task_writing = true;
+        let before = self.frames.len();
+        if let Some((behind, accepted)) = state.sample.take()
+            && self.sample.is_none()
+        {
+            self.sample = Some((before + behind as usize, accepted));
+        }
+        state.bytes = 0;
+        if before == 0 {
+            // Only a socket task with nothing taken can find a begun frame: fan-out writes only
+            // while the task does not hold the stream, and it holds it until all is written.
+            self.from = std::mem::take(&mut state.front_written);
+            std::mem::swap(&mut state.frames, &mut self.frames);
+        } else {
+            self.frames.append(&mut state.frames);
+        }
+        true
+    }
+}
+
 impl Drop for OutboxReceiver {
     fn drop(&mut self) {
         let mut state = self.shared.lock();
         state.closed = true;
         state.frames.clear();
+        // The stream closes with the task, not when the index lets go of the outbox.
+        state.direct = None;
     }
 }
 
@@ -284,10 +384,13 @@ mod tests {
 
     #[tokio::test]
     async fn delivers_in_order() {
-        let (tx, mut rx) = outbox(OutboxLimits {
-            frames: 4,
-            bytes: 100,
-        });
+        let (tx, mut rx) = outbox(
+            OutboxLimits {
+                frames: 4,
+                bytes: 100,
+            },
+            None,
+        );
         assert_eq!(tx.push(frame("a")), Pushed::Queued);
         assert_eq!(tx.push(frame("b")), Pushed::Queued);
         assert_eq!(rx.next().await, Next::Frames);
@@ -302,10 +405,13 @@ mod tests {
 
     #[test]
     fn taking_frees_room_and_keeps_capacity() {
-        let (tx, mut rx) = outbox(OutboxLimits {
-            frames: 2,
-            bytes: 100,
-        });
+        let (tx, mut rx) = outbox(
+            OutboxLimits {
+                frames: 2,
+                bytes: 100,
+            },
+            None,
+        );
         for round in 0..3 {
             assert_eq!(tx.push(frame("a")), Pushed::Queued, "round {round}");
             assert_eq!(tx.push(frame("b")), Pushed::Queued, "round {round}");
@@ -320,23 +426,26 @@ mod tests {
 
     #[test]
     fn one_sampled_frame_at_a_time_is_reported_when_written() {
-        let (tx, mut rx) = outbox(OutboxLimits {
-            frames: 8,
-            bytes: 100,
-        });
+        let (tx, mut rx) = outbox(
+            OutboxLimits {
+                frames: 8,
+                bytes: 100,
+            },
+            None,
+        );
         tx.push(frame("a"));
-        tx.push_sampled(frame("b"), 7);
+        tx.push_shared(&frame("b"), Some(7));
         // A second sample while the first is queued goes out as a plain frame.
-        tx.push_sampled(frame("c"), 9);
+        tx.push_shared(&frame("c"), Some(9));
         assert_eq!(rx.try_next(), Some(Next::Frames));
-        assert_eq!(rx.taken_sample, Some((1, 7)));
+        assert_eq!(rx.taken.sample, Some((1, 7)));
         assert_eq!(rx.clear_taken(), Some(7));
         tx.push(frame("d"));
-        tx.push_sampled(frame("e"), 11);
+        tx.push_shared(&frame("e"), Some(11));
         assert_eq!(rx.try_next(), Some(Next::Frames));
-        assert_eq!(rx.taken_sample, Some((1, 11)));
+        assert_eq!(rx.taken.sample, Some((1, 11)));
         assert_eq!(rx.clear_taken(), Some(11));
-        tx.push_sampled(frame("f"), 12);
+        tx.push_shared(&frame("f"), Some(12));
         tx.close(CloseOrder::Terminated);
         assert_eq!(rx.try_next(), Some(Next::Close(CloseOrder::Terminated)));
         assert_eq!(rx.clear_taken(), None);
@@ -344,10 +453,13 @@ mod tests {
 
     #[tokio::test]
     async fn overflows_on_count_then_drops() {
-        let (tx, mut rx) = outbox(OutboxLimits {
-            frames: 2,
-            bytes: 100,
-        });
+        let (tx, mut rx) = outbox(
+            OutboxLimits {
+                frames: 2,
+                bytes: 100,
+            },
+            None,
+        );
         assert_eq!(tx.push(frame("a")), Pushed::Queued);
         assert_eq!(tx.push(frame("b")), Pushed::Queued);
         assert_eq!(tx.push(frame("c")), Pushed::Overflowed);
@@ -357,10 +469,13 @@ mod tests {
 
     #[tokio::test]
     async fn overflows_on_bytes() {
-        let (tx, mut rx) = outbox(OutboxLimits {
-            frames: 100,
-            bytes: 5,
-        });
+        let (tx, mut rx) = outbox(
+            OutboxLimits {
+                frames: 100,
+                bytes: 5,
+            },
+            None,
+        );
         assert_eq!(tx.push(frame("abc")), Pushed::Queued);
         assert_eq!(tx.push(frame("def")), Pushed::Overflowed);
         assert_eq!(rx.next().await, Next::Close(CloseOrder::SlowConsumer));
@@ -368,10 +483,13 @@ mod tests {
 
     #[tokio::test]
     async fn wakes_a_waiting_receiver() {
-        let (tx, mut rx) = outbox(OutboxLimits {
-            frames: 4,
-            bytes: 100,
-        });
+        let (tx, mut rx) = outbox(
+            OutboxLimits {
+                frames: 4,
+                bytes: 100,
+            },
+            None,
+        );
         let waiter = tokio::spawn(async move {
             let next = rx.next().await;
             (next, taken(&rx).join(","))
@@ -398,10 +516,13 @@ mod tests {
         let wakes = Arc::new(Wakes(AtomicUsize::new(0)));
         let waker = futures_util::task::waker(wakes.clone());
         let mut cx = Context::from_waker(&waker);
-        let (tx, mut rx) = outbox(OutboxLimits {
-            frames: 8,
-            bytes: 100,
-        });
+        let (tx, mut rx) = outbox(
+            OutboxLimits {
+                frames: 8,
+                bytes: 100,
+            },
+            None,
+        );
         for round in 1..=2 {
             {
                 let mut next = std::pin::pin!(rx.next());
@@ -418,10 +539,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_close_order_drops_queued_frames() {
-        let (tx, mut rx) = outbox(OutboxLimits {
-            frames: 4,
-            bytes: 100,
-        });
+        let (tx, mut rx) = outbox(
+            OutboxLimits {
+                frames: 4,
+                bytes: 100,
+            },
+            None,
+        );
         tx.push(frame("a"));
         tx.close(CloseOrder::Terminated);
         assert_eq!(tx.push(frame("b")), Pushed::Dropped);
@@ -431,11 +555,174 @@ mod tests {
 
     #[test]
     fn pushes_after_the_socket_is_gone_are_dropped() {
-        let (tx, rx) = outbox(OutboxLimits {
-            frames: 4,
-            bytes: 100,
-        });
+        let (tx, rx) = outbox(
+            OutboxLimits {
+                frames: 4,
+                bytes: 100,
+            },
+            None,
+        );
         drop(rx);
         assert_eq!(tx.push(frame("x")), Pushed::Dropped);
+    }
+
+    /// A connected pair: the server side shared as the outbox's direct stream, the client.
+    async fn plain_pair() -> (Arc<TcpStream>, TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let server = listener.accept().await.unwrap().0;
+        (Arc::new(server), client)
+    }
+
+    /// Reads exactly `len` bytes the client was sent.
+    async fn read_exact(client: &mut TcpStream, len: usize) -> Vec<u8> {
+        use tokio::io::AsyncReadExt;
+        let mut bytes = vec![0; len];
+        client.read_exact(&mut bytes).await.unwrap();
+        bytes
+    }
+
+    fn wire(text: &str) -> Vec<u8> {
+        let (header, used) = frame::text_header(text.len());
+        [&header[..used], text.as_bytes()].concat()
+    }
+
+    /// Counts the wakes of the socket task.
+    fn counting_waker() -> (Arc<std::sync::atomic::AtomicUsize>, std::task::Waker) {
+        use futures_util::task::ArcWake;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        struct Wakes(Arc<AtomicUsize>);
+        impl ArcWake for Wakes {
+            fn wake_by_ref(arc_self: &Arc<Self>) {
+                arc_self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let count = Arc::new(AtomicUsize::new(0));
+        (
+            count.clone(),
+            futures_util::task::waker(Arc::new(Wakes(count))),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_push_to_an_idle_plain_socket_is_written_at_once_without_waking_the_task() {
+        use std::future::Future;
+        use std::sync::atomic::Ordering;
+        let (server, mut client) = plain_pair().await;
+        let (tx, mut rx) = outbox(
+            OutboxLimits {
+                frames: 4,
+                bytes: 100,
+            },
+            Some(server),
+        );
+        let (wakes, waker) = counting_waker();
+        let mut cx = std::task::Context::from_waker(&waker);
+        let mut next = std::pin::pin!(rx.next());
+        assert!(next.as_mut().poll(&mut cx).is_pending());
+        assert_eq!(tx.push(frame("one")), Pushed::Written);
+        assert_eq!(tx.push_shared(&frame("two"), Some(5)), Pushed::Written);
+        assert_eq!(wakes.load(Ordering::SeqCst), 0);
+        assert!(next.as_mut().poll(&mut cx).is_pending(), "nothing queued");
+        assert_eq!(
+            read_exact(&mut client, 10).await,
+            [wire("one"), wire("two")].concat()
+        );
+    }
+
+    #[tokio::test]
+    async fn while_the_task_holds_the_stream_pushes_queue_until_it_finds_the_queue_empty() {
+        let (server, mut client) = plain_pair().await;
+        let (tx, mut rx) = outbox(
+            OutboxLimits {
+                frames: 4,
+                bytes: 100,
+            },
+            Some(server),
+        );
+        // The task writes a reply of its own: fan-out queues behind it.
+        assert!(!rx.claim(), "nothing was queued");
+        assert_eq!(tx.push(frame("a")), Pushed::Queued);
+        assert_eq!(rx.try_next(), Some(Next::Frames));
+        assert_eq!((taken(&rx), rx.taken_from()), (vec!["a"], 0));
+        rx.clear_taken();
+        // Still held until the task finds nothing queued.
+        assert_eq!(tx.push(frame("b")), Pushed::Queued);
+        assert_eq!(rx.try_next(), Some(Next::Frames));
+        rx.clear_taken();
+        assert_eq!(rx.try_next(), None);
+        assert_eq!(tx.push(frame("c")), Pushed::Written);
+        assert_eq!(read_exact(&mut client, 3).await, wire("c"));
+    }
+
+    #[tokio::test]
+    async fn a_frame_the_stream_took_in_part_is_finished_by_the_task_even_when_closing() {
+        // The kernel decides where a write stops: when the frames fill the send buffer to the
+        // byte (the stream takes nothing of the next one), try a fresh connection.
+        for _attempt in 0..20 {
+            let (server, mut client) = plain_pair().await;
+            socket2::SockRef::from(server.as_ref())
+                .set_send_buffer_size(4096)
+                .unwrap();
+            let (tx, mut rx) = outbox(
+                OutboxLimits {
+                    frames: 1_000,
+                    bytes: 1 << 30,
+                },
+                Some(server),
+            );
+            let big = "x".repeat(60_001);
+            let mut written = 0;
+            while tx.push(frame(&big)) == Pushed::Written {
+                written += 1;
+                assert!(
+                    written < 1_000,
+                    "the client never read, yet every frame went out"
+                );
+            }
+            let begun = tx.shared.lock().front_written;
+            if begun == 0 {
+                continue;
+            }
+            assert_eq!(tx.push(frame("after")), Pushed::Queued);
+            tx.close(CloseOrder::SlowConsumer);
+            assert_eq!(tx.push(frame("dropped")), Pushed::Dropped);
+            // The frames written in full, then as much of the next one as the stream took: the
+            // task gets that frame, from there, and only then the close order.
+            assert_eq!(rx.try_next(), Some(Next::Frames));
+            assert_eq!(rx.taken().len(), 1, "only the begun frame is kept");
+            assert_eq!(rx.taken_from(), begun);
+            let whole = wire(&big);
+            let sent = read_exact(&mut client, written * whole.len() + begun).await;
+            for (index, chunk) in sent.chunks(whole.len()).enumerate() {
+                assert_eq!(chunk, &whole[..chunk.len()], "frame {index}");
+            }
+            rx.clear_taken();
+            assert_eq!(rx.try_next(), Some(Next::Close(CloseOrder::SlowConsumer)));
+            return;
+        }
+        panic!("the stream never took part of a frame in 20 connections");
+    }
+
+    #[tokio::test]
+    async fn nobody_writes_directly_once_the_socket_task_is_gone() {
+        let (server, client) = plain_pair().await;
+        let (tx, rx) = outbox(
+            OutboxLimits {
+                frames: 4,
+                bytes: 100,
+            },
+            Some(server.clone()),
+        );
+        drop(rx);
+        assert_eq!(tx.push(frame("x")), Pushed::Dropped);
+        assert_eq!(
+            Arc::strong_count(&server),
+            1,
+            "the outbox let go of the stream"
+        );
+        drop(client);
     }
 }

@@ -697,11 +697,9 @@ impl Shard {
                 if event.seq <= subscriber.skip_through {
                     continue;
                 }
-                positioned
-                    .get_or_insert_with(|| with_position(&encoded, event.seq))
-                    .clone()
+                &*positioned.get_or_insert_with(|| with_position(&encoded, event.seq))
             } else {
-                encoded.clone()
+                &encoded
             };
             if !subscriber.active {
                 // A pending presence join, or a subscriber of the confirmed channel waiting for
@@ -716,7 +714,7 @@ impl Shard {
                         subscriber.held.push(Held {
                             seq: event.seq,
                             member: is_member_event(event_name.as_str()),
-                            frame,
+                            frame: frame.clone(),
                         });
                     } else {
                         subscriber.outbox.close(CloseOrder::SlowConsumer);
@@ -724,12 +722,9 @@ impl Shard {
                 }
                 continue;
             }
-            let pushed = match sample {
-                Some(accepted) => subscriber.outbox.push_sampled(frame, accepted),
-                None => subscriber.outbox.push(frame),
-            };
+            let pushed = subscriber.outbox.push_shared(frame, sample);
             match pushed {
-                Pushed::Queued => {
+                Pushed::Written | Pushed::Queued => {
                     delivered += 1;
                     sample = None;
                 }
@@ -795,10 +790,13 @@ mod tests {
     }
 
     fn new_outbox() -> (Outbox, OutboxReceiver) {
-        outbox(OutboxLimits {
-            frames: 16,
-            bytes: 4096,
-        })
+        outbox(
+            OutboxLimits {
+                frames: 16,
+                bytes: 4096,
+            },
+            None,
+        )
     }
 
     fn next_text(rx: &mut OutboxReceiver) -> Option<String> {

@@ -4,8 +4,13 @@
 //! (heartbeat, drain, or the sign-in deadline of authorized connections) and the drain signal.
 //! Its [`Session`] owns the socket's subscriptions, and on the way out walks its own list to
 //! leave every channel: there is no reverse index elsewhere.
+//!
+//! Fan-out writes to a plain socket directly while nothing is queued (see
+//! [`crate::index::Outbox`]); every write of the task's own first takes the stream from it
+//! ([`Connection::claim`]), so the two never interleave.
 
 use std::future::{Future, poll_fn};
+use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -14,6 +19,7 @@ use std::time::{Duration, SystemTime};
 use herald_shared::app::App;
 use herald_shared::ids::SocketId;
 use herald_shared::protocol::{CloseCode, Incoming, Outgoing, ProtocolError};
+use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 
 use super::heartbeat::{Beat, Heartbeat};
@@ -21,8 +27,9 @@ use super::linger::linger;
 use super::reader::{ClientFrame, FrameReader, ReadError};
 use super::session::Session;
 use super::stream::ClientStream;
-use super::writer;
+use super::writer::{self, WriteError};
 use super::{SocketContext, SocketLimits};
+use crate::frame;
 use crate::index::{CloseOrder, Next, OutboxReceiver, encode, outbox};
 use crate::metrics::{self, Received};
 
@@ -42,9 +49,18 @@ impl Socket {
         }
     }
 
-    /// Writes one text frame.
-    async fn send(&mut self, frame: &Outgoing) -> std::io::Result<()> {
-        writer::write_frame(&mut self.stream, writer::TEXT, encode(frame).as_bytes()).await
+    /// The plain stream, which fan-out writes to directly while nothing is queued; `None` for
+    /// TLS.
+    pub fn direct_stream(&self) -> Option<Arc<TcpStream>> {
+        match &self.stream {
+            ClientStream::Plain(tcp) => Some(tcp.clone()),
+            ClientStream::Tls(_) => None,
+        }
+    }
+
+    /// Writes one text frame (before the socket has an outbox: see [`Connection::claim`]).
+    async fn send(&mut self, frame: &Outgoing) -> io::Result<()> {
+        writer::write_frame(&mut self.stream, frame::TEXT, encode(frame).as_bytes()).await
     }
 }
 
@@ -91,18 +107,6 @@ pub async fn refuse(mut ws: Socket, code: CloseCode) {
     }
 }
 
-/// Sends `pusher:error` with `code` and `message`, then has the loop close with `code` and
-/// `reason`.
-async fn error_then_close(
-    ws: &mut Socket,
-    code: CloseCode,
-    message: &str,
-    reason: &'static str,
-) -> Flow {
-    let _ = ws.send(&closing_error(code, message)).await;
-    Flow::Close(code.code(), reason)
-}
-
 /// Sends the close frame, then closes the TCP connection so the client reads it whatever it is
 /// still sending ([`linger`]). The bytes after our close frame are never parsed: the client's
 /// close frame among them needs no answer, and after an error the read side may be mid-frame.
@@ -118,7 +122,7 @@ async fn close(ws: &mut Socket, code: u16, reason: &str) {
 async fn send_close(ws: &mut Socket, code: u16, reason: &str) -> bool {
     let mut payload = code.to_be_bytes().to_vec();
     payload.extend_from_slice(reason.as_bytes());
-    let sent = writer::write_frame(&mut ws.stream, writer::CLOSE, &payload);
+    let sent = writer::write_frame(&mut ws.stream, frame::CLOSE, &payload);
     matches!(tokio::time::timeout(CLOSE_TIMEOUT, sent).await, Ok(Ok(())))
 }
 
@@ -139,9 +143,15 @@ fn next_message<'a>(
 }
 
 impl Connection {
-    /// Prepares a connection for an admitted socket.
-    pub fn new(ctx: Arc<SocketContext>, app: Arc<App>, socket_id: SocketId) -> Self {
-        let (outbox, inbox) = outbox(ctx.limits.outbox);
+    /// Prepares a connection for an admitted socket; `direct`: its plain stream, which fan-out
+    /// writes to while nothing is queued.
+    pub fn new(
+        ctx: Arc<SocketContext>,
+        app: Arc<App>,
+        socket_id: SocketId,
+        direct: Option<Arc<TcpStream>>,
+    ) -> Self {
+        let (outbox, inbox) = outbox(ctx.limits.outbox, direct);
         let now = Instant::now();
         let heartbeat = Heartbeat::new(now, ctx.limits.activity_timeout, ctx.limits.pong_timeout);
         let signin_by = app
@@ -173,12 +183,23 @@ impl Connection {
                 socket_id: self.socket_id,
                 activity_timeout_secs: self.ctx.limits.activity_timeout.as_secs(),
             };
-            ws.send(&established).await.is_ok()
+            self.reply(ws, &established).await
         };
-        let flow = if greeted {
-            self.serve(ws).await
-        } else {
-            Flow::Gone
+        let flow = match greeted {
+            Flow::Continue => self.serve(ws).await,
+            other => other,
+        };
+        // From here on only the task writes (its close frame), if anyone: what fan-out left
+        // queued goes first, so the rest of a frame it began is not cut off.
+        let flow = match flow {
+            Flow::Close(..) | Flow::ClientClosed(_) => match Box::pin(self.claim(ws)).await {
+                Ok(()) => flow,
+                Err(_) => Flow::Gone,
+            },
+            Flow::Continue | Flow::Gone => {
+                self.inbox.claim();
+                Flow::Gone
+            }
         };
         let reason = match flow {
             Flow::Close(code, reason) => {
@@ -245,22 +266,68 @@ impl Connection {
 
     /// Writes the frames taken from the outbox (and any queued meanwhile) in one go. The
     /// socket's timer bounds the write while the client does not take it; the loop re-arms it.
-    async fn write(&mut self, ws: &mut Socket, next: Next, mut timer: Pin<&mut Sleep>) -> Flow {
+    async fn write(&mut self, ws: &mut Socket, next: Next, timer: Pin<&mut Sleep>) -> Flow {
         if let Next::Close(order) = next {
             // Boxed, as the message handlers: rare, and larger than the write itself.
             return Box::pin(self.close_ordered(ws, order)).await;
         }
-        let timeout = self.ctx.limits.write_timeout;
-        if writer::write_frames(&mut ws.stream, self.inbox.taken(), timer.as_mut(), timeout)
-            .await
-            .is_err()
-        {
-            return Flow::Gone;
+        match self.write_taken(ws, timer).await {
+            Ok(()) => Flow::Continue,
+            Err(_) => Flow::Gone,
         }
+    }
+
+    /// Writes the frames taken from the outbox, from where fan-out left the first one.
+    async fn write_taken(
+        &mut self,
+        ws: &mut Socket,
+        timer: Pin<&mut Sleep>,
+    ) -> Result<(), WriteError> {
+        let timeout = self.ctx.limits.write_timeout;
+        let from = self.inbox.taken_from();
+        writer::write_frames(&mut ws.stream, self.inbox.taken(), from, timer, timeout).await?;
         if let Some(accepted) = self.inbox.clear_taken() {
             metrics::delivered(accepted, SystemTime::now());
         }
-        Flow::Continue
+        Ok(())
+    }
+
+    /// Takes the stream from fan-out's direct writes for a write of the task's own, first
+    /// writing what fan-out left queued (the rest of a frame it began among it). Every write of
+    /// the task's own goes after this; the task holds the stream until it next finds its outbox
+    /// empty.
+    async fn claim(&mut self, ws: &mut Socket) -> Result<(), WriteError> {
+        if !self.inbox.claim() {
+            return Ok(());
+        }
+        let timer = std::pin::pin!(tokio::time::sleep(self.ctx.limits.write_timeout));
+        Box::pin(self.write_taken(ws, timer)).await
+    }
+
+    /// Writes one frame of the task's own (first header byte `first`) once it holds the stream.
+    async fn send(&mut self, ws: &mut Socket, first: u8, payload: &[u8]) -> Flow {
+        if self.claim(ws).await.is_err() {
+            return Flow::Gone;
+        }
+        match writer::write_frame(&mut ws.stream, first, payload).await {
+            Ok(()) => Flow::Continue,
+            Err(_) => Flow::Gone,
+        }
+    }
+
+    /// Sends `pusher:error` with `code` and `message`, then has the loop close with `code` and
+    /// `reason`.
+    async fn error_then_close(
+        &mut self,
+        ws: &mut Socket,
+        code: CloseCode,
+        message: &str,
+        reason: &'static str,
+    ) -> Flow {
+        match self.reply(ws, &closing_error(code, message)).await {
+            Flow::Continue => Flow::Close(code.code(), reason),
+            other => other,
+        }
     }
 
     /// Closes the socket as the index ordered.
@@ -272,11 +339,12 @@ impl Connection {
                     .slow_consumer_closes
                     .fetch_add(1, Ordering::Relaxed);
                 let message = "Too many messages queued for this connection; reconnect";
-                error_then_close(ws, CloseCode::ReconnectNow, message, "slow consumer").await
+                self.error_then_close(ws, CloseCode::ReconnectNow, message, "slow consumer")
+                    .await
             }
             CloseOrder::Terminated => {
                 let message = "The server terminated this user's connections";
-                error_then_close(
+                self.error_then_close(
                     ws,
                     CloseCode::Unauthorized,
                     message,
@@ -288,10 +356,7 @@ impl Connection {
     }
 
     async fn reply(&mut self, ws: &mut Socket, frame: &Outgoing) -> Flow {
-        match ws.send(frame).await {
-            Ok(()) => Flow::Continue,
-            Err(_) => Flow::Gone,
-        }
+        self.send(ws, frame::TEXT, encode(frame).as_bytes()).await
     }
 
     async fn on_message(
@@ -306,8 +371,10 @@ impl Connection {
                     len: size,
                     limit: max_size,
                 };
-                let _ = ws.send(&error.reply()).await;
-                return Flow::Close(1009, "message too big");
+                return match self.reply(ws, &error.reply()).await {
+                    Flow::Continue => Flow::Close(1009, "message too big"),
+                    other => other,
+                };
             }
             Err(ReadError::Utf8) => return Flow::Close(1007, "invalid UTF-8"),
             Err(ReadError::Protocol(_)) => return Flow::Close(1002, "protocol error"),
@@ -343,12 +410,7 @@ impl Connection {
                 metrics::received(Received::Invalid);
                 self.reply(ws, &ProtocolError::BinaryFrame.reply()).await
             }
-            ClientFrame::Ping(payload) => {
-                match writer::write_frame(&mut ws.stream, writer::PONG, &payload).await {
-                    Ok(()) => Flow::Continue,
-                    Err(_) => Flow::Gone,
-                }
-            }
+            ClientFrame::Ping(payload) => self.send(ws, frame::PONG, &payload).await,
             ClientFrame::Pong => Flow::Continue,
             // The client's close is answered with its own code (RFC 6455 §5.5.1).
             ClientFrame::Close(code) => Flow::ClientClosed(code.unwrap_or(1000)),
@@ -359,11 +421,15 @@ impl Connection {
         let now = Instant::now();
         if self.drain_at.is_some_and(|at| at <= now) {
             let message = "Server is restarting; reconnect";
-            return error_then_close(ws, CloseCode::ReconnectNow, message, "server draining").await;
+            return self
+                .error_then_close(ws, CloseCode::ReconnectNow, message, "server draining")
+                .await;
         }
         if self.signin_deadline().is_some_and(|at| at <= now) {
             let message = "Connection not authorized within timeout";
-            return error_then_close(ws, CloseCode::Unauthorized, message, "not signed in").await;
+            return self
+                .error_then_close(ws, CloseCode::Unauthorized, message, "not signed in")
+                .await;
         }
         if now < self.heartbeat.deadline() {
             return Flow::Continue;

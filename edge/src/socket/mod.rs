@@ -120,7 +120,8 @@ pub async fn serve(tcp: TcpStream, peer: IpAddr, ctx: Arc<SocketContext>) {
         high: ctx.edge_id.0,
         low: ctx.next_socket.fetch_add(1, Ordering::Relaxed),
     };
-    let mut connection = connection::Connection::new(ctx, app, socket_id);
+    let direct = ws.direct_stream();
+    let mut connection = connection::Connection::new(ctx, app, socket_id, direct);
     connection.run(&mut ws).await;
     drop(slot);
 }

@@ -11,7 +11,7 @@
 
 use std::io;
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
 use bytes::{Buf, BytesMut};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
@@ -187,21 +187,34 @@ impl FrameReader {
                 }
                 return Poll::Ready(Ok(frame));
             }
-            // A plain socket is asked for readiness before a buffer is taken, so that waking
-            // for another reason (frames to write) costs neither an allocation nor a read.
-            if let ClientStream::Plain(tcp) = stream {
-                ready!(tcp.poll_read_ready(cx))?;
-            }
-            self.pending.reserve(read_size.max(1));
-            let read = poll_read_buf(Pin::new(&mut *stream), cx, &mut self.pending);
-            let read = match read {
-                Poll::Pending => {
-                    if release {
-                        self.release_if_empty();
+            let read = match stream {
+                // A plain socket is asked for readiness before a buffer is taken, so that waking
+                // for another reason costs neither an allocation nor a read.
+                ClientStream::Plain(tcp) => match tcp.poll_read_ready(cx) {
+                    Poll::Pending => None,
+                    Poll::Ready(ready) => {
+                        ready?;
+                        self.pending.reserve(read_size.max(1));
+                        match tcp.try_read_buf(&mut self.pending) {
+                            // The readiness was stale: ask again.
+                            Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
+                            read => Some(read?),
+                        }
                     }
-                    return Poll::Pending;
+                },
+                ClientStream::Tls(_) => {
+                    self.pending.reserve(read_size.max(1));
+                    match poll_read_buf(Pin::new(&mut *stream), cx, &mut self.pending) {
+                        Poll::Pending => None,
+                        Poll::Ready(read) => Some(read?),
+                    }
                 }
-                Poll::Ready(read) => read?,
+            };
+            let Some(read) = read else {
+                if release {
+                    self.release_if_empty();
+                }
+                return Poll::Pending;
             };
             if read == 0 {
                 self.release_if_empty();
@@ -293,6 +306,7 @@ impl FrameReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     const MAX: usize = 1 << 16;
 
@@ -462,7 +476,7 @@ mod tests {
         let mut client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
             .await
             .unwrap();
-        let mut server = ClientStream::Plain(listener.accept().await.unwrap().0);
+        let mut server = ClientStream::Plain(Arc::new(listener.accept().await.unwrap().0));
         let mut reader = FrameReader::default();
         for round in 0..3 {
             let message = format!("{{\"round\":{round}}}");

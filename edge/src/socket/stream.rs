@@ -1,9 +1,15 @@
 //! A client connection's byte stream: plain TCP (`ws://`) or TLS over TCP (`wss://`), one type
 //! so the handshake and the socket task are written once.
+//!
+//! A plain connection's `TcpStream` is shared: fan-out writes to it directly while the socket task
+//! has nothing queued ([`crate::index::Outbox`]). Both sides use the stream through `&self`
+//! (readiness, then a non-blocking read or write); the outbox decides which of them writes.
 
 use std::io;
+use std::net::Shutdown;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -14,8 +20,8 @@ use tokio_rustls::server::TlsStream;
 /// A client connection.
 #[derive(Debug)]
 pub enum ClientStream {
-    /// `ws://`.
-    Plain(TcpStream),
+    /// `ws://`; shared with fan-out, which writes to it while nothing is queued.
+    Plain(Arc<TcpStream>),
     /// `wss://`.
     Tls(Box<TlsStream<TcpStream>>),
 }
@@ -40,7 +46,7 @@ impl ClientStream {
         timeout: Duration,
     ) -> Result<Self, TlsAcceptError> {
         match tls {
-            None => Ok(Self::Plain(tcp)),
+            None => Ok(Self::Plain(Arc::new(tcp))),
             Some(acceptor) => tokio::time::timeout(timeout, acceptor.accept(tcp))
                 .await
                 .map_err(|_| TlsAcceptError::Timeout)?
@@ -57,7 +63,11 @@ impl AsyncRead for ClientStream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            Self::Plain(stream) => Pin::new(stream).poll_read(cx, buf),
+            Self::Plain(stream) => poll_io(stream, Interest::Read, cx, |tcp| {
+                let read = tcp.try_read(buf.initialize_unfilled())?;
+                buf.advance(read);
+                Ok(())
+            }),
             Self::Tls(stream) => Pin::new(stream.as_mut()).poll_read(cx, buf),
         }
     }
@@ -70,21 +80,23 @@ impl AsyncWrite for ClientStream {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            Self::Plain(stream) => Pin::new(stream).poll_write(cx, buf),
+            Self::Plain(stream) => poll_io(stream, Interest::Write, cx, |tcp| tcp.try_write(buf)),
             Self::Tls(stream) => Pin::new(stream.as_mut()).poll_write(cx, buf),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            Self::Plain(stream) => Pin::new(stream).poll_flush(cx),
+            Self::Plain(_) => Poll::Ready(Ok(())),
             Self::Tls(stream) => Pin::new(stream.as_mut()).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            Self::Plain(stream) => Pin::new(stream).poll_shutdown(cx),
+            Self::Plain(stream) => {
+                Poll::Ready(socket2::SockRef::from(stream.as_ref()).shutdown(Shutdown::Write))
+            }
             Self::Tls(stream) => Pin::new(stream.as_mut()).poll_shutdown(cx),
         }
     }
@@ -95,15 +107,45 @@ impl AsyncWrite for ClientStream {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            Self::Plain(stream) => Pin::new(stream).poll_write_vectored(cx, bufs),
+            Self::Plain(stream) => poll_io(stream, Interest::Write, cx, |tcp| {
+                tcp.try_write_vectored(bufs)
+            }),
             Self::Tls(stream) => Pin::new(stream.as_mut()).poll_write_vectored(cx, bufs),
         }
     }
 
     fn is_write_vectored(&self) -> bool {
         match self {
-            Self::Plain(stream) => stream.is_write_vectored(),
+            Self::Plain(_) => true,
             Self::Tls(stream) => stream.is_write_vectored(),
+        }
+    }
+}
+
+/// Which readiness a shared stream's operation waits for.
+#[derive(Debug, Clone, Copy)]
+enum Interest {
+    Read,
+    Write,
+}
+
+/// Runs `operation` on a shared stream once it is ready for `interest`, until it does not find
+/// the stream blocked (readiness can be stale: another write took the room, or the event was
+/// already consumed).
+fn poll_io<T>(
+    tcp: &TcpStream,
+    interest: Interest,
+    cx: &mut Context<'_>,
+    mut operation: impl FnMut(&TcpStream) -> io::Result<T>,
+) -> Poll<io::Result<T>> {
+    loop {
+        match interest {
+            Interest::Read => ready!(tcp.poll_read_ready(cx))?,
+            Interest::Write => ready!(tcp.poll_write_ready(cx))?,
+        }
+        match operation(tcp) {
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
+            done => return Poll::Ready(done),
         }
     }
 }

@@ -1,13 +1,17 @@
-//! The fan-out write path: queued text frames written straight to the client's stream.
+//! The socket task's write path: queued text frames written straight to the client's stream.
 //!
-//! Each frame's header (RFC 6455 §5.2: final, text, unmasked, its length) is made on the stack
-//! and written beside the frame's payload — the same shared bytes for every subscriber of the
-//! event — in one vectored write per batch, so nothing is copied per socket (tungstenite's
-//! write path copies each frame into each socket's write buffer).
+//! Each frame's header ([`crate::frame`]) is made on the stack and written beside the frame's
+//! payload — the same shared bytes for every subscriber of the event — in one vectored write per
+//! batch, so nothing is copied per socket.
+//!
+//! Frames reach this path only when the socket could not take them at once: fan-out writes an
+//! event straight to a plain socket that has nothing queued ([`crate::index::Outbox`]), and hands
+//! the socket task what is left (a frame it began, the frames behind it).
 //!
 //! The socket's own replies and control frames (pong, close) go out one at a time through
-//! [`write_frame`], between batches: a socket task runs one write to completion (or failure,
-//! after which the socket is dropped) before the next, so frames never interleave.
+//! [`write_frame`], between batches, once the task has taken the stream from fan-out: a socket
+//! task runs one write to completion (or failure, after which the socket is dropped) before the
+//! next, so frames never interleave.
 
 use std::collections::VecDeque;
 use std::future::{Future, poll_fn};
@@ -21,12 +25,10 @@ use tokio::time::{Instant, Sleep};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::stream::ClientStream;
+use crate::frame;
 
 /// Most frames per vectored write (two slices each; Linux takes up to 1,024).
 const FRAMES_PER_WRITE: usize = 64;
-
-/// The longest header: FIN + text opcode, the 64-bit length marker and the length.
-const MAX_HEADER: usize = 10;
 
 /// Why frames were not written.
 #[derive(Debug, thiserror::Error)]
@@ -39,38 +41,6 @@ pub enum WriteError {
     TimedOut,
 }
 
-/// The first header byte of a final text frame.
-pub const TEXT: u8 = 0x81;
-/// The first header byte of a (final) pong.
-pub const PONG: u8 = 0x8A;
-/// The first header byte of a (final) close frame.
-pub const CLOSE: u8 = 0x88;
-
-/// The header of a final, unmasked text frame of `len` payload bytes, and how much of it is used.
-fn header(len: usize) -> ([u8; MAX_HEADER], usize) {
-    frame_header(TEXT, len)
-}
-
-/// The header of an unmasked frame whose first byte (FIN, opcode) is `first`.
-fn frame_header(first: u8, len: usize) -> ([u8; MAX_HEADER], usize) {
-    let mut out = [0; MAX_HEADER];
-    out[0] = first;
-    let used = if len < 126 {
-        // Fits: `len` < 126.
-        out[1] = len as u8;
-        2
-    } else if let Ok(len) = u16::try_from(len) {
-        out[1] = 126;
-        out[2..4].copy_from_slice(&len.to_be_bytes());
-        4
-    } else {
-        out[1] = 127;
-        out[2..10].copy_from_slice(&(len as u64).to_be_bytes());
-        10
-    };
-    (out, used)
-}
-
 /// How far a run of frames has been written: whole frames, then bytes (header included) of
 /// the next one.
 #[derive(Debug, Default)]
@@ -79,16 +49,21 @@ struct Cursor {
     byte: usize,
 }
 
-/// Writes `frames` as text frames and flushes. When the client does not take them at once,
+/// Writes `frames` as text frames and flushes, starting `start` bytes into the first one (fan-out
+/// began writing it; see [`crate::index::Outbox`]). When the client does not take them at once,
 /// `timer` (the socket's one timer, which the caller re-arms afterwards) is set to fail the
 /// write after `timeout`: no timer is touched while the client keeps up.
 pub async fn write_frames(
     stream: &mut ClientStream,
     frames: &VecDeque<Utf8Bytes>,
+    start: usize,
     mut timer: Pin<&mut Sleep>,
     timeout: Duration,
 ) -> Result<(), WriteError> {
-    let mut cursor = Cursor::default();
+    let mut cursor = Cursor {
+        frame: 0,
+        byte: start,
+    };
     let mut armed = false;
     poll_fn(|cx| {
         if let Poll::Ready(result) = poll_write_frames(stream, frames, &mut cursor, cx) {
@@ -106,10 +81,11 @@ pub async fn write_frames(
     .await
 }
 
-/// Writes one frame whose first header byte is `first` ([`TEXT`], [`PONG`], [`CLOSE`]) and
-/// flushes: the socket's own replies, rare beside fanned-out frames, in one write.
+/// Writes one frame whose first header byte is `first` ([`frame::TEXT`], [`frame::PONG`],
+/// [`frame::CLOSE`]) and flushes: the socket's own replies, rare beside fanned-out frames, in one
+/// write.
 pub async fn write_frame(stream: &mut ClientStream, first: u8, payload: &[u8]) -> io::Result<()> {
-    let (header, used) = frame_header(first, payload.len());
+    let (header, used) = frame::header(first, payload.len());
     let mut frame = Vec::with_capacity(used + payload.len());
     frame.extend_from_slice(&header[..used]);
     frame.extend_from_slice(payload);
@@ -155,9 +131,9 @@ fn poll_write_run<const N: usize>(
     cursor: &Cursor,
     cx: &mut Context<'_>,
 ) -> Poll<io::Result<usize>> {
-    let mut headers = [([0; MAX_HEADER], 0); N];
+    let mut headers = [([0; frame::MAX_HEADER], 0); N];
     for (slot, frame) in headers.iter_mut().zip(frames.range(cursor.frame..)) {
-        *slot = header(frame.len());
+        *slot = frame::text_header(frame.len());
     }
     let mut slices = [[IoSlice::new(&[]); 2]; N];
     let slices = slices.as_flattened_mut();
@@ -180,7 +156,7 @@ fn poll_write_run<const N: usize>(
 /// Moves `cursor` past `written` bytes.
 fn advance(cursor: &mut Cursor, frames: &VecDeque<Utf8Bytes>, mut written: usize) {
     for frame in frames.range(cursor.frame..) {
-        let whole = header(frame.len()).1 + frame.len();
+        let whole = frame::text_frame_len(frame.len());
         let left = whole - cursor.byte;
         if written < left {
             cursor.byte += written;
@@ -195,22 +171,7 @@ fn advance(cursor: &mut Cursor, frames: &VecDeque<Utf8Bytes>, mut written: usize
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn control_frames_carry_their_opcode() {
-        assert_eq!(frame_header(PONG, 2).0[..2], [0x8A, 2]);
-        assert_eq!(frame_header(CLOSE, 0).0[..2], [0x88, 0]);
-    }
-
-    #[test]
-    fn headers_use_the_shortest_length_form() {
-        assert_eq!(header(0).0[..2], [0x81, 0]);
-        assert_eq!(header(125).0[..2], [0x81, 125]);
-        assert_eq!(header(126).0[..4], [0x81, 126, 0, 126]);
-        assert_eq!(header(65_535).0[..4], [0x81, 126, 0xff, 0xff]);
-        assert_eq!(header(65_536).0, [0x81, 127, 0, 0, 0, 0, 0, 1, 0, 0]);
-        assert_eq!((header(3).1, header(300).1, header(70_000).1), (2, 4, 10));
-    }
+    use std::sync::Arc;
 
     #[test]
     fn the_cursor_crosses_frames_and_stops_inside_one() {
@@ -242,14 +203,14 @@ mod tests {
             2 * FRAMES_PER_WRITE + 3,
         ] {
             let mut client = tokio::net::TcpStream::connect(address).await.unwrap();
-            let mut server = ClientStream::Plain(listener.accept().await.unwrap().0);
+            let mut server = ClientStream::Plain(Arc::new(listener.accept().await.unwrap().0));
             // Empty, short (2-byte header) and long (4-byte header) frames.
             let frames: VecDeque<Utf8Bytes> = (0..count)
                 .map(|i| Utf8Bytes::from(format!("{i:03}").repeat(i % 5 * 20)))
                 .collect();
             let mut expected = Vec::new();
             for frame in &frames {
-                let (bytes, used) = header(frame.len());
+                let (bytes, used) = frame::text_header(frame.len());
                 expected.extend_from_slice(&bytes[..used]);
                 expected.extend_from_slice(frame.as_bytes());
             }

@@ -1,7 +1,11 @@
-//! The headers of the WebSocket frames the edge sends (RFC 6455 §5.2): final, unmasked, of one
-//! opcode, with the shortest length form. Made on the stack and written beside the payload, so
-//! a frame's bytes are never copied to be sent; both writers use them — fan-out writing to an
-//! idle socket directly (the index's outboxes) and the socket task.
+//! The WebSocket frames the edge sends (RFC 6455 §5.2): final, unmasked, of one opcode, with the
+//! shortest length form. Fan-out makes each event's frame once, header included
+//! ([`TextFrame`]), and writes it whole to sockets that take it at once; the socket task makes
+//! headers on the stack and writes them beside queued payloads, so no payload is copied per
+//! socket.
+
+use bytes::{Bytes, BytesMut};
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 /// The longest header: FIN + opcode, the 64-bit length marker and the length.
 pub const MAX_HEADER: usize = 10;
@@ -44,6 +48,42 @@ pub fn text_frame_len(len: usize) -> usize {
     text_header(len).1 + len
 }
 
+/// A text frame made once for every socket it goes to: the whole frame as it goes on the wire
+/// (header, then payload) in one buffer, so that a write to an idle socket is one plain `send`,
+/// and the payload alone, a view of the same bytes, for the queues (whose writer makes headers
+/// of its own for a batch).
+#[derive(Debug, Clone)]
+pub struct TextFrame {
+    wire: Bytes,
+    payload: Utf8Bytes,
+}
+
+impl TextFrame {
+    /// Frames `payload`.
+    pub fn new(payload: &str) -> Self {
+        let (header, used) = text_header(payload.len());
+        let mut wire = BytesMut::with_capacity(used + payload.len());
+        wire.extend_from_slice(&header[..used]);
+        wire.extend_from_slice(payload.as_bytes());
+        let wire = wire.freeze();
+        // The bytes after the header are `payload`'s, which is UTF-8: the check cannot fail,
+        // and a copy would do where it did.
+        let payload = Utf8Bytes::try_from(wire.slice(used..))
+            .unwrap_or_else(|_| Utf8Bytes::from(payload.to_string()));
+        Self { wire, payload }
+    }
+
+    /// The whole frame, header first.
+    pub fn wire(&self) -> &[u8] {
+        &self.wire
+    }
+
+    /// The payload (the frame without its header).
+    pub fn payload(&self) -> &Utf8Bytes {
+        &self.payload
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,5 +109,18 @@ mod tests {
             ),
             (5, 304, 70_010)
         );
+    }
+
+    #[test]
+    fn a_text_frame_is_its_header_then_its_payload_in_one_buffer() {
+        for len in [0, 125, 126, 70_000] {
+            let text = "é".repeat(len / 2) + &"a".repeat(len % 2);
+            let frame = TextFrame::new(&text);
+            let (header, used) = text_header(text.len());
+            assert_eq!(frame.wire()[..used], header[..used]);
+            assert_eq!(&frame.wire()[used..], text.as_bytes());
+            assert_eq!(frame.payload().as_str(), text);
+            assert_eq!(frame.wire().len(), text_frame_len(text.len()));
+        }
     }
 }

@@ -14,9 +14,9 @@
 //! # Direct writes
 //! A plain (`ws://`) socket's outbox also holds its `TcpStream`. When nothing is queued and the
 //! socket task is not writing, a push writes the frame to the stream at once, under the outbox's
-//! lock, in one non-blocking vectored write — the way the do-nothing floor writes — and the
-//! socket task is not woken at all: most deliveries to a client that keeps up cost one system
-//! call and no task switch. What the stream does not take at once is queued, with how much of it
+//! lock, in one non-blocking `send` of the frame's bytes (made once per event, header included),
+//! the way the do-nothing floor writes, and the socket task is not woken at all: most deliveries
+//! to a client that keeps up cost one system call and no task switch. What the stream does not take at once is queued, with how much of it
 //! was written, and the task finishes it. Who writes is decided under the lock, so frames never
 //! interleave:
 //! - fan-out writes only when the queue is empty and the task does not hold the stream;
@@ -26,7 +26,7 @@
 
 use std::collections::VecDeque;
 use std::future::poll_fn;
-use std::io::{self, IoSlice};
+use std::io;
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::SystemTime;
@@ -36,7 +36,8 @@ use herald_shared::protocol::Outgoing;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-use crate::{frame, metrics};
+use crate::frame::TextFrame;
+use crate::metrics;
 
 /// Encodes a frame as the text every writer takes: outboxes queue it, the socket task sends it.
 /// Fan-out encodes an event once and gives each subscriber a clone of these bytes.
@@ -173,20 +174,21 @@ impl Shared {
 impl Outbox {
     /// Queues a frame without waiting (or writes it at once, see the module's notes).
     pub fn push(&self, frame: Utf8Bytes) -> Pushed {
-        self.push_shared(&frame, None)
+        self.push_shared(&TextFrame::new(frame.as_str()), None)
     }
 
-    /// Fan-out's push: `frame` is the event's bytes shared by every subscriber, cloned only when
-    /// it has to be queued. With `accepted_micros` its write is timed (the index samples one
+    /// Fan-out's push: `frame` is the event's frame, made once for every subscriber; its payload
+    /// is cloned only when it has to be queued. With `accepted_micros` its write is timed (the index samples one
     /// socket per event and shard); when another sample is still queued the frame is queued
     /// unsampled.
-    pub fn push_shared(&self, frame: &Utf8Bytes, accepted_micros: Option<u64>) -> Pushed {
+    pub fn push_shared(&self, frame: &TextFrame, accepted_micros: Option<u64>) -> Pushed {
         let limits = self.shared.limits;
         let mut state = self.shared.lock();
         if state.closed || state.close.is_some() {
             return Pushed::Dropped;
         }
-        if state.frames.len() >= limits.frames || state.bytes + frame.len() > limits.bytes {
+        let payload = frame.payload();
+        if state.frames.len() >= limits.frames || state.bytes + payload.len() > limits.bytes {
             drop(state);
             self.close(CloseOrder::SlowConsumer);
             return Pushed::Overflowed;
@@ -199,7 +201,7 @@ impl Outbox {
             // Nobody else writes while the lock is held and the task does not hold the stream.
             // A failed write leaves the frame queued: the task meets the failure itself.
             let written = write_now(stream, frame).unwrap_or(0);
-            if written == frame::text_frame_len(frame.len()) {
+            if written == frame.wire().len() {
                 drop(state);
                 if let Some(accepted) = accepted_micros {
                     metrics::delivered(accepted, SystemTime::now());
@@ -208,7 +210,7 @@ impl Outbox {
             }
             state.front_written = written;
         }
-        state.bytes += frame.len();
+        state.bytes += payload.len();
         if let Some(accepted) = accepted_micros
             && state.sample.is_none()
         {
@@ -217,7 +219,7 @@ impl Outbox {
         // Only the push that finds the queue empty wakes the socket task: until the task takes
         // the queue (which empties it, under the lock), that wake is still to come or to be acted
         // on, and the task takes every frame queued by then.
-        state.frames.push_back(frame.clone());
+        state.frames.push_back(payload.clone());
         drop(state);
         if was_empty {
             self.shared.waker.wake();
@@ -226,14 +228,13 @@ impl Outbox {
     }
 }
 
-/// Writes `frame` as a text frame to `stream` without waiting; how many bytes (header included)
-/// the stream took.
-fn write_now(stream: &TcpStream, frame: &Utf8Bytes) -> io::Result<usize> {
-    let (header, used) = frame::text_header(frame.len());
-    stream.try_write_vectored(&[
-        IoSlice::new(&header[..used]),
-        IoSlice::new(frame.as_bytes()),
-    ])
+/// Writes `frame` to `stream` without waiting; how many bytes (header included) the stream
+/// took. One `send` of the frame's bytes, past tokio's readiness bookkeeping: the socket is
+/// non-blocking, and a stream that is full answers `WouldBlock`, after which the socket task
+/// waits for room through tokio as usual (a readiness tokio still believes in is found stale by
+/// the task's own write). SIGPIPE is ignored in Rust programs: a closed peer is an `EPIPE` error.
+fn write_now(stream: &TcpStream, frame: &TextFrame) -> io::Result<usize> {
+    socket2::SockRef::from(stream).send(frame.wire())
 }
 
 impl Outbox {
@@ -434,18 +435,18 @@ mod tests {
             None,
         );
         tx.push(frame("a"));
-        tx.push_shared(&frame("b"), Some(7));
+        tx.push_shared(&TextFrame::new("b"), Some(7));
         // A second sample while the first is queued goes out as a plain frame.
-        tx.push_shared(&frame("c"), Some(9));
+        tx.push_shared(&TextFrame::new("c"), Some(9));
         assert_eq!(rx.try_next(), Some(Next::Frames));
         assert_eq!(rx.taken.sample, Some((1, 7)));
         assert_eq!(rx.clear_taken(), Some(7));
         tx.push(frame("d"));
-        tx.push_shared(&frame("e"), Some(11));
+        tx.push_shared(&TextFrame::new("e"), Some(11));
         assert_eq!(rx.try_next(), Some(Next::Frames));
         assert_eq!(rx.taken.sample, Some((1, 11)));
         assert_eq!(rx.clear_taken(), Some(11));
-        tx.push_shared(&frame("f"), Some(12));
+        tx.push_shared(&TextFrame::new("f"), Some(12));
         tx.close(CloseOrder::Terminated);
         assert_eq!(rx.try_next(), Some(Next::Close(CloseOrder::Terminated)));
         assert_eq!(rx.clear_taken(), None);
@@ -585,8 +586,7 @@ mod tests {
     }
 
     fn wire(text: &str) -> Vec<u8> {
-        let (header, used) = frame::text_header(text.len());
-        [&header[..used], text.as_bytes()].concat()
+        TextFrame::new(text).wire().to_vec()
     }
 
     /// Counts the wakes of the socket task.
@@ -623,7 +623,10 @@ mod tests {
         let mut next = std::pin::pin!(rx.next());
         assert!(next.as_mut().poll(&mut cx).is_pending());
         assert_eq!(tx.push(frame("one")), Pushed::Written);
-        assert_eq!(tx.push_shared(&frame("two"), Some(5)), Pushed::Written);
+        assert_eq!(
+            tx.push_shared(&TextFrame::new("two"), Some(5)),
+            Pushed::Written
+        );
         assert_eq!(wakes.load(Ordering::SeqCst), 0);
         assert!(next.as_mut().poll(&mut cx).is_pending(), "nothing queued");
         assert_eq!(

@@ -28,6 +28,7 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 use super::resume::{CatchUp, Held, Step, is_member_event, with_position};
 use super::{Board, CloseOrder, Outbox, Pushed, encode};
 use super::{Command, Mode};
+use crate::frame::TextFrame;
 use crate::metrics;
 use crate::stats::EdgeStats;
 
@@ -674,21 +675,24 @@ impl Shard {
                 expires: now + channel.cache_ttl,
             });
         }
-        // Encode once; every subscriber's outbox gets a clone of the same bytes.
+        // Encode and frame once; every subscriber gets the same bytes.
         let event_name = event.name.clone();
-        let encoded = encode(&Outgoing::Event {
-            channel: event.key.channel.clone(),
-            event: event.name,
-            data: event.data,
-            user_id: event.user_id,
-        });
+        let encoded = TextFrame::new(
+            &Outgoing::Event {
+                channel: event.key.channel.clone(),
+                event: event.name,
+                data: event.data,
+                user_id: event.user_id,
+            }
+            .encode(),
+        );
         channel.last_seq = event.seq;
         let mut delivered = 0;
         // One subscriber per event and shard has its write timed (herald_edge_delivery_seconds).
         let mut sample = Some(event.accepted_micros).filter(|at| *at > 0);
         // The variant with the event's position, for subscribers that opted in to resuming:
         // encoded at most once per event, whatever their number.
-        let mut positioned: Option<Utf8Bytes> = None;
+        let mut positioned: Option<TextFrame> = None;
         for (socket, subscriber) in &mut channel.subscribers {
             if Some(*socket) == event.exclude {
                 continue;
@@ -697,7 +701,9 @@ impl Shard {
                 if event.seq <= subscriber.skip_through {
                     continue;
                 }
-                &*positioned.get_or_insert_with(|| with_position(&encoded, event.seq))
+                &*positioned.get_or_insert_with(|| {
+                    TextFrame::new(with_position(encoded.payload(), event.seq).as_str())
+                })
             } else {
                 &encoded
             };
@@ -714,7 +720,7 @@ impl Shard {
                         subscriber.held.push(Held {
                             seq: event.seq,
                             member: is_member_event(event_name.as_str()),
-                            frame: frame.clone(),
+                            frame: frame.payload().clone(),
                         });
                     } else {
                         subscriber.outbox.close(CloseOrder::SlowConsumer);
@@ -734,7 +740,7 @@ impl Shard {
         self.stats
             .frames_queued
             .fetch_add(delivered, Ordering::Relaxed);
-        self.sent.add(delivered, encoded.len());
+        self.sent.add(delivered, encoded.payload().len());
     }
 
     fn client_event(&mut self, event: ClientEvent, outbox: &Outbox) {

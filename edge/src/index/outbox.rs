@@ -503,20 +503,10 @@ mod tests {
     #[test]
     fn only_the_push_onto_an_empty_queue_wakes() {
         use std::future::Future;
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        use std::task::Context;
+        use std::sync::atomic::Ordering;
 
-        use futures_util::task::ArcWake;
-
-        struct Wakes(AtomicUsize);
-        impl ArcWake for Wakes {
-            fn wake_by_ref(arc_self: &Arc<Self>) {
-                arc_self.0.fetch_add(1, Ordering::SeqCst);
-            }
-        }
-        let wakes = Arc::new(Wakes(AtomicUsize::new(0)));
-        let waker = futures_util::task::waker(wakes.clone());
-        let mut cx = Context::from_waker(&waker);
+        let (wakes, waker) = counting_waker();
+        let mut cx = std::task::Context::from_waker(&waker);
         let (tx, mut rx) = outbox(
             OutboxLimits {
                 frames: 8,
@@ -530,7 +520,7 @@ mod tests {
                 assert!(next.as_mut().poll(&mut cx).is_pending());
                 tx.push(frame("a"));
                 tx.push(frame("b"));
-                assert_eq!(wakes.0.load(Ordering::SeqCst), round, "one wake for both");
+                assert_eq!(wakes.load(Ordering::SeqCst), round, "one wake for both");
                 assert_eq!(next.poll(&mut cx), Poll::Ready(Next::Frames));
             }
             assert_eq!(taken(&rx), ["a", "b"]);
@@ -567,14 +557,24 @@ mod tests {
         assert_eq!(tx.push(frame("x")), Pushed::Dropped);
     }
 
-    /// A connected pair: the server side shared as the outbox's direct stream, the client.
-    async fn plain_pair() -> (Arc<TcpStream>, TcpStream) {
+    /// The limits of the direct-write tests that do not fill anything.
+    const SMALL: OutboxLimits = OutboxLimits {
+        frames: 4,
+        bytes: 100,
+    };
+
+    /// An outbox whose socket is the server side of a fresh connection; the server side (shared
+    /// with the outbox) and the client side.
+    async fn direct_outbox(
+        limits: OutboxLimits,
+    ) -> (Outbox, OutboxReceiver, Arc<TcpStream>, TcpStream) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let client = TcpStream::connect(listener.local_addr().unwrap())
             .await
             .unwrap();
-        let server = listener.accept().await.unwrap().0;
-        (Arc::new(server), client)
+        let server = Arc::new(listener.accept().await.unwrap().0);
+        let (tx, rx) = outbox(limits, Some(server.clone()));
+        (tx, rx, server, client)
     }
 
     /// Reads exactly `len` bytes the client was sent.
@@ -610,14 +610,7 @@ mod tests {
     async fn a_push_to_an_idle_plain_socket_is_written_at_once_without_waking_the_task() {
         use std::future::Future;
         use std::sync::atomic::Ordering;
-        let (server, mut client) = plain_pair().await;
-        let (tx, mut rx) = outbox(
-            OutboxLimits {
-                frames: 4,
-                bytes: 100,
-            },
-            Some(server),
-        );
+        let (tx, mut rx, _, mut client) = direct_outbox(SMALL).await;
         let (wakes, waker) = counting_waker();
         let mut cx = std::task::Context::from_waker(&waker);
         let mut next = std::pin::pin!(rx.next());
@@ -637,14 +630,7 @@ mod tests {
 
     #[tokio::test]
     async fn while_the_task_holds_the_stream_pushes_queue_until_it_finds_the_queue_empty() {
-        let (server, mut client) = plain_pair().await;
-        let (tx, mut rx) = outbox(
-            OutboxLimits {
-                frames: 4,
-                bytes: 100,
-            },
-            Some(server),
-        );
+        let (tx, mut rx, _, mut client) = direct_outbox(SMALL).await;
         // The task writes a reply of its own: fan-out queues behind it.
         assert!(!rx.claim(), "nothing was queued");
         assert_eq!(tx.push(frame("a")), Pushed::Queued);
@@ -665,17 +651,15 @@ mod tests {
         // The kernel decides where a write stops: when the frames fill the send buffer to the
         // byte (the stream takes nothing of the next one), try a fresh connection.
         for _attempt in 0..20 {
-            let (server, mut client) = plain_pair().await;
+            let limits = OutboxLimits {
+                frames: 1_000,
+                bytes: 1 << 30,
+            };
+            let (tx, mut rx, server, mut client) = direct_outbox(limits).await;
             socket2::SockRef::from(server.as_ref())
                 .set_send_buffer_size(4096)
                 .unwrap();
-            let (tx, mut rx) = outbox(
-                OutboxLimits {
-                    frames: 1_000,
-                    bytes: 1 << 30,
-                },
-                Some(server),
-            );
+            drop(server);
             let big = "x".repeat(60_001);
             let mut written = 0;
             while tx.push(frame(&big)) == Pushed::Written {
@@ -711,14 +695,7 @@ mod tests {
 
     #[tokio::test]
     async fn nobody_writes_directly_once_the_socket_task_is_gone() {
-        let (server, client) = plain_pair().await;
-        let (tx, rx) = outbox(
-            OutboxLimits {
-                frames: 4,
-                bytes: 100,
-            },
-            Some(server.clone()),
-        );
+        let (tx, rx, server, client) = direct_outbox(SMALL).await;
         drop(rx);
         assert_eq!(tx.push(frame("x")), Pushed::Dropped);
         assert_eq!(

@@ -805,6 +805,23 @@ mod tests {
         )
     }
 
+    /// Subscribes socket `low` to `name` as a public subscription; its outbox's receiving end.
+    fn subscribe_announced(
+        shard: &mut Shard,
+        name: &str,
+        low: u64,
+        now: Instant,
+    ) -> OutboxReceiver {
+        let (tx, rx) = new_outbox();
+        shard.subscribe(key(name), socket(low), tx, Mode::Announced, None, now);
+        rx
+    }
+
+    /// Whether the socket's next frame is `pusher_internal:subscription_succeeded`.
+    fn succeeded(rx: &mut OutboxReceiver) -> bool {
+        next_text(rx).is_some_and(|text| text.contains("subscription_succeeded"))
+    }
+
     fn next_text(rx: &mut OutboxReceiver) -> Option<String> {
         if let Some(Next::Close(order)) = rx.try_next() {
             return Some(format!("close {order:?}"));
@@ -830,32 +847,22 @@ mod tests {
     fn a_subscription_is_confirmed_once_the_channel_is_and_the_region_counts_it() {
         let mut shard = shard();
         let now = Instant::now();
-        let (tx1, mut rx1) = new_outbox();
-        shard.subscribe(key("a"), socket(1), tx1, Mode::Announced, None, now);
+        let mut rx1 = subscribe_announced(&mut shard, "a", 1, now);
         let interests = shard.board.take().interests;
         assert_eq!(interests.len(), 1);
         assert_eq!((interests[0].1.subscribers, interests[0].1.version), (1, 1));
         shard.confirmed(&key("a"), 1, 0, None, Duration::from_secs(60), now);
         assert_eq!(next_text(&mut rx1), None, "not counted yet");
         shard.counted(&key("a"), 1, 1, now);
-        assert!(
-            next_text(&mut rx1)
-                .unwrap()
-                .contains("subscription_succeeded")
-        );
+        assert!(succeeded(&mut rx1));
         // A later subscriber waits for the count that includes it, even on a confirmed channel.
-        let (tx2, mut rx2) = new_outbox();
-        shard.subscribe(key("a"), socket(2), tx2, Mode::Announced, None, now);
+        let mut rx2 = subscribe_announced(&mut shard, "a", 2, now);
         assert_eq!(shard.board.take().interests[0].1.version, 2);
         assert_eq!(next_text(&mut rx2), None);
         shard.counted(&key("a"), 2, 2, now);
         assert_eq!(next_text(&mut rx2), None, "another generation's count");
         shard.counted(&key("a"), 1, 2, now);
-        assert!(
-            next_text(&mut rx2)
-                .unwrap()
-                .contains("subscription_succeeded")
-        );
+        assert!(succeeded(&mut rx2));
         assert_eq!(next_text(&mut rx1), None, "announced once");
     }
 
@@ -863,24 +870,17 @@ mod tests {
     fn a_socket_that_left_and_subscribed_again_waits_for_the_count_of_its_new_subscription() {
         let mut shard = shard();
         let now = Instant::now();
-        let (tx1, mut rx1) = new_outbox();
-        shard.subscribe(key("a"), socket(1), tx1, Mode::Announced, None, now);
+        let mut rx1 = subscribe_announced(&mut shard, "a", 1, now);
         confirm(&mut shard, "a", 1);
         assert!(next_text(&mut rx1).is_some());
         // Version 2 counts socket 2; it leaves (3) and subscribes again (4).
-        let (tx2, _rx2) = new_outbox();
-        shard.subscribe(key("a"), socket(2), tx2, Mode::Announced, None, now);
+        let _rx2 = subscribe_announced(&mut shard, "a", 2, now);
         shard.unsubscribe(key("a"), socket(2));
-        let (tx2, mut rx2) = new_outbox();
-        shard.subscribe(key("a"), socket(2), tx2, Mode::Announced, None, now);
+        let mut rx2 = subscribe_announced(&mut shard, "a", 2, now);
         shard.counted(&key("a"), 1, 3, now);
         assert_eq!(next_text(&mut rx2), None, "its first subscription's count");
         shard.counted(&key("a"), 1, 4, now);
-        assert!(
-            next_text(&mut rx2)
-                .unwrap()
-                .contains("subscription_succeeded")
-        );
+        assert!(succeeded(&mut rx2));
         assert_eq!(next_text(&mut rx2), None, "announced once");
     }
 
@@ -888,11 +888,9 @@ mod tests {
     fn sockets_that_come_and_go_before_a_count_leave_no_trail() {
         let mut shard = shard();
         let now = Instant::now();
-        let (tx1, _rx1) = new_outbox();
-        shard.subscribe(key("a"), socket(1), tx1, Mode::Announced, None, now);
+        let _rx1 = subscribe_announced(&mut shard, "a", 1, now);
         for low in 2..1_000 {
-            let (tx, _rx) = new_outbox();
-            shard.subscribe(key("a"), socket(low), tx, Mode::Announced, None, now);
+            let _rx = subscribe_announced(&mut shard, "a", low, now);
             shard.unsubscribe(key("a"), socket(low));
         }
         let channel = shard.channels.get(&key("a")).unwrap();
@@ -903,21 +901,15 @@ mod tests {
     fn events_that_arrive_while_a_subscriber_waits_for_its_count_follow_its_confirmation() {
         let mut shard = shard();
         let now = Instant::now();
-        let (tx1, mut rx1) = new_outbox();
-        shard.subscribe(key("a"), socket(1), tx1, Mode::Announced, None, now);
+        let mut rx1 = subscribe_announced(&mut shard, "a", 1, now);
         confirm(&mut shard, "a", 1);
         assert!(next_text(&mut rx1).is_some());
-        let (tx2, mut rx2) = new_outbox();
-        shard.subscribe(key("a"), socket(2), tx2, Mode::Announced, None, now);
+        let mut rx2 = subscribe_announced(&mut shard, "a", 2, now);
         shard.deliver(event("a", "early", None), now);
         assert!(next_text(&mut rx1).unwrap().contains("early"));
         assert_eq!(next_text(&mut rx2), None, "held until confirmed");
         shard.counted(&key("a"), 1, 2, now);
-        assert!(
-            next_text(&mut rx2)
-                .unwrap()
-                .contains("subscription_succeeded")
-        );
+        assert!(succeeded(&mut rx2));
         assert!(next_text(&mut rx2).unwrap().contains("early"));
     }
 
@@ -1066,27 +1058,17 @@ mod tests {
     fn cache_channels_replay_the_last_event_or_report_a_miss() {
         let mut shard = shard();
         let now = Instant::now();
-        let (tx1, mut rx1) = new_outbox();
-        shard.subscribe(key("cache-a"), socket(1), tx1, Mode::Announced, None, now);
+        let mut rx1 = subscribe_announced(&mut shard, "cache-a", 1, now);
         confirm(&mut shard, "cache-a", 1);
-        assert!(
-            next_text(&mut rx1)
-                .unwrap()
-                .contains("subscription_succeeded")
-        );
+        assert!(succeeded(&mut rx1));
         assert_eq!(
             next_text(&mut rx1).as_deref(),
             Some(r#"{"event":"pusher:cache_miss","channel":"cache-a","data":"{}"}"#)
         );
         shard.deliver(event("cache-a", "price", None), now);
-        let (tx2, mut rx2) = new_outbox();
-        shard.subscribe(key("cache-a"), socket(2), tx2, Mode::Announced, None, now);
+        let mut rx2 = subscribe_announced(&mut shard, "cache-a", 2, now);
         shard.counted(&key("cache-a"), 1, 2, now);
-        assert!(
-            next_text(&mut rx2)
-                .unwrap()
-                .contains("subscription_succeeded")
-        );
+        assert!(succeeded(&mut rx2));
         assert_eq!(
             next_text(&mut rx2).as_deref(),
             Some(r#"{"event":"price","channel":"cache-a","data":"x"}"#)

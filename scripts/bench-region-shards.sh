@@ -16,12 +16,12 @@ rounds=${1:?usage: bench-region-shards.sh ROUNDS [herald-bench fanout flags]}
 shift
 out=${OUT:-$(mktemp -d)}
 mkdir -p "$out"
+# shellcheck source=scripts/bench-rounds.sh
+source "$(dirname "$0")/bench-rounds.sh"
 for round in $(seq "$rounds"); do
   for variant in ${VARIANTS:-0 1 3}; do
     name="r$round-$([ "$variant" = 0 ] && echo standalone || echo "cluster$variant")"
-    echo "$name: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-    REDIS_CLUSTER=$variant WORK="$out/$name" "$(dirname "$0")/bench-region.sh" --json "$@" \
-      >"$out/$name.json" 2>"$out/$name.err" || echo "$name exited $? (see $out/$name.err)" >&2
+    REDIS_CLUSTER=$variant run_saved "$out" "$name" "$(dirname "$0")/bench-region.sh" "$@"
   done
 done
 python3 - "$out" <<'PY'

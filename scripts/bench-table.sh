@@ -26,14 +26,10 @@ fan10k=(-n 10000 --rate 10 --duration "$duration" --payload 200 --source-ips "$i
 fan10k1=(-n 10000 --rate 1 --duration $((duration * 3 / 2)) --payload 200 --source-ips "$ips")
 idle=(-n 10000 --source-ips "$ips" --hold 10 --settle 3)
 
+# shellcheck source=scripts/bench-rounds.sh
+source "$dir/bench-rounds.sh"
 # run NAME COMMAND...: one run, its JSON report in OUT/NAME.json.
-run() {
-  local name=$1
-  shift
-  echo "$name: load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-  WORK="$out/$name" "$@" --json >"$out/$name.json" 2>"$out/$name.err" ||
-    echo "$name exited $? (see $out/$name.err)" >&2
-}
+run() { run_saved "$out" "$@"; }
 
 for round in $(seq "$rounds"); do
   for row in ${ROWS:-fan1k fan10k fan10k1 idle region}; do

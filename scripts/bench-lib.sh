@@ -3,7 +3,8 @@
 # (port 0, addresses read from their --ready-json lines), and stop them on exit.
 # Sourced, not run. Needs: HERALD and BENCH_BIN (the binaries; built when unset; not
 # HERALD_BENCH: herald refuses unknown HERALD_* variables), WORK (a
-# scratch directory).
+# scratch directory). HUB_WORKER_THREADS / EDGE_WORKER_THREADS, when set, give the hubs / edges
+# that many runtime threads (--worker-threads; default: the CPU count).
 
 set -euo pipefail
 
@@ -52,6 +53,7 @@ start_hub() {
   "$HERALD" hub --cluster-key "$BENCH_CLUSTER_KEY" --app-id "$BENCH_APP_ID" \
     --app-key "$BENCH_APP_KEY" --app-secret "$BENCH_APP_SECRET" \
     --http-listen 127.0.0.1:0 --link-listen 127.0.0.1:0 --ready-json \
+    ${HUB_WORKER_THREADS:+--worker-threads "$HUB_WORKER_THREADS"} \
     >"$WORK/hub.json" 2>"$WORK/hub.log" &
   HUB_PID=$!
   PIDS+=("$HUB_PID")
@@ -67,6 +69,7 @@ start_edges() {
   for i in $(seq "$1"); do
     "$HERALD" edge --cluster-key "$BENCH_CLUSTER_KEY" --hub "$HUB_LINK" \
       --hub-cert-sha256 "$HUB_CERT" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
+      ${EDGE_WORKER_THREADS:+--worker-threads "$EDGE_WORKER_THREADS"} \
       --ready-json >"$WORK/edge$i.json" 2>"$WORK/edge$i.log" &
     local pid=$!
     PIDS+=("$pid")
@@ -268,6 +271,7 @@ start_region() {
       --app-key "$BENCH_APP_KEY" --app-secret "$BENCH_APP_SECRET" \
       --redis "$REDIS_URL" \
       --http-listen 127.0.0.1:0 --link-listen 127.0.0.1:0 --ready-json \
+      ${HUB_WORKER_THREADS:+--worker-threads "$HUB_WORKER_THREADS"} \
       >"$WORK/hub$i.json" 2>"$WORK/hub$i.log" &
     local pid=$!
     PIDS+=("$pid")
@@ -281,6 +285,7 @@ start_region() {
   for i in $(seq 0 $((edges - 1))); do
     HERALD_EDGE__ZONE="z$((i % hubs))" "$HERALD" edge --cluster-key "$BENCH_CLUSTER_KEY" \
       "${hub_flags[@]}" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
+      ${EDGE_WORKER_THREADS:+--worker-threads "$EDGE_WORKER_THREADS"} \
       --ready-json >"$WORK/edge$i.json" 2>"$WORK/edge$i.log" &
     local pid=$!
     PIDS+=("$pid")

@@ -77,6 +77,9 @@ pub struct CommonArgs {
     /// Cluster key for link tokens (overrides cluster.key / HERALD_CLUSTER__KEY).
     #[arg(long)]
     pub cluster_key: Option<String>,
+    /// Threads that run the process's tasks (runtime.worker_threads; default: the CPU count).
+    #[arg(long)]
+    pub worker_threads: Option<String>,
     /// Print one JSON line with the bound addresses on stdout once serving.
     #[arg(long)]
     pub ready_json: bool,
@@ -209,11 +212,18 @@ impl CommonArgs {
     /// The configuration keys these flags set.
     pub fn overrides(&self) -> Vec<Override> {
         let mut all = self.app.overrides();
-        all.extend(overrides_of([(
-            &keys::CLUSTER_KEY.meta,
-            "--cluster-key",
-            self.cluster_key.clone(),
-        )]));
+        all.extend(overrides_of([
+            (
+                &keys::CLUSTER_KEY.meta,
+                "--cluster-key",
+                self.cluster_key.clone(),
+            ),
+            (
+                &keys::RUNTIME_WORKER_THREADS.meta,
+                "--worker-threads",
+                self.worker_threads.clone(),
+            ),
+        ]));
         all
     }
 }

@@ -45,10 +45,11 @@ fn main() -> ExitCode {
         server => {
             process::init_logging(&ProcessEnv);
             process::stop_with_parent(&ProcessEnv);
-            let runtime = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            if let Some(threads) = commands::worker_threads(&server) {
+                builder.worker_threads(threads.get());
+            }
+            let runtime = match builder.enable_all().build() {
                 Ok(runtime) => runtime,
                 Err(error) => {
                     return process::fail(

@@ -57,6 +57,8 @@ pub async fn run(args: EdgeArgs) -> ExitCode {
         Err(code) => return code,
     };
     let mut r = Resolver::default();
+    // The runtime already runs with it (see `super::worker_threads`); read for its problems.
+    resolve::worker_threads(&raw, &mut r);
     let cluster_key = resolve::cluster_key(&raw, &mut r);
     let plan = resolve::edge(&raw, &mut r);
     let link = resolve::edge_link(&raw, &mut r, &plan, cluster_key);

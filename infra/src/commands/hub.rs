@@ -22,6 +22,8 @@ use crate::{net, rlimit, tls};
 /// Resolves a hub plan, or the exit code of the configuration failure.
 pub fn plan(raw: &RawConfig) -> Result<HubPlan, ExitCode> {
     let mut r = Resolver::default();
+    // The runtime already runs with it (see `super::worker_threads`); read for its problems.
+    resolve::worker_threads(raw, &mut r);
     let apps = resolve::apps(raw, &mut r);
     let cluster_key = resolve::cluster_key(raw, &mut r);
     let plan = resolve::hub(raw, &mut r, HubId(fastrand::u64(..)), apps, cluster_key);

@@ -12,6 +12,7 @@ pub mod redis_endpoint;
 pub mod sign;
 
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -19,10 +20,11 @@ use std::sync::Arc;
 use herald_edge::RunningEdge;
 use tokio_util::sync::CancellationToken;
 
+use crate::cli::Command;
 use crate::config::Override;
 use crate::config::env::ProcessEnv;
 use crate::config::raw::RawConfig;
-use crate::config::resolve::Resolver;
+use crate::config::resolve::{self, Resolver};
 use crate::process::{EXIT_CONFIG, EXIT_OS, fail, shutdown_on_signal};
 use crate::tls::files::{CertFiles, Reloader};
 
@@ -30,6 +32,22 @@ use crate::tls::files::{CertFiles, Reloader};
 /// A bad file or value is reported naming the key, and the command exits with [`EXIT_CONFIG`].
 fn load_config(file: Option<&Path>, overrides: &[Override]) -> Result<RawConfig, ExitCode> {
     crate::config::load(file, &ProcessEnv, overrides).map_err(|errors| fail(EXIT_CONFIG, errors))
+}
+
+/// The threads a server command's runtime gets (`runtime.worker_threads`), read before the
+/// runtime exists; `None` for other commands, and when the configuration does not load or the
+/// value is bad — the command reports that with every other problem once it runs.
+pub fn worker_threads(command: &Command) -> Option<NonZeroUsize> {
+    let (file, overrides) = match command {
+        Command::Hub(args) => (args.common.app.config.as_deref(), args.overrides()),
+        Command::Edge(args) => (args.common.app.config.as_deref(), args.overrides()),
+        Command::Dev(args) => (args.common.app.config.as_deref(), args.overrides()),
+        _ => return None,
+    };
+    let raw = crate::config::load(file, &ProcessEnv, &overrides).ok()?;
+    let mut r = Resolver::default();
+    let threads = resolve::worker_threads(&raw, &mut r);
+    r.finish(threads).ok()
 }
 
 /// `value` if resolving it found no problem; otherwise every problem is reported and the command

@@ -222,6 +222,11 @@ declare_keys! {
     /// hub.http_tls_cert) for a renewal; SIGHUP re-reads them at once
     TLS_WATCH_INTERVAL_SECS: Duration = "tls.watch_interval_secs", default("2"), parse::seconds;
 
+    /// threads that run this process's tasks; set it to the process's share of the cores where
+    /// several Herald processes share a machine (each thread left idle costs wake-ups)
+    RUNTIME_WORKER_THREADS: NonZeroUsize = "runtime.worker_threads",
+        machine("the CPU count", cpu_count), parse::nonzero;
+
     /// WebSocket address (also REVERB_SERVER_HOST + REVERB_SERVER_PORT)
     EDGE_LISTEN: SocketAddr = "edge.listen", default("0.0.0.0:8080"), parse::socket_addr;
     /// admin HTTP address for /up and /stats

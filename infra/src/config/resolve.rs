@@ -130,6 +130,13 @@ fn admin_access(
     access
 }
 
+/// How many threads run the process's tasks (`runtime.worker_threads`). The runtime is built
+/// before a command resolves its plan, from this alone; the plans read it too, so a bad value is
+/// reported with every other problem.
+pub fn worker_threads(raw: &RawConfig, r: &mut Resolver) -> NonZeroUsize {
+    r.get(&raw.settings, &RUNTIME_WORKER_THREADS)
+}
+
 /// The cluster key (required, at least 16 characters).
 pub fn cluster_key(raw: &RawConfig, r: &mut Resolver) -> Secret {
     r.required(&raw.settings, &CLUSTER_KEY)

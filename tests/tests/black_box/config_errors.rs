@@ -31,8 +31,10 @@ async fn bad_edge_settings_are_all_reported() {
             ("HERALD_EDGE__HUBS", "hub-without-port"),
             ("HERALD_EDGE__OUTBOX_FRAMES", "0"),
             ("HERALD_CLUSTER__KEY", "short"),
+            ("HERALD_RUNTIME__WORKER_THREADS", "0"),
         ],
         &[
+            "runtime.worker_threads (from HERALD_RUNTIME__WORKER_THREADS): \"0\" is not a whole number above 0",
             "edge.listen (from HERALD_EDGE__LISTEN): \"not-an-address\" is not a socket address",
             "edge.hubs (from HERALD_EDGE__HUBS): \"hub-without-port\" is not host:port",
             "edge.outbox_frames (from HERALD_EDGE__OUTBOX_FRAMES)",
@@ -47,9 +49,10 @@ async fn bad_edge_settings_are_all_reported() {
 async fn a_hub_without_an_app_or_cluster_key_refuses_to_start() {
     fails_with(
         "a_hub_without_an_app_or_cluster_key_refuses_to_start",
-        &["hub"],
+        &["hub", "--worker-threads", "many"],
         &[],
         &[
+            "runtime.worker_threads (from --worker-threads): \"many\" is not a whole number above 0",
             "cluster.key: is required",
             "HERALD_CLUSTER__KEY",
             "app: no app configured",

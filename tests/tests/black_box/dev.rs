@@ -96,6 +96,35 @@ async fn reverb_environment_names_configure_the_app() {
         .await;
 }
 
+/// The threads of the process that run tasks (tokio names them `tokio-rt-worker`).
+fn worker_threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("the process's threads are listed")
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .filter(|name| name.trim() == "tokio-rt-worker")
+        .count()
+}
+
+#[tokio::test]
+async fn worker_threads_are_what_the_configuration_says() {
+    let test = "worker_threads_are_what_the_configuration_says";
+    let one =
+        Dev::start_with_env(test, "dev-one", &[("HERALD_RUNTIME__WORKER_THREADS", "1")]).await;
+    assert_eq!(worker_threads(one.process.pid()), 1);
+    let key = one.process.ready["app"]["key"].as_str().unwrap();
+    PusherClient::connect(&format!("ws://{}/app/{key}?protocol=7", one.websocket))
+        .await
+        .subscribe("one-thread")
+        .await;
+    let three = Dev::start_with_env(
+        test,
+        "dev-three",
+        &[("HERALD_RUNTIME__WORKER_THREADS", "3")],
+    )
+    .await;
+    assert_eq!(worker_threads(three.process.pid()), 3);
+}
+
 #[tokio::test]
 async fn one_app_setting_in_the_environment_applies_to_the_default_app() {
     let test = "one_app_setting_in_the_environment_applies_to_the_default_app";

@@ -72,6 +72,8 @@ pub async fn run(args: DevArgs) -> ExitCode {
     };
     let mut r = Resolver::default();
     let edge_plan = resolve::edge(&raw, &mut r);
+    // Valid by now (the hub's plan read it); a local region's processes get it too.
+    let worker_threads = resolve::worker_threads(&raw, &mut r);
     let edge_plan = match super::resolved(r, edge_plan) {
         Ok(plan) => plan,
         Err(code) => return code,
@@ -104,6 +106,7 @@ pub async fn run(args: DevArgs) -> ExitCode {
             http: hub_http,
             websocket: edge_plan.websocket,
             admin: edge_plan.admin,
+            worker_threads,
         };
         let ready_json = args.common.ready_json;
         return local_region::run(layout, &app, &cluster_key, ready_json, shutdown).await;

@@ -7,9 +7,12 @@
 //! serves WebSockets on 8080 + 2i (8080, 8082, …) and `/up` on 9080 + i, all on 127.0.0.1.
 //! `--http-listen`, `--listen` and `--admin-listen` move the bases; a base port 0 gives every
 //! process a free port; bases whose ranges would overlap are refused. Edge `i` prefers hub
-//! `i mod N` (each hub gets its own zone) and fails over to the others.
+//! `i mod N` (each hub gets its own zone) and fails over to the others. Every process runs the
+//! runtime threads `herald dev` resolved (`--worker-threads`; on a laptop, processes × threads
+//! above the cores only adds wake-ups).
 
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::process::{ExitCode, Stdio};
 use std::time::Duration;
 
@@ -96,6 +99,8 @@ pub struct Layout {
     pub websocket: SocketAddr,
     /// Edge `i` serves `/up` on this port + i.
     pub admin: SocketAddr,
+    /// Every member's runtime threads (`runtime.worker_threads`, as `herald dev` resolved it).
+    pub worker_threads: NonZeroUsize,
 }
 
 /// Ports between two members of the same role: hubs and edges interleave from 8081 and 8080.
@@ -209,6 +214,8 @@ pub async fn run(
     let cluster_args = [
         "--cluster-key".to_string(),
         cluster_key.expose().to_string(),
+        "--worker-threads".to_string(),
+        layout.worker_threads.to_string(),
     ];
     let mut members = Vec::new();
     for (index, http) in addresses.hubs.iter().enumerate() {
@@ -321,6 +328,7 @@ mod tests {
             http: address(8081),
             websocket: address(8080),
             admin: address(9080),
+            worker_threads: NonZeroUsize::MIN,
         }
     }
 

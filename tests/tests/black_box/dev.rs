@@ -230,12 +230,18 @@ async fn herald_dev_region_ports_keep_their_single_process_roles() {
         "3",
         "--redis",
         &url,
+        "--worker-threads",
+        "1",
     ];
     args.extend(flags.iter().map(String::as_str));
     let dev = HeraldProcess::start(TEST, "dev", &args, &[]).await;
 
-    // Every member listens where the layout says, in the role it says.
+    // Every member listens where the layout says, in the role it says, on the threads given.
     let members = dev.ready["members"].as_array().expect("a member list");
+    for member in members {
+        let pid = member["pid"].as_u64().expect("a member's pid") as u32;
+        assert_eq!(worker_threads(pid), 1, "{member}");
+    }
     let address = |role: &str, index: usize, field: &str| {
         members
             .iter()

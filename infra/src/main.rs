@@ -28,10 +28,15 @@ mod tls;
 
 use std::process::ExitCode;
 
+use std::num::NonZeroUsize;
+use std::path::Path;
+
 use clap::Parser;
 
 use cli::Command;
+use config::Override;
 use config::env::ProcessEnv;
+use config::raw::RawConfig;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
@@ -45,34 +50,62 @@ fn main() -> ExitCode {
         server => {
             process::init_logging(&ProcessEnv);
             process::stop_with_parent(&ProcessEnv);
-            let mut builder = tokio::runtime::Builder::new_multi_thread();
-            if let Some(threads) = commands::worker_threads(&server) {
-                builder.worker_threads(threads.get());
+            match server {
+                Command::Hub(args) => {
+                    let (file, overrides) = (args.common.app.config.clone(), args.overrides());
+                    configured(file.as_deref(), &overrides, |raw| {
+                        commands::hub::run(args, raw)
+                    })
+                }
+                Command::Edge(args) => {
+                    let (file, overrides) = (args.common.app.config.clone(), args.overrides());
+                    configured(file.as_deref(), &overrides, |raw| {
+                        commands::edge::run(args, raw)
+                    })
+                }
+                Command::Dev(args) => {
+                    let (file, overrides) = (args.common.app.config.clone(), args.overrides());
+                    configured(file.as_deref(), &overrides, |raw| {
+                        commands::dev::run(args, raw)
+                    })
+                }
+                Command::Probe(args) => serve(None, commands::probe::run(args)),
+                Command::Apps(args) => serve(None, commands::apps::run(args)),
+                Command::Sign(_)
+                | Command::Config(_)
+                | Command::Cert(_)
+                | Command::RedisEndpoint(_) => {
+                    unreachable!("handled above")
+                }
             }
-            let runtime = match builder.enable_all().build() {
-                Ok(runtime) => runtime,
-                Err(error) => {
-                    return process::fail(
-                        process::EXIT_OS,
-                        format!("cannot start the runtime: {error}"),
-                    );
-                }
-            };
-            runtime.block_on(async move {
-                match server {
-                    Command::Hub(args) => commands::hub::run(args).await,
-                    Command::Edge(args) => commands::edge::run(args).await,
-                    Command::Dev(args) => commands::dev::run(args).await,
-                    Command::Probe(args) => commands::probe::run(args).await,
-                    Command::Apps(args) => commands::apps::run(args).await,
-                    Command::Sign(_)
-                    | Command::Config(_)
-                    | Command::Cert(_)
-                    | Command::RedisEndpoint(_) => {
-                        unreachable!("handled above")
-                    }
-                }
-            })
         }
+    }
+}
+
+/// Loads a server command's configuration, then runs the command on it with the runtime threads
+/// it sets.
+fn configured<F: Future<Output = ExitCode>>(
+    file: Option<&Path>,
+    overrides: &[Override],
+    run: impl FnOnce(RawConfig) -> F,
+) -> ExitCode {
+    match commands::load_config(file, overrides) {
+        Ok(raw) => serve(commands::worker_threads(&raw), run(raw)),
+        Err(code) => code,
+    }
+}
+
+/// Runs a command on a multi-threaded runtime of `threads` workers (default: one per core).
+fn serve(threads: Option<NonZeroUsize>, command: impl Future<Output = ExitCode>) -> ExitCode {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = threads {
+        builder.worker_threads(threads.get());
+    }
+    match builder.enable_all().build() {
+        Ok(runtime) => runtime.block_on(command),
+        Err(error) => process::fail(
+            process::EXIT_OS,
+            format!("cannot start the runtime: {error}"),
+        ),
     }
 }

@@ -59,12 +59,8 @@ fn apply_dev_defaults(raw: &mut RawConfig) {
     );
 }
 
-/// Runs `herald dev` until a signal.
-pub async fn run(args: DevArgs) -> ExitCode {
-    let mut raw = match super::load_config(args.common.app.config.as_deref(), &args.overrides()) {
-        Ok(raw) => raw,
-        Err(code) => return code,
-    };
+/// Runs `herald dev` on its configuration (`raw`, loaded before the runtime) until a signal.
+pub async fn run(args: DevArgs, mut raw: RawConfig) -> ExitCode {
     apply_dev_defaults(&mut raw);
     let hub_plan = match hub::plan(&raw) {
         Ok(plan) => plan,

@@ -8,6 +8,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::EdgeArgs;
+use crate::config::raw::RawConfig;
 use crate::config::resolve::{self, EdgePlan, Resolver};
 use crate::process::{EXIT_OS, fail, print_ready};
 use crate::tls::files::CertFiles;
@@ -50,14 +51,11 @@ pub fn start(
     Ok(running)
 }
 
-/// Runs `herald edge` until a signal, then drains.
-pub async fn run(args: EdgeArgs) -> ExitCode {
-    let raw = match super::load_config(args.common.app.config.as_deref(), &args.overrides()) {
-        Ok(raw) => raw,
-        Err(code) => return code,
-    };
+/// Runs `herald edge` on its configuration (`raw`, loaded before the runtime) until a signal, then
+/// drains.
+pub async fn run(args: EdgeArgs, raw: RawConfig) -> ExitCode {
     let mut r = Resolver::default();
-    // The runtime already runs with it (see `super::worker_threads`); read for its problems.
+    // The runtime already runs with it (main, `super::worker_threads`); read for its problems.
     resolve::worker_threads(&raw, &mut r);
     let cluster_key = resolve::cluster_key(&raw, &mut r);
     let plan = resolve::edge(&raw, &mut r);

@@ -22,7 +22,7 @@ use crate::{net, rlimit, tls};
 /// Resolves a hub plan, or the exit code of the configuration failure.
 pub fn plan(raw: &RawConfig) -> Result<HubPlan, ExitCode> {
     let mut r = Resolver::default();
-    // The runtime already runs with it (see `super::worker_threads`); read for its problems.
+    // The runtime already runs with it (main, `super::worker_threads`); read for its problems.
     resolve::worker_threads(raw, &mut r);
     let apps = resolve::apps(raw, &mut r);
     let cluster_key = resolve::cluster_key(raw, &mut r);
@@ -280,12 +280,8 @@ pub async fn start(mut plan: HubPlan, shutdown: CancellationToken) -> Result<Sta
     })
 }
 
-/// Runs `herald hub` until a signal.
-pub async fn run(args: HubArgs) -> ExitCode {
-    let raw = match super::load_config(args.common.app.config.as_deref(), &args.overrides()) {
-        Ok(raw) => raw,
-        Err(code) => return code,
-    };
+/// Runs `herald hub` on its configuration (`raw`, loaded before the runtime) until a signal.
+pub async fn run(args: HubArgs, raw: RawConfig) -> ExitCode {
     let plan = match plan(&raw) {
         Ok(plan) => plan,
         Err(code) => return code,

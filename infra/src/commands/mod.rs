@@ -20,7 +20,6 @@ use std::sync::Arc;
 use herald_edge::RunningEdge;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::Command;
 use crate::config::Override;
 use crate::config::env::ProcessEnv;
 use crate::config::raw::RawConfig;
@@ -30,23 +29,16 @@ use crate::tls::files::{CertFiles, Reloader};
 
 /// A command's configuration: its file (if any), then the process environment, then its flags.
 /// A bad file or value is reported naming the key, and the command exits with [`EXIT_CONFIG`].
-fn load_config(file: Option<&Path>, overrides: &[Override]) -> Result<RawConfig, ExitCode> {
+pub fn load_config(file: Option<&Path>, overrides: &[Override]) -> Result<RawConfig, ExitCode> {
     crate::config::load(file, &ProcessEnv, overrides).map_err(|errors| fail(EXIT_CONFIG, errors))
 }
 
-/// The threads a server command's runtime gets (`runtime.worker_threads`), read before the
-/// runtime exists; `None` for other commands, and when the configuration does not load or the
-/// value is bad — the command reports that with every other problem once it runs.
-pub fn worker_threads(command: &Command) -> Option<NonZeroUsize> {
-    let (file, overrides) = match command {
-        Command::Hub(args) => (args.common.app.config.as_deref(), args.overrides()),
-        Command::Edge(args) => (args.common.app.config.as_deref(), args.overrides()),
-        Command::Dev(args) => (args.common.app.config.as_deref(), args.overrides()),
-        _ => return None,
-    };
-    let raw = crate::config::load(file, &ProcessEnv, &overrides).ok()?;
+/// The threads a server command's runtime gets (`runtime.worker_threads`), read from its
+/// configuration before the runtime exists; `None` when the value is bad — the command reports
+/// that with every other problem once it runs.
+pub fn worker_threads(raw: &RawConfig) -> Option<NonZeroUsize> {
     let mut r = Resolver::default();
-    let threads = resolve::worker_threads(&raw, &mut r);
+    let threads = resolve::worker_threads(raw, &mut r);
     r.finish(threads).ok()
 }
 

@@ -37,7 +37,9 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::task::TaskTracker;
 
 pub use board::{Board, Changes, Desired};
-pub use outbox::{CloseOrder, Next, Outbox, OutboxLimits, OutboxReceiver, Pushed, encode, outbox};
+pub use outbox::{
+    CloseOrder, Next, Outbox, OutboxLimits, OutboxReceiver, PlainStream, Pushed, encode, outbox,
+};
 
 use crate::stats::EdgeStats;
 

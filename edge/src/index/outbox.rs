@@ -12,7 +12,9 @@
 //! front), and because overflow must be observable by the consumer.
 //!
 //! # Direct writes
-//! A plain (`ws://`) socket's outbox also holds its `TcpStream`. When nothing is queued and the
+//! A plain (`ws://`) socket's outbox also holds its `TcpStream`, in the same allocation as the
+//! lock and the queue ([`PlainStream`]): a push to a socket that keeps up touches the
+//! subscriber's entry and this one allocation, and nothing else. When nothing is queued and the
 //! socket task is not writing, a push writes the frame to the stream at once, under the outbox's
 //! lock, in one non-blocking `send` of the frame's bytes (made once per event, header included),
 //! the way the do-nothing floor writes, and the socket task is not woken at all: most deliveries
@@ -27,6 +29,8 @@
 use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::io;
+use std::net::Shutdown;
+use std::ops::Deref;
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::SystemTime;
@@ -85,15 +89,16 @@ pub enum Next {
     Close(CloseOrder),
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct State {
     frames: VecDeque<Utf8Bytes>,
     /// Bytes of the first queued frame (header included) already written by a direct write.
     front_written: usize,
     bytes: usize,
-    /// The plain socket's stream, written directly while nothing is queued; `None` for TLS
-    /// sockets, and once the socket closes.
-    direct: Option<Arc<TcpStream>>,
+    limits: OutboxLimits,
+    /// Fan-out may write to the plain socket's stream while nothing is queued: false for TLS
+    /// sockets, before the outbox is made and once the socket closes.
+    direct: bool,
     /// The socket task holds the stream: it is writing, or has frames of its own to write.
     task_writing: bool,
     /// The frame whose delivery is measured: how many frames are taken before it, and its
@@ -103,11 +108,68 @@ struct State {
     closed: bool,
 }
 
+impl State {
+    fn new(limits: OutboxLimits) -> Self {
+        Self {
+            frames: VecDeque::new(),
+            front_written: 0,
+            bytes: 0,
+            limits,
+            direct: false,
+            task_writing: false,
+            sample: None,
+            close: None,
+            closed: false,
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Shared {
     state: Mutex<State>,
     waker: AtomicWaker,
-    limits: OutboxLimits,
+    /// A plain socket's stream; `None` for TLS sockets.
+    stream: Option<TcpStream>,
+}
+
+/// A plain (`ws://`) socket's stream, allocated with the outbox it will have: the socket task
+/// reads and writes it through this handle (every use is `&TcpStream`: readiness, then a
+/// non-blocking call), fan-out writes to it through the outbox.
+///
+/// The descriptor is freed when the last handle goes (the socket task's, and the index's
+/// outboxes, let go as soon as the task's leaving reaches the shards); the connection itself
+/// ends with the socket task, which shuts it down when its receiver goes.
+#[derive(Debug, Clone)]
+pub struct PlainStream {
+    shared: Arc<Shared>,
+}
+
+impl PlainStream {
+    /// Wraps an accepted connection, before its socket has an outbox.
+    pub fn new(tcp: TcpStream) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                // The limits are set when the outbox is made.
+                state: Mutex::new(State::new(OutboxLimits {
+                    frames: 0,
+                    bytes: 0,
+                })),
+                waker: AtomicWaker::new(),
+                stream: Some(tcp),
+            }),
+        }
+    }
+}
+
+impl Deref for PlainStream {
+    type Target = TcpStream;
+
+    fn deref(&self) -> &TcpStream {
+        self.shared
+            .stream
+            .as_ref()
+            .expect("a PlainStream is made with its stream")
+    }
 }
 
 /// The producer side: cheap to clone, held by the channel index for each subscription.
@@ -139,17 +201,23 @@ struct Taken {
     sample: Option<(usize, u64)>,
 }
 
-/// Creates an empty outbox; `direct`: the plain socket's stream, which pushes write to while
-/// nothing is queued.
-pub fn outbox(limits: OutboxLimits, direct: Option<Arc<TcpStream>>) -> (Outbox, OutboxReceiver) {
-    let shared = Arc::new(Shared {
-        state: Mutex::new(State {
-            direct,
-            ..State::default()
+/// Creates an empty outbox; `plain`: the plain socket's stream, which pushes write to while
+/// nothing is queued (its one outbox: the stream was allocated to hold it).
+pub fn outbox(limits: OutboxLimits, plain: Option<&PlainStream>) -> (Outbox, OutboxReceiver) {
+    let shared = match plain {
+        Some(plain) => {
+            let mut state = plain.shared.lock();
+            state.limits = limits;
+            state.direct = true;
+            drop(state);
+            plain.shared.clone()
+        }
+        None => Arc::new(Shared {
+            state: Mutex::new(State::new(limits)),
+            waker: AtomicWaker::new(),
+            stream: None,
         }),
-        waker: AtomicWaker::new(),
-        limits,
-    });
+    };
     (
         Outbox {
             shared: shared.clone(),
@@ -182,12 +250,12 @@ impl Outbox {
     /// socket per event and shard); when another sample is still queued the frame is queued
     /// unsampled.
     pub fn push_shared(&self, frame: &TextFrame, accepted_micros: Option<u64>) -> Pushed {
-        let limits = self.shared.limits;
         let mut state = self.shared.lock();
         if state.closed || state.close.is_some() {
             return Pushed::Dropped;
         }
         let payload = frame.payload();
+        let limits = state.limits;
         if state.frames.len() >= limits.frames || state.bytes + payload.len() > limits.bytes {
             drop(state);
             self.close(CloseOrder::SlowConsumer);
@@ -196,7 +264,8 @@ impl Outbox {
         let was_empty = state.frames.is_empty();
         if was_empty
             && !state.task_writing
-            && let Some(stream) = &state.direct
+            && state.direct
+            && let Some(stream) = &self.shared.stream
         {
             // Nobody else writes while the lock is held and the task does not hold the stream.
             // A failed write leaves the frame queued: the task meets the failure itself.
@@ -248,7 +317,7 @@ impl Outbox {
             state.frames.truncate(begun);
             state.bytes = 0;
             state.sample = None;
-            state.direct = None;
+            state.direct = false;
         }
         drop(state);
         self.shared.waker.wake();
@@ -366,8 +435,13 @@ impl Drop for OutboxReceiver {
         let mut state = self.shared.lock();
         state.closed = true;
         state.frames.clear();
-        // The stream closes with the task, not when the index lets go of the outbox.
-        state.direct = None;
+        state.direct = false;
+        drop(state);
+        // The connection ends with the task, not when the index lets go of the outbox (which
+        // frees the descriptor): the client sees the end of the stream now.
+        if let Some(stream) = &self.shared.stream {
+            let _ = socket2::SockRef::from(stream).shutdown(Shutdown::Both);
+        }
     }
 }
 
@@ -567,13 +641,13 @@ mod tests {
     /// with the outbox) and the client side.
     async fn direct_outbox(
         limits: OutboxLimits,
-    ) -> (Outbox, OutboxReceiver, Arc<TcpStream>, TcpStream) {
+    ) -> (Outbox, OutboxReceiver, PlainStream, TcpStream) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let client = TcpStream::connect(listener.local_addr().unwrap())
             .await
             .unwrap();
-        let server = Arc::new(listener.accept().await.unwrap().0);
-        let (tx, rx) = outbox(limits, Some(server.clone()));
+        let server = PlainStream::new(listener.accept().await.unwrap().0);
+        let (tx, rx) = outbox(limits, Some(&server));
         (tx, rx, server, client)
     }
 
@@ -656,7 +730,7 @@ mod tests {
                 bytes: 1 << 30,
             };
             let (tx, mut rx, server, mut client) = direct_outbox(limits).await;
-            socket2::SockRef::from(server.as_ref())
+            socket2::SockRef::from(&*server)
                 .set_send_buffer_size(4096)
                 .unwrap();
             drop(server);
@@ -695,14 +769,21 @@ mod tests {
 
     #[tokio::test]
     async fn nobody_writes_directly_once_the_socket_task_is_gone() {
-        let (tx, rx, server, client) = direct_outbox(SMALL).await;
+        use tokio::io::AsyncReadExt;
+        let (tx, rx, server, mut client) = direct_outbox(SMALL).await;
+        drop(server);
         drop(rx);
         assert_eq!(tx.push(frame("x")), Pushed::Dropped);
-        assert_eq!(
-            Arc::strong_count(&server),
-            1,
-            "the outbox let go of the stream"
-        );
-        drop(client);
+        // The index still holds the outbox (and with it the descriptor), yet the connection
+        // ended with the task: the client reads the end of the stream, and nothing before it.
+        let mut rest = Vec::new();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            client.read_to_end(&mut rest),
+        )
+        .await
+        .expect("the connection ends with the task")
+        .unwrap();
+        assert!(rest.is_empty());
     }
 }

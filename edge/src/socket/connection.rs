@@ -19,7 +19,6 @@ use std::time::{Duration, SystemTime};
 use herald_shared::app::App;
 use herald_shared::ids::SocketId;
 use herald_shared::protocol::{CloseCode, Incoming, Outgoing, ProtocolError};
-use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 
 use super::heartbeat::{Beat, Heartbeat};
@@ -30,7 +29,7 @@ use super::stream::ClientStream;
 use super::writer::{self, WriteError};
 use super::{SocketContext, SocketLimits};
 use crate::frame;
-use crate::index::{CloseOrder, Next, OutboxReceiver, encode, outbox};
+use crate::index::{CloseOrder, Next, OutboxReceiver, PlainStream, encode, outbox};
 use crate::metrics::{self, Received};
 
 /// An upgraded client socket: its stream and the state of its read half.
@@ -51,7 +50,7 @@ impl Socket {
 
     /// The plain stream, which fan-out writes to directly while nothing is queued; `None` for
     /// TLS.
-    pub fn direct_stream(&self) -> Option<Arc<TcpStream>> {
+    pub fn direct_stream(&self) -> Option<PlainStream> {
         match &self.stream {
             ClientStream::Plain(tcp) => Some(tcp.clone()),
             ClientStream::Tls(_) => None,
@@ -149,9 +148,9 @@ impl Connection {
         ctx: Arc<SocketContext>,
         app: Arc<App>,
         socket_id: SocketId,
-        direct: Option<Arc<TcpStream>>,
+        direct: Option<PlainStream>,
     ) -> Self {
-        let (outbox, inbox) = outbox(ctx.limits.outbox, direct);
+        let (outbox, inbox) = outbox(ctx.limits.outbox, direct.as_ref());
         let now = Instant::now();
         let heartbeat = Heartbeat::new(now, ctx.limits.activity_timeout, ctx.limits.pong_timeout);
         let signin_by = app

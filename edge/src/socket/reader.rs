@@ -306,7 +306,7 @@ impl FrameReader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
+    use crate::index::PlainStream;
 
     const MAX: usize = 1 << 16;
 
@@ -476,7 +476,7 @@ mod tests {
         let mut client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
             .await
             .unwrap();
-        let mut server = ClientStream::Plain(Arc::new(listener.accept().await.unwrap().0));
+        let mut server = ClientStream::Plain(PlainStream::new(listener.accept().await.unwrap().0));
         let mut reader = FrameReader::default();
         for round in 0..3 {
             let message = format!("{{\"round\":{round}}}");

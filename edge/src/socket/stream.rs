@@ -2,13 +2,13 @@
 //! so the handshake and the socket task are written once.
 //!
 //! A plain connection's `TcpStream` is shared: fan-out writes to it directly while the socket task
-//! has nothing queued ([`crate::index::Outbox`]). Both sides use the stream through `&self`
-//! (readiness, then a non-blocking read or write); the outbox decides which of them writes.
+//! has nothing queued ([`crate::index::Outbox`]), and it lives in its outbox's allocation
+//! ([`PlainStream`]). Both sides use the stream through `&self` (readiness, then a non-blocking
+//! read or write); the outbox decides which of them writes.
 
 use std::io;
 use std::net::Shutdown;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -17,11 +17,13 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
+use crate::index::PlainStream;
+
 /// A client connection.
 #[derive(Debug)]
 pub enum ClientStream {
     /// `ws://`; shared with fan-out, which writes to it while nothing is queued.
-    Plain(Arc<TcpStream>),
+    Plain(PlainStream),
     /// `wss://`.
     Tls(Box<TlsStream<TcpStream>>),
 }
@@ -46,7 +48,7 @@ impl ClientStream {
         timeout: Duration,
     ) -> Result<Self, TlsAcceptError> {
         match tls {
-            None => Ok(Self::Plain(Arc::new(tcp))),
+            None => Ok(Self::Plain(PlainStream::new(tcp))),
             Some(acceptor) => tokio::time::timeout(timeout, acceptor.accept(tcp))
                 .await
                 .map_err(|_| TlsAcceptError::Timeout)?
@@ -95,7 +97,7 @@ impl AsyncWrite for ClientStream {
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Self::Plain(stream) => {
-                Poll::Ready(socket2::SockRef::from(stream.as_ref()).shutdown(Shutdown::Write))
+                Poll::Ready(socket2::SockRef::from(&**stream).shutdown(Shutdown::Write))
             }
             Self::Tls(stream) => Pin::new(stream.as_mut()).poll_shutdown(cx),
         }

@@ -171,7 +171,7 @@ fn advance(cursor: &mut Cursor, frames: &VecDeque<Utf8Bytes>, mut written: usize
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
+    use crate::index::PlainStream;
 
     #[test]
     fn the_cursor_crosses_frames_and_stops_inside_one() {
@@ -203,7 +203,8 @@ mod tests {
             2 * FRAMES_PER_WRITE + 3,
         ] {
             let mut client = tokio::net::TcpStream::connect(address).await.unwrap();
-            let mut server = ClientStream::Plain(Arc::new(listener.accept().await.unwrap().0));
+            let mut server =
+                ClientStream::Plain(PlainStream::new(listener.accept().await.unwrap().0));
             // Empty, short (2-byte header) and long (4-byte header) frames.
             let frames: VecDeque<Utf8Bytes> = (0..count)
                 .map(|i| Utf8Bytes::from(format!("{i:03}").repeat(i % 5 * 20)))

@@ -168,25 +168,17 @@ impl Connection {
         }
     }
 
-    /// Runs the connection to its end, then leaves every channel. Both are borrowed, not
-    /// moved in: the socket task's future then holds them once (an async fn keeps a copy of the
-    /// arguments it owns beside its locals for its whole life).
-    pub async fn run(&mut self, ws: &mut Socket) {
+    /// Runs the connection to its end (`greeted`: whether [`Connection::greet`] reached the
+    /// client), then leaves every channel. Both are borrowed, not moved in: the socket task's
+    /// future then holds them once (an async fn keeps a copy of the arguments it owns beside its
+    /// locals for its whole life).
+    pub async fn run(&mut self, ws: &mut Socket, greeted: bool) {
         let stats = self.ctx.stats.clone();
-        stats.connections.fetch_add(1, Ordering::Relaxed);
-        stats.connections_total.fetch_add(1, Ordering::Relaxed);
         let app_id = self.session.app_id().clone();
-        metrics::connection_opened(&app_id);
-        let greeted = {
-            let established = Outgoing::ConnectionEstablished {
-                socket_id: self.socket_id,
-                activity_timeout_secs: self.ctx.limits.activity_timeout.as_secs(),
-            };
-            self.reply(ws, &established).await
-        };
-        let flow = match greeted {
-            Flow::Continue => self.serve(ws).await,
-            other => other,
+        let flow = if greeted {
+            self.serve(ws).await
+        } else {
+            Flow::Gone
         };
         // From here on only the task writes (its close frame), if anyone: what fan-out left
         // queued goes first, so the rest of a frame it began is not cut off.
@@ -352,6 +344,30 @@ impl Connection {
                 .await
             }
         }
+    }
+
+    /// Counts the connection open, then answers the upgrade (`answer`: its `101 Switching
+    /// Protocols`) and sends `connection_established`, in one write; whether it went out. Called
+    /// once, by the socket's opening, before [`Connection::run`].
+    pub async fn greet(&mut self, ws: &mut Socket, answer: &str) -> bool {
+        let stats = &self.ctx.stats;
+        stats.connections.fetch_add(1, Ordering::Relaxed);
+        stats.connections_total.fetch_add(1, Ordering::Relaxed);
+        metrics::connection_opened(self.session.app_id());
+        let established = encode(&Outgoing::ConnectionEstablished {
+            socket_id: self.socket_id,
+            activity_timeout_secs: self.ctx.limits.activity_timeout.as_secs(),
+        });
+        if self.claim(ws).await.is_err() {
+            return false;
+        }
+        let greeting = writer::write_frame_after(
+            &mut ws.stream,
+            answer.as_bytes(),
+            frame::TEXT,
+            established.as_bytes(),
+        );
+        greeting.await.is_ok()
     }
 
     async fn reply(&mut self, ws: &mut Socket, frame: &Outgoing) -> Flow {

@@ -178,13 +178,21 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<Upgrade>, ReadError> {
     }))
 }
 
-/// Writes the `101 Switching Protocols` answer.
-pub async fn accept(stream: &mut ClientStream, upgrade: &Upgrade) -> std::io::Result<()> {
-    let response = format!(
+/// The `101 Switching Protocols` answer to `upgrade`. An admitted socket sends it together with
+/// `connection_established`, in one write.
+pub fn switching_protocols(upgrade: &Upgrade) -> String {
+    format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
         derive_accept_key(upgrade.websocket_key.as_bytes())
-    );
-    stream.write_all(response.as_bytes()).await
+    )
+}
+
+/// Writes the `101 Switching Protocols` answer alone (a socket refused after its upgrade: the
+/// refusal follows as WebSocket frames).
+pub async fn accept(stream: &mut ClientStream, upgrade: &Upgrade) -> std::io::Result<()> {
+    stream
+        .write_all(switching_protocols(upgrade).as_bytes())
+        .await
 }
 
 /// Writes an HTTP error answer and closes the write side.

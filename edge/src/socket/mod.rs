@@ -36,7 +36,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use herald_shared::app::{App, AppTable};
+use herald_shared::app::AppTable;
 use herald_shared::ids::{EdgeId, SocketId};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -109,34 +109,37 @@ pub struct SocketContext {
 
 /// Serves one accepted TCP connection from `peer` until it closes.
 ///
-/// The opening (TLS, upgrade, admission) runs as a boxed future of its own, freed once the
-/// socket is admitted: a task's future is as large as its largest state, and the opening's
-/// buffers and TLS handshake would otherwise be carried by every idle socket for its lifetime.
+/// The opening (TLS, upgrade, admission, the greeting) runs as a boxed future of its own, freed
+/// once the socket is greeted: a task's future is as large as its largest state, and the
+/// opening's buffers and TLS handshake would otherwise be carried by every idle socket for its
+/// lifetime.
 pub async fn serve(tcp: TcpStream, peer: IpAddr, ctx: Arc<SocketContext>) {
-    let Some(Admitted { mut ws, app, slot }) = Box::pin(open(tcp, peer, &ctx)).await else {
+    let Some(Opened {
+        mut ws,
+        mut connection,
+        slot,
+        greeted,
+    }) = Box::pin(open(tcp, peer, ctx)).await
+    else {
         return;
     };
-    let socket_id = SocketId {
-        high: ctx.edge_id.0,
-        low: ctx.next_socket.fetch_add(1, Ordering::Relaxed),
-    };
-    let direct = ws.direct_stream();
-    let mut connection = connection::Connection::new(ctx, app, socket_id, direct);
-    connection.run(&mut ws).await;
+    connection.run(&mut ws, greeted).await;
     drop(slot);
 }
 
-/// A socket past its opening: upgraded and admitted to its app.
-struct Admitted {
+/// A socket past its opening: upgraded, admitted to its app and greeted (or gone meanwhile).
+struct Opened {
     ws: connection::Socket,
-    app: Arc<App>,
+    connection: connection::Connection,
     /// The socket's place in the connection quotas, held until it closes.
     slot: Slot,
+    /// Whether `connection_established` went out.
+    greeted: bool,
 }
 
-/// The opening of a connection: TLS, the HTTP upgrade, the rate limit and admission. `None`
-/// when the connection was answered (refused, rejected) or went away.
-async fn open(tcp: TcpStream, peer: IpAddr, ctx: &SocketContext) -> Option<Admitted> {
+/// The opening of a connection: TLS, the HTTP upgrade, the rate limit, admission and the
+/// greeting. `None` when the connection was answered (refused, rejected) or went away first.
+async fn open(tcp: TcpStream, peer: IpAddr, ctx: Arc<SocketContext>) -> Option<Opened> {
     // Small frames must not wait for Nagle.
     let _ = tcp.set_nodelay(true);
     // The TLS handshake and the upgrade request share one deadline.
@@ -191,18 +194,36 @@ async fn open(tcp: TcpStream, peer: IpAddr, ctx: &SocketContext) -> Option<Admit
             return None;
         }
     };
-    if handshake::accept(&mut stream, &upgrade).await.is_err() {
-        return None;
-    }
-    let ws = connection::Socket::new(stream, &upgrade.leftover);
+    // Admission is decided before the upgrade is answered: an admitted socket gets the answer
+    // and `connection_established` in one write (the client reads both at once), a refused one
+    // the answer, then its refusal as WebSocket frames (Pusher's way: pusher-js reads the code).
     let admitted =
         admission::admit(&apps, &upgrade).and_then(|app| Ok((app.clone(), ctx.quotas.admit(app)?)));
     match admitted {
-        Ok((app, slot)) => Some(Admitted { ws, app, slot }),
+        Ok((app, slot)) => {
+            let mut ws = connection::Socket::new(stream, &upgrade.leftover);
+            let socket_id = SocketId {
+                high: ctx.edge_id.0,
+                low: ctx.next_socket.fetch_add(1, Ordering::Relaxed),
+            };
+            let direct = ws.direct_stream();
+            let mut connection = connection::Connection::new(ctx, app, socket_id, direct);
+            let answer = handshake::switching_protocols(&upgrade);
+            let greeted = connection.greet(&mut ws, &answer).await;
+            Some(Opened {
+                ws,
+                connection,
+                slot,
+                greeted,
+            })
+        }
         Err(code) => {
+            if handshake::accept(&mut stream, &upgrade).await.is_err() {
+                return None;
+            }
             ctx.stats.refused(code);
             metrics::connection_refused(code.code().to_string());
-            connection::refuse(ws, code).await;
+            connection::refuse(connection::Socket::new(stream, &upgrade.leftover), code).await;
             None
         }
     }

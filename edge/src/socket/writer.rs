@@ -85,8 +85,20 @@ pub async fn write_frames(
 /// [`frame::CLOSE`]) and flushes: the socket's own replies, rare beside fanned-out frames, in one
 /// write.
 pub async fn write_frame(stream: &mut ClientStream, first: u8, payload: &[u8]) -> io::Result<()> {
+    write_frame_after(stream, &[], first, payload).await
+}
+
+/// Writes `before` (bytes that are not a frame: the upgrade's answer) and then one frame, as
+/// [`write_frame`] does, in one write.
+pub async fn write_frame_after(
+    stream: &mut ClientStream,
+    before: &[u8],
+    first: u8,
+    payload: &[u8],
+) -> io::Result<()> {
     let (header, used) = frame::header(first, payload.len());
-    let mut frame = Vec::with_capacity(used + payload.len());
+    let mut frame = Vec::with_capacity(before.len() + used + payload.len());
+    frame.extend_from_slice(before);
     frame.extend_from_slice(&header[..used]);
     frame.extend_from_slice(payload);
     stream.write_all(&frame).await?;

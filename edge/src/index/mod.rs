@@ -38,7 +38,8 @@ use tokio_util::task::TaskTracker;
 
 pub use board::{Board, Changes, Desired};
 pub use outbox::{
-    CloseOrder, Next, Outbox, OutboxLimits, OutboxReceiver, PlainStream, Pushed, encode, outbox,
+    CloseOrder, Next, Outbox, OutboxLimits, OutboxReceiver, OutboxRef, PlainStream, Pushed, encode,
+    outbox,
 };
 
 use crate::stats::EdgeStats;

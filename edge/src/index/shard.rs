@@ -26,7 +26,7 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::resume::{CatchUp, Held, Step, is_member_event, with_position};
-use super::{Board, CloseOrder, Outbox, Pushed, encode};
+use super::{Board, CloseOrder, Outbox, OutboxRef, Pushed, encode};
 use super::{Command, Mode};
 use crate::frame::TextFrame;
 use crate::metrics;
@@ -58,6 +58,9 @@ struct Subscriber {
     /// Frames it gets first when it becomes active (a sign-in's answer).
     greeting: Vec<Utf8Bytes>,
 }
+
+/// How many sockets ahead of its writes fan-out asks for a socket's state ([`Outbox::prefetch`]).
+const PREFETCH_AHEAD: usize = 2;
 
 /// Events held for one pending presence join before the socket counts as too slow.
 const HELD_LIMIT: usize = 256;
@@ -687,26 +690,30 @@ impl Shard {
             .encode(),
         );
         channel.last_seq = event.seq;
-        let mut delivered = 0;
-        // One subscriber per event and shard has its write timed (herald_edge_delivery_seconds).
-        let mut sample = Some(event.accepted_micros).filter(|at| *at > 0);
         // The variant with the event's position, for subscribers that opted in to resuming:
         // encoded at most once per event, whatever their number.
         let mut positioned: Option<TextFrame> = None;
+        // First the walk over the subscribers, with no system call in it (the table's entries
+        // stream through the cache), choosing who gets the event now; then the writes, each
+        // socket's state asked for two sockets ahead, so its cache misses overlap the writes
+        // before it instead of stalling the walk (the floor keeps nothing per socket but its
+        // descriptor; an edge keeps each socket's outbox, shared with its task).
+        let mut recipients: Vec<(OutboxRef<'_>, bool)> =
+            Vec::with_capacity(channel.subscribers.len());
         for (socket, subscriber) in &mut channel.subscribers {
             if Some(*socket) == event.exclude {
                 continue;
             }
-            let frame = if subscriber.positioned {
+            if subscriber.positioned {
                 if event.seq <= subscriber.skip_through {
                     continue;
                 }
-                &*positioned.get_or_insert_with(|| {
-                    TextFrame::new(with_position(encoded.payload(), event.seq).as_str())
-                })
-            } else {
-                &encoded
-            };
+                if positioned.is_none() {
+                    positioned = Some(TextFrame::new(
+                        with_position(encoded.payload(), event.seq).as_str(),
+                    ));
+                }
+            }
             if !subscriber.active {
                 // A pending presence join, or a subscriber of the confirmed channel waiting for
                 // its count (or its replay): the event is theirs once they are confirmed.
@@ -717,6 +724,10 @@ impl Shard {
                         HELD_LIMIT
                     };
                     if subscriber.held.len() < limit {
+                        let frame = match &positioned {
+                            Some(frame) if subscriber.positioned => frame,
+                            _ => &encoded,
+                        };
                         subscriber.held.push(Held {
                             seq: event.seq,
                             member: is_member_event(event_name.as_str()),
@@ -728,8 +739,23 @@ impl Shard {
                 }
                 continue;
             }
-            let pushed = subscriber.outbox.push_shared(frame, sample);
-            match pushed {
+            recipients.push((subscriber.outbox.borrowed(), subscriber.positioned));
+        }
+        for &(outbox, _) in recipients.iter().take(PREFETCH_AHEAD) {
+            outbox.prefetch();
+        }
+        let mut delivered = 0;
+        // One subscriber per event and shard has its write timed (herald_edge_delivery_seconds).
+        let mut sample = Some(event.accepted_micros).filter(|at| *at > 0);
+        for (at, &(outbox, is_positioned)) in recipients.iter().enumerate() {
+            if let Some(&(ahead, _)) = recipients.get(at + PREFETCH_AHEAD) {
+                ahead.prefetch();
+            }
+            let frame = match &positioned {
+                Some(frame) if is_positioned => frame,
+                _ => &encoded,
+            };
+            match outbox.push_shared(frame, sample) {
                 Pushed::Written | Pushed::Queued => {
                     delivered += 1;
                     sample = None;

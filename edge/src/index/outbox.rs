@@ -238,8 +238,7 @@ impl Shared {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Orders the socket closed; frames still queued are dropped, except the rest of one a
-    /// direct write began (the client's stream must stay whole frames).
+    /// [`Outbox::close`], for the outbox and the references fan-out holds to it.
     fn close(&self, order: CloseOrder) {
         let mut state = self.lock();
         if state.close.is_none() {
@@ -274,7 +273,8 @@ impl Outbox {
         }
     }
 
-    /// Orders the socket closed, see [`Shared::close`].
+    /// Orders the socket closed; frames still queued are dropped, except the rest of one a
+    /// direct write began (the client's stream must stay whole frames).
     pub fn close(&self, order: CloseOrder) {
         self.shared.close(order);
     }

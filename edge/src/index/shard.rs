@@ -59,7 +59,7 @@ struct Subscriber {
     greeting: Vec<Utf8Bytes>,
 }
 
-/// How many sockets ahead of its writes fan-out asks for a socket's state ([`Outbox::prefetch`]).
+/// How many sockets ahead of its writes fan-out asks for a socket's state ([`OutboxRef::prefetch`]).
 const PREFETCH_AHEAD: usize = 2;
 
 /// Events held for one pending presence join before the socket counts as too slow.
@@ -169,6 +169,19 @@ fn resuming(
 }
 
 /// Records the watchlist of a user channel's user on the board (empty: their last socket left).
+/// The frame of an event for one subscriber: the variant with its position for one that opted in
+/// to resuming (made once per event when the first such subscriber meets it), else the plain one.
+fn frame_for<'a>(
+    encoded: &'a TextFrame,
+    positioned: &'a Option<TextFrame>,
+    wants_position: bool,
+) -> &'a TextFrame {
+    match positioned {
+        Some(frame) if wants_position => frame,
+        _ => encoded,
+    }
+}
+
 fn report_watchlist(board: &Board, key: &ChannelKey, watchlist: Vec<String>) {
     if let Some(user_id) = key.channel.server_to_user_id() {
         board.watchlist(key.app.clone(), user_id.to_string(), watchlist);
@@ -724,10 +737,7 @@ impl Shard {
                         HELD_LIMIT
                     };
                     if subscriber.held.len() < limit {
-                        let frame = match &positioned {
-                            Some(frame) if subscriber.positioned => frame,
-                            _ => &encoded,
-                        };
+                        let frame = frame_for(&encoded, &positioned, subscriber.positioned);
                         subscriber.held.push(Held {
                             seq: event.seq,
                             member: is_member_event(event_name.as_str()),
@@ -751,11 +761,7 @@ impl Shard {
             if let Some(&(ahead, _)) = recipients.get(at + PREFETCH_AHEAD) {
                 ahead.prefetch();
             }
-            let frame = match &positioned {
-                Some(frame) if is_positioned => frame,
-                _ => &encoded,
-            };
-            match outbox.push_shared(frame, sample) {
+            match outbox.push_shared(frame_for(&encoded, &positioned, is_positioned), sample) {
                 Pushed::Written | Pushed::Queued => {
                     delivered += 1;
                     sample = None;
